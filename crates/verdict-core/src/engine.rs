@@ -1,0 +1,528 @@
+//! The policy engine: identities, the rules that select them, and the
+//! verdict of each side of a flow, with the rules that decided it.
+//!
+//! ```text
+//!  flow (src, dst, proto, port)
+//!     ├─ egress side:  rules selecting src for egress  -> verdict(dst)
+//!     └─ ingress side: rules selecting dst for ingress -> verdict(src)
+//!  per side: deny entry matches -> denied; else allow entry matches ->
+//!  allowed (proxied if L7); else default deny if enforced; else allowed
+//! ```
+//!
+//! Facts and their sources in Cilium are listed in docs/semantics.md.
+
+use crate::cidr::Cidr;
+use crate::identity::{pod_identity_labels, Identity, IdentityKind, PodLabels, FIRST_LOCAL_ID};
+use crate::ingest::{ContainerPort, Inventory};
+use crate::labels::LabelSet;
+use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject};
+use crate::selector::Selector;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+/// An endpoint: a pod or a workload's pod template, with its identity.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub workload: usize,
+    pub identity: usize,
+}
+
+/// One side of a flow: who, and (for pods) which container ports it has.
+#[derive(Debug, Clone, Serialize)]
+pub struct Party {
+    pub name: String,
+    pub identity: Identity,
+    #[serde(skip)]
+    pub ports: Vec<ContainerPort>,
+    /// Whether Cilium enforces policy on this side (a local endpoint).
+    pub enforced: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allowed,
+    Denied,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decision::Allowed => "allowed",
+            Decision::Denied => "denied",
+        })
+    }
+}
+
+/// Why a side decided as it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// No rule selects the subject for this direction.
+    NoPolicy,
+    DeniedByRule,
+    AllowedByRule,
+    DefaultDeny,
+    /// Rules select the subject but all set `enableDefaultDeny: false`.
+    NoDefaultDeny,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SideVerdict {
+    pub direction: Direction,
+    /// Whether the datapath enforces this side: policy is computed for
+    /// every identity (as Cilium's engine does), but only local endpoints
+    /// (pods, the ingress proxy, the host with host policies) enforce it.
+    pub enforced: bool,
+    pub decision: Decision,
+    pub reason: Reason,
+    /// Human explanation.
+    pub explanation: String,
+    /// The entries that decided (deny or allow entries that matched).
+    pub deciding: Vec<Origin>,
+    /// Rules that select the subject for this direction.
+    pub selecting: Vec<Origin>,
+    /// L7 parsers the flow is redirected to (proxy), if allowed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxied: Vec<String>,
+    /// Parts of the policy that could not be evaluated offline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unevaluable: Vec<String>,
+}
+
+pub struct Engine<'a> {
+    pub inv: &'a Inventory,
+    /// Endpoint identities (sorted by labels), then reserved identities.
+    pub identities: Vec<Identity>,
+    by_labels: HashMap<LabelSet, usize>,
+    /// One per workload, `None` for host-network pods (they use the host identity).
+    pub endpoints: Vec<Option<Endpoint>>,
+    /// Valid rules with their policy's index.
+    pub rules: Vec<(usize, &'a Rule)>,
+    /// Named container ports of every endpoint: Cilium (up to 1.18) resolves
+    /// egress named ports against this cluster-wide map.
+    egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>>,
+    host_firewall: bool,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(inv: &'a Inventory) -> Engine<'a> {
+        let mut label_sets: Vec<Option<LabelSet>> = Vec::with_capacity(inv.workloads.len());
+        let empty = BTreeMap::new();
+        for w in &inv.workloads {
+            if w.host_network {
+                label_sets.push(None);
+                continue;
+            }
+            let ns_labels = inv
+                .namespaces
+                .get(&w.namespace)
+                .map(|n| &n.labels)
+                .unwrap_or(&empty);
+            label_sets.push(Some(pod_identity_labels(&PodLabels {
+                namespace: &w.namespace,
+                labels: &w.labels,
+                namespace_labels: ns_labels,
+                service_account: &w.service_account,
+                cluster: &inv.cluster.name,
+            })));
+        }
+        let distinct: BTreeSet<&LabelSet> = label_sets.iter().flatten().collect();
+        let mut identities = Vec::with_capacity(distinct.len() + 16);
+        let mut by_labels = HashMap::with_capacity(distinct.len() + 16);
+        for (i, ls) in distinct.into_iter().enumerate() {
+            by_labels.insert(ls.clone(), identities.len());
+            identities.push(Identity {
+                id: FIRST_LOCAL_ID + u32::try_from(i).unwrap_or(u32::MAX - FIRST_LOCAL_ID),
+                kind: IdentityKind::Endpoint,
+                labels: ls.clone(),
+            });
+        }
+        for (name, _) in crate::identity::RESERVED {
+            if let Some(id) = Identity::reserved(name) {
+                by_labels.insert(id.labels.clone(), identities.len());
+                identities.push(id);
+            }
+        }
+        let host_idx = by_labels
+            .get(&LabelSet::new(vec![crate::labels::Label::reserved("host")]))
+            .copied();
+        let endpoints = label_sets
+            .iter()
+            .enumerate()
+            .map(|(w, ls)| match ls {
+                Some(ls) => by_labels.get(ls).map(|&identity| Endpoint {
+                    workload: w,
+                    identity,
+                }),
+                None => host_idx.map(|identity| Endpoint {
+                    workload: w,
+                    identity,
+                }),
+            })
+            .collect();
+        let rules: Vec<(usize, &Rule)> = inv
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.rejected.is_none())
+            .flat_map(|(i, p)| p.rules.iter().map(move |r| (i, r)))
+            .collect();
+        let mut egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>> = BTreeMap::new();
+        for w in inv.workloads.iter().filter(|w| !w.host_network) {
+            for p in &w.ports {
+                if let Some(n) = &p.name {
+                    egress_named
+                        .entry((n.to_ascii_lowercase(), p.protocol))
+                        .or_default()
+                        .insert(p.port);
+                }
+            }
+        }
+        let host_firewall = rules
+            .iter()
+            .any(|(_, r)| matches!(r.subject, Subject::Nodes(_)));
+        Engine {
+            inv,
+            identities,
+            by_labels,
+            endpoints,
+            rules,
+            egress_named,
+            host_firewall,
+        }
+    }
+
+    pub fn identity_index(&self, labels: &LabelSet) -> Option<usize> {
+        self.by_labels.get(labels).copied()
+    }
+
+    /// Whether Cilium enforces policy on an identity's own side.
+    fn enforced(&self, id: &Identity) -> bool {
+        match &id.kind {
+            IdentityKind::Endpoint => true,
+            IdentityKind::Cidr(_) => false,
+            IdentityKind::Reserved(n) => match n.as_str() {
+                "ingress" | "health" | "init" | "unmanaged" => true,
+                "host" => self.host_firewall,
+                _ => false,
+            },
+        }
+    }
+
+    /// Resolves a user's name for a party: `ns/pod`, `ns/kind/name`,
+    /// `reserved:NAME` (or a bare entity name such as `world`), `cidr:P`, or
+    /// an IP address.
+    pub fn party(&self, text: &str) -> Result<Party, String> {
+        let t = text.trim();
+        let reserved_name = t.strip_prefix("reserved:").or_else(|| {
+            crate::identity::RESERVED
+                .iter()
+                .find(|(n, _)| *n == t)
+                .map(|(n, _)| *n)
+        });
+        if let Some(name) = reserved_name {
+            let id = Identity::reserved(name).ok_or_else(|| {
+                let known: Vec<&str> = crate::identity::RESERVED.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown reserved identity `{name}`; known: {}",
+                    known.join(", ")
+                )
+            })?;
+            return Ok(Party {
+                name: format!("reserved:{name}"),
+                enforced: self.enforced(&id),
+                identity: id,
+                ports: Vec::new(),
+            });
+        }
+        let cidr_text = t
+            .strip_prefix("cidr:")
+            .or_else(|| t.parse::<IpAddr>().ok().map(|_| t));
+        if let Some(c) = cidr_text {
+            let cidr = Cidr::parse(c)?;
+            let id = Identity::cidr(cidr, self.inv.cluster.dual_stack);
+            return Ok(Party {
+                name: format!("cidr:{cidr}"),
+                enforced: self.enforced(&id),
+                identity: id,
+                ports: Vec::new(),
+            });
+        }
+        let parts: Vec<&str> = t.split('/').collect();
+        let found = self
+            .inv
+            .workloads
+            .iter()
+            .enumerate()
+            .find(|(_, w)| match parts.as_slice() {
+                [ns, name] => {
+                    w.namespace == *ns && w.object.name == *name && w.object.kind == "Pod"
+                }
+                [ns, kind, name] => {
+                    w.namespace == *ns
+                        && w.object.name == *name
+                        && w.object.kind.eq_ignore_ascii_case(kind)
+                }
+                _ => false,
+            });
+        let found = found.or_else(|| match parts.as_slice() {
+            // `ns/name` also names a workload when no pod has that name.
+            [ns, name] => {
+                let mut m = self
+                    .inv
+                    .workloads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| w.namespace == *ns && w.object.name == *name);
+                match (m.next(), m.next()) {
+                    (Some(x), None) => Some(x),
+                    _ => None,
+                }
+            }
+            _ => None,
+        });
+        let Some((wi, w)) = found else {
+            return Err(format!(
+                "`{t}` names no pod or workload in the input (use ns/pod, ns/kind/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP)"
+            ));
+        };
+        let ep = self
+            .endpoints
+            .get(wi)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| format!("`{t}` has no identity"))?;
+        let id = self
+            .identities
+            .get(ep.identity)
+            .cloned()
+            .ok_or_else(|| format!("`{t}` has no identity"))?;
+        let name = if w.object.kind == "Pod" {
+            format!("{}/{}", w.namespace, w.object.name)
+        } else {
+            format!(
+                "{}/{}/{}",
+                w.namespace,
+                w.object.kind.to_ascii_lowercase(),
+                w.object.name
+            )
+        };
+        Ok(Party {
+            name,
+            enforced: self.enforced(&id),
+            identity: id,
+            ports: w.ports.clone(),
+        })
+    }
+
+    /// The rules selecting `id` as their subject.
+    pub fn selecting_rules<'s>(&'s self, id: &'s Identity) -> impl Iterator<Item = &'a Rule> + 's {
+        let is_host = id.reserved_name() == Some("host");
+        self.rules.iter().filter_map(move |(_, r)| {
+            let selected = match &r.subject {
+                Subject::Endpoints(s) => !is_host && s.matches(&id.labels),
+                Subject::Nodes(s) => is_host && s.matches(&id.labels),
+            };
+            selected.then_some(*r)
+        })
+    }
+
+    /// The verdict of `subject`'s policy in `dir` for traffic with `peer`.
+    /// `dst_ports` are the container ports of the destination (for named
+    /// ports on ingress).
+    pub fn side(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        let mut v = SideVerdict {
+            direction: dir,
+            enforced: true,
+            decision: Decision::Allowed,
+            reason: Reason::NoPolicy,
+            explanation: String::new(),
+            deciding: Vec::new(),
+            selecting: Vec::new(),
+            proxied: Vec::new(),
+            unevaluable: Vec::new(),
+        };
+        v.enforced = subject.enforced;
+        let rules: Vec<&Rule> = self.selecting_rules(&subject.identity).collect();
+        let d = dir.index();
+        let active: Vec<&Rule> = rules
+            .iter()
+            .copied()
+            .filter(|r| r.default_deny[d] || r.entries.iter().any(|e| e.direction == dir))
+            .collect();
+        v.selecting = active.iter().map(|r| r.origin.clone()).collect();
+        if active.is_empty() {
+            v.reason = Reason::NoPolicy;
+            v.explanation = format!(
+                "no policy selects {} for {dir}: default allow",
+                subject.name
+            );
+            return v;
+        }
+        let default_deny = active.iter().any(|r| r.default_deny[d]);
+        let requires: Vec<&Selector> = active
+            .iter()
+            .flat_map(|r| {
+                r.entries
+                    .iter()
+                    .filter(|e| e.direction == dir)
+                    .flat_map(|e| e.requires.iter())
+            })
+            .collect();
+        let entries = active
+            .iter()
+            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
+        let mut allow = Vec::new();
+        let mut deny = Vec::new();
+        for e in entries {
+            if !self.entry_matches(e, subject, peer, dir, protocol, port, &requires) {
+                for u in &e.unevaluable {
+                    if !v.unevaluable.contains(u) {
+                        v.unevaluable.push(format!("{}: {u}", e.origin));
+                    }
+                }
+                continue;
+            }
+            if e.deny {
+                deny.push(e);
+            } else {
+                allow.push(e);
+            }
+        }
+        let flow = format!("{} on {protocol}/{port}", peer.name);
+        if !deny.is_empty() {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DeniedByRule;
+            v.deciding = deny.iter().map(|e| e.origin.clone()).collect();
+            v.explanation = format!(
+                "denied by {} ({flow}); deny rules take precedence over allow rules",
+                list(&v.deciding)
+            );
+        } else if !allow.is_empty() {
+            v.reason = Reason::AllowedByRule;
+            v.deciding = allow.iter().map(|e| e.origin.clone()).collect();
+            let mut l7: Vec<String> = allow.iter().flat_map(|e| e.l7.iter().cloned()).collect();
+            l7.sort();
+            l7.dedup();
+            v.proxied = l7;
+            v.explanation = format!("allowed by {} ({flow})", list(&v.deciding));
+            if !v.proxied.is_empty() {
+                v.explanation.push_str(&format!(
+                    "; redirected to the L7 proxy ({})",
+                    v.proxied.join(", ")
+                ));
+            }
+        } else if default_deny {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DefaultDeny;
+            let sel: Vec<String> = active
+                .iter()
+                .filter(|r| r.default_deny[d])
+                .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location))
+                .collect();
+            v.explanation = format!(
+                "default deny: {} is selected by {} for {dir}, no rule allows {flow}",
+                subject.name,
+                sel.join(", ")
+            );
+        } else {
+            v.reason = Reason::NoDefaultDeny;
+            v.explanation = format!(
+                "no rule matches {flow}, and every policy selecting {} sets enableDefaultDeny.{dir}: false: allowed",
+                subject.name
+            );
+        }
+        v
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry_matches(
+        &self,
+        e: &Entry,
+        subject: &Party,
+        peer: &Party,
+        dir: Direction,
+        protocol: Protocol,
+        port: u16,
+        requires: &[&Selector],
+    ) -> bool {
+        let peer_ok = e.peers.iter().any(|p| match &p.kind {
+            PeerKind::Selectors { selectors } => selectors.iter().any(|s| {
+                s.matches(&peer.identity.labels)
+                    && (!p.from_endpoints
+                        || requires.iter().all(|r| r.matches(&peer.identity.labels)))
+            }),
+            PeerKind::Cidr { cidr, except } => {
+                cidr_peer_matches(cidr, except, &peer.identity, self.inv.cluster.dual_stack)
+            }
+            PeerKind::Unevaluable { .. } => false,
+        });
+        if !peer_ok {
+            return false;
+        }
+        let Some(ports) = &e.ports else {
+            return true;
+        };
+        ports.iter().any(|pr| {
+            if !pr.protocol.covers(protocol) {
+                return false;
+            }
+            match &pr.port {
+                PortSel::Range { from, to } => *from <= port && port <= *to,
+                PortSel::Named(name) => match dir {
+                    Direction::Ingress => subject.ports.iter().any(|cp| {
+                        cp.protocol == protocol
+                            && cp.port == port
+                            && cp
+                                .name
+                                .as_deref()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    }),
+                    Direction::Egress => {
+                        subject.identity.is_endpoint()
+                            && self
+                                .egress_named
+                                .get(&(name.clone(), protocol))
+                                .is_some_and(|set| set.len() == 1 && set.contains(&port))
+                    }
+                },
+            }
+        })
+    }
+}
+
+fn list(origins: &[Origin]) -> String {
+    origins
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a CIDR peer (with exceptions) selects an identity: CIDR
+/// identities inside the prefix and outside every exception; a `/0` prefix
+/// also selects the world identity of its family.
+pub fn cidr_peer_matches(cidr: &Cidr, except: &[Cidr], id: &Identity, dual_stack: bool) -> bool {
+    match &id.kind {
+        IdentityKind::Cidr(c) => cidr.contains(c) && !except.iter().any(|e| e.contains(c)),
+        IdentityKind::Reserved(name) if cidr.is_default_route() => {
+            let world = match (dual_stack, cidr.is_ipv4()) {
+                (false, _) => "world",
+                (true, true) => "world-ipv4",
+                (true, false) => "world-ipv6",
+            };
+            name == world
+        }
+        _ => false,
+    }
+}

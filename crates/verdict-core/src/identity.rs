@@ -1,0 +1,250 @@
+//! Security identities: label sets as the Cilium agent derives them.
+//!
+//! * pods: their labels (source `k8s`), the namespace's labels under
+//!   `io.cilium.k8s.namespace.labels.`, `io.kubernetes.pod.namespace`, the
+//!   service account and the cluster name, passed through the default
+//!   identity label filter (pkg/labelsfilter);
+//! * reserved identities with fixed numbers (pkg/identity/numericidentity.go);
+//! * CIDR identities for addresses outside the cluster.
+
+use crate::cidr::Cidr;
+use crate::labels::{
+    Label, LabelSet, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL,
+    SERVICE_ACCOUNT_LABEL, SOURCE_CIDR, SOURCE_K8S,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Numeric ids of reserved identities.
+pub const RESERVED: &[(&str, u32)] = &[
+    ("host", 1),
+    ("world", 2),
+    ("unmanaged", 3),
+    ("health", 4),
+    ("init", 5),
+    ("remote-node", 6),
+    ("kube-apiserver", 7),
+    ("ingress", 8),
+    ("world-ipv4", 9),
+    ("world-ipv6", 10),
+];
+
+/// First numeric id for cluster-local identities.
+pub const FIRST_LOCAL_ID: u32 = 256;
+/// Numeric ids for CIDR identities (Cilium's local-scope range).
+pub const FIRST_CIDR_ID: u32 = 16_777_217;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "type", content = "name", rename_all = "lowercase")]
+pub enum IdentityKind {
+    Reserved(String),
+    Endpoint,
+    Cidr(Cidr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Identity {
+    pub id: u32,
+    pub kind: IdentityKind,
+    pub labels: LabelSet,
+}
+
+impl Identity {
+    pub fn reserved(name: &str) -> Option<Identity> {
+        let id = RESERVED.iter().find(|(n, _)| *n == name)?.1;
+        let mut labels = vec![Label::reserved(name)];
+        if name == "kube-apiserver" {
+            labels.push(Label::reserved("remote-node"));
+        }
+        Some(Identity {
+            id,
+            kind: IdentityKind::Reserved(name.to_string()),
+            labels: LabelSet::new(labels),
+        })
+    }
+
+    /// The identity of an address outside the cluster.
+    pub fn cidr(cidr: Cidr, dual_stack: bool) -> Identity {
+        let world = match (dual_stack, cidr.is_ipv4()) {
+            (false, _) => "world",
+            (true, true) => "world-ipv4",
+            (true, false) => "world-ipv6",
+        };
+        if cidr.is_default_route() {
+            return Identity::reserved(world).unwrap_or(Identity {
+                id: 2,
+                kind: IdentityKind::Reserved(world.to_string()),
+                labels: LabelSet::new(vec![Label::reserved(world)]),
+            });
+        }
+        Identity {
+            id: FIRST_CIDR_ID,
+            kind: IdentityKind::Cidr(cidr),
+            labels: LabelSet::new(vec![
+                Label::new(SOURCE_CIDR, &cidr.to_string(), ""),
+                Label::reserved(world),
+            ]),
+        }
+    }
+
+    pub fn is_endpoint(&self) -> bool {
+        self.kind == IdentityKind::Endpoint
+    }
+
+    pub fn reserved_name(&self) -> Option<&str> {
+        match &self.kind {
+            IdentityKind::Reserved(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            IdentityKind::Reserved(n) => write!(f, "reserved:{n} ({})", self.id),
+            IdentityKind::Cidr(c) => write!(f, "cidr:{c}"),
+            IdentityKind::Endpoint => write!(f, "{} ({})", self.labels, self.id),
+        }
+    }
+}
+
+/// Whether the default identity label filter keeps a `k8s` label key.
+///
+/// pkg/labelsfilter/filter.go: every pattern must match at the start of the
+/// key; the longest matching include is compared with the shortest matching
+/// ignore, and a label is kept when nothing ignores it or the include is
+/// longer. With only the default list, unmatched labels are kept.
+pub fn keep_label(key: &str) -> bool {
+    const INCLUDE: &[&str] = &[
+        POD_NAMESPACE_LABEL,
+        "io.cilium.k8s.namespace.labels",
+        "app.kubernetes.io",
+        CLUSTER_LABEL,
+        SERVICE_ACCOUNT_LABEL,
+    ];
+    const IGNORE_PREFIX: &[&str] = &[
+        "io.kubernetes",
+        "kubernetes.io",
+        "statefulset.kubernetes.io/pod-name",
+        "apps.kubernetes.io/pod-index",
+        "batch.kubernetes.io/job-completion-index",
+        "batch.kubernetes.io/controller-uid",
+        "k8s.io",
+        "pod-template-generation",
+        "pod-template-hash",
+        "controller-revision-hash",
+        "controller-uid",
+        "etcd_node",
+    ];
+    let included = INCLUDE
+        .iter()
+        .filter(|p| key.starts_with(*p))
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0);
+    let mut ignored: Vec<usize> = IGNORE_PREFIX
+        .iter()
+        .filter(|p| key.starts_with(*p))
+        .map(|p| p.len())
+        .collect();
+    // `.*beta\.kubernetes\.io`: greedy, so the match ends after the last occurrence.
+    if let Some(i) = key.rfind("beta.kubernetes.io") {
+        ignored.push(i + "beta.kubernetes.io".len());
+    }
+    // `annotation.*` matches the whole key.
+    if key.starts_with("annotation") {
+        ignored.push(key.len());
+    }
+    match ignored.into_iter().min() {
+        None => true,
+        Some(ig) => included > ig,
+    }
+}
+
+/// The input to a pod's identity.
+pub struct PodLabels<'a> {
+    pub namespace: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub namespace_labels: &'a BTreeMap<String, String>,
+    pub service_account: &'a str,
+    pub cluster: &'a str,
+}
+
+/// A pod's identity labels after Cilium's filter.
+pub fn pod_identity_labels(p: &PodLabels) -> LabelSet {
+    let mut out = Vec::new();
+    for (k, v) in p.labels {
+        if k.starts_with("io.cilium.k8s.") {
+            continue;
+        }
+        out.push(Label::k8s(k, v));
+    }
+    for (k, v) in p.namespace_labels {
+        out.push(Label::k8s(&format!("{NAMESPACE_LABELS_PREFIX}{k}"), v));
+    }
+    out.push(Label::k8s(POD_NAMESPACE_LABEL, p.namespace));
+    out.push(Label::k8s(SERVICE_ACCOUNT_LABEL, p.service_account));
+    out.push(Label::k8s(CLUSTER_LABEL, p.cluster));
+    out.retain(|l| l.source != SOURCE_K8S || keep_label(&l.key));
+    LabelSet::new(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_drops_generated_labels() {
+        assert!(!keep_label("pod-template-hash"));
+        assert!(!keep_label("controller-revision-hash"));
+        assert!(!keep_label("statefulset.kubernetes.io/pod-name"));
+        assert!(!keep_label("kubernetes.io/hostname"));
+        assert!(!keep_label("failure-domain.beta.kubernetes.io/zone"));
+        assert!(keep_label("app.kubernetes.io/name"));
+        assert!(keep_label(
+            "io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name"
+        ));
+        assert!(keep_label("app"));
+        assert!(keep_label("topology.kubernetes.io/zone"));
+        assert!(!keep_label("annotation.foo"));
+        assert!(keep_label("io.kubernetes.pod.namespace"));
+    }
+
+    #[test]
+    fn pod_labels_carry_namespace_and_service_account() {
+        let labels = BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("pod-template-hash".into(), "abc".into()),
+        ]);
+        let ns = BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_string(),
+            "shop".to_string(),
+        )]);
+        let set = pod_identity_labels(&PodLabels {
+            namespace: "shop",
+            labels: &labels,
+            namespace_labels: &ns,
+            service_account: "default",
+            cluster: "default",
+        });
+        assert_eq!(
+            set.to_strings(),
+            vec![
+                "k8s:app=web",
+                "k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop",
+                "k8s:io.cilium.k8s.policy.cluster=default",
+                "k8s:io.cilium.k8s.policy.serviceaccount=default",
+                "k8s:io.kubernetes.pod.namespace=shop",
+            ]
+        );
+    }
+
+    #[test]
+    fn kube_apiserver_is_also_remote_node() {
+        let id = Identity::reserved("kube-apiserver").unwrap();
+        assert!(id.labels.has_reserved("remote-node"));
+        assert_eq!(id.id, 7);
+    }
+}

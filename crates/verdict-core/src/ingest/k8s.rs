@@ -1,0 +1,319 @@
+//! Kubernetes core objects: namespaces, pods and workloads, services.
+
+use crate::decode::{Ctx, Fields};
+use crate::policy::Protocol;
+use crate::source::{Location, ObjectRef};
+use crate::yaml::Node;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Namespace {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ContainerPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// A pod, or the pod template of a workload (its pods share the template's
+/// labels and so its identity).
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    pub object: ObjectRef,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub service_account: String,
+    pub ports: Vec<ContainerPort>,
+    pub host_network: bool,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub target: TargetPort,
+    pub protocol: Protocol,
+    pub node_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub object: ObjectRef,
+    pub namespace: String,
+    /// `None`: a service without selector (endpoints managed by hand).
+    pub selector: Option<BTreeMap<String, String>>,
+    pub service_type: String,
+    pub external_traffic_policy: String,
+    pub ports: Vec<ServicePort>,
+    pub location: Location,
+}
+
+pub fn namespace(ctx: &mut Ctx, meta: &Fields, name: &str, n: &Node) -> Namespace {
+    let mut labels = meta
+        .get("labels")
+        .map(|l| ctx.string_map(l, "metadata.labels"))
+        .unwrap_or_default();
+    // The API server sets this label on every namespace.
+    labels.insert("kubernetes.io/metadata.name".to_string(), name.to_string());
+    Namespace {
+        name: name.to_string(),
+        labels,
+        location: ctx.loc(n),
+    }
+}
+
+fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<ContainerPort>, bool) {
+    let mut sa = "default".to_string();
+    let mut ports = Vec::new();
+    let mut host_network = false;
+    let Some(spec) = spec else {
+        return (sa, ports, host_network);
+    };
+    let Some(f) = ctx.fields_loose(spec, path) else {
+        return (sa, ports, host_network);
+    };
+    if let Some(s) = f
+        .get("serviceAccountName")
+        .or_else(|| f.get("serviceAccount"))
+    {
+        if let Some(v) = ctx.string(s, &format!("{path}.serviceAccountName")) {
+            if !v.is_empty() {
+                sa = v;
+            }
+        }
+    }
+    if let Some(h) = f.get("hostNetwork") {
+        host_network = ctx
+            .boolean(h, &format!("{path}.hostNetwork"))
+            .unwrap_or(false);
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(cs) = f.get(list) else { continue };
+        for (i, c) in ctx
+            .seq(cs, &format!("{path}.{list}"))
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let cp = format!("{path}.{list}[{i}]");
+            let Some(cf) = ctx.fields_loose(c, &cp) else {
+                continue;
+            };
+            let Some(pl) = cf.get("ports") else { continue };
+            for (j, p) in ctx
+                .seq(pl, &format!("{cp}.ports"))
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+            {
+                let pp = format!("{cp}.ports[{j}]");
+                let Some(pf) = ctx.fields_loose(p, &pp) else {
+                    continue;
+                };
+                let Some(port) = pf
+                    .get("containerPort")
+                    .and_then(|x| ctx.int(x, &format!("{pp}.containerPort")))
+                else {
+                    ctx.error(p, format!("`{pp}.containerPort` is required"));
+                    continue;
+                };
+                let Ok(port) = u16::try_from(port) else {
+                    ctx.error(p, format!("`{pp}.containerPort` {port} is out of range"));
+                    continue;
+                };
+                let protocol = match pf
+                    .get("protocol")
+                    .and_then(|x| ctx.string(x, &format!("{pp}.protocol")))
+                {
+                    None => Protocol::Tcp,
+                    Some(t) => match Protocol::parse(&t) {
+                        Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => p,
+                        _ => {
+                            ctx.error(p, format!("`{pp}.protocol` `{t}` is not TCP, UDP or SCTP"));
+                            continue;
+                        }
+                    },
+                };
+                let name = pf
+                    .get("name")
+                    .and_then(|x| ctx.string(x, &format!("{pp}.name")));
+                ports.push(ContainerPort {
+                    name,
+                    port,
+                    protocol,
+                });
+            }
+        }
+    }
+    (sa, ports, host_network)
+}
+
+/// A pod, or a workload's pod template.
+pub fn workload(
+    ctx: &mut Ctx,
+    kind: &str,
+    object: &ObjectRef,
+    namespace: &str,
+    root: &Fields,
+    meta: &Fields,
+    n: &Node,
+) -> Option<Workload> {
+    let (labels, spec, path) = if kind == "Pod" {
+        let labels = meta
+            .get("labels")
+            .map(|l| ctx.string_map(l, "metadata.labels"))
+            .unwrap_or_default();
+        (labels, root.get("spec"), "spec".to_string())
+    } else {
+        let spec = root.get("spec");
+        let Some(spec) = spec else {
+            ctx.error(n, format!("{kind} has no `spec`"));
+            return None;
+        };
+        let sf = ctx.fields_loose(spec, "spec")?;
+        let (tmpl, tpath) = if kind == "CronJob" {
+            let jt = sf
+                .get("jobTemplate")
+                .and_then(|j| j.get("spec"))
+                .and_then(|s| s.get("template"));
+            (jt, "spec.jobTemplate.spec.template")
+        } else {
+            (sf.get("template"), "spec.template")
+        };
+        let Some(tmpl) = tmpl else {
+            ctx.error(spec, format!("{kind} has no `{tpath}`"));
+            return None;
+        };
+        let tf = ctx.fields_loose(tmpl, tpath)?;
+        let labels = tf
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .map(|l| ctx.string_map(l, &format!("{tpath}.metadata.labels")))
+            .unwrap_or_default();
+        (labels, tf.get("spec"), format!("{tpath}.spec"))
+    };
+    let (service_account, ports, host_network) = pod_spec(ctx, spec, &path);
+    Some(Workload {
+        object: object.clone(),
+        namespace: namespace.to_string(),
+        labels,
+        service_account,
+        ports,
+        host_network,
+        location: ctx.loc(n),
+    })
+}
+
+pub fn service(
+    ctx: &mut Ctx,
+    object: &ObjectRef,
+    namespace: &str,
+    root: &Fields,
+    n: &Node,
+) -> Option<Service> {
+    let spec = root.get("spec");
+    let sf = match spec {
+        Some(s) => ctx.fields_loose(s, "spec")?,
+        None => {
+            ctx.error(n, "Service has no `spec`".to_string());
+            return None;
+        }
+    };
+    let selector = sf
+        .get("selector")
+        .map(|s| ctx.string_map(s, "spec.selector"))
+        .filter(|m| !m.is_empty());
+    let service_type = sf
+        .get("type")
+        .and_then(|t| ctx.string(t, "spec.type"))
+        .unwrap_or_else(|| "ClusterIP".into());
+    let etp = sf
+        .get("externalTrafficPolicy")
+        .and_then(|t| ctx.string(t, "spec.externalTrafficPolicy"))
+        .unwrap_or_else(|| "Cluster".into());
+    let mut ports = Vec::new();
+    if let Some(pl) = sf.get("ports") {
+        for (i, p) in ctx.seq(pl, "spec.ports").unwrap_or(&[]).iter().enumerate() {
+            let pp = format!("spec.ports[{i}]");
+            let Some(pf) = ctx.fields_loose(p, &pp) else {
+                continue;
+            };
+            let Some(port) = pf
+                .get("port")
+                .and_then(|x| ctx.int(x, &format!("{pp}.port")))
+            else {
+                ctx.error(p, format!("`{pp}.port` is required"));
+                continue;
+            };
+            let Ok(port) = u16::try_from(port) else {
+                ctx.error(p, format!("`{pp}.port` {port} is out of range"));
+                continue;
+            };
+            let target = match pf.get("targetPort") {
+                None => TargetPort::Number(port),
+                Some(t) => match (t.type_name(), t.as_str()) {
+                    ("integer", Some(v)) => match v.parse::<u16>() {
+                        Ok(x) => TargetPort::Number(x),
+                        Err(_) => {
+                            ctx.error(t, format!("`{pp}.targetPort` {v} is out of range"));
+                            continue;
+                        }
+                    },
+                    (_, Some(v)) => match v.parse::<u16>() {
+                        Ok(x) => TargetPort::Number(x),
+                        Err(_) => TargetPort::Name(v.to_string()),
+                    },
+                    _ => {
+                        ctx.error(
+                            t,
+                            format!("`{pp}.targetPort` must be a number or a port name"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let protocol = pf
+                .get("protocol")
+                .and_then(|x| x.as_str())
+                .and_then(Protocol::parse)
+                .unwrap_or(Protocol::Tcp);
+            let name = pf
+                .get("name")
+                .and_then(|x| ctx.string(x, &format!("{pp}.name")));
+            let node_port = pf
+                .get("nodePort")
+                .and_then(|x| ctx.int(x, &format!("{pp}.nodePort")))
+                .and_then(|v| u16::try_from(v).ok());
+            ports.push(ServicePort {
+                name,
+                port,
+                target,
+                protocol,
+                node_port,
+            });
+        }
+    }
+    Some(Service {
+        object: object.clone(),
+        namespace: namespace.to_string(),
+        selector,
+        service_type,
+        external_traffic_policy: etp,
+        ports,
+        location: ctx.loc(n),
+    })
+}

@@ -1,0 +1,22 @@
+//! verdict-core: Cilium's policy control plane, offline.
+//!
+//! ```text
+//! text ──yaml──▶ nodes ──ingest──▶ Inventory ──engine──▶ identities, rules
+//!                                                    └──▶ verdicts with reasons
+//! ```
+//!
+//! No file system access and no printing here: the binary does I/O.
+
+pub mod cidr;
+pub mod decode;
+pub mod engine;
+pub mod entity;
+pub mod identity;
+pub mod ingest;
+pub mod labels;
+pub mod policy;
+pub mod policytest;
+pub mod selector;
+pub mod source;
+pub mod trace;
+pub mod yaml;

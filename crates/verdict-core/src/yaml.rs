@@ -1,0 +1,425 @@
+//! YAML (and JSON) documents into a located node tree.
+//!
+//! Manifests are read into [`Node`]s that remember their line and column, so
+//! every later error or verdict can point at `file:line`. A syntax error ends
+//! only the document it occurs in: parsing resumes at the next `---`.
+//! Aliases are expanded with a node budget so that alias bombs cannot
+//! exhaust memory.
+
+use granit_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::HashMap;
+
+/// A position in a source file (1-based line, 1-based column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// A scalar with its text and whether it was written plain (unquoted):
+    /// plain scalars may be numbers or booleans, quoted ones are strings.
+    Scalar {
+        text: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// A document's root node, or the syntax error that ended it.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Ok(Node),
+    Err { pos: Pos, message: String },
+}
+
+const NODE_BUDGET: usize = 2_000_000;
+
+fn pos_of(span: &Span) -> Pos {
+    Pos {
+        line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+enum Frame {
+    Seq(Pos, Vec<Node>, usize),
+    Map(Pos, Vec<(Node, Node)>, Option<Node>, usize),
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            nodes: 0,
+        }
+    }
+
+    fn count(node: &Node) -> usize {
+        match &node.value {
+            Value::Seq(items) => 1 + items.iter().map(Self::count).sum::<usize>(),
+            Value::Map(items) => {
+                1 + items
+                    .iter()
+                    .map(|(k, v)| Self::count(k) + Self::count(v))
+                    .sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
+
+    /// Pushes a finished node into its parent; returns the root when complete.
+    fn push(&mut self, node: Node) -> Option<Node> {
+        match self.stack.last_mut() {
+            None => Some(node),
+            Some(Frame::Seq(_, items, _)) => {
+                items.push(node);
+                None
+            }
+            Some(Frame::Map(_, items, key, _)) => {
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => items.push((k, node)),
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Splits `text` into documents and parses each one into a node tree.
+///
+/// Empty documents (only comments, or nothing between two `---`) are skipped.
+pub fn parse_documents(text: &str) -> Vec<Document> {
+    let mut out = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    let mut b = Builder::new();
+    let mut in_doc = false;
+    let mut doc_has_root = false;
+    loop {
+        let next = parser.next_event();
+        let (event, span) = match next {
+            None => break,
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => {
+                let m = e.marker();
+                out.push(Document::Err {
+                    pos: Pos {
+                        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
+                        col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+                    },
+                    message: e.info().to_string(),
+                });
+                b = Builder::new();
+                in_doc = false;
+                doc_has_root = false;
+                match parser.proceed_next_document() {
+                    Ok(true) => continue,
+                    _ => break,
+                }
+            }
+        };
+        let pos = pos_of(&span);
+        let finished: Option<Node> = match event {
+            Event::StreamStart | Event::StreamEnd => None,
+            Event::DocumentStart(..) => {
+                in_doc = true;
+                doc_has_root = false;
+                b = Builder::new();
+                None
+            }
+            Event::DocumentEnd => {
+                in_doc = false;
+                None
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let plain = style == ScalarStyle::Plain && tag.is_none();
+                let value = if plain && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL")
+                {
+                    Value::Null
+                } else {
+                    Value::Scalar {
+                        text: text.into_owned(),
+                        plain,
+                    }
+                };
+                let node = Node { pos, value };
+                if anchor != 0 {
+                    b.anchors.insert(anchor, node.clone());
+                }
+                b.nodes += 1;
+                b.push(node)
+            }
+            Event::Alias(id) => match b.anchors.get(&id).cloned() {
+                Some(mut node) => {
+                    b.nodes += Builder::count(&node);
+                    if b.nodes > NODE_BUDGET {
+                        out.push(Document::Err {
+                            pos,
+                            message: format!(
+                                "document expands to more than {NODE_BUDGET} nodes through aliases"
+                            ),
+                        });
+                        b = Builder::new();
+                        in_doc = false;
+                        doc_has_root = false;
+                        match parser.proceed_next_document() {
+                            Ok(true) => continue,
+                            _ => break,
+                        }
+                    }
+                    node.pos = pos;
+                    b.push(node)
+                }
+                None => None,
+            },
+            Event::SequenceStart(_, anchor, _) => {
+                b.stack.push(Frame::Seq(pos, Vec::new(), anchor));
+                None
+            }
+            Event::MappingStart(_, anchor, _) => {
+                b.stack.push(Frame::Map(pos, Vec::new(), None, anchor));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => match b.stack.pop() {
+                Some(Frame::Seq(p, items, anchor)) => {
+                    let node = Node {
+                        pos: p,
+                        value: Value::Seq(items),
+                    };
+                    if anchor != 0 {
+                        b.anchors.insert(anchor, node.clone());
+                    }
+                    b.nodes += 1;
+                    b.push(node)
+                }
+                Some(Frame::Map(p, items, _, anchor)) => {
+                    let node = Node {
+                        pos: p,
+                        value: Value::Map(items),
+                    };
+                    if anchor != 0 {
+                        b.anchors.insert(anchor, node.clone());
+                    }
+                    b.nodes += 1;
+                    b.push(node)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(root) = finished {
+            if in_doc && !doc_has_root && root.value != Value::Null {
+                out.push(Document::Ok(root));
+            }
+            doc_has_root = true;
+        }
+    }
+    out
+}
+
+impl Node {
+    /// The value under `key` when this node is a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(items) => items
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The text of a scalar (any style).
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.value == Value::Null
+    }
+
+    /// A short name of the node's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Null => "null",
+            Value::Scalar { text, plain } => {
+                if *plain && text.parse::<i64>().is_ok() {
+                    "integer"
+                } else if *plain && matches!(text.as_str(), "true" | "false" | "True" | "False") {
+                    "boolean"
+                } else {
+                    "string"
+                }
+            }
+            Value::Seq(_) => "list",
+            Value::Map(_) => "mapping",
+        }
+    }
+
+    /// Converts the node to a JSON value (for echoing objects back to users).
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Scalar { text, plain } => {
+                if *plain {
+                    if let Ok(i) = text.parse::<i64>() {
+                        return serde_json::Value::from(i);
+                    }
+                    match text.as_str() {
+                        "true" | "True" | "TRUE" => return serde_json::Value::Bool(true),
+                        "false" | "False" | "FALSE" => return serde_json::Value::Bool(false),
+                        _ => {}
+                    }
+                    if let Ok(f) = text.parse::<f64>() {
+                        if let Some(n) = serde_json::Number::from_f64(f) {
+                            return serde_json::Value::Number(n);
+                        }
+                    }
+                }
+                serde_json::Value::String(text.clone())
+            }
+            Value::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
+            Value::Map(items) => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in items {
+                    let key = k
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| k.to_json().to_string());
+                    m.insert(key, v.to_json());
+                }
+                serde_json::Value::Object(m)
+            }
+        }
+    }
+
+    /// Builds a node tree from a JSON value; every node gets position `pos`.
+    pub fn from_json(v: &serde_json::Value, pos: Pos) -> Node {
+        let value = match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Scalar {
+                text: b.to_string(),
+                plain: true,
+            },
+            serde_json::Value::Number(n) => Value::Scalar {
+                text: n.to_string(),
+                plain: true,
+            },
+            serde_json::Value::String(s) => Value::Scalar {
+                text: s.clone(),
+                plain: false,
+            },
+            serde_json::Value::Array(a) => {
+                Value::Seq(a.iter().map(|x| Node::from_json(x, pos)).collect())
+            }
+            serde_json::Value::Object(o) => Value::Map(
+                o.iter()
+                    .map(|(k, x)| {
+                        (
+                            Node {
+                                pos,
+                                value: Value::Scalar {
+                                    text: k.clone(),
+                                    plain: false,
+                                },
+                            },
+                            Node::from_json(x, pos),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        Node { pos, value }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(d: &Document) -> &Node {
+        match d {
+            Document::Ok(n) => n,
+            Document::Err { message, .. } => panic!("unexpected error {message}"),
+        }
+    }
+
+    #[test]
+    fn multi_document_with_lines() {
+        let docs =
+            parse_documents("a: 1\n---\n# only a comment\n---\nkind: Pod\nmetadata:\n  name: x\n");
+        assert_eq!(docs.len(), 2);
+        let pod = ok(&docs[1]);
+        assert_eq!(pod.pos.line, 5);
+        assert_eq!(
+            pod.get("metadata")
+                .and_then(|m| m.get("name"))
+                .map(|n| n.pos.line),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn broken_document_does_not_stop_the_rest() {
+        let docs = parse_documents("a: [1, 2\n---\nb: 2\n");
+        assert!(matches!(docs[0], Document::Err { .. }));
+        assert_eq!(ok(&docs[1]).get("b").and_then(Node::as_str), Some("2"));
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings() {
+        let docs = parse_documents("a: \"80\"\nb: 80\nc: ~\n");
+        let n = ok(&docs[0]);
+        assert_eq!(n.get("a").map(Node::type_name), Some("string"));
+        assert_eq!(n.get("b").map(Node::type_name), Some("integer"));
+        assert!(n.get("c").is_some_and(Node::is_null));
+    }
+
+    #[test]
+    fn aliases_expand() {
+        let docs = parse_documents("a: &x {k: v}\nb: *x\n");
+        assert_eq!(
+            ok(&docs[0])
+                .get("b")
+                .and_then(|b| b.get("k"))
+                .and_then(Node::as_str),
+            Some("v")
+        );
+    }
+
+    #[test]
+    fn json_is_accepted() {
+        let docs = parse_documents("{\"kind\": \"Pod\", \"n\": [1, 2]}");
+        assert_eq!(ok(&docs[0]).get("kind").and_then(Node::as_str), Some("Pod"));
+    }
+}
