@@ -1,1 +1,131 @@
-fn main() {}
+//! The `verdict` binary: argument parsing, I/O and exit codes only.
+//!
+//! Exit codes: 0 ok; 1 denied traffic or failed tests; 2 usage or input
+//! errors that stop the command.
+
+mod commands;
+mod load;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "verdict",
+    version,
+    about = "Will outside traffic reach my app through Cilium Ingress / Gateway API? Cilium's policy engine, offline."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Cluster name (Cilium's cluster-name; selects the `cluster` entity)
+    #[arg(long, global = true, default_value = "default")]
+    cluster_name: String,
+    /// Both IPv4 and IPv6 enabled (world-ipv4 / world-ipv6 identities)
+    #[arg(long, global = true)]
+    dual_stack: bool,
+    /// Also print informational diagnostics
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The verdict for one flow: egress at the source, ingress at the destination, and the deciding rules
+    Trace {
+        /// Source: ns/pod, ns/kind/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP
+        #[arg(long)]
+        from: String,
+        /// Destination, named like --from
+        #[arg(long)]
+        to: String,
+        /// Destination port (or ICMP type)
+        #[arg(long)]
+        port: u16,
+        /// TCP, UDP, SCTP, ICMP or ICMPv6
+        #[arg(long, default_value = "TCP")]
+        protocol: String,
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: Format,
+        /// Manifests: files, directories, or - for stdin
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// The resolved policy of one endpoint, as the agent would program it
+    Policy {
+        /// ns/pod, ns/kind/name, or a reserved identity such as ingress
+        endpoint: String,
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: Format,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run PolicyTest files (expected verdicts and rejections)
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Load manifests and report every problem found in them
+    Check {
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: Format,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cluster = verdict_core::ingest::ClusterConfig {
+        name: cli.cluster_name.clone(),
+        dual_stack: cli.dual_stack,
+    };
+    let result = match cli.command {
+        Command::Trace {
+            from,
+            to,
+            port,
+            protocol,
+            output,
+            paths,
+        } => commands::trace(
+            &paths,
+            cluster,
+            &from,
+            &to,
+            &protocol,
+            port,
+            output == Format::Json,
+            cli.verbose,
+        ),
+        Command::Policy {
+            endpoint,
+            output,
+            paths,
+        } => commands::policy(
+            &paths,
+            cluster,
+            &endpoint,
+            output == Format::Json,
+            cli.verbose,
+        ),
+        Command::Test { files } => commands::test(&files, cli.verbose),
+        Command::Check { output, paths } => {
+            commands::check(&paths, cluster, output == Format::Json)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

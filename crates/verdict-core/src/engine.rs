@@ -479,25 +479,47 @@ impl<'a> Engine<'a> {
             }
             match &pr.port {
                 PortSel::Range { from, to } => *from <= port && port <= *to,
-                PortSel::Named(name) => match dir {
-                    Direction::Ingress => subject.ports.iter().any(|cp| {
-                        cp.protocol == protocol
-                            && cp.port == port
-                            && cp
-                                .name
-                                .as_deref()
-                                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-                    }),
-                    Direction::Egress => {
-                        subject.identity.is_endpoint()
-                            && self
-                                .egress_named
-                                .get(&(name.clone(), protocol))
-                                .is_some_and(|set| set.len() == 1 && set.contains(&port))
-                    }
-                },
+                PortSel::Named(name) => self.named_port(subject, dir, name, protocol) == Some(port),
             }
         })
+    }
+}
+
+impl Engine<'_> {
+    /// Resolves a named port: on ingress against the subject pod's own
+    /// container ports; on egress against the named ports of every pod in
+    /// the cluster (Cilium <= 1.18 `NamedPortMultiMap`), which resolves only
+    /// when all pods agree on one number. Non-pod subjects resolve nothing.
+    pub fn named_port(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        name: &str,
+        protocol: Protocol,
+    ) -> Option<u16> {
+        match dir {
+            Direction::Ingress => subject
+                .ports
+                .iter()
+                .find(|cp| {
+                    cp.protocol == protocol
+                        && cp
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .map(|cp| cp.port),
+            Direction::Egress => {
+                if !subject.identity.is_endpoint() {
+                    return None;
+                }
+                let set = self.egress_named.get(&(name.to_string(), protocol))?;
+                match set.iter().collect::<Vec<_>>().as_slice() {
+                    [one] => Some(**one),
+                    _ => None,
+                }
+            }
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! verdict-core: Cilium's policy control plane, offline.
 //!
 //! ```text
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod labels;
 pub mod policy;
 pub mod policytest;
+pub mod resolved;
 pub mod selector;
 pub mod source;
 pub mod trace;

@@ -195,9 +195,7 @@ mod tests {
         assert!(Requirement::new("cidr", "10.0.0.0/8", Op::Exists, vec![]).matches(&id));
         assert!(Requirement::equals("cidr", "10.0.0.0/8", "").matches(&id));
         assert!(!Requirement::new("cidr", "10.1.3.0/24", Op::Exists, vec![]).matches(&id));
-        assert!(
-            Requirement::new("cidr", "10.1.2.0/24", Op::DoesNotExist, vec![]).matches(&id) == false
-        );
+        assert!(!Requirement::new("cidr", "10.1.2.0/24", Op::DoesNotExist, vec![]).matches(&id));
     }
 
     #[test]

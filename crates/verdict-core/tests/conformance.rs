@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Runs every conformance scenario (expected verdicts computed by Cilium's
 //! own policy engine) and requires every flow and rejection to agree.
 

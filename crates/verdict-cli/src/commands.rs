@@ -1,0 +1,145 @@
+//! One function per subcommand; each returns the exit code.
+
+use crate::load;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use verdict_core::engine::{Decision, Engine};
+use verdict_core::ingest::ClusterConfig;
+use verdict_core::policytest;
+use verdict_core::resolved::{resolve, SelectorCache};
+use verdict_core::source::Severity;
+use verdict_core::trace::{parse_flow_protocol, trace as trace_flow};
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error.
+    let _ = out.write_all(text.as_bytes());
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn trace(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    from: &str,
+    to: &str,
+    protocol: &str,
+    port: u16,
+    as_json: bool,
+    verbose: bool,
+) -> Result<u8, String> {
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let engine = Engine::new(&inv);
+    let a = engine.party(from)?;
+    let b = engine.party(to)?;
+    let proto = parse_flow_protocol(protocol)?;
+    let v = trace_flow(&engine, &a, &b, proto, port);
+    if as_json {
+        print(&json(&v)?);
+    } else {
+        print(&v.to_text());
+    }
+    Ok(if v.decision == Decision::Allowed {
+        0
+    } else {
+        1
+    })
+}
+
+pub fn policy(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    endpoint: &str,
+    as_json: bool,
+    verbose: bool,
+) -> Result<u8, String> {
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let engine = Engine::new(&inv);
+    let party = engine.party(endpoint)?;
+    let mut cache = SelectorCache::new(&engine.identities);
+    let r = resolve(&engine, &mut cache, &party);
+    if as_json {
+        print(&json(&r)?);
+    } else {
+        print(&r.to_text());
+    }
+    Ok(0)
+}
+
+pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result<u8, String> {
+    let inv = load::inventory(paths, cluster)?;
+    let mut all = inv.diagnostics.clone();
+    all.extend(inv.skipped_diagnostics());
+    all.sort();
+    let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
+    if as_json {
+        print(&json(
+            &serde_json::json!({"counts": inv.counts(), "diagnostics": all}),
+        )?);
+    } else {
+        for d in &all {
+            print(&format!("{d}\n"));
+        }
+        let c = inv.counts();
+        print(&format!(
+            "loaded {} namespaces, {} workloads, {} services, {} policies ({} rejected by Cilium's validation); {} errors\n",
+            c.namespaces, c.workloads, c.services, c.policies, c.rejected, errors
+        ));
+    }
+    Ok(if errors > 0 { 1 } else { 0 })
+}
+
+pub fn test(files: &[PathBuf], verbose: bool) -> Result<u8, String> {
+    let files = load::expand(files)?;
+    let mut passed = 0;
+    let mut failed = 0;
+    for f in &files {
+        let text = load::read(f)?;
+        let name = f.display().to_string();
+        let (cases, diags) = policytest::parse(&name, &text);
+        for d in &diags {
+            eprintln!("{d}");
+            if d.severity == Severity::Error {
+                failed += 1;
+            }
+        }
+        for c in cases {
+            let mut inv = c.inventory();
+            let base = f.parent().unwrap_or(Path::new("."));
+            let extra: Vec<PathBuf> = c.files.iter().map(|p| base.join(p)).collect();
+            match load::expand(&extra) {
+                Ok(list) => load::add_files(&mut inv, &list),
+                Err(e) => {
+                    println!("FAIL {name}: {}: {e}", c.name);
+                    failed += 1;
+                    continue;
+                }
+            }
+            inv.complete_namespaces();
+            if verbose {
+                load::report(&inv, true);
+            } else {
+                for d in inv.diagnostics.iter().filter(|d| {
+                    d.severity == Severity::Error && !d.message.starts_with("Cilium rejects")
+                }) {
+                    eprintln!("{d}");
+                }
+            }
+            let o = c.run(&inv);
+            passed += o.passed;
+            failed += o.failures.len();
+            for fl in &o.failures {
+                print(&format!("FAIL {fl}\n"));
+            }
+        }
+    }
+    print(&format!("{passed} passed, {failed} failed\n"));
+    Ok(if failed > 0 { 1 } else { 0 })
+}
