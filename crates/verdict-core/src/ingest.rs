@@ -181,8 +181,10 @@ impl Inventory {
                 );
                 let Some(top) = top else { return };
                 let cluster = self.cluster.clone();
+                let before = ctx.diags.len();
                 let (rules, rejected) =
                     cnp::decode_policy(&mut ctx, &top, &object, namespace.as_deref(), &cluster);
+                let rejected = rejected.or_else(|| schema_error(&ctx.diags[before..]));
                 if let Some(why) = &rejected {
                     ctx.error(node, format!("Cilium rejects this policy: {why}"));
                 }
@@ -200,12 +202,17 @@ impl Inventory {
                     &["apiVersion", "kind", "metadata", "spec", "status"],
                 );
                 let Some(top) = top else { return };
+                let before = ctx.diags.len();
                 let rules = knp::decode_knp(&mut ctx, &top, &object, &ns);
+                let rejected = schema_error(&ctx.diags[before..]);
+                if let Some(why) = &rejected {
+                    ctx.error(node, format!("the API server refuses this policy: {why}"));
+                }
                 self.policies.push(Policy {
                     object,
                     location,
                     rules,
-                    rejected: None,
+                    rejected,
                 });
             }
             k if ROUTING_KINDS.contains(&k) => self.routing.push(RawObject {
@@ -269,6 +276,17 @@ impl Inventory {
             })
             .collect()
     }
+}
+
+/// The first schema error among a policy's diagnostics (a wrong type, an
+/// invalid selector...): the API server refuses such an object, so it takes
+/// no part in verdicts. Unknown fields are not counted: the API server
+/// prunes them (or refuses them under strict validation; both are reported).
+fn schema_error(diags: &[Diagnostic]) -> Option<String> {
+    diags
+        .iter()
+        .find(|d| d.severity == Severity::Error && !d.message.starts_with("unknown field"))
+        .map(|d| format!("invalid object ({}): {}", d.location, d.message))
 }
 
 /// Counts of what was loaded, for summaries.

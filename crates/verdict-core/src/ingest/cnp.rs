@@ -209,7 +209,15 @@ fn decode_rule(ctx: &mut Ctx, rc: &mut RuleCtx, n: &Node, path: &str) -> Option<
             return None;
         }
         (Some(es), None) => {
-            let sel = label_selector(ctx, es, &format!("{path}.endpointSelector"), SOURCE_ANY)?;
+            let sel = match label_selector(ctx, es, &format!("{path}.endpointSelector"), SOURCE_ANY)
+            {
+                Some(sel) => sel,
+                None => {
+                    rc.invalid
+                        .push(format!("invalid label selector in {path}.endpointSelector"));
+                    Selector::default()
+                }
+            };
             rc.matches_init = sel.has_key(&[SOURCE_RESERVED], "init");
             let sel = match rc.namespace {
                 Some(ns) if !rc.matches_init => {
@@ -230,7 +238,12 @@ fn decode_rule(ctx: &mut Ctx, rc: &mut RuleCtx, n: &Node, path: &str) -> Option<
             Subject::Endpoints(sel)
         }
         (None, Some(nsn)) => {
-            let sel = label_selector(ctx, nsn, &format!("{path}.nodeSelector"), SOURCE_ANY)?;
+            let Some(sel) = label_selector(ctx, nsn, &format!("{path}.nodeSelector"), SOURCE_ANY)
+            else {
+                rc.invalid
+                    .push(format!("invalid label selector in {path}.nodeSelector"));
+                return None;
+            };
             Subject::Nodes(sel)
         }
     };

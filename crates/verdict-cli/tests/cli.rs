@@ -1,0 +1,236 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! End-to-end tests of the `verdict` binary on the bundled examples and on
+//! malformed input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn verdict(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const SHOP: &str = "examples/shop-gateway/";
+
+#[test]
+fn world_reaches_the_gateway_but_not_the_backend() {
+    let o = verdict(&[
+        "trace", "--from", "world", "--to", "ingress", "--port", "80", SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("allowed by world-to-gateway spec.ingress[0]"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "world",
+        "--to",
+        "shop/deployment/frontend",
+        "--port",
+        "8080",
+        SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("DENIED"), "{out}");
+    assert!(
+        out.contains(
+            "default deny: shop/deployment/frontend is selected by shop/frontend-from-gateway"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("policies.yaml:"), "{out}");
+}
+
+#[test]
+fn backend_admits_the_ingress_identity_on_8080_only() {
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "ingress",
+        "--to",
+        "shop/deployment/api",
+        "--port",
+        "8080",
+        SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "ingress",
+        "--to",
+        "shop/deployment/api",
+        "--port",
+        "9090",
+        SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("no rule allows reserved:ingress on TCP/9090"),
+        "{out}"
+    );
+}
+
+#[test]
+fn trace_json_has_both_sides_and_origins() {
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "ingress",
+        "--to",
+        "shop/deployment/api",
+        "--port",
+        "8080",
+        "-o",
+        "json",
+        SHOP,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["decision"], "allowed");
+    assert_eq!(v["egress"]["decision"], "allowed");
+    assert_eq!(v["ingress"]["reason"], "allowed-by-rule");
+    let loc = v["ingress"]["deciding"][0]["location"].as_str().unwrap();
+    assert!(
+        loc.starts_with("examples/shop-gateway/policies.yaml:"),
+        "{loc}"
+    );
+}
+
+#[test]
+fn policy_shows_the_resolved_map() {
+    let o = verdict(&["policy", "shop/deployment/api", SHOP]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("ingress: enforced, default deny"), "{out}");
+    assert!(out.contains("allowed TCP/8080"), "{out}");
+    assert!(out.contains("reserved:ingress (8)"), "{out}");
+    assert!(out.contains("egress: not enforced"), "{out}");
+}
+
+#[test]
+fn bundled_policy_test_passes() {
+    let o = verdict(&["test", "examples/shop-gateway/shop.test.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("7 passed, 0 failed"));
+}
+
+#[test]
+fn failing_policy_test_exits_1_and_names_the_flow() {
+    let dir = std::env::temp_dir().join(format!("verdict-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = dir.join("t.yaml");
+    let shop = root().join(SHOP);
+    std::fs::write(
+        &t,
+        format!(
+            "apiVersion: verdict.dev/v1\nkind: PolicyTest\nmetadata: {{name: wrong}}\nspec:\n  files: [{}]\n  flows:\n    - {{from: world, to: shop/deployment/api, port: 8080, expect: allowed}}\n",
+            shop.display()
+        ),
+    )
+    .unwrap();
+    let o = verdict(&["test", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAIL")
+            && out.contains("world -> shop/deployment/api TCP/8080: expected allowed, got denied"),
+        "{out}"
+    );
+    assert!(out.contains("0 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn malformed_input_is_reported_with_locations_and_the_rest_is_analysed() {
+    let f = "crates/verdict-cli/tests/data/broken.yaml";
+    let o = verdict(&["check", f]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for needle in [
+        "broken.yaml:15: error: YAML syntax error",
+        "unknown field `spec.ingress[0].fromEndpoint`",
+        "Invalid CiliumNetworkPolicy spec: allow CIDR prefix 10.0.0.0/8 does not contain exclude CIDR prefix 192.168.0.0/16",
+        "`spec.endpointSelector.matchExpressions[0].operator` `Maybe` is not one of In, NotIn, Exists, DoesNotExist",
+        "`spec.endpointSelector` must be a mapping, found string",
+        "`spec.ingress` must be a list, found mapping",
+        "Invalid CiliumNetworkPolicy spec: L7 rules can not be used when a port is 0",
+        "Invalid CiliumNetworkPolicy spec: rule cannot have NodeSelector",
+        "kind `Widget` is not analysed",
+        "invalid CIDR `10.0.0.300/8`",
+    ] {
+        assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
+    }
+    // The valid pod after the broken document is still loaded and traced.
+    let o = verdict(&[
+        "trace", "--from", "world", "--to", "shop/web", "--port", "8080", f,
+    ]);
+    assert!(
+        stdout(&o).contains("reserved:world -> shop/web TCP/8080"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn stdin_and_lists_are_read() {
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, namespace: x, labels: {app: a}}\n  spec: {containers: []}\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args([
+            "trace", "--from", "world", "--to", "x/a", "--port", "80", "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("no policy selects x/a for ingress: default allow"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn unknown_party_is_a_clear_error() {
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "world",
+        "--to",
+        "shop/nope",
+        "--port",
+        "80",
+        SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`shop/nope` names no pod or workload"));
+}
