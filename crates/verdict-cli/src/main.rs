@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok; 1 denied traffic or failed tests; 2 usage or input
 //! errors that stop the command.
 
+mod bench;
 mod commands;
 mod load;
 
@@ -72,6 +73,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Benchmark every stage on synthetic clusters (see docs/performance.md)
+    Bench {
+        /// Sizes as PODS:POLICIES, comma-separated
+        #[arg(long, default_value = "1000:100,10000:1000,50000:5000")]
+        sizes: String,
+        /// Also write each generated cluster to this directory
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
     /// Load manifests and report every problem found in them
     Check {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
@@ -117,6 +127,9 @@ fn main() -> ExitCode {
             cli.verbose,
         ),
         Command::Test { files } => commands::test(&files, cli.verbose),
+        Command::Bench { sizes, write } => {
+            parse_sizes(&sizes).and_then(|s| bench::run(&s, write.as_deref()))
+        }
         Command::Check { output, paths } => {
             commands::check(&paths, cluster, output == Format::Json)
         }
@@ -128,4 +141,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn parse_sizes(s: &str) -> Result<Vec<(usize, usize)>, String> {
+    s.split(',')
+        .map(|p| {
+            let (a, b) = p
+                .split_once(':')
+                .ok_or_else(|| format!("`{p}`: expected PODS:POLICIES"))?;
+            Ok((
+                a.trim()
+                    .parse()
+                    .map_err(|_| format!("`{a}` is not a number"))?,
+                b.trim()
+                    .parse()
+                    .map_err(|_| format!("`{b}` is not a number"))?,
+            ))
+        })
+        .collect()
 }

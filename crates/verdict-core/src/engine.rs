@@ -403,14 +403,14 @@ impl<'a> Engine<'a> {
         if !deny.is_empty() {
             v.decision = Decision::Denied;
             v.reason = Reason::DeniedByRule;
-            v.deciding = deny.iter().map(|e| e.origin.clone()).collect();
+            v.deciding = deny.iter().map(|e| (*e.origin).clone()).collect();
             v.explanation = format!(
                 "denied by {} ({flow}); deny rules take precedence over allow rules",
                 list(&v.deciding)
             );
         } else if !allow.is_empty() {
             v.reason = Reason::AllowedByRule;
-            v.deciding = allow.iter().map(|e| e.origin.clone()).collect();
+            v.deciding = allow.iter().map(|e| (*e.origin).clone()).collect();
             let mut l7: Vec<String> = allow.iter().flat_map(|e| e.l7.iter().cloned()).collect();
             l7.sort();
             l7.dedup();

@@ -104,7 +104,10 @@ impl Inventory {
         let kind = match root.get("kind").and_then(|k| k.as_str()) {
             Some(k) => k.to_string(),
             None => {
-                ctx.error(node, "document has no `kind`; it is skipped".to_string());
+                ctx.warn(
+                    node,
+                    "document has no `kind` (not a Kubernetes object); it is skipped".to_string(),
+                );
                 return;
             }
         };

@@ -20,5 +20,6 @@ pub mod policytest;
 pub mod resolved;
 pub mod selector;
 pub mod source;
+pub mod synth;
 pub mod trace;
 pub mod yaml;

@@ -188,7 +188,8 @@ pub struct Entry {
     /// Parts that cannot be evaluated offline (FQDNs, services, groups).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unevaluable: Vec<String>,
-    pub origin: Origin,
+    /// Shared: resolved policy maps refer to it from many entries.
+    pub origin: std::sync::Arc<Origin>,
 }
 
 /// What a rule applies to.

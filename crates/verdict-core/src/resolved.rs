@@ -37,7 +37,7 @@ pub struct MapValue {
     pub decision: Decision,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxied: Vec<String>,
-    pub origins: Vec<Origin>,
+    pub origins: Vec<std::sync::Arc<Origin>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +63,7 @@ pub struct SelectorCache<'e> {
     /// (key, value) -> identities carrying such a label (any source).
     index: HashMap<(&'e str, &'e str), Vec<u32>>,
     cache: HashMap<Selector, Vec<u32>>,
+    names: Vec<Option<String>>,
 }
 
 impl<'e> SelectorCache<'e> {
@@ -80,6 +81,22 @@ impl<'e> SelectorCache<'e> {
             identities,
             index,
             cache: HashMap::new(),
+            names: vec![None; identities.len()],
+        }
+    }
+
+    /// The display name of identity `i`, formatted once.
+    fn name(&mut self, i: usize) -> String {
+        match self.names.get_mut(i) {
+            Some(slot) => slot
+                .get_or_insert_with(|| {
+                    self.identities
+                        .get(i)
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                })
+                .clone(),
+            None => String::new(),
         }
     }
 
@@ -144,8 +161,81 @@ fn ranges(
 /// Resolves the whole policy of one party.
 pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> ResolvedPolicy {
     let rules: Vec<&Rule> = engine.selecting_rules(&subject.identity).collect();
-    let mut map: BTreeMap<MapKey, MapValue> = BTreeMap::new();
+    resolve_with(engine, cache, subject, &rules)
+}
+
+/// Resolves the policy of every endpoint identity (one representative
+/// endpoint each), selecting subjects through the selector cache.
+pub fn resolve_all(engine: &Engine) -> Vec<ResolvedPolicy> {
+    let mut cache = SelectorCache::new(&engine.identities);
+    let mut by_identity: Vec<Vec<&Rule>> = vec![Vec::new(); engine.identities.len()];
+    for (_, r) in &engine.rules {
+        if let crate::policy::Subject::Endpoints(sel) = &r.subject {
+            for &i in cache.select(sel) {
+                let is_host = engine
+                    .identities
+                    .get(i as usize)
+                    .and_then(Identity::reserved_name)
+                    == Some("host");
+                if let (false, Some(v)) = (is_host, by_identity.get_mut(i as usize)) {
+                    v.push(*r);
+                }
+            }
+        }
+    }
+    let mut seen = vec![false; engine.identities.len()];
+    let mut out = Vec::new();
+    for ep in engine.endpoints.iter().flatten() {
+        if std::mem::replace(&mut seen[ep.identity], true) {
+            continue;
+        }
+        let (Some(w), Some(id)) = (
+            engine.inv.workloads.get(ep.workload),
+            engine.identities.get(ep.identity),
+        ) else {
+            continue;
+        };
+        let party = Party {
+            name: format!("{}/{}", w.namespace, w.object.name),
+            identity: id.clone(),
+            ports: w.ports.clone(),
+            enforced: true,
+        };
+        let rules = by_identity.get(ep.identity).cloned().unwrap_or_default();
+        out.push(resolve_with(engine, &mut cache, &party, &rules));
+    }
+    out
+}
+
+/// A peer while accumulating: an identity index or a CIDR text.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Pk {
+    Id(u32),
+    Cidr(String),
+}
+
+struct Acc<'r> {
+    decision: Decision,
+    proxied: Vec<&'r str>,
+    origins: Vec<&'r std::sync::Arc<Origin>>,
+}
+
+fn resolve_with(
+    engine: &Engine,
+    cache: &mut SelectorCache,
+    subject: &Party,
+    rules: &[&Rule],
+) -> ResolvedPolicy {
+    let mut map: BTreeMap<(Direction, Pk, Protocol, u16, u16), Acc> = BTreeMap::new();
     let mut states = Vec::new();
+    let reserved: Vec<u32> = engine
+        .identities
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| id.reserved_name().is_some())
+        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect();
+    let mut peers: Vec<Pk> = Vec::new();
     for dir in Direction::BOTH {
         let d = dir.index();
         let active: Vec<&Rule> = rules
@@ -162,19 +252,12 @@ pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> R
             .iter()
             .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
         {
-            let mut peers: Vec<PeerKey> = Vec::new();
+            peers.clear();
             for p in &e.peers {
                 match &p.kind {
                     PeerKind::Selectors { selectors } => {
                         for s in selectors {
-                            for &i in cache.select(s) {
-                                if let Some(id) = engine.identities.get(i as usize) {
-                                    peers.push(PeerKey::Identity {
-                                        id: id.id,
-                                        name: id.to_string(),
-                                    });
-                                }
-                            }
+                            peers.extend(cache.select(s).iter().map(|&i| Pk::Id(i)));
                         }
                     }
                     PeerKind::Cidr { cidr, except } => {
@@ -182,13 +265,12 @@ pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> R
                         for x in except {
                             text.push_str(&format!(" except {x}"));
                         }
-                        peers.push(PeerKey::Cidr { cidr: text });
-                        for id in &engine.identities {
-                            if cidr_peer_matches(cidr, except, id, engine.inv.cluster.dual_stack) {
-                                peers.push(PeerKey::Identity {
-                                    id: id.id,
-                                    name: id.to_string(),
-                                });
+                        peers.push(Pk::Cidr(text));
+                        for &i in &reserved {
+                            if engine.identities.get(i as usize).is_some_and(|id| {
+                                cidr_peer_matches(cidr, except, id, engine.inv.cluster.dual_stack)
+                            }) {
+                                peers.push(Pk::Id(i));
                             }
                         }
                     }
@@ -199,33 +281,54 @@ pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> R
             peers.dedup();
             for (protocol, from_port, to_port) in ranges(e, subject, engine, dir) {
                 for peer in &peers {
-                    let key = MapKey {
-                        direction: dir,
-                        peer: peer.clone(),
-                        protocol,
-                        from_port,
-                        to_port,
-                    };
-                    let v = map.entry(key).or_insert_with(|| MapValue {
-                        decision: Decision::Allowed,
-                        proxied: Vec::new(),
-                        origins: Vec::new(),
-                    });
+                    let v = map
+                        .entry((dir, peer.clone(), protocol, from_port, to_port))
+                        .or_insert_with(|| Acc {
+                            decision: Decision::Allowed,
+                            proxied: Vec::new(),
+                            origins: Vec::new(),
+                        });
                     if e.deny {
                         v.decision = Decision::Denied;
                         v.proxied.clear();
                     } else if v.decision == Decision::Allowed {
                         for k in &e.l7 {
-                            if !v.proxied.contains(k) {
-                                v.proxied.push(k.clone());
+                            if !v.proxied.contains(&k.as_str()) {
+                                v.proxied.push(k);
                             }
                         }
                     }
-                    v.origins.push(e.origin.clone());
+                    v.origins.push(&e.origin);
                 }
             }
         }
     }
+    let entries = map
+        .into_iter()
+        .map(|((direction, pk, protocol, from_port, to_port), acc)| {
+            let peer = match pk {
+                Pk::Id(i) => PeerKey::Identity {
+                    id: engine.identities.get(i as usize).map_or(0, |id| id.id),
+                    name: cache.name(i as usize),
+                },
+                Pk::Cidr(cidr) => PeerKey::Cidr { cidr },
+            };
+            (
+                MapKey {
+                    direction,
+                    peer,
+                    protocol,
+                    from_port,
+                    to_port,
+                },
+                MapValue {
+                    decision: acc.decision,
+                    proxied: acc.proxied.into_iter().map(str::to_string).collect(),
+                    origins: acc.origins.into_iter().cloned().collect(),
+                },
+            )
+        })
+        .collect();
     let egress = states.pop().unwrap_or(DirectionState {
         enforced: false,
         default_deny: false,
@@ -241,7 +344,7 @@ pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> R
         identity: subject.identity.clone(),
         ingress,
         egress,
-        entries: map.into_iter().collect(),
+        entries,
     }
 }
 

@@ -617,7 +617,7 @@ fn decode_entry(
         ports,
         l7,
         unevaluable,
-        origin: rc.origin(ctx, n, path.to_string()),
+        origin: std::sync::Arc::new(rc.origin(ctx, n, path.to_string())),
     })
 }
 

@@ -180,7 +180,7 @@ pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &
                 ports,
                 l7: Vec::new(),
                 unevaluable: Vec::new(),
-                origin: origin(ctx, item, &path),
+                origin: std::sync::Arc::new(origin(ctx, item, &path)),
             });
         }
     }

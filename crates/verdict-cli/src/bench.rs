@@ -1,0 +1,86 @@
+//! `verdict bench`: times each stage on synthetic clusters, side by side in
+//! one run, and reports ratios to plain YAML parsing of the same text.
+
+use std::time::Instant;
+use verdict_core::engine::Engine;
+use verdict_core::ingest::{ClusterConfig, Inventory};
+use verdict_core::resolved::resolve_all;
+use verdict_core::synth::{generate, SynthSpec};
+use verdict_core::trace::trace;
+use verdict_core::yaml::parse_documents;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<u8, String> {
+    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all s | trace ms | resolve/parse | load/parse | identities | map entries | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut base: Option<(f64, f64)> = None;
+    for &(pods, policies) in sizes {
+        let text = generate(&SynthSpec {
+            pods,
+            policies,
+            seed: 42,
+        });
+        if let Some(dir) = write {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            let f = dir.join(format!("synthetic-{pods}-{policies}.yaml"));
+            std::fs::write(&f, &text).map_err(|e| format!("{}: {e}", f.display()))?;
+        }
+        let t = Instant::now();
+        let docs = parse_documents(&text);
+        let parse = t.elapsed().as_secs_f64();
+        drop(docs);
+        let t = Instant::now();
+        let mut inv = Inventory::new(ClusterConfig::default());
+        inv.load_text("synthetic.yaml", &text);
+        inv.complete_namespaces();
+        let load = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let engine = Engine::new(&inv);
+        let ident = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let all = resolve_all(&engine);
+        let resolve = t.elapsed().as_secs_f64();
+        let entries: usize = all.iter().map(|r| r.entries.len()).sum();
+        let from = engine.party("ingress")?;
+        let to = engine.party("ns-1/app-3-0")?;
+        let t = Instant::now();
+        let n = 20;
+        for _ in 0..n {
+            std::hint::black_box(trace(
+                &engine,
+                &from,
+                &to,
+                verdict_core::policy::Protocol::Tcp,
+                5432,
+            ));
+        }
+        let tr = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+        println!(
+            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve:.3} | {tr:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
+            text.len() as f64 / 1048576.0,
+            resolve / parse,
+            load / parse,
+            engine.identities.len(),
+            peak_rss_mib()
+        );
+        let work = (pods * policies) as f64;
+        match base {
+            None => base = Some((work, resolve)),
+            Some((w0, r0)) => println!(
+                "|  growth vs first row: pods x policies x{:.0}, resolve-all time x{:.1} |",
+                work / w0,
+                resolve / r0
+            ),
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,106 @@
+//! A synthetic cluster generator for benchmarks and property tests:
+//! namespaces with teams, applications with several replicas (pods with
+//! realistic generated labels), and a mix of CiliumNetworkPolicy,
+//! CiliumClusterwideNetworkPolicy and NetworkPolicy objects that reuse the
+//! same label vocabulary. Deterministic for a given seed.
+
+use std::fmt::Write;
+
+pub struct SynthSpec {
+    pub pods: usize,
+    pub policies: usize,
+    pub seed: u64,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+    }
+}
+
+const TIERS: &[&str] = &["web", "api", "db", "cache", "worker"];
+const PORTS: &[u16] = &[80, 443, 5432, 6379, 8080, 9090];
+
+/// Generates the cluster as one multi-document YAML text.
+pub fn generate(spec: &SynthSpec) -> String {
+    let mut rng = Rng(spec.seed.max(1));
+    let namespaces = (spec.pods / 250).max(3);
+    let apps_per_ns = 25;
+    let replicas = (spec.pods / (namespaces * apps_per_ns)).max(1);
+    let mut out = String::with_capacity(spec.pods * 700 + spec.policies * 600);
+    for n in 0..namespaces {
+        let _ = write!(
+            out,
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns-{n}\n  labels:\n    team: team-{}\n    env: {}\n",
+            n % 7,
+            if n % 3 == 0 { "prod" } else { "dev" }
+        );
+    }
+    let mut made = 0;
+    'outer: for n in 0..namespaces {
+        for a in 0..apps_per_ns {
+            for r in 0..replicas {
+                if made >= spec.pods {
+                    break 'outer;
+                }
+                made += 1;
+                let tier = TIERS[a % TIERS.len()];
+                let port = PORTS[a % PORTS.len()];
+                let _ = write!(
+                    out,
+                    "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}-{r}\n  namespace: ns-{n}\n  labels:\n    app: app-{a}\n    tier: {tier}\n    version: v{}\n    pod-template-hash: h{:x}\nspec:\n  serviceAccountName: app-{a}\n  containers:\n    - name: main\n      image: registry.example/app-{a}:1.{}\n      ports:\n        - name: http\n          containerPort: {port}\n          protocol: TCP\n        - name: metrics\n          containerPort: 9100\n",
+                    a % 3,
+                    rng.next() & 0xffff_ffff,
+                    r % 5
+                );
+            }
+        }
+    }
+    for p in 0..spec.policies {
+        let n = rng.below(namespaces);
+        let a = rng.below(apps_per_ns);
+        let b = rng.below(apps_per_ns);
+        let port = PORTS[rng.below(PORTS.len())];
+        match p % 5 {
+            0 | 1 => {
+                let _ = write!(
+                    out,
+                    "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: pol-{p}\n  namespace: ns-{n}\nspec:\n  endpointSelector:\n    matchLabels:\n      app: app-{a}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            app: app-{b}\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n              protocol: TCP\n    - fromEntities: [ingress]\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n  egress:\n    - toEndpoints:\n        - matchLabels:\n            tier: db\n      toPorts:\n        - ports:\n            - port: \"5432\"\n              protocol: TCP\n"
+                );
+            }
+            2 => {
+                let _ = write!(
+                    out,
+                    "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata:\n  name: ccnp-{p}\nspec:\n  endpointSelector:\n    matchExpressions:\n      - key: tier\n        operator: In\n        values: [{}]\n  ingressDeny:\n    - fromCIDRSet:\n        - cidr: 198.51.{}.0/24\n  egress:\n    - toEntities: [kube-apiserver]\n    - toEndpoints:\n        - matchLabels:\n            k8s:io.kubernetes.pod.namespace: kube-system\n            k8s-app: kube-dns\n      toPorts:\n        - ports:\n            - port: \"53\"\n              protocol: ANY\n",
+                    TIERS[rng.below(TIERS.len())],
+                    rng.below(250)
+                );
+            }
+            3 => {
+                let _ = write!(
+                    out,
+                    "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: knp-{p}\n  namespace: ns-{n}\nspec:\n  podSelector:\n    matchLabels:\n      app: app-{a}\n  policyTypes: [Ingress]\n  ingress:\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              team: team-{}\n          podSelector:\n            matchLabels:\n              tier: {}\n      ports:\n        - port: {port}\n",
+                    rng.below(7),
+                    TIERS[rng.below(TIERS.len())]
+                );
+            }
+            _ => {
+                let _ = write!(
+                    out,
+                    "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata:\n  name: gw-{p}\nspec:\n  endpointSelector:\n    matchExpressions:\n      - key: reserved:ingress\n        operator: Exists\n  ingress:\n    - fromEntities: [world]\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n              protocol: TCP\n  egress:\n    - toEndpoints:\n        - matchLabels:\n            k8s:io.kubernetes.pod.namespace: ns-{n}\n            app: app-{a}\n      toPorts:\n        - ports:\n            - port: http\n              protocol: TCP\n"
+                );
+            }
+        }
+    }
+    out
+}
