@@ -78,18 +78,22 @@ fn conformance_generated() {
 fn synthetic_cluster_loads_cleanly_and_resolves() {
     use verdict_core::engine::Engine;
     use verdict_core::ingest::{ClusterConfig, Inventory};
-    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec { pods: 500, policies: 50, seed: 7 });
+    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+        pods: 750,
+        policies: 50,
+        seed: 7,
+    });
     let mut inv = Inventory::new(ClusterConfig::default());
     inv.load_text("synthetic.yaml", &text);
     inv.complete_namespaces();
     assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics.first());
-    assert_eq!(inv.workloads.len(), 500);
+    assert_eq!(inv.workloads.len(), 750);
     assert_eq!(inv.policies.len(), 50);
     let engine = Engine::new(&inv);
     let all = verdict_core::resolved::resolve_all(&engine);
     // One resolved policy per distinct identity; pod-template-hash is filtered.
     let endpoint_ids = engine.identities.iter().filter(|i| i.is_endpoint()).count();
     assert_eq!(all.len(), endpoint_ids);
-    assert!(endpoint_ids < 500);
+    assert!(endpoint_ids < 750);
     assert!(all.iter().any(|r| !r.entries.is_empty()));
 }
