@@ -18,7 +18,7 @@ use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
 };
 use crate::selector::{Op, Requirement, Selector};
-use crate::source::{Location, ObjectRef};
+use crate::source::ObjectRef;
 use crate::yaml::Node;
 
 /// The cluster-wide settings that shape selectors.
@@ -1019,13 +1019,4 @@ pub fn decode_policy(
         }
     }
     (rules, rejected)
-}
-
-/// A location for a rule part decoded elsewhere.
-pub fn origin(object: &ObjectRef, path: &str, location: Location) -> Origin {
-    Origin {
-        policy: object.clone(),
-        path: path.to_string(),
-        location,
-    }
 }
