@@ -358,7 +358,7 @@ impl<'a> Engine<'a> {
         let active: Vec<&Rule> = rules
             .iter()
             .copied()
-            .filter(|r| r.default_deny[d] || r.entries.iter().any(|e| e.direction == dir))
+            .filter(|r| r.applies_to(dir))
             .collect();
         v.selecting = active.iter().map(|r| r.origin.clone()).collect();
         if active.is_empty() {

@@ -213,6 +213,15 @@ pub struct Rule {
     pub origin: Origin,
 }
 
+impl Rule {
+    /// Whether the rule takes part in `dir` for the endpoints it selects:
+    /// it has entries for that direction, or (a Kubernetes NetworkPolicy's
+    /// `policyTypes`) turns on default deny for it.
+    pub fn applies_to(&self, dir: Direction) -> bool {
+        self.default_deny[dir.index()] || self.entries.iter().any(|e| e.direction == dir)
+    }
+}
+
 /// A loaded policy object and the rules it contributes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {

@@ -241,7 +241,7 @@ fn resolve_with(
         let active: Vec<&Rule> = rules
             .iter()
             .copied()
-            .filter(|r| r.default_deny[d] || r.entries.iter().any(|e| e.direction == dir))
+            .filter(|r| r.applies_to(dir))
             .collect();
         states.push(DirectionState {
             enforced: !active.is_empty(),
