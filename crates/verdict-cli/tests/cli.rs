@@ -234,3 +234,38 @@ fn unknown_party_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("`shop/nope` names no pod or workload"));
 }
+
+#[test]
+fn unevaluable_peers_are_named_once_per_rule() {
+    let dir = std::env::temp_dir().join(format!("verdict-fqdn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("p.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {app: a}}\nspec: {containers: []}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: x}\nspec:\n  endpointSelector: {}\n  egress:\n    - toFQDNs: [{matchName: example.com}]\n    - toServices: [{k8sService: {serviceName: s, namespace: x}}]\n",
+    )
+    .unwrap();
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "x/a",
+        "--to",
+        "1.2.3.4",
+        "--port",
+        "443",
+        f.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_eq!(
+        out.matches("toFQDNs: DNS names are resolved at run time")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("toServices: service selectors").count(),
+        1,
+        "{out}"
+    );
+}

@@ -387,8 +387,9 @@ impl<'a> Engine<'a> {
         for e in entries {
             if !self.entry_matches(e, subject, peer, dir, protocol, port, &requires) {
                 for u in &e.unevaluable {
-                    if !v.unevaluable.contains(u) {
-                        v.unevaluable.push(format!("{}: {u}", e.origin));
+                    let note = format!("{}: {u}", e.origin);
+                    if !v.unevaluable.contains(&note) {
+                        v.unevaluable.push(note);
                     }
                 }
                 continue;
