@@ -4,7 +4,7 @@
 use std::time::Instant;
 use verdict_core::engine::Engine;
 use verdict_core::ingest::{ClusterConfig, Inventory};
-use verdict_core::resolved::resolve_all;
+use verdict_core::resolved::{resolve_all, resolve_all_threads};
 use verdict_core::synth::{generate, SynthSpec};
 use verdict_core::trace::trace;
 use verdict_core::yaml::parse_documents;
@@ -20,8 +20,8 @@ fn peak_rss_mib() -> f64 {
 }
 
 pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<u8, String> {
-    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all s | trace ms | resolve/parse | load/parse | identities | map entries | peak RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut base: Option<(f64, f64)> = None;
     for &(pods, policies) in sizes {
         let text = generate(&SynthSpec {
@@ -47,6 +47,10 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         let engine = Engine::new(&inv);
         let ident = t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let one = resolve_all_threads(&engine, 1);
+        let resolve1 = t.elapsed().as_secs_f64();
+        drop(one);
+        let t = Instant::now();
         let all = resolve_all(&engine);
         let resolve = t.elapsed().as_secs_f64();
         let entries: usize = all.iter().map(|r| r.entries.len()).sum();
@@ -65,8 +69,9 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         }
         let tr = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
         println!(
-            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve:.3} | {tr:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
+            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve1:.3} | {resolve:.3} | {tr:.2} | {:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
             text.len() as f64 / 1048576.0,
+            resolve1 / parse,
             resolve / parse,
             load / parse,
             engine.identities.len(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use verdict_core::engine::{Decision, Engine};
 use verdict_core::ingest::ClusterConfig;
 use verdict_core::policytest;
-use verdict_core::resolved::{resolve, SelectorCache};
+use verdict_core::resolved::resolve;
 use verdict_core::source::Severity;
 use verdict_core::trace::{parse_flow_protocol, trace as trace_flow};
 
@@ -63,8 +63,7 @@ pub fn policy(
     load::report(&inv, verbose);
     let engine = Engine::new(&inv);
     let party = engine.party(endpoint)?;
-    let mut cache = SelectorCache::new(&engine.identities);
-    let r = resolve(&engine, &mut cache, &party);
+    let r = resolve(&engine, &party);
     if as_json {
         print(&json(&r)?);
     } else {

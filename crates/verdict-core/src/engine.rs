@@ -360,7 +360,7 @@ impl<'a> Engine<'a> {
             .copied()
             .filter(|r| r.applies_to(dir))
             .collect();
-        v.selecting = active.iter().map(|r| r.origin.clone()).collect();
+        v.selecting = active.iter().map(|r| (*r.origin).clone()).collect();
         if active.is_empty() {
             v.reason = Reason::NoPolicy;
             v.explanation = format!(

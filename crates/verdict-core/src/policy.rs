@@ -210,7 +210,7 @@ pub struct Rule {
     /// Whether this rule turns on default deny, per direction
     /// (`[ingress, egress]`).
     pub default_deny: [bool; 2],
-    pub origin: Origin,
+    pub origin: std::sync::Arc<Origin>,
 }
 
 impl Rule {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(untagged)]
 pub enum PeerKey {
-    Identity { id: u32, name: String },
+    Identity { id: u32, name: std::sync::Arc<str> },
     Cidr { cidr: String },
 }
 
@@ -33,28 +33,28 @@ pub struct MapKey {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MapValue {
+pub struct MapValue<'r> {
     pub decision: Decision,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub proxied: Vec<String>,
-    pub origins: Vec<std::sync::Arc<Origin>>,
+    pub proxied: Vec<&'r str>,
+    pub origins: Vec<&'r Origin>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ResolvedPolicy {
+pub struct ResolvedPolicy<'r> {
     pub subject: String,
     pub identity: Identity,
     /// Per direction: whether policy is enforced and default deny is on.
-    pub ingress: DirectionState,
-    pub egress: DirectionState,
-    pub entries: Vec<(MapKey, MapValue)>,
+    pub ingress: DirectionState<'r>,
+    pub egress: DirectionState<'r>,
+    pub entries: Vec<(MapKey, MapValue<'r>)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DirectionState {
+pub struct DirectionState<'r> {
     pub enforced: bool,
     pub default_deny: bool,
-    pub rules: Vec<Origin>,
+    pub rules: Vec<&'r Origin>,
 }
 
 /// Caches the identities each selector selects.
@@ -63,7 +63,6 @@ pub struct SelectorCache<'e> {
     /// (key, value) -> identities carrying such a label (any source).
     index: HashMap<(&'e str, &'e str), Vec<u32>>,
     cache: HashMap<Selector, Vec<u32>>,
-    names: Vec<Option<String>>,
 }
 
 impl<'e> SelectorCache<'e> {
@@ -81,22 +80,6 @@ impl<'e> SelectorCache<'e> {
             identities,
             index,
             cache: HashMap::new(),
-            names: vec![None; identities.len()],
-        }
-    }
-
-    /// The display name of identity `i`, formatted once.
-    fn name(&mut self, i: usize) -> String {
-        match self.names.get_mut(i) {
-            Some(slot) => slot
-                .get_or_insert_with(|| {
-                    self.identities
-                        .get(i)
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                })
-                .clone(),
-            None => String::new(),
         }
     }
 
@@ -130,24 +113,314 @@ impl<'e> SelectorCache<'e> {
 
 static EMPTY: Vec<u32> = Vec::new();
 
-fn ranges(
+/// A peer while accumulating: an identity's number, or the rank of a CIDR
+/// selection's text. Both orders equal the order of [`PeerKey`], so maps come
+/// out sorted as users see them (after [`Resolver::finalize`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pk {
+    Id(u32),
+    Cidr(u32),
+}
+
+/// An entry resolved once, for every subject it applies to: its peers and,
+/// unless it names ports (resolved per subject), its port ranges.
+struct EntryRes {
+    peers: Vec<Pk>,
+    ranges: Option<Vec<(Protocol, u16, u16)>>,
+}
+
+/// Resolution state shared by every subject: the selector cache, each
+/// entry's resolved peers, the names of identities and CIDR selections.
+/// Once entries are prepared, building a subject's map only reads it, so
+/// subjects can be resolved in parallel.
+pub struct Resolver<'e, 'a> {
+    engine: &'e Engine<'a>,
+    cache: SelectorCache<'e>,
+    entries: HashMap<usize, EntryRes>,
+    cidrs: Vec<String>,
+    cidr_ids: HashMap<String, u32>,
+    names: Vec<std::sync::Arc<str>>,
+    reserved: Vec<u32>,
+    /// Identity number -> index into the engine's identities.
+    by_id: HashMap<u32, usize>,
+}
+
+/// The identity of an entry: its address (entries live as long as the
+/// inventory and are never moved while resolving).
+fn entry_key(e: &Entry) -> usize {
+    std::ptr::from_ref(e) as usize
+}
+
+impl<'e, 'a> Resolver<'e, 'a> {
+    pub fn new(engine: &'e Engine<'a>) -> Resolver<'e, 'a> {
+        let reserved = engine
+            .identities
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.reserved_name().is_some())
+            .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        Resolver {
+            engine,
+            cache: SelectorCache::new(&engine.identities),
+            entries: HashMap::new(),
+            cidrs: Vec::new(),
+            cidr_ids: HashMap::new(),
+            names: engine
+                .identities
+                .iter()
+                .map(|id| std::sync::Arc::from(id.to_string()))
+                .collect(),
+            reserved,
+            by_id: engine
+                .identities
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.id, i))
+                .collect(),
+        }
+    }
+
+    fn prepare(&mut self, e: &Entry) {
+        let key = entry_key(e);
+        if self.entries.contains_key(&key) {
+            return;
+        }
+        let mut peers: Vec<Pk> = Vec::new();
+        for p in &e.peers {
+            match &p.kind {
+                PeerKind::Selectors { selectors } => {
+                    for s in selectors {
+                        let ids = &self.engine.identities;
+                        peers.extend(
+                            self.cache
+                                .select(s)
+                                .iter()
+                                .filter_map(|&i| ids.get(i as usize))
+                                .map(|id| Pk::Id(id.id)),
+                        );
+                    }
+                }
+                PeerKind::Cidr { cidr, except } => {
+                    let mut text = cidr.to_string();
+                    for x in except {
+                        text.push_str(&format!(" except {x}"));
+                    }
+                    let next = u32::try_from(self.cidrs.len()).unwrap_or(u32::MAX);
+                    let id = *self.cidr_ids.entry(text.clone()).or_insert(next);
+                    if id == next {
+                        self.cidrs.push(text);
+                    }
+                    peers.push(Pk::Cidr(id));
+                    let engine = self.engine;
+                    for &i in &self.reserved {
+                        if let Some(id) = engine.identities.get(i as usize) {
+                            if cidr_peer_matches(cidr, except, id, engine.inv.cluster.dual_stack) {
+                                peers.push(Pk::Id(id.id));
+                            }
+                        }
+                    }
+                }
+                PeerKind::Unevaluable { .. } => {}
+            }
+        }
+        peers.sort();
+        peers.dedup();
+        let named = e
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.port, PortSel::Named(_)));
+        let ranges = (!named).then(|| fixed_ranges(e));
+        self.entries.insert(key, EntryRes { peers, ranges });
+    }
+
+    /// Prepares every entry of `rules`.
+    pub fn prepare_rules(&mut self, rules: &[&Rule]) {
+        for r in rules {
+            for e in &r.entries {
+                self.prepare(e);
+            }
+        }
+    }
+
+    /// Renumbers CIDR selections in the order of their text, so that maps
+    /// built afterwards are sorted by [`MapKey`]. Call after preparing.
+    pub fn finalize(&mut self) {
+        let mut order: Vec<u32> =
+            (0..u32::try_from(self.cidrs.len()).unwrap_or(u32::MAX)).collect();
+        order.sort_by(|a, b| {
+            self.cidrs
+                .get(*a as usize)
+                .cmp(&self.cidrs.get(*b as usize))
+        });
+        let mut rank = vec![0u32; order.len()];
+        for (r, &old) in order.iter().enumerate() {
+            if let Some(slot) = rank.get_mut(old as usize) {
+                *slot = u32::try_from(r).unwrap_or(u32::MAX);
+            }
+        }
+        let mut sorted: Vec<String> = order
+            .iter()
+            .filter_map(|&o| self.cidrs.get(o as usize).cloned())
+            .collect();
+        std::mem::swap(&mut self.cidrs, &mut sorted);
+        for text_rank in self.cidr_ids.values_mut() {
+            *text_rank = rank.get(*text_rank as usize).copied().unwrap_or(*text_rank);
+        }
+        for res in self.entries.values_mut() {
+            for p in &mut res.peers {
+                if let Pk::Cidr(c) = p {
+                    *c = rank.get(*c as usize).copied().unwrap_or(*c);
+                }
+            }
+            res.peers.sort();
+        }
+    }
+
+    /// The resolved policy of `subject`, selected by `rules` (which must
+    /// have been prepared, then finalized).
+    pub fn build<'r>(&self, subject: &Party, rules: &[&'r Rule]) -> ResolvedPolicy<'r> {
+        let engine = self.engine;
+        let mut map: BTreeMap<(Direction, Pk, Protocol, u16, u16), Acc> = BTreeMap::new();
+        let mut states = Vec::new();
+        for dir in Direction::BOTH {
+            let d = dir.index();
+            let active: Vec<&'r Rule> = rules
+                .iter()
+                .copied()
+                .filter(|r| r.applies_to(dir))
+                .collect();
+            states.push(DirectionState {
+                enforced: !active.is_empty(),
+                default_deny: active.iter().any(|r| r.default_deny[d]),
+                rules: active.iter().map(|r| &*r.origin).collect(),
+            });
+            for e in active
+                .iter()
+                .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
+            {
+                let Some(res) = self.entries.get(&entry_key(e)) else {
+                    continue;
+                };
+                let per_subject;
+                let ranges = match &res.ranges {
+                    Some(r) => r,
+                    None => {
+                        per_subject = named_ranges(e, subject, engine, dir);
+                        &per_subject
+                    }
+                };
+                for &(protocol, from_port, to_port) in ranges {
+                    for &peer in &res.peers {
+                        let v = map
+                            .entry((dir, peer, protocol, from_port, to_port))
+                            .or_insert_with(|| Acc {
+                                decision: Decision::Allowed,
+                                proxied: Vec::new(),
+                                origins: Vec::new(),
+                            });
+                        if e.deny {
+                            v.decision = Decision::Denied;
+                            v.proxied.clear();
+                        } else if v.decision == Decision::Allowed {
+                            for k in &e.l7 {
+                                if !v.proxied.contains(&k.as_str()) {
+                                    v.proxied.push(k);
+                                }
+                            }
+                        }
+                        v.origins.push(&*e.origin);
+                    }
+                }
+            }
+        }
+        let entries: Vec<(MapKey, MapValue)> = map
+            .into_iter()
+            .map(|((direction, pk, protocol, from_port, to_port), acc)| {
+                let peer = match pk {
+                    Pk::Id(id) => PeerKey::Identity {
+                        id,
+                        name: self
+                            .by_id
+                            .get(&id)
+                            .and_then(|&i| self.names.get(i))
+                            .cloned()
+                            .unwrap_or_else(|| std::sync::Arc::from("")),
+                    },
+                    Pk::Cidr(i) => PeerKey::Cidr {
+                        cidr: self.cidrs.get(i as usize).cloned().unwrap_or_default(),
+                    },
+                };
+                (
+                    MapKey {
+                        direction,
+                        peer,
+                        protocol,
+                        from_port,
+                        to_port,
+                    },
+                    MapValue {
+                        decision: acc.decision,
+                        proxied: acc.proxied,
+                        origins: acc.origins,
+                    },
+                )
+            })
+            .collect();
+
+        let egress = states.pop().unwrap_or(DirectionState {
+            enforced: false,
+            default_deny: false,
+            rules: vec![],
+        });
+        let ingress = states.pop().unwrap_or(DirectionState {
+            enforced: false,
+            default_deny: false,
+            rules: vec![],
+        });
+        ResolvedPolicy {
+            subject: subject.name.clone(),
+            identity: subject.identity.clone(),
+            ingress,
+            egress,
+            entries,
+        }
+    }
+}
+
+struct Acc<'r> {
+    decision: Decision,
+    proxied: Vec<&'r str>,
+    origins: Vec<&'r Origin>,
+}
+
+/// Port ranges of an entry without named ports.
+fn fixed_ranges(e: &Entry) -> Vec<(Protocol, u16, u16)> {
+    let Some(ports) = &e.ports else {
+        return vec![(Protocol::Any, 0, 65535)];
+    };
+    ports
+        .iter()
+        .filter_map(|pr| match &pr.port {
+            PortSel::Range { from, to } => Some((pr.protocol, *from, *to)),
+            PortSel::Named(_) => None,
+        })
+        .collect()
+}
+
+/// Port ranges of an entry with named ports, resolved for one subject.
+fn named_ranges(
     e: &Entry,
     subject: &Party,
     engine: &Engine,
     dir: Direction,
 ) -> Vec<(Protocol, u16, u16)> {
-    let Some(ports) = &e.ports else {
-        return vec![(Protocol::Any, 0, 65535)];
-    };
-    let mut out = Vec::new();
-    for pr in ports {
-        match &pr.port {
-            PortSel::Range { from, to } => out.push((pr.protocol, *from, *to)),
-            PortSel::Named(name) => {
-                for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-                    if !pr.protocol.covers(proto) {
-                        continue;
-                    }
+    let mut out = fixed_ranges(e);
+    for pr in e.ports.iter().flatten() {
+        if let PortSel::Named(name) = &pr.port {
+            for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+                if pr.protocol.covers(proto) {
                     if let Some(p) = engine.named_port(subject, dir, name, proto) {
                         out.push((proto, p, p));
                     }
@@ -159,19 +432,31 @@ fn ranges(
 }
 
 /// Resolves the whole policy of one party.
-pub fn resolve(engine: &Engine, cache: &mut SelectorCache, subject: &Party) -> ResolvedPolicy {
+pub fn resolve<'a>(engine: &Engine<'a>, subject: &Party) -> ResolvedPolicy<'a> {
     let rules: Vec<&Rule> = engine.selecting_rules(&subject.identity).collect();
-    resolve_with(engine, cache, subject, &rules)
+    let mut r = Resolver::new(engine);
+    r.prepare_rules(&rules);
+    r.finalize();
+    r.build(subject, &rules)
 }
 
 /// Resolves the policy of every endpoint identity (one representative
-/// endpoint each), selecting subjects through the selector cache.
-pub fn resolve_all(engine: &Engine) -> Vec<ResolvedPolicy> {
-    let mut cache = SelectorCache::new(&engine.identities);
+/// endpoint each): subjects are found through the selector cache, each
+/// entry is resolved once, and identities are resolved in parallel on every
+/// available core.
+pub fn resolve_all<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    resolve_all_threads(engine, threads)
+}
+
+/// [`resolve_all`] on at most `threads` threads (results in the same order).
+pub fn resolve_all_threads<'a>(engine: &Engine<'a>, threads: usize) -> Vec<ResolvedPolicy<'a>> {
+    let mut resolver = Resolver::new(engine);
     let mut by_identity: Vec<Vec<&Rule>> = vec![Vec::new(); engine.identities.len()];
-    for (_, r) in &engine.rules {
+    let all_rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
+    for r in &all_rules {
         if let crate::policy::Subject::Endpoints(sel) = &r.subject {
-            for &i in cache.select(sel) {
+            for &i in resolver.cache.select(sel) {
                 let is_host = engine
                     .identities
                     .get(i as usize)
@@ -183,15 +468,21 @@ pub fn resolve_all(engine: &Engine) -> Vec<ResolvedPolicy> {
             }
         }
     }
+    resolver.prepare_rules(&all_rules);
+    resolver.finalize();
     let mut seen = vec![false; engine.identities.len()];
-    let mut out = Vec::new();
+    let mut subjects: Vec<(Party, &Vec<&Rule>)> = Vec::new();
     for ep in engine.endpoints.iter().flatten() {
-        if std::mem::replace(&mut seen[ep.identity], true) {
+        if seen.get(ep.identity).copied().unwrap_or(true) {
             continue;
         }
-        let (Some(w), Some(id)) = (
+        if let Some(s) = seen.get_mut(ep.identity) {
+            *s = true;
+        }
+        let (Some(w), Some(id), Some(rules)) = (
             engine.inv.workloads.get(ep.workload),
             engine.identities.get(ep.identity),
+            by_identity.get(ep.identity),
         ) else {
             continue;
         };
@@ -201,154 +492,30 @@ pub fn resolve_all(engine: &Engine) -> Vec<ResolvedPolicy> {
             ports: w.ports.clone(),
             enforced: true,
         };
-        let rules = by_identity.get(ep.identity).cloned().unwrap_or_default();
-        out.push(resolve_with(engine, &mut cache, &party, &rules));
+        subjects.push((party, rules));
     }
-    out
-}
-
-/// A peer while accumulating: an identity index or a CIDR text.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Pk {
-    Id(u32),
-    Cidr(String),
-}
-
-struct Acc<'r> {
-    decision: Decision,
-    proxied: Vec<&'r str>,
-    origins: Vec<&'r std::sync::Arc<Origin>>,
-}
-
-fn resolve_with(
-    engine: &Engine,
-    cache: &mut SelectorCache,
-    subject: &Party,
-    rules: &[&Rule],
-) -> ResolvedPolicy {
-    let mut map: BTreeMap<(Direction, Pk, Protocol, u16, u16), Acc> = BTreeMap::new();
-    let mut states = Vec::new();
-    let reserved: Vec<u32> = engine
-        .identities
-        .iter()
-        .enumerate()
-        .filter(|(_, id)| id.reserved_name().is_some())
-        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
-        .collect();
-    let mut peers: Vec<Pk> = Vec::new();
-    for dir in Direction::BOTH {
-        let d = dir.index();
-        let active: Vec<&Rule> = rules
-            .iter()
-            .copied()
-            .filter(|r| r.applies_to(dir))
+    let threads = threads.clamp(1, 64);
+    let chunk = subjects.len().div_ceil(threads).max(1);
+    let resolver = &resolver;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = subjects
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(p, rules)| resolver.build(p, rules))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        states.push(DirectionState {
-            enforced: !active.is_empty(),
-            default_deny: active.iter().any(|r| r.default_deny[d]),
-            rules: active.iter().map(|r| r.origin.clone()).collect(),
-        });
-        for e in active
-            .iter()
-            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
-        {
-            peers.clear();
-            for p in &e.peers {
-                match &p.kind {
-                    PeerKind::Selectors { selectors } => {
-                        for s in selectors {
-                            peers.extend(cache.select(s).iter().map(|&i| Pk::Id(i)));
-                        }
-                    }
-                    PeerKind::Cidr { cidr, except } => {
-                        let mut text = cidr.to_string();
-                        for x in except {
-                            text.push_str(&format!(" except {x}"));
-                        }
-                        peers.push(Pk::Cidr(text));
-                        for &i in &reserved {
-                            if engine.identities.get(i as usize).is_some_and(|id| {
-                                cidr_peer_matches(cidr, except, id, engine.inv.cluster.dual_stack)
-                            }) {
-                                peers.push(Pk::Id(i));
-                            }
-                        }
-                    }
-                    PeerKind::Unevaluable { .. } => {}
-                }
-            }
-            peers.sort();
-            peers.dedup();
-            for (protocol, from_port, to_port) in ranges(e, subject, engine, dir) {
-                for peer in &peers {
-                    let v = map
-                        .entry((dir, peer.clone(), protocol, from_port, to_port))
-                        .or_insert_with(|| Acc {
-                            decision: Decision::Allowed,
-                            proxied: Vec::new(),
-                            origins: Vec::new(),
-                        });
-                    if e.deny {
-                        v.decision = Decision::Denied;
-                        v.proxied.clear();
-                    } else if v.decision == Decision::Allowed {
-                        for k in &e.l7 {
-                            if !v.proxied.contains(&k.as_str()) {
-                                v.proxied.push(k);
-                            }
-                        }
-                    }
-                    v.origins.push(&e.origin);
-                }
-            }
-        }
-    }
-    let entries = map
-        .into_iter()
-        .map(|((direction, pk, protocol, from_port, to_port), acc)| {
-            let peer = match pk {
-                Pk::Id(i) => PeerKey::Identity {
-                    id: engine.identities.get(i as usize).map_or(0, |id| id.id),
-                    name: cache.name(i as usize),
-                },
-                Pk::Cidr(cidr) => PeerKey::Cidr { cidr },
-            };
-            (
-                MapKey {
-                    direction,
-                    peer,
-                    protocol,
-                    from_port,
-                    to_port,
-                },
-                MapValue {
-                    decision: acc.decision,
-                    proxied: acc.proxied.into_iter().map(str::to_string).collect(),
-                    origins: acc.origins.into_iter().cloned().collect(),
-                },
-            )
-        })
-        .collect();
-    let egress = states.pop().unwrap_or(DirectionState {
-        enforced: false,
-        default_deny: false,
-        rules: vec![],
-    });
-    let ingress = states.pop().unwrap_or(DirectionState {
-        enforced: false,
-        default_deny: false,
-        rules: vec![],
-    });
-    ResolvedPolicy {
-        subject: subject.name.clone(),
-        identity: subject.identity.clone(),
-        ingress,
-        egress,
-        entries,
-    }
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
-impl ResolvedPolicy {
+impl ResolvedPolicy<'_> {
     pub fn to_text(&self) -> String {
         let mut out = format!("{}\n  identity {}\n", self.subject, self.identity);
         for (dir, st) in [
@@ -366,7 +533,7 @@ impl ResolvedPolicy {
             }
             for (k, v) in self.entries.iter().filter(|(k, _)| k.direction == dir) {
                 let peer = match &k.peer {
-                    PeerKey::Identity { name, .. } => name.clone(),
+                    PeerKey::Identity { name, .. } => name.to_string(),
                     PeerKey::Cidr { cidr } => format!("cidr {cidr}"),
                 };
                 let port = match (k.from_port, k.to_port) {

@@ -97,3 +97,80 @@ fn synthetic_cluster_loads_cleanly_and_resolves() {
     assert!(endpoint_ids < 750);
     assert!(all.iter().any(|r| !r.entries.is_empty()));
 }
+
+/// The resolved maps (selector cache, entries resolved once, parallel) and
+/// the direct per-flow evaluation must agree: every allow entry of a map is
+/// an allowed flow unless a deny entry for the same peer covers it, and
+/// every deny entry is a denied flow.
+#[test]
+fn resolved_maps_agree_with_flow_verdicts() {
+    use verdict_core::engine::{Decision, Engine, Party};
+    use verdict_core::ingest::{ClusterConfig, Inventory};
+    use verdict_core::policy::Protocol;
+    use verdict_core::resolved::{resolve, resolve_all, resolve_all_threads, PeerKey};
+    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+        pods: 1500,
+        policies: 300,
+        seed: 11,
+    });
+    let mut inv = Inventory::new(ClusterConfig::default());
+    inv.load_text("synthetic.yaml", &text);
+    inv.complete_namespaces();
+    let engine = Engine::new(&inv);
+    let all = resolve_all(&engine);
+    let serial = resolve_all_threads(&engine, 1);
+    assert_eq!(
+        serde_json::to_string(&all).unwrap(),
+        serde_json::to_string(&serial).unwrap(),
+        "parallel and serial resolution differ"
+    );
+    let mut checked = 0;
+    for r in all.iter().take(60) {
+        let subject = engine.party(&r.subject).unwrap();
+        let single = resolve(&engine, &subject);
+        assert_eq!(
+            serde_json::to_string(&single).unwrap(),
+            serde_json::to_string(r).unwrap()
+        );
+        for (k, v) in &r.entries {
+            let PeerKey::Identity { id, .. } = &k.peer else {
+                continue;
+            };
+            let Some(peer_id) = engine.identities.iter().find(|i| i.id == *id) else {
+                continue;
+            };
+            let peer = Party {
+                name: peer_id.to_string(),
+                identity: peer_id.clone(),
+                ports: vec![],
+                enforced: true,
+            };
+            let protocol = if k.protocol == Protocol::Any {
+                Protocol::Tcp
+            } else {
+                k.protocol
+            };
+            let side = engine.side(&subject, k.direction, &peer, protocol, k.from_port);
+            let covered_by_deny = r.entries.iter().any(|(k2, v2)| {
+                v2.decision == Decision::Denied
+                    && k2.direction == k.direction
+                    && k2.peer == k.peer
+                    && k2.from_port <= k.from_port
+                    && k.from_port <= k2.to_port
+                    && k2.protocol.covers(protocol)
+            });
+            let expected = if v.decision == Decision::Denied || covered_by_deny {
+                Decision::Denied
+            } else {
+                Decision::Allowed
+            };
+            assert_eq!(
+                side.decision, expected,
+                "{} {:?} -> {}: {}",
+                r.subject, k, side.explanation, peer.name
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} entries checked");
+}

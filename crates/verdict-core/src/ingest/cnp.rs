@@ -308,7 +308,7 @@ fn decode_rule(ctx: &mut Ctx, rc: &mut RuleCtx, n: &Node, path: &str) -> Option<
         subject,
         entries,
         default_deny,
-        origin: rc.origin(ctx, n, path.to_string()),
+        origin: std::sync::Arc::new(rc.origin(ctx, n, path.to_string())),
     })
 }
 

@@ -193,7 +193,7 @@ pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &
         subject: Subject::Endpoints(subject),
         entries,
         default_deny,
-        origin: origin(ctx, spec_node, "spec"),
+        origin: std::sync::Arc::new(origin(ctx, spec_node, "spec")),
     }]
 }
 
