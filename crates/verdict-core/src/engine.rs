@@ -370,22 +370,20 @@ impl<'a> Engine<'a> {
             return v;
         }
         let default_deny = active.iter().any(|r| r.default_deny[d]);
-        let requires: Vec<&Selector> = active
-            .iter()
-            .flat_map(|r| {
-                r.entries
-                    .iter()
-                    .filter(|e| e.direction == dir)
-                    .flat_map(|e| e.requires.iter())
-            })
-            .collect();
+        let requires_allow = requirements(&active, dir, false);
+        let requires_deny = requirements(&active, dir, true);
         let entries = active
             .iter()
             .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
         let mut allow = Vec::new();
         let mut deny = Vec::new();
         for e in entries {
-            if !self.entry_matches(e, subject, peer, dir, protocol, port, &requires) {
+            let requires = if e.deny {
+                &requires_deny
+            } else {
+                &requires_allow
+            };
+            if !self.entry_matches(e, subject, peer, dir, protocol, port, requires) {
                 for u in &e.unevaluable {
                     let note = format!("{}: {u}", e.origin);
                     if !v.unevaluable.contains(&note) {
@@ -522,6 +520,22 @@ impl Engine<'_> {
             }
         }
     }
+}
+
+/// The `fromRequires`/`toRequires` selectors of the allow (or deny) entries
+/// of `rules` in `dir`: Cilium ANDs them into every endpoint selector of the
+/// allow (or deny) entries of every rule selecting the subject
+/// (`requirements` and `requirementsDeny` in pkg/policy/rule.go).
+pub fn requirements<'r>(rules: &[&'r Rule], dir: Direction, deny: bool) -> Vec<&'r Selector> {
+    rules
+        .iter()
+        .flat_map(|r| {
+            r.entries
+                .iter()
+                .filter(move |e| e.direction == dir && e.deny == deny)
+        })
+        .flat_map(|e| e.requires.iter())
+        .collect()
 }
 
 fn list(origins: &[Origin]) -> String {

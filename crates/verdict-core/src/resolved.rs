@@ -7,7 +7,7 @@
 //! `key=value` labels to identities so that a selector with an equality
 //! requirement only looks at the identities carrying that label.
 
-use crate::engine::{cidr_peer_matches, Decision, Engine, Party};
+use crate::engine::{cidr_peer_matches, requirements, Decision, Engine, Party};
 use crate::identity::Identity;
 use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
 use crate::selector::Selector;
@@ -126,6 +126,9 @@ enum Pk {
 /// unless it names ports (resolved per subject), its port ranges.
 struct EntryRes {
     peers: Vec<Pk>,
+    /// Peers selected only through `fromEndpoints`/`toEndpoints` (which
+    /// `fromRequires`/`toRequires` narrow further).
+    endpoint_only: Vec<Pk>,
     ranges: Option<Vec<(Protocol, u16, u16)>>,
 }
 
@@ -187,12 +190,18 @@ impl<'e, 'a> Resolver<'e, 'a> {
             return;
         }
         let mut peers: Vec<Pk> = Vec::new();
+        let mut from_endpoints: Vec<Pk> = Vec::new();
         for p in &e.peers {
             match &p.kind {
                 PeerKind::Selectors { selectors } => {
+                    let ids = &self.engine.identities;
+                    let out = if p.from_endpoints {
+                        &mut from_endpoints
+                    } else {
+                        &mut peers
+                    };
                     for s in selectors {
-                        let ids = &self.engine.identities;
-                        peers.extend(
+                        out.extend(
                             self.cache
                                 .select(s)
                                 .iter()
@@ -226,13 +235,29 @@ impl<'e, 'a> Resolver<'e, 'a> {
         }
         peers.sort();
         peers.dedup();
+        from_endpoints.sort();
+        from_endpoints.dedup();
+        let endpoint_only: Vec<Pk> = from_endpoints
+            .iter()
+            .copied()
+            .filter(|p| peers.binary_search(p).is_err())
+            .collect();
+        peers.extend(endpoint_only.iter().copied());
+        peers.sort();
         let named = e
             .ports
             .iter()
             .flatten()
             .any(|p| matches!(p.port, PortSel::Named(_)));
         let ranges = (!named).then(|| fixed_ranges(e));
-        self.entries.insert(key, EntryRes { peers, ranges });
+        self.entries.insert(
+            key,
+            EntryRes {
+                peers,
+                endpoint_only,
+                ranges,
+            },
+        );
     }
 
     /// Prepares every entry of `rules`.
@@ -242,6 +267,15 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 self.prepare(e);
             }
         }
+    }
+
+    /// Whether peer `p` meets every requirement (`fromRequires`).
+    fn meets(&self, p: Pk, requires: &[&Selector]) -> bool {
+        let Pk::Id(id) = p else { return true };
+        self.by_id
+            .get(&id)
+            .and_then(|&i| self.engine.identities.get(i))
+            .is_some_and(|ident| requires.iter().all(|r| r.matches(&ident.labels)))
     }
 
     /// Renumbers CIDR selections in the order of their text, so that maps
@@ -284,6 +318,20 @@ impl<'e, 'a> Resolver<'e, 'a> {
         let engine = self.engine;
         let mut map: BTreeMap<(Direction, Pk, Protocol, u16, u16), Acc> = BTreeMap::new();
         let mut states = Vec::new();
+        let requires: Vec<(Vec<&Selector>, Vec<&Selector>)> = Direction::BOTH
+            .iter()
+            .map(|&dir| {
+                let active: Vec<&Rule> = rules
+                    .iter()
+                    .copied()
+                    .filter(|r| r.applies_to(dir))
+                    .collect();
+                (
+                    requirements(&active, dir, false),
+                    requirements(&active, dir, true),
+                )
+            })
+            .collect();
         for dir in Direction::BOTH {
             let d = dir.index();
             let active: Vec<&'r Rule> = rules
@@ -303,6 +351,25 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 let Some(res) = self.entries.get(&entry_key(e)) else {
                     continue;
                 };
+                let requires = if e.deny {
+                    &requires[dir.index()].1
+                } else {
+                    &requires[dir.index()].0
+                };
+                let narrowed: Vec<Pk>;
+                let entry_peers = if requires.is_empty() || res.endpoint_only.is_empty() {
+                    &res.peers
+                } else {
+                    narrowed = res
+                        .peers
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            res.endpoint_only.binary_search(p).is_err() || self.meets(*p, requires)
+                        })
+                        .collect();
+                    &narrowed
+                };
                 let per_subject;
                 let ranges = match &res.ranges {
                     Some(r) => r,
@@ -312,7 +379,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                     }
                 };
                 for &(protocol, from_port, to_port) in ranges {
-                    for &peer in &res.peers {
+                    for &peer in entry_peers {
                         let v = map
                             .entry((dir, peer, protocol, from_port, to_port))
                             .or_insert_with(|| Acc {

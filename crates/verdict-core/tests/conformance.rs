@@ -7,7 +7,7 @@ use verdict_core::policytest;
 
 fn run_dir(dir: &str) -> (usize, Vec<String>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/conformance")
+        .join("tests/data")
         .join(dir);
     let mut files: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
@@ -18,7 +18,7 @@ fn run_dir(dir: &str) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     for f in files
         .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .filter(|f| f.extension().is_some_and(|e| e == "json" || e == "yaml"))
     {
         let text = std::fs::read_to_string(f).unwrap();
         let name = f.file_name().unwrap().to_string_lossy().to_string();
@@ -64,14 +64,21 @@ fn check(dir: &str) {
     assert!(passed > 0);
 }
 
+/// Our own scenarios (semantics established from Cilium's source, each
+/// file says which).
+#[test]
+fn scenario_cases() {
+    check("cases");
+}
+
 #[test]
 fn conformance_gateway() {
-    check("gateway");
+    check("conformance/gateway");
 }
 
 #[test]
 fn conformance_generated() {
-    check("generated");
+    check("conformance/generated");
 }
 
 #[test]
@@ -101,22 +108,12 @@ fn synthetic_cluster_loads_cleanly_and_resolves() {
 /// The resolved maps (selector cache, entries resolved once, parallel) and
 /// the direct per-flow evaluation must agree: every allow entry of a map is
 /// an allowed flow unless a deny entry for the same peer covers it, and
-/// every deny entry is a denied flow.
-#[test]
-fn resolved_maps_agree_with_flow_verdicts() {
+/// every deny entry is a denied flow. Returns the number of entries checked.
+fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
     use verdict_core::engine::{Decision, Engine, Party};
-    use verdict_core::ingest::{ClusterConfig, Inventory};
     use verdict_core::policy::Protocol;
     use verdict_core::resolved::{resolve, resolve_all, resolve_all_threads, PeerKey};
-    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
-        pods: 1500,
-        policies: 300,
-        seed: 11,
-    });
-    let mut inv = Inventory::new(ClusterConfig::default());
-    inv.load_text("synthetic.yaml", &text);
-    inv.complete_namespaces();
-    let engine = Engine::new(&inv);
+    let engine = Engine::new(inv);
     let all = resolve_all(&engine);
     let serial = resolve_all_threads(&engine, 1);
     assert_eq!(
@@ -172,5 +169,59 @@ fn resolved_maps_agree_with_flow_verdicts() {
             checked += 1;
         }
     }
+    checked
+}
+
+#[test]
+fn resolved_maps_agree_with_flow_verdicts() {
+    use verdict_core::ingest::{ClusterConfig, Inventory};
+    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+        pods: 1500,
+        policies: 300,
+        seed: 11,
+    });
+    let mut inv = Inventory::new(ClusterConfig::default());
+    inv.load_text("synthetic.yaml", &text);
+    inv.complete_namespaces();
+    let checked = maps_agree_with_flows(&inv);
     assert!(checked > 100, "only {checked} entries checked");
+}
+
+#[test]
+fn resolved_maps_apply_from_requires_like_flows() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cases/requires.yaml");
+    let (cases, _) = policytest::parse("requires.yaml", &std::fs::read_to_string(f).unwrap());
+    let mut inv = cases[0].inventory();
+    inv.complete_namespaces();
+    assert!(maps_agree_with_flows(&inv) >= 3);
+    let engine = verdict_core::engine::Engine::new(&inv);
+    let db = engine.party("shop/db").unwrap();
+    let map = verdict_core::resolved::resolve(&engine, &db);
+    use verdict_core::engine::Decision;
+    use verdict_core::resolved::PeerKey;
+    let find = |team: &str, port: u16| {
+        map.entries
+            .iter()
+            .filter(|(k, _)| matches!(&k.peer, PeerKey::Identity { name, .. } if name.contains(&format!("k8s:team={team}"))))
+            .filter(|(k, _)| k.from_port <= port && port <= k.to_port)
+            .map(|(_, v)| v.decision)
+            .collect::<Vec<_>>()
+    };
+    // web-a passes the requirement: allowed on every port.
+    assert!(
+        find("a", 5432).contains(&Decision::Allowed),
+        "{}",
+        map.to_text()
+    );
+    // web-b does not: nothing allows it on 5432; on 9999 `all` allows and the deny wins.
+    assert!(
+        find("b", 5432).iter().all(|d| *d == Decision::Denied),
+        "{}",
+        map.to_text()
+    );
+    assert!(
+        find("b", 9999).contains(&Decision::Denied),
+        "{}",
+        map.to_text()
+    );
 }
