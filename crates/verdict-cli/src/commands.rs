@@ -95,50 +95,73 @@ pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result
     Ok(if errors > 0 { 1 } else { 0 })
 }
 
-pub fn test(files: &[PathBuf], verbose: bool) -> Result<u8, String> {
-    let files = load::expand(files)?;
+pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
     let mut passed = 0;
     let mut failed = 0;
-    for f in &files {
-        let text = load::read(f)?;
-        let name = f.display().to_string();
-        let (cases, diags) = policytest::parse(&name, &text);
-        for d in &diags {
-            eprintln!("{d}");
-            if d.severity == Severity::Error {
-                failed += 1;
+    let mut skipped = 0;
+    for path in paths {
+        // A file named on the command line must be a test file; in a
+        // directory, only files holding PolicyTest documents are tests (the
+        // manifests they refer to usually live beside them).
+        let from_dir = path.is_dir();
+        for f in load::expand(std::slice::from_ref(path))? {
+            let text = load::read(&f)?;
+            if from_dir && !policytest::is_test_file(&text) {
+                skipped += 1;
+                continue;
             }
+            let (p, fl) = run_test_file(&f, &text, verbose);
+            passed += p;
+            failed += fl;
         }
-        for c in cases {
-            let mut inv = c.inventory();
-            let base = f.parent().unwrap_or(Path::new("."));
-            let extra: Vec<PathBuf> = c.files.iter().map(|p| base.join(p)).collect();
-            match load::expand(&extra) {
-                Ok(list) => load::add_files(&mut inv, &list),
-                Err(e) => {
-                    println!("FAIL {name}: {}: {e}", c.name);
-                    failed += 1;
-                    continue;
-                }
-            }
-            inv.complete_namespaces();
-            if verbose {
-                load::report(&inv, true);
-            } else {
-                for d in inv.diagnostics.iter().filter(|d| {
-                    d.severity == Severity::Error && !d.message.starts_with("Cilium rejects")
-                }) {
-                    eprintln!("{d}");
-                }
-            }
-            let o = c.run(&inv);
-            passed += o.passed;
-            failed += o.failures.len();
-            for fl in &o.failures {
-                print(&format!("FAIL {fl}\n"));
-            }
-        }
+    }
+    if skipped > 0 && verbose {
+        eprintln!("skipped {skipped} file(s) without PolicyTest documents");
     }
     print(&format!("{passed} passed, {failed} failed\n"));
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Runs the PolicyTest documents of one file; returns (passed, failed).
+fn run_test_file(f: &Path, text: &str, verbose: bool) -> (usize, usize) {
+    let mut passed = 0;
+    let mut failed = 0;
+    let name = f.display().to_string();
+    let (cases, diags) = policytest::parse(&name, text);
+    for d in &diags {
+        eprintln!("{d}");
+        if d.severity == Severity::Error {
+            failed += 1;
+        }
+    }
+    for c in cases {
+        let mut inv = c.inventory();
+        let base = f.parent().unwrap_or(Path::new("."));
+        let extra: Vec<PathBuf> = c.files.iter().map(|p| base.join(p)).collect();
+        match load::expand(&extra) {
+            Ok(list) => load::add_files(&mut inv, &list),
+            Err(e) => {
+                println!("FAIL {name}: {}: {e}", c.name);
+                failed += 1;
+                continue;
+            }
+        }
+        inv.complete_namespaces();
+        if verbose {
+            load::report(&inv, true);
+        } else {
+            for d in inv.diagnostics.iter().filter(|d| {
+                d.severity == Severity::Error && !d.message.starts_with("Cilium rejects")
+            }) {
+                eprintln!("{d}");
+            }
+        }
+        let o = c.run(&inv);
+        passed += o.passed;
+        failed += o.failures.len();
+        for fl in &o.failures {
+            print(&format!("FAIL {fl}\n"));
+        }
+    }
+    (passed, failed)
 }

@@ -269,3 +269,14 @@ fn unevaluable_peers_are_named_once_per_rule() {
         "{out}"
     );
 }
+
+#[test]
+fn test_on_a_directory_runs_only_policy_test_files() {
+    let o = verdict(&["test", "examples/"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("7 passed, 0 failed"), "{}", stdout(&o));
+    // A manifest named explicitly is not a test file: that is an error.
+    let o = verdict(&["test", "examples/shop-gateway/workloads.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a `kind: PolicyTest` document"));
+}

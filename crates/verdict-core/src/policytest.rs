@@ -69,6 +69,13 @@ fn decision(s: &str) -> Option<Decision> {
     }
 }
 
+/// Whether any document of `text` is a `kind: PolicyTest` object.
+pub fn is_test_file(text: &str) -> bool {
+    parse_documents(text)
+        .iter()
+        .any(|d| matches!(d, Document::Ok(n) if n.get("kind").and_then(Node::as_str) == Some("PolicyTest")))
+}
+
 /// Parses every `PolicyTest` document of a file; problems are returned as
 /// diagnostics.
 pub fn parse(file: &str, text: &str) -> (Vec<TestCase>, Vec<Diagnostic>) {
