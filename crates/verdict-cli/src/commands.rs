@@ -165,3 +165,73 @@ fn run_test_file(f: &Path, text: &str, verbose: bool) -> (usize, usize) {
     }
     (passed, failed)
 }
+
+pub struct PathsArgs {
+    pub output: crate::PathsFormat,
+    pub clients: Vec<String>,
+    pub in_cluster_clients: Vec<String>,
+    pub controllers: Vec<String>,
+    pub namespace: Option<String>,
+    pub route: Option<String>,
+    pub backend: Option<String>,
+    pub report_only: bool,
+}
+
+/// Parses `NAMESPACE/KEY=VALUE[,KEY=VALUE]`.
+fn controller_arg(s: &str) -> Result<(String, verdict_core::selector::Selector), String> {
+    use verdict_core::selector::{Requirement, Selector};
+    let (ns, labels) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--controller `{s}`: expected NAMESPACE/KEY=VALUE[,KEY=VALUE]"))?;
+    let mut reqs = Vec::new();
+    for kv in labels.split(',') {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--controller `{s}`: `{kv}` is not KEY=VALUE"))?;
+        reqs.push(Requirement::equals("k8s", k.trim(), v.trim()));
+    }
+    Ok((ns.to_string(), Selector::new(reqs)))
+}
+
+pub fn paths(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    args: PathsArgs,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::routes::Routing;
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let routing = Routing::from_inventory(&inv);
+    for d in &routing.diagnostics {
+        eprintln!("{d}");
+    }
+    let engine = Engine::new(&inv);
+    for c in args.clients.iter().chain(&args.in_cluster_clients) {
+        engine.party(c)?;
+    }
+    let opts = PathOptions {
+        clients: args.clients,
+        in_cluster_clients: args.in_cluster_clients,
+        controllers: args
+            .controllers
+            .iter()
+            .map(|c| controller_arg(c))
+            .collect::<Result<_, _>>()?,
+        namespace: args.namespace,
+        route: args.route,
+        backend: args.backend,
+    };
+    let report = compute(&engine, &routing, &opts);
+    match args.output {
+        crate::PathsFormat::Text => print(&report.to_text()),
+        crate::PathsFormat::Json => print(&json(&report)?),
+        crate::PathsFormat::Markdown => print(&report.to_markdown()),
+    }
+    Ok(if report.summary.denied > 0 && !args.report_only {
+        1
+    } else {
+        0
+    })
+}

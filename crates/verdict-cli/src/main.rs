@@ -37,6 +37,13 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PathsFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The verdict for one flow: egress at the source, ingress at the destination, and the deciding rules
@@ -56,6 +63,34 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
         /// Manifests: files, directories, or - for stdin
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Every route into the cluster (Ingress, Gateway listeners) to every backend pod, hop by hop
+    Paths {
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: PathsFormat,
+        /// Client sources (default: world); repeatable: a CIDR, an IP, or any party name
+        #[arg(long = "client")]
+        clients: Vec<String>,
+        /// An in-cluster pod that calls routes by hostname (ns/pod); repeatable
+        #[arg(long = "in-cluster-client")]
+        in_cluster_clients: Vec<String>,
+        /// Ingress-controller pods for non-Cilium controllers: NAMESPACE/KEY=VALUE[,KEY=VALUE]; repeatable
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+        /// Only routes in, or backends in, this namespace
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only this route (name or ns/name)
+        #[arg(long)]
+        route: Option<String>,
+        /// Only backends whose name contains this text
+        #[arg(long)]
+        backend: Option<String>,
+        /// Exit 0 even when paths are denied
+        #[arg(long)]
+        report_only: bool,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -98,6 +133,31 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Paths {
+            output,
+            clients,
+            in_cluster_clients,
+            controllers,
+            namespace,
+            route,
+            backend,
+            report_only,
+            paths,
+        } => commands::paths(
+            &paths,
+            cluster,
+            commands::PathsArgs {
+                output,
+                clients,
+                in_cluster_clients,
+                controllers,
+                namespace,
+                route,
+                backend,
+                report_only,
+            },
+            cli.verbose,
+        ),
         Command::Trace {
             from,
             to,

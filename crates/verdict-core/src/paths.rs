@@ -1,0 +1,1081 @@
+//! `verdict paths`: every route into the cluster, hop by hop.
+//!
+//! ```text
+//!  client (world / CIDRs / after SNAT: remote-node, host / in-cluster pods)
+//!     │ hop 1: outside -> ingress   (ingress policy of reserved:ingress, or of
+//!     ▼                              the controller pods; egress of pod clients)
+//!  ingress (Cilium Envoy = reserved:ingress, or controller pods)
+//!     │ hop 2: ingress -> backend   (egress of the ingress + ingress of the pod)
+//!     ▼
+//!  backend pods (Service selector, targetPort)
+//! ```
+//!
+//! A path is allowed only if every hop allows it for every source that can
+//! occur. Facts about ports and source identities are in docs/semantics.md.
+
+use crate::engine::{Decision, Engine, Party, SideVerdict};
+use crate::ingest::{Service, TargetPort, Workload};
+use crate::labels::{Label, LabelSet, SOURCE_K8S};
+use crate::policy::{Direction, PeerKind, Protocol};
+use crate::routes::{
+    AllowedNamespaces, Gateway, Listener, Route, Routing, ServicePortRef,
+    CILIUM_GATEWAY_CONTROLLER, CILIUM_INGRESS_CONTROLLER,
+};
+use crate::selector::Selector;
+use crate::source::{Location, ObjectRef};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What the user tells `paths`.
+#[derive(Debug, Clone, Default)]
+pub struct PathOptions {
+    /// Client sources (party names); empty means `world`.
+    pub clients: Vec<String>,
+    /// In-cluster pods that call routes by hostname (party names).
+    pub in_cluster_clients: Vec<String>,
+    /// Explicit ingress-controller pods: namespace and pod label selector.
+    pub controllers: Vec<(String, Selector)>,
+    pub namespace: Option<String>,
+    pub route: Option<String>,
+    pub backend: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Controller {
+    /// Cilium's own Envoy: identity reserved:ingress.
+    Cilium,
+    /// Another controller's pods.
+    Pods {
+        controller: String,
+        pods: Vec<String>,
+        service: Option<String>,
+    },
+    /// A controller whose pods were not found in the input.
+    Unknown { controller: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// e.g. `egress of reserved:ingress` or `ingress of shop/web-0`.
+    pub side: String,
+    pub source: String,
+    pub destination: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub decision: Decision,
+    pub enforced: bool,
+    pub explanation: String,
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hop {
+    pub name: String,
+    pub decision: Decision,
+    pub checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodPath {
+    /// `ns/pod` or `ns/kind/name` of the backend endpoint.
+    pub backend: String,
+    pub target_port: Option<u16>,
+    pub decision: Decision,
+    pub hops: Vec<Hop>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendPaths {
+    /// `ns/name:port` of the Service.
+    pub service: String,
+    pub rule: String,
+    pub location: Location,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+    pub paths: Vec<PodPath>,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutePaths {
+    pub route: ObjectRef,
+    pub location: Location,
+    pub attached: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+    pub hostnames: Vec<String>,
+    pub backends: Vec<BackendPaths>,
+}
+
+/// A way into the cluster: a Gateway listener or an Ingress.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryPoint {
+    pub object: ObjectRef,
+    pub location: Location,
+    /// Listener name, or `http`/`https` for an Ingress.
+    pub listener: String,
+    pub port: u16,
+    pub protocol: String,
+    pub hostname: Option<String>,
+    pub controller: Controller,
+    pub routes: Vec<RoutePaths>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathsReport {
+    pub entry_points: Vec<EntryPoint>,
+    /// Routes that attach to nothing in the input, and other problems.
+    pub findings: Vec<String>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub paths: usize,
+    pub allowed: usize,
+    pub denied: usize,
+}
+
+/// The sources of hop 1 for one ingress.
+struct Source {
+    party: Party,
+    /// Why this source can occur.
+    why: String,
+    /// An in-cluster pod whose own egress is checked too.
+    pod: bool,
+}
+
+fn check(
+    side: &str,
+    v: &SideVerdict,
+    src: &str,
+    dst: &str,
+    protocol: Protocol,
+    port: u16,
+) -> Check {
+    Check {
+        side: side.to_string(),
+        source: src.to_string(),
+        destination: dst.to_string(),
+        protocol,
+        port,
+        decision: if v.enforced {
+            v.decision
+        } else {
+            Decision::Allowed
+        },
+        enforced: v.enforced,
+        explanation: v.explanation.clone(),
+        rules: v.deciding.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn hop(name: &str, checks: Vec<Check>, notes: Vec<String>) -> Hop {
+    let decision = if checks.iter().all(|c| c.decision == Decision::Allowed) {
+        Decision::Allowed
+    } else {
+        Decision::Denied
+    };
+    Hop {
+        name: name.to_string(),
+        decision,
+        checks,
+        notes,
+    }
+}
+
+fn party_of(engine: &Engine, w: &Workload) -> Option<Party> {
+    let name = if w.object.kind == "Pod" {
+        format!("{}/{}", w.namespace, w.object.name)
+    } else {
+        format!(
+            "{}/{}/{}",
+            w.namespace,
+            w.object.kind.to_ascii_lowercase(),
+            w.object.name
+        )
+    };
+    engine.party(&name).ok()
+}
+
+fn selects(selector: &BTreeMap<String, String>, w: &Workload) -> bool {
+    selector.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+}
+
+/// Host names match when equal or when a wildcard (`*.example.com`) on
+/// either side covers the other (Gateway API hostname intersection).
+pub fn hostnames_intersect(a: &str, b: &str) -> bool {
+    let wild = |w: &str, h: &str| {
+        w.strip_prefix('*')
+            .is_some_and(|suffix| h.ends_with(suffix) && h.len() > suffix.len())
+    };
+    a == b || wild(a, b) || wild(b, a)
+}
+
+fn kinds_for(listener: &Listener) -> Vec<String> {
+    if !listener.kinds.is_empty() {
+        return listener.kinds.clone();
+    }
+    match listener.protocol.as_str() {
+        "HTTP" | "HTTPS" => vec!["HTTPRoute".into(), "GRPCRoute".into()],
+        "TLS" => vec!["TLSRoute".into()],
+        "TCP" => vec!["TCPRoute".into()],
+        "UDP" => vec!["UDPRoute".into()],
+        _ => Vec::new(),
+    }
+}
+
+struct Ctx<'e, 'a> {
+    engine: &'e Engine<'a>,
+    routing: &'e Routing,
+    opts: &'e PathOptions,
+}
+
+impl Ctx<'_, '_> {
+    fn namespace_labels(&self, ns: &str) -> LabelSet {
+        let labels = self
+            .engine
+            .inv
+            .namespaces
+            .get(ns)
+            .map(|n| n.labels.clone())
+            .unwrap_or_default();
+        LabelSet::new(
+            labels
+                .iter()
+                .map(|(k, v)| Label::new(SOURCE_K8S, k, v))
+                .collect(),
+        )
+    }
+
+    /// Why a route does not attach to a listener, or `None` if it does.
+    fn attach_problem(&self, gw: &Gateway, l: &Listener, route: &Route) -> Option<String> {
+        let gw_ns = gw.object.namespace.as_deref().unwrap_or_default();
+        let route_ns = route.object.namespace.as_deref().unwrap_or_default();
+        let refs: Vec<_> = route
+            .parents
+            .iter()
+            .filter(|p| p.kind == "Gateway" && p.name == gw.object.name && p.namespace == gw_ns)
+            .collect();
+        if refs.is_empty() {
+            return Some("no parentRef to this Gateway".into());
+        }
+        let section_ok = refs.iter().any(|p| {
+            p.section.as_ref().is_none_or(|s| *s == l.name)
+                && p.port.is_none_or(|port| port == l.port)
+        });
+        if !section_ok {
+            return Some(format!(
+                "its parentRefs name another listener (sectionName/port) than `{}`",
+                l.name
+            ));
+        }
+        let ns_ok = match &l.allowed {
+            AllowedNamespaces::Same => route_ns == gw_ns,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selector { selector } => {
+                selector.matches(&self.namespace_labels(route_ns))
+            }
+        };
+        if !ns_ok {
+            return Some(format!(
+                "listener `{}` does not allow routes from namespace `{route_ns}` (allowedRoutes.namespaces)",
+                l.name
+            ));
+        }
+        if !kinds_for(l).contains(&route.object.kind) {
+            return Some(format!(
+                "listener `{}` ({}) does not accept {} (allowedRoutes.kinds / protocol)",
+                l.name, l.protocol, route.object.kind
+            ));
+        }
+        if let Some(h) = &l.hostname {
+            if !route.hostnames.is_empty()
+                && !route.hostnames.iter().any(|r| hostnames_intersect(h, r))
+            {
+                return Some(format!(
+                    "no hostname of the route ({}) matches listener hostname `{h}`",
+                    route.hostnames.join(", ")
+                ));
+            }
+        }
+        None
+    }
+
+    fn grant_allows(&self, route: &Route, ns: &str, service: &str) -> bool {
+        let route_ns = route.object.namespace.as_deref().unwrap_or_default();
+        self.routing.grants.iter().any(|g| {
+            g.object.namespace.as_deref() == Some(ns)
+                && g.from.iter().any(|(grp, kind, fns)| {
+                    grp == "gateway.networking.k8s.io"
+                        && *kind == route.object.kind
+                        && fns == route_ns
+                })
+                && g.to.iter().any(|(grp, kind, name)| {
+                    grp.is_empty()
+                        && kind == "Service"
+                        && name.as_deref().is_none_or(|n| n == service)
+                })
+        })
+    }
+
+    fn sources(&self, etp_cluster: bool, cilium: bool) -> Vec<Source> {
+        let mut out = Vec::new();
+        let clients: Vec<String> = if self.opts.clients.is_empty() {
+            vec!["world".to_string()]
+        } else {
+            self.opts.clients.clone()
+        };
+        for c in &clients {
+            if let Ok(party) = self.engine.party(c) {
+                out.push(Source {
+                    why: "client".to_string(),
+                    party,
+                    pod: false,
+                });
+            }
+        }
+        if etp_cluster && !cilium {
+            for (name, why) in [
+                (
+                    "remote-node",
+                    "SNAT: arrived on another node (externalTrafficPolicy: Cluster)",
+                ),
+                (
+                    "host",
+                    "SNAT: masqueraded on the pod's own node (externalTrafficPolicy: Cluster)",
+                ),
+            ] {
+                if let Ok(party) = self.engine.party(name) {
+                    out.push(Source {
+                        why: why.to_string(),
+                        party,
+                        pod: false,
+                    });
+                }
+            }
+        }
+        for c in &self.opts.in_cluster_clients {
+            if let Ok(party) = self.engine.party(c) {
+                out.push(Source {
+                    why: "in-cluster client calling the route's hostname".to_string(),
+                    party,
+                    pod: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// Hop 1 for Cilium's Envoy: the ingress policy of reserved:ingress
+    /// from each source, on `port`.
+    fn cilium_hop1(&self, ingress: &Party, port: u16) -> Hop {
+        let mut checks = Vec::new();
+        for s in self.sources(false, true) {
+            if s.pod {
+                let v = self
+                    .engine
+                    .side(&s.party, Direction::Egress, ingress, Protocol::Tcp, port);
+                checks.push(check(
+                    &format!("egress of {}", s.party.name),
+                    &v,
+                    &s.party.name,
+                    &ingress.name,
+                    Protocol::Tcp,
+                    port,
+                ));
+            }
+            let v = self
+                .engine
+                .side(ingress, Direction::Ingress, &s.party, Protocol::Tcp, port);
+            checks.push(check(
+                "ingress of reserved:ingress",
+                &v,
+                &s.party.name,
+                &ingress.name,
+                Protocol::Tcp,
+                port,
+            ));
+        }
+        hop("outside -> ingress", checks, Vec::new())
+    }
+
+    fn pod_hop1(&self, ctrl: &Party, port: u16, etp_cluster: bool) -> Hop {
+        let mut checks = Vec::new();
+        let mut notes = Vec::new();
+        for s in self.sources(etp_cluster, false) {
+            if s.pod {
+                let v = self
+                    .engine
+                    .side(&s.party, Direction::Egress, ctrl, Protocol::Tcp, port);
+                checks.push(check(
+                    &format!("egress of {}", s.party.name),
+                    &v,
+                    &s.party.name,
+                    &ctrl.name,
+                    Protocol::Tcp,
+                    port,
+                ));
+            }
+            let v = self
+                .engine
+                .side(ctrl, Direction::Ingress, &s.party, Protocol::Tcp, port);
+            let mut c = check(
+                &format!("ingress of {}", ctrl.name),
+                &v,
+                &s.party.name,
+                &ctrl.name,
+                Protocol::Tcp,
+                port,
+            );
+            c.explanation = format!("[{}] {}", s.why, c.explanation);
+            checks.push(c);
+        }
+        if etp_cluster {
+            for r in self.engine.selecting_rules(&ctrl.identity) {
+                for e in r
+                    .entries
+                    .iter()
+                    .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                {
+                    for p in &e.peers {
+                        if let PeerKind::Cidr { .. } = p.kind {
+                            notes.push(format!(
+                                "{} `{}` matches clients only when they reach a controller pod on its own node: with externalTrafficPolicy: Cluster, traffic through other nodes arrives SNATed as remote-node (set externalTrafficPolicy: Local to keep client addresses)",
+                                e.origin, p.text
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        hop("outside -> ingress", checks, notes)
+    }
+
+    fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
+        let e = self
+            .engine
+            .side(from, Direction::Egress, to, Protocol::Tcp, port);
+        let i = self
+            .engine
+            .side(to, Direction::Ingress, from, Protocol::Tcp, port);
+        hop(
+            "ingress -> backend",
+            vec![
+                check(
+                    &format!("egress of {}", from.name),
+                    &e,
+                    &from.name,
+                    &to.name,
+                    Protocol::Tcp,
+                    port,
+                ),
+                check(
+                    &format!("ingress of {}", to.name),
+                    &i,
+                    &from.name,
+                    &to.name,
+                    Protocol::Tcp,
+                    port,
+                ),
+            ],
+            Vec::new(),
+        )
+    }
+
+    fn service(&self, ns: &str, name: &str) -> Option<&Service> {
+        self.engine
+            .inv
+            .services
+            .iter()
+            .find(|s| s.namespace == ns && s.object.name == name)
+    }
+
+    /// The controller of a class, and its pods.
+    fn controller(
+        &self,
+        controller_name: &str,
+        cilium: bool,
+        listener_port: u16,
+    ) -> (Controller, Vec<(Party, u16, bool)>) {
+        if cilium {
+            return (Controller::Cilium, Vec::new());
+        }
+        // Explicit selection first.
+        let inv = self.engine.inv;
+        let mut found: Vec<(Party, u16, bool)> = Vec::new();
+        let mut service = None;
+        let explicit: Vec<&Workload> = inv
+            .workloads
+            .iter()
+            .filter(|w| {
+                self.opts.controllers.iter().any(|(ns, sel)| {
+                    w.namespace == *ns
+                        && sel.matches(&LabelSet::new(
+                            w.labels
+                                .iter()
+                                .map(|(k, v)| Label::new(SOURCE_K8S, k, v))
+                                .collect(),
+                        ))
+                })
+            })
+            .collect();
+        let fronting: Vec<&Service> = inv
+            .services
+            .iter()
+            .filter(|s| s.service_type == "LoadBalancer" || s.service_type == "NodePort")
+            .collect();
+        let hint = controller_hint(controller_name);
+        for s in &fronting {
+            let Some(sel) = &s.selector else { continue };
+            let pods: Vec<&Workload> = inv
+                .workloads
+                .iter()
+                .filter(|w| w.namespace == s.namespace && selects(sel, w))
+                .collect();
+            let matches_hint = !hint.is_empty()
+                && pods.iter().any(|w| {
+                    w.labels.values().any(|v| v.contains(&hint)) || w.object.name.contains(&hint)
+                });
+            let chosen: Vec<&&Workload> = if explicit.is_empty() {
+                if matches_hint {
+                    pods.iter().collect()
+                } else {
+                    continue;
+                }
+            } else {
+                pods.iter()
+                    .filter(|w| explicit.iter().any(|e| std::ptr::eq(**w, *e)))
+                    .collect()
+            };
+            if chosen.is_empty() {
+                continue;
+            }
+            let sp = s.ports.iter().find(|p| p.port == listener_port);
+            for w in chosen {
+                let Some(party) = party_of(self.engine, w) else {
+                    continue;
+                };
+                let port = match sp.map(|p| &p.target) {
+                    Some(TargetPort::Number(n)) => Some(*n),
+                    Some(TargetPort::Name(n)) => w
+                        .ports
+                        .iter()
+                        .find(|cp| cp.name.as_deref() == Some(n))
+                        .map(|cp| cp.port),
+                    None => None,
+                };
+                if let Some(port) = port {
+                    found.push((party, port, s.external_traffic_policy != "Local"));
+                }
+            }
+            service = Some(format!(
+                "{} ({}, externalTrafficPolicy: {})",
+                s.object.short(),
+                s.service_type,
+                s.external_traffic_policy
+            ));
+        }
+        if found.is_empty() && !explicit.is_empty() {
+            // Controller pods named explicitly without a fronting Service:
+            // the listener port is taken as their container port.
+            for w in explicit {
+                if let Some(p) = party_of(self.engine, w) {
+                    found.push((p, listener_port, true));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        found.dedup_by(|a, b| a.0.name == b.0.name);
+        if found.is_empty() {
+            return (
+                Controller::Unknown {
+                    controller: controller_name.to_string(),
+                },
+                found,
+            );
+        }
+        (
+            Controller::Pods {
+                controller: controller_name.to_string(),
+                pods: found.iter().map(|f| f.0.name.clone()).collect(),
+                service,
+            },
+            found,
+        )
+    }
+
+    /// Paths from an entry point through one backend Service.
+    #[allow(clippy::too_many_arguments)]
+    fn backend(
+        &self,
+        ctrl: &Controller,
+        ctrl_pods: &[(Party, u16, bool)],
+        entry_port: u16,
+        ns: &str,
+        name: &str,
+        port: Option<&ServicePortRef>,
+        rule: String,
+        location: Location,
+        mut findings: Vec<String>,
+    ) -> BackendPaths {
+        let port_text = match port {
+            Some(ServicePortRef::Number(n)) => n.to_string(),
+            Some(ServicePortRef::Name(n)) => n.clone(),
+            None => "?".to_string(),
+        };
+        let mut out = BackendPaths {
+            service: format!("{ns}/{name}:{port_text}"),
+            rule,
+            location,
+            findings: Vec::new(),
+            paths: Vec::new(),
+            decision: Decision::Denied,
+        };
+        let Some(svc) = self.service(ns, name) else {
+            findings.push(format!("Service {ns}/{name} is not in the input"));
+            out.findings = findings;
+            return out;
+        };
+        let sp = match port {
+            Some(ServicePortRef::Number(n)) => svc.ports.iter().find(|p| p.port == *n),
+            Some(ServicePortRef::Name(n)) => svc
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(n.as_str())),
+            None => {
+                findings.push("the backend names no port".to_string());
+                None
+            }
+        };
+        let Some(sp) = sp else {
+            if port.is_some() {
+                let have: Vec<String> = svc.ports.iter().map(|p| p.port.to_string()).collect();
+                findings.push(format!(
+                    "Service {ns}/{name} has no port {port_text} (it has {})",
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ));
+            }
+            out.findings = findings;
+            return out;
+        };
+        let Some(sel) = &svc.selector else {
+            findings.push(format!(
+                "Service {ns}/{name} has no selector: its endpoints are managed by hand and cannot be analysed"
+            ));
+            out.findings = findings;
+            return out;
+        };
+        let pods: Vec<&Workload> = self
+            .engine
+            .inv
+            .workloads
+            .iter()
+            .filter(|w| w.namespace == ns && selects(sel, w))
+            .collect();
+        if pods.is_empty() {
+            let s: Vec<String> = sel.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            findings.push(format!(
+                "Service {ns}/{name} selects no pods or workloads ({})",
+                s.join(",")
+            ));
+        }
+        let ingress_party = self.engine.party("ingress").ok();
+        for w in pods {
+            let Some(backend) = party_of(self.engine, w) else {
+                continue;
+            };
+            if self
+                .opts
+                .backend
+                .as_deref()
+                .is_some_and(|b| !backend.name.contains(b))
+            {
+                continue;
+            }
+            let mut pf = Vec::new();
+            let target = match &sp.target {
+                TargetPort::Number(n) => Some(*n),
+                TargetPort::Name(n) => {
+                    let p = w
+                        .ports
+                        .iter()
+                        .find(|cp| cp.name.as_deref() == Some(n.as_str()))
+                        .map(|cp| cp.port);
+                    if p.is_none() {
+                        pf.push(format!(
+                            "{} has no container port named `{n}` (targetPort of {ns}/{name})",
+                            backend.name
+                        ));
+                    }
+                    p
+                }
+            };
+            let mut hops = Vec::new();
+            if let Some(t) = target {
+                match ctrl {
+                    Controller::Cilium => {
+                        if let Some(ing) = &ingress_party {
+                            hops.push(self.cilium_hop1(ing, cilium_hop1_port(entry_port, t)));
+                            hops.push(self.hop2(ing, &backend, t));
+                        }
+                    }
+                    Controller::Pods { .. } => {
+                        for (cp, cport, etp_cluster) in ctrl_pods {
+                            let mut h1 = self.pod_hop1(cp, *cport, *etp_cluster);
+                            h1.name = format!("outside -> ingress ({})", cp.name);
+                            hops.push(h1);
+                            let mut h2 = self.hop2(cp, &backend, t);
+                            h2.name = format!("ingress ({}) -> backend", cp.name);
+                            hops.push(h2);
+                        }
+                    }
+                    Controller::Unknown { controller } => {
+                        pf.push(format!(
+                            "the pods of controller `{controller}` are not in the input: hops through them cannot be checked (name them with --controller NS/LABEL=VALUE)"
+                        ));
+                    }
+                }
+            }
+            let decision = if !hops.is_empty()
+                && pf.is_empty()
+                && hops.iter().all(|h| h.decision == Decision::Allowed)
+            {
+                Decision::Allowed
+            } else {
+                Decision::Denied
+            };
+            out.paths.push(PodPath {
+                backend: backend.name.clone(),
+                target_port: target,
+                decision,
+                hops,
+                findings: pf,
+            });
+        }
+        out.findings = findings;
+        out.decision = if !out.paths.is_empty()
+            && out.findings.is_empty()
+            && out.paths.iter().all(|p| p.decision == Decision::Allowed)
+        {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        };
+        out
+    }
+}
+
+/// The destination port of the hop-1 policy check on Cilium's Envoy; see
+/// docs/semantics.md ("Cilium Ingress and Gateway API").
+pub fn cilium_hop1_port(listener_port: u16, _target_port: u16) -> u16 {
+    listener_port
+}
+
+/// A fragment to recognise a controller's pods by (`nginx` for
+/// `k8s.io/ingress-nginx`, `traefik`, `envoy`, ...).
+fn controller_hint(controller: &str) -> String {
+    let last = controller
+        .rsplit('/')
+        .next()
+        .unwrap_or(controller)
+        .to_ascii_lowercase();
+    for known in [
+        "nginx",
+        "traefik",
+        "envoy",
+        "haproxy",
+        "kong",
+        "contour",
+        "istio",
+        "skipper",
+        "ambassador",
+        "emissary",
+    ] {
+        if last.contains(known) || controller.to_ascii_lowercase().contains(known) {
+            return known.to_string();
+        }
+    }
+    last
+}
+
+fn included(opts: &PathOptions, route: &ObjectRef, backend_ns: &str) -> bool {
+    opts.namespace
+        .as_deref()
+        .is_none_or(|n| route.namespace.as_deref() == Some(n) || backend_ns == n)
+        && opts
+            .route
+            .as_deref()
+            .is_none_or(|r| route.name == r || route.short() == r)
+}
+
+/// Computes every path.
+pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
+    let ctx = Ctx {
+        engine,
+        routing,
+        opts,
+    };
+    let mut entry_points = Vec::new();
+    let mut findings = Vec::new();
+    let mut attached_somewhere: BTreeMap<ObjectRef, bool> = BTreeMap::new();
+    for gw in &routing.gateways {
+        let (controller_name, cilium, class_note) = match routing.gateway_classes.get(&gw.class) {
+            Some(c) => (c.controller.clone(), c.controller == CILIUM_GATEWAY_CONTROLLER, None),
+            None if gw.class == "cilium" => (
+                CILIUM_GATEWAY_CONTROLLER.to_string(),
+                true,
+                Some(format!("GatewayClass `cilium` is not in the input; assumed to be Cilium's ({CILIUM_GATEWAY_CONTROLLER})")),
+            ),
+            None => (
+                gw.class.clone(),
+                false,
+                Some(format!("GatewayClass `{}` is not in the input; its controller is unknown", gw.class)),
+            ),
+        };
+        if let Some(n) = class_note {
+            findings.push(format!("{} ({}): {n}", gw.object, gw.location));
+        }
+        for l in &gw.listeners {
+            let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, l.port);
+            let mut routes = Vec::new();
+            for r in routing.routes.iter().filter(|r| {
+                r.parents.iter().any(|p| {
+                    p.name == gw.object.name
+                        && p.namespace == gw.object.namespace.clone().unwrap_or_default()
+                })
+            }) {
+                let problem = ctx.attach_problem(gw, l, r);
+                let attached = problem.is_none();
+                *attached_somewhere.entry(r.object.clone()).or_default() |= attached;
+                let route_ns = r.object.namespace.clone().unwrap_or_default();
+                let mut rp = RoutePaths {
+                    route: r.object.clone(),
+                    location: r.location.clone(),
+                    attached,
+                    findings: problem.into_iter().collect(),
+                    hostnames: r.hostnames.clone(),
+                    backends: Vec::new(),
+                };
+                if attached {
+                    for (ri, rule) in r.rules.iter().enumerate() {
+                        for b in &rule.backends {
+                            if !included(opts, &r.object, &b.namespace) {
+                                continue;
+                            }
+                            let mut pre = Vec::new();
+                            if !(b.kind == "Service" && (b.group.is_empty() || b.group == "core")) {
+                                pre.push(format!(
+                                    "backend kind {}/{} is not a Service and is not analysed",
+                                    b.group, b.kind
+                                ));
+                            }
+                            if b.namespace != route_ns
+                                && !ctx.grant_allows(r, &b.namespace, &b.name)
+                            {
+                                pre.push(format!(
+                                    "backend {}/{} is in another namespace and no ReferenceGrant in `{}` permits {} from `{route_ns}`: Gateway API refuses the reference",
+                                    b.namespace, b.name, b.namespace, r.object.kind
+                                ));
+                            }
+                            if b.weight == 0 {
+                                pre.push("weight 0: this backend receives no traffic".to_string());
+                            }
+                            let port = b.port.map(ServicePortRef::Number);
+                            let m = if rule.matches.is_empty() {
+                                "any".to_string()
+                            } else {
+                                rule.matches.join(" | ")
+                            };
+                            let mut bp = if pre.iter().any(|p| {
+                                p.contains("Gateway API refuses") || p.contains("not a Service")
+                            }) {
+                                BackendPaths {
+                                    service: format!("{}/{}", b.namespace, b.name),
+                                    rule: format!("rules[{ri}] {m}"),
+                                    location: b.location.clone(),
+                                    findings: Vec::new(),
+                                    paths: Vec::new(),
+                                    decision: Decision::Denied,
+                                }
+                            } else {
+                                ctx.backend(
+                                    &controller,
+                                    &ctrl_pods,
+                                    l.port,
+                                    &b.namespace,
+                                    &b.name,
+                                    port.as_ref(),
+                                    format!("rules[{ri}] {m}"),
+                                    b.location.clone(),
+                                    Vec::new(),
+                                )
+                            };
+                            pre.append(&mut bp.findings);
+                            bp.findings = pre;
+                            if !bp.findings.is_empty() {
+                                bp.decision = Decision::Denied;
+                            }
+                            rp.backends.push(bp);
+                        }
+                    }
+                }
+                if included(opts, &r.object, "") || !rp.backends.is_empty() {
+                    routes.push(rp);
+                }
+            }
+            entry_points.push(EntryPoint {
+                object: gw.object.clone(),
+                location: l.location.clone(),
+                listener: l.name.clone(),
+                port: l.port,
+                protocol: l.protocol.clone(),
+                hostname: l.hostname.clone(),
+                controller,
+                routes,
+            });
+        }
+    }
+    for r in &routing.routes {
+        if attached_somewhere.get(&r.object).copied() != Some(true) && included(opts, &r.object, "")
+        {
+            let parents: Vec<String> = r
+                .parents
+                .iter()
+                .map(|p| format!("{} {}/{}", p.kind, p.namespace, p.name))
+                .collect();
+            let exists = r.parents.iter().any(|p| {
+                routing.gateways.iter().any(|g| {
+                    g.object.name == p.name
+                        && g.object.namespace.as_deref() == Some(p.namespace.as_str())
+                })
+            });
+            findings.push(format!(
+                "{} ({}) attaches to no listener: {}",
+                r.object,
+                r.location,
+                if exists {
+                    "see the reasons under its Gateway".to_string()
+                } else {
+                    format!("its parent {} is not in the input", parents.join(", "))
+                }
+            ));
+        }
+    }
+    for ing in &routing.ingresses {
+        let class = ing.class.clone().or_else(|| {
+            routing
+                .ingress_classes
+                .values()
+                .find(|c| c.is_default)
+                .map(|c| c.name.clone())
+        });
+        let (controller_name, cilium) = match class
+            .as_deref()
+            .and_then(|c| routing.ingress_classes.get(c))
+        {
+            Some(c) => (
+                c.controller.clone(),
+                c.controller == CILIUM_INGRESS_CONTROLLER,
+            ),
+            None => match class.as_deref() {
+                Some("cilium") => (CILIUM_INGRESS_CONTROLLER.to_string(), true),
+                Some(other) => (other.to_string(), false),
+                None => {
+                    findings.push(format!(
+                        "{} ({}) has no ingressClassName and no default IngressClass is in the input; assumed to be served by Cilium",
+                        ing.object, ing.location
+                    ));
+                    (CILIUM_INGRESS_CONTROLLER.to_string(), true)
+                }
+            },
+        };
+        let mut ports = vec![("http", 80u16)];
+        if ing.tls {
+            ports.push(("https", 443));
+        }
+        for (lname, port) in ports {
+            let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, port);
+            let ns = ing.object.namespace.clone().unwrap_or_default();
+            if !included(opts, &ing.object, &ns) {
+                continue;
+            }
+            let mut rp = RoutePaths {
+                route: ing.object.clone(),
+                location: ing.location.clone(),
+                attached: true,
+                findings: Vec::new(),
+                hostnames: ing
+                    .paths
+                    .iter()
+                    .filter_map(|p| p.host.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                backends: Vec::new(),
+            };
+            for p in &ing.paths {
+                let rule = format!("{}{}", p.host.as_deref().unwrap_or("*"), p.path);
+                rp.backends.push(ctx.backend(
+                    &controller,
+                    &ctrl_pods,
+                    port,
+                    &ns,
+                    &p.service,
+                    Some(&p.port),
+                    rule,
+                    p.location.clone(),
+                    Vec::new(),
+                ));
+            }
+            entry_points.push(EntryPoint {
+                object: ing.object.clone(),
+                location: ing.location.clone(),
+                listener: lname.to_string(),
+                port,
+                protocol: if lname == "https" {
+                    "HTTPS".into()
+                } else {
+                    "HTTP".into()
+                },
+                hostname: None,
+                controller,
+                routes: vec![rp],
+            });
+        }
+    }
+    let mut summary = Summary::default();
+    for ep in &entry_points {
+        for r in &ep.routes {
+            for b in &r.backends {
+                if b.paths.is_empty() {
+                    summary.paths += 1;
+                    summary.denied += 1;
+                }
+                for p in &b.paths {
+                    summary.paths += 1;
+                    match p.decision {
+                        Decision::Allowed => summary.allowed += 1,
+                        Decision::Denied => summary.denied += 1,
+                    }
+                }
+            }
+        }
+    }
+    findings.sort();
+    findings.dedup();
+    PathsReport {
+        entry_points,
+        findings,
+        summary,
+    }
+}
