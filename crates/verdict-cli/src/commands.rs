@@ -175,6 +175,7 @@ pub struct PathsArgs {
     pub route: Option<String>,
     pub backend: Option<String>,
     pub report_only: bool,
+    pub hop1_port: verdict_core::paths::Hop1Port,
 }
 
 /// Parses `NAMESPACE/KEY=VALUE[,KEY=VALUE]`.
@@ -222,6 +223,7 @@ pub fn paths(
         namespace: args.namespace,
         route: args.route,
         backend: args.backend,
+        hop1_port: args.hop1_port,
     };
     let report = compute(&engine, &routing, &opts);
     match args.output {

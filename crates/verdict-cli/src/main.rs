@@ -38,6 +38,12 @@ enum Format {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Hop1PortArg {
+    Listener,
+    Backend,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PathsFormat {
     Text,
     Json,
@@ -91,6 +97,9 @@ enum Command {
         /// Exit 0 even when paths are denied
         #[arg(long)]
         report_only: bool,
+        /// Destination port of Cilium Envoy's hop-1 check: `listener` (current Envoy) or `backend` (Cilium 1.15-era Envoy)
+        #[arg(long, value_enum, default_value = "listener")]
+        envoy_hop1_port: Hop1PortArg,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -142,6 +151,7 @@ fn main() -> ExitCode {
             route,
             backend,
             report_only,
+            envoy_hop1_port,
             paths,
         } => commands::paths(
             &paths,
@@ -155,6 +165,10 @@ fn main() -> ExitCode {
                 route,
                 backend,
                 report_only,
+                hop1_port: match envoy_hop1_port {
+                    Hop1PortArg::Listener => verdict_core::paths::Hop1Port::Listener,
+                    Hop1PortArg::Backend => verdict_core::paths::Hop1Port::Backend,
+                },
             },
             cli.verbose,
         ),

@@ -280,3 +280,186 @@ fn test_on_a_directory_runs_only_policy_test_files() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a `kind: PolicyTest` document"));
 }
+
+fn broken(base: &str, files: &[&str], variant: &str) -> Output {
+    let mut args: Vec<String> = vec!["paths".into(), "-o".into(), "json".into()];
+    for f in files {
+        args.push(format!("examples/{base}/{f}.yaml"));
+    }
+    args.push(format!("examples/broken/{variant}/"));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    verdict(&refs)
+}
+
+/// The first denied check of every denied path: (backend, hop, side, rule file).
+fn denied_checks(o: &Output) -> Vec<(String, String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut out = Vec::new();
+    for ep in v["entry_points"].as_array().unwrap() {
+        for r in ep["routes"].as_array().unwrap() {
+            for b in r["backends"].as_array().unwrap() {
+                for p in b["paths"].as_array().unwrap() {
+                    if p["decision"] != "denied" {
+                        continue;
+                    }
+                    for h in p["hops"].as_array().unwrap() {
+                        if h["decision"] != "denied" {
+                            continue;
+                        }
+                        let c = h["checks"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|c| c["decision"] == "denied")
+                            .unwrap();
+                        out.push((
+                            p["backend"].as_str().unwrap().to_string(),
+                            h["name"].as_str().unwrap().to_string(),
+                            c["side"].as_str().unwrap().to_string(),
+                            c["explanation"].as_str().unwrap().to_string(),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn bundled_examples_have_every_path_allowed() {
+    let o = verdict(&["paths", SHOP]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 paths: 2 allowed, 0 denied"));
+    let o = verdict(&["paths", "examples/shop-nginx/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains(
+        "via k8s.io/ingress-nginx: pods ingress-nginx/deployment/ingress-nginx-controller"
+    ));
+}
+
+#[test]
+fn broken_gateway_variants_name_the_failing_hop_and_rule() {
+    let gw = ["namespaces", "workloads", "gateway"];
+    let o = broken("shop-gateway", &gw, "gateway-wrong-port");
+    assert_eq!(o.status.code(), Some(1));
+    let d = denied_checks(&o);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].0.as_str(), d[0].1.as_str(), d[0].2.as_str()),
+        (
+            "shop/deployment/api",
+            "ingress -> backend",
+            "ingress of shop/deployment/api"
+        )
+    );
+    assert!(
+        d[0].3
+            .contains("shop/api-from-gateway (examples/broken/gateway-wrong-port/policies.yaml:"),
+        "{}",
+        d[0].3
+    );
+
+    let d = denied_checks(&broken("shop-gateway", &gw, "gateway-forgets-ingress"));
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].2, "ingress of shop/deployment/frontend");
+    assert!(
+        d[0].3
+            .contains("no rule allows reserved:ingress on TCP/8080"),
+        "{}",
+        d[0].3
+    );
+
+    let d = denied_checks(&broken("shop-gateway", &gw, "gateway-no-egress"));
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d.iter()
+            .all(|x| x.1 == "ingress -> backend" && x.2 == "egress of reserved:ingress"),
+        "{d:?}"
+    );
+    assert!(d[0]
+        .3
+        .contains("world-to-gateway (examples/broken/gateway-no-egress/policies.yaml:"));
+}
+
+#[test]
+fn broken_nginx_variants_name_the_failing_hop_and_rule() {
+    let files = ["namespaces", "workloads", "ingress-nginx"];
+    let ctrl = "ingress-nginx/deployment/ingress-nginx-controller";
+    for variant in ["nginx-wrong-port", "nginx-forgets-controller"] {
+        let d = denied_checks(&broken("shop-nginx", &files, variant));
+        assert_eq!(d.len(), 2, "{variant}: {d:?}");
+        for x in &d {
+            assert_eq!(x.1, format!("ingress ({ctrl}) -> backend"));
+            assert_eq!(x.2, format!("ingress of {}", x.0));
+            assert!(
+                x.3.contains(&format!("no rule allows {ctrl} on TCP/8080")),
+                "{}",
+                x.3
+            );
+        }
+    }
+    let d = denied_checks(&broken("shop-nginx", &files, "nginx-no-egress"));
+    assert!(
+        d.iter().all(|x| x.2 == format!("egress of {ctrl}")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn paths_json_contract_and_markdown() {
+    let o = verdict(&["paths", "-o", "json", SHOP]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["paths"], 2);
+    let ep = &v["entry_points"][0];
+    for key in [
+        "object",
+        "location",
+        "listener",
+        "port",
+        "protocol",
+        "controller",
+        "routes",
+    ] {
+        assert!(ep.get(key).is_some(), "entry point lacks `{key}`");
+    }
+    assert_eq!(ep["controller"]["kind"], "cilium");
+    let path = &ep["routes"][0]["backends"][0]["paths"][0];
+    for key in ["backend", "target_port", "decision", "hops"] {
+        assert!(path.get(key).is_some(), "path lacks `{key}`");
+    }
+    let check = &path["hops"][0]["checks"][0];
+    for key in [
+        "side",
+        "source",
+        "destination",
+        "protocol",
+        "port",
+        "decision",
+        "enforced",
+        "explanation",
+        "rules",
+    ] {
+        assert!(check.get(key).is_some(), "check lacks `{key}`");
+    }
+    let o = verdict(&["paths", "-o", "markdown", SHOP]);
+    let md = stdout(&o);
+    assert!(md.contains("| HTTPRoute shop/shop | rules[0] PathPrefix /api | shop/api:80 | shop/deployment/api | :white_check_mark: allowed |"), "{md}");
+}
+
+#[test]
+fn paths_filters_and_report_only() {
+    let o = verdict(&["paths", "--backend", "frontend", SHOP]);
+    assert!(stdout(&o).contains("1 paths: 1 allowed"), "{}", stdout(&o));
+    let o = verdict(&[
+        "paths",
+        "--report-only",
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+        "examples/broken/gateway-no-egress/",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("2 paths: 0 allowed, 2 denied"));
+}

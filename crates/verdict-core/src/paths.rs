@@ -38,6 +38,22 @@ pub struct PathOptions {
     pub namespace: Option<String>,
     pub route: Option<String>,
     pub backend: Option<String>,
+    /// Which destination port Cilium's Envoy uses for the hop-1 check.
+    pub hop1_port: Hop1Port,
+}
+
+/// The destination port of the hop-1 policy check on Cilium's Envoy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hop1Port {
+    /// The original destination port (the listener / Service port; the
+    /// NodePort for node-IP traffic): Cilium's Envoy filters since their 2025
+    /// policy rework (cilium/proxy `filter_state_cilium_policy.cc`).
+    #[default]
+    Listener,
+    /// The selected backend's target port: Envoy filters from cilium/proxy
+    /// PR 351 (Cilium 1.15) until that rework.
+    Backend,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -341,16 +357,10 @@ impl Ctx<'_, '_> {
             }
         }
         if etp_cluster && !cilium {
-            for (name, why) in [
-                (
-                    "remote-node",
-                    "SNAT: arrived on another node (externalTrafficPolicy: Cluster)",
-                ),
-                (
-                    "host",
-                    "SNAT: masqueraded on the pod's own node (externalTrafficPolicy: Cluster)",
-                ),
-            ] {
+            for (name, why) in [(
+                "remote-node",
+                "externalTrafficPolicy: Cluster, native routing: traffic that arrived on another node is SNATed to that node's address",
+            )] {
                 if let Ok(party) = self.engine.party(name) {
                     out.push(Source {
                         why: why.to_string(),
@@ -374,20 +384,23 @@ impl Ctx<'_, '_> {
 
     /// Hop 1 for Cilium's Envoy: the ingress policy of reserved:ingress
     /// from each source, on `port`.
-    fn cilium_hop1(&self, ingress: &Party, port: u16) -> Hop {
+    fn cilium_hop1(&self, ingress: &Party, port: u16, backend: &Party, target: u16) -> Hop {
         let mut checks = Vec::new();
         for s in self.sources(false, true) {
             if s.pod {
-                let v = self
-                    .engine
-                    .side(&s.party, Direction::Egress, ingress, Protocol::Tcp, port);
+                // Envoy checks an in-cluster client's own egress policy
+                // towards the selected backend on its target port (cilium/proxy
+                // PR 1172; cilium/cilium issue 47617).
+                let v =
+                    self.engine
+                        .side(&s.party, Direction::Egress, backend, Protocol::Tcp, target);
                 checks.push(check(
-                    &format!("egress of {}", s.party.name),
+                    &format!("egress of {} (checked by Envoy)", s.party.name),
                     &v,
                     &s.party.name,
-                    &ingress.name,
+                    &backend.name,
                     Protocol::Tcp,
-                    port,
+                    target,
                 ));
             }
             let v = self
@@ -725,7 +738,11 @@ impl Ctx<'_, '_> {
                 match ctrl {
                     Controller::Cilium => {
                         if let Some(ing) = &ingress_party {
-                            hops.push(self.cilium_hop1(ing, cilium_hop1_port(entry_port, t)));
+                            let port = match self.opts.hop1_port {
+                                Hop1Port::Listener => entry_port,
+                                Hop1Port::Backend => t,
+                            };
+                            hops.push(self.cilium_hop1(ing, port, &backend, t));
                             hops.push(self.hop2(ing, &backend, t));
                         }
                     }
@@ -775,12 +792,6 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// The destination port of the hop-1 policy check on Cilium's Envoy; see
-/// docs/semantics.md ("Cilium Ingress and Gateway API").
-pub fn cilium_hop1_port(listener_port: u16, _target_port: u16) -> u16 {
-    listener_port
-}
-
 /// A fragment to recognise a controller's pods by (`nginx` for
 /// `k8s.io/ingress-nginx`, `traefik`, `envoy`, ...).
 fn controller_hint(controller: &str) -> String {
@@ -806,6 +817,15 @@ fn controller_hint(controller: &str) -> String {
         }
     }
     last
+}
+
+/// With `--backend`, a Service whose pods all fall outside the filter is
+/// left out (one whose backend names match is kept, even without pods).
+fn keep(opts: &PathOptions, bp: &BackendPaths) -> bool {
+    match &opts.backend {
+        None => true,
+        Some(b) => !bp.paths.is_empty() || bp.service.contains(b.as_str()),
+    }
 }
 
 fn included(opts: &PathOptions, route: &ObjectRef, backend_ns: &str) -> bool {
@@ -856,6 +876,24 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             }) {
                 let problem = ctx.attach_problem(gw, l, r);
                 let attached = problem.is_none();
+                // A route attaches to a Gateway through any one listener:
+                // failing on the others is normal. It is shown under a
+                // listener it failed on only when it attaches to none of the
+                // Gateway's listeners and its parentRef aims at this one.
+                if !attached {
+                    let anywhere = gw
+                        .listeners
+                        .iter()
+                        .any(|x| ctx.attach_problem(gw, x, r).is_none());
+                    let aimed = r.parents.iter().any(|p| {
+                        p.name == gw.object.name
+                            && p.section.as_ref().is_none_or(|sn| *sn == l.name)
+                            && p.port.is_none_or(|port| port == l.port)
+                    });
+                    if anywhere || !aimed {
+                        continue;
+                    }
+                }
                 *attached_somewhere.entry(r.object.clone()).or_default() |= attached;
                 let route_ns = r.object.namespace.clone().unwrap_or_default();
                 let mut rp = RoutePaths {
@@ -925,7 +963,9 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
                             if !bp.findings.is_empty() {
                                 bp.decision = Decision::Denied;
                             }
-                            rp.backends.push(bp);
+                            if keep(opts, &bp) {
+                                rp.backends.push(bp);
+                            }
                         }
                     }
                 }
@@ -1025,7 +1065,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             };
             for p in &ing.paths {
                 let rule = format!("{}{}", p.host.as_deref().unwrap_or("*"), p.path);
-                rp.backends.push(ctx.backend(
+                let bp = ctx.backend(
                     &controller,
                     &ctrl_pods,
                     port,
@@ -1035,7 +1075,10 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
                     rule,
                     p.location.clone(),
                     Vec::new(),
-                ));
+                );
+                if keep(opts, &bp) {
+                    rp.backends.push(bp);
+                }
             }
             entry_points.push(EntryPoint {
                 object: ing.object.clone(),

@@ -88,6 +88,9 @@ impl PathsReport {
                 for f in &r.findings {
                     out.push_str(&format!("    ! {f}\n"));
                 }
+                if r.attached && r.backends.is_empty() {
+                    out.push_str("    no backends (redirect or filter only)\n");
+                }
                 for b in &r.backends {
                     out.push_str(&format!(
                         "    {} -> Service {} [{}]: {}\n",
