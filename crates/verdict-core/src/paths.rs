@@ -1114,6 +1114,25 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             }
         }
     }
+    if entry_points.is_empty() {
+        let skipped: Vec<String> = engine
+            .inv
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{k} ({})", v.len()))
+            .collect();
+        findings.push(format!(
+            "no Ingress or Gateway in the input{}",
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; objects of these kinds were not analysed: {} (render Helm charts and Kustomize overlays first, e.g. `helm template`, `kustomize build`)",
+                    skipped.join(", ")
+                )
+            }
+        ));
+    }
     findings.sort();
     findings.dedup();
     PathsReport {
