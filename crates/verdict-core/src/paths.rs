@@ -515,6 +515,7 @@ impl Ctx<'_, '_> {
         controller_name: &str,
         cilium: bool,
         listener_port: u16,
+        gateway: Option<&ObjectRef>,
     ) -> (Controller, Vec<(Party, u16, bool)>) {
         if cilium {
             return (Controller::Cilium, Vec::new());
@@ -605,6 +606,23 @@ impl Ctx<'_, '_> {
         }
         found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         found.dedup_by(|a, b| a.0.name == b.0.name);
+        if found.is_empty() && controller_name == ENVOY_GATEWAY_CONTROLLER {
+            if let Some(gw) = gateway {
+                let proxy = self.envoy_gateway_proxy(gw);
+                let port = envoy_gateway_container_port(listener_port);
+                let name = proxy.name.clone();
+                return (
+                    Controller::Pods {
+                        controller: controller_name.to_string(),
+                        pods: vec![name],
+                        service: Some(format!(
+                            "the LoadBalancer Service Envoy Gateway creates (externalTrafficPolicy: Cluster by default); proxy pods modelled from Envoy Gateway's labels, container port {port}"
+                        )),
+                    },
+                    vec![(proxy, port, true)],
+                );
+            }
+        }
         if found.is_empty() {
             return (
                 Controller::Unknown {
@@ -621,6 +639,59 @@ impl Ctx<'_, '_> {
             },
             found,
         )
+    }
+
+    /// The data-plane pods Envoy Gateway runs for a Gateway: created at run
+    /// time, so not in manifests; modelled with the labels Envoy Gateway puts
+    /// on them, in its default namespace `envoy-gateway-system`.
+    fn envoy_gateway_proxy(&self, gw: &ObjectRef) -> Party {
+        let ns = "envoy-gateway-system";
+        let gw_ns = gw.namespace.clone().unwrap_or_default();
+        let labels = BTreeMap::from([
+            (
+                "app.kubernetes.io/component".to_string(),
+                "proxy".to_string(),
+            ),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                "envoy-gateway".to_string(),
+            ),
+            ("app.kubernetes.io/name".to_string(), "envoy".to_string()),
+            (
+                "gateway.envoyproxy.io/owning-gateway-name".to_string(),
+                gw.name.clone(),
+            ),
+            (
+                "gateway.envoyproxy.io/owning-gateway-namespace".to_string(),
+                gw_ns.clone(),
+            ),
+        ]);
+        let ns_labels = self
+            .engine
+            .inv
+            .namespaces
+            .get(ns)
+            .map(|n| n.labels.clone())
+            .unwrap_or_else(|| {
+                BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])
+            });
+        let set = crate::identity::pod_identity_labels(&crate::identity::PodLabels {
+            namespace: ns,
+            labels: &labels,
+            namespace_labels: &ns_labels,
+            service_account: &format!("envoy-{gw_ns}-{}", gw.name),
+            cluster: &self.engine.inv.cluster.name,
+        });
+        Party {
+            name: format!("{ns}/envoy-{gw_ns}-{} (Envoy Gateway proxy)", gw.name),
+            identity: crate::identity::Identity {
+                id: 0,
+                kind: crate::identity::IdentityKind::Endpoint,
+                labels: set,
+            },
+            ports: Vec::new(),
+            enforced: true,
+        }
     }
 
     /// Paths from an entry point through one backend Service.
@@ -792,6 +863,19 @@ impl Ctx<'_, '_> {
     }
 }
 
+/// Envoy Gateway's controller name.
+pub const ENVOY_GATEWAY_CONTROLLER: &str = "gateway.envoyproxy.io/gatewayclass-controller";
+
+/// Envoy Gateway's proxies listen on the listener port, shifted by 10000
+/// below 1024 so that they run unprivileged.
+fn envoy_gateway_container_port(listener_port: u16) -> u16 {
+    if listener_port < 1024 {
+        listener_port + 10000
+    } else {
+        listener_port
+    }
+}
+
 /// A fragment to recognise a controller's pods by (`nginx` for
 /// `k8s.io/ingress-nginx`, `traefik`, `envoy`, ...).
 fn controller_hint(controller: &str) -> String {
@@ -866,7 +950,8 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             findings.push(format!("{} ({}): {n}", gw.object, gw.location));
         }
         for l in &gw.listeners {
-            let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, l.port);
+            let (controller, ctrl_pods) =
+                ctx.controller(&controller_name, cilium, l.port, Some(&gw.object));
             let mut routes = Vec::new();
             for r in routing.routes.iter().filter(|r| {
                 r.parents.iter().any(|p| {
@@ -999,15 +1084,22 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
                         && g.object.namespace.as_deref() == Some(p.namespace.as_str())
                 })
             });
+            let why = if r.parents.is_empty() {
+                "it has no parentRefs".to_string()
+            } else if r.parents.iter().all(|p| p.kind == "Service") {
+                // GAMMA: a route on a Service is east-west mesh routing.
+                format!(
+                    "its parentRefs are Services ({}): mesh (GAMMA) routing inside the cluster, not a way in; not analysed",
+                    parents.join(", ")
+                )
+            } else if exists {
+                "see the reasons under its Gateway".to_string()
+            } else {
+                format!("its parent {} is not in the input", parents.join(", "))
+            };
             findings.push(format!(
-                "{} ({}) attaches to no listener: {}",
-                r.object,
-                r.location,
-                if exists {
-                    "see the reasons under its Gateway".to_string()
-                } else {
-                    format!("its parent {} is not in the input", parents.join(", "))
-                }
+                "{} ({}) attaches to no listener: {why}",
+                r.object, r.location
             ));
         }
     }
@@ -1044,7 +1136,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             ports.push(("https", 443));
         }
         for (lname, port) in ports {
-            let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, port);
+            let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, port, None);
             let ns = ing.object.namespace.clone().unwrap_or_default();
             if !included(opts, &ing.object, &ns) {
                 continue;

@@ -408,3 +408,57 @@ fn controller_pods_not_in_the_input_are_a_finding() {
     );
     assert_eq!(r.summary.denied, 1);
 }
+
+#[test]
+fn envoy_gateway_proxies_are_modelled_from_their_labels() {
+    let eg = |gw_label: &str| {
+        format!(
+            r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: eg}}
+spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: public, namespace: infra}}
+spec:
+  gatewayClassName: eg
+  listeners: [{{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: shop}}
+spec:
+  parentRefs: [{{name: public, namespace: infra}}]
+  rules: [{{backendRefs: [{{name: web, port: 80}}]}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: web, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+    - fromEndpoints:
+        - matchLabels:
+            io.kubernetes.pod.namespace: envoy-gateway-system
+            gateway.envoyproxy.io/owning-gateway-name: {gw_label}
+      toPorts: [{{ports: [{{port: "8080", protocol: TCP}}]}}]
+"#
+        )
+    };
+    let r = run(&eg("public"), &PathOptions::default());
+    let p = all_paths(&r);
+    assert_eq!(p.len(), 1, "{}", r.to_text());
+    assert_eq!(p[0].decision, Decision::Allowed, "{}", r.to_text());
+    // hop 1 on the proxy's shifted container port, with the SNAT source too
+    assert_eq!(p[0].hops[0].checks[0].port, 10080);
+    assert!(p[0].hops[0]
+        .checks
+        .iter()
+        .any(|c| c.source == "reserved:remote-node"));
+    let r = run(&eg("private"), &PathOptions::default());
+    let p = all_paths(&r);
+    assert_eq!(p[0].hops[1].decision, Decision::Denied, "{}", r.to_text());
+}
