@@ -598,7 +598,7 @@ impl Ctx<'_, '_> {
         if found.is_empty() && !explicit.is_empty() {
             // Controller pods named explicitly without a fronting Service:
             // the listener port is taken as their container port.
-            for w in explicit {
+            for w in &explicit {
                 if let Some(p) = party_of(self.engine, w) {
                     found.push((p, listener_port, true));
                 }
@@ -606,6 +606,22 @@ impl Ctx<'_, '_> {
         }
         found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         found.dedup_by(|a, b| a.0.name == b.0.name);
+        if found.is_empty() && explicit.is_empty() && !self.opts.controllers.is_empty() {
+            // Named with --controller but not in the input (a Helm release):
+            // pods with exactly the given labels, on the listener port.
+            for (ns, sel) in &self.opts.controllers {
+                let labels: BTreeMap<String, String> = sel
+                    .equalities()
+                    .map(|(_, k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let name = format!("{ns}/{sel} (from --controller)");
+                found.push((
+                    self.virtual_pod(ns, &labels, "default", name),
+                    listener_port,
+                    true,
+                ));
+            }
+        }
         if found.is_empty() && controller_name == ENVOY_GATEWAY_CONTROLLER {
             if let Some(gw) = gateway {
                 let proxy = self.envoy_gateway_proxy(gw);
@@ -666,6 +682,22 @@ impl Ctx<'_, '_> {
                 gw_ns.clone(),
             ),
         ]);
+        self.virtual_pod(
+            ns,
+            &labels,
+            &format!("envoy-{gw_ns}-{}", gw.name),
+            format!("{ns}/envoy-{gw_ns}-{} (Envoy Gateway proxy)", gw.name),
+        )
+    }
+
+    /// A pod that is not in the input, from its namespace and labels.
+    fn virtual_pod(
+        &self,
+        ns: &str,
+        labels: &BTreeMap<String, String>,
+        service_account: &str,
+        name: String,
+    ) -> Party {
         let ns_labels = self
             .engine
             .inv
@@ -677,13 +709,13 @@ impl Ctx<'_, '_> {
             });
         let set = crate::identity::pod_identity_labels(&crate::identity::PodLabels {
             namespace: ns,
-            labels: &labels,
+            labels,
             namespace_labels: &ns_labels,
-            service_account: &format!("envoy-{gw_ns}-{}", gw.name),
+            service_account,
             cluster: &self.engine.inv.cluster.name,
         });
         Party {
-            name: format!("{ns}/envoy-{gw_ns}-{} (Envoy Gateway proxy)", gw.name),
+            name,
             identity: crate::identity::Identity {
                 id: 0,
                 kind: crate::identity::IdentityKind::Endpoint,

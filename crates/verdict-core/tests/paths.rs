@@ -462,3 +462,43 @@ spec:
     let p = all_paths(&r);
     assert_eq!(p[0].hops[1].decision, Decision::Denied, "{}", r.to_text());
 }
+
+#[test]
+fn controller_named_but_not_in_the_input_is_modelled_from_its_labels() {
+    use verdict_core::selector::{Requirement, Selector};
+    let without_pods = CONTROLLER
+        .replace("ETP", "Local")
+        .replace("kind: Pod", "kind: ConfigMap");
+    let opts = PathOptions {
+        clients: vec!["203.0.113.7".into()],
+        controllers: vec![(
+            "infra".into(),
+            Selector::new(vec![Requirement::equals(
+                "k8s",
+                "app.kubernetes.io/name",
+                "ingress-nginx",
+            )]),
+        )],
+        ..PathOptions::default()
+    };
+    let mut inv = Inventory::new(ClusterConfig::default());
+    inv.load_text("app.yaml", APP);
+    inv.load_text("extra.yaml", &without_pods);
+    inv.complete_namespaces();
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let r = paths(&engine, &routing, &opts);
+    let p = all_paths(&r);
+    assert_eq!(p.len(), 1, "{}", r.to_text());
+    // the CNP selecting the controller by label applies to the modelled pod: it
+    // admits the client CIDR on 8000 only, and the listener port 80 is used
+    let h1 = &p[0].hops[0];
+    assert!(h1.name.contains("(from --controller)"), "{}", h1.name);
+    assert_eq!(h1.checks[0].port, 80);
+    assert_eq!(h1.decision, Decision::Denied, "{}", r.to_text());
+    assert!(
+        h1.checks[0].explanation.contains("selected by infra/nginx"),
+        "{}",
+        h1.checks[0].explanation
+    );
+}
