@@ -250,6 +250,9 @@ struct Ctx<'e, 'a> {
     engine: &'e Engine<'a>,
     routing: &'e Routing,
     opts: &'e PathOptions,
+    /// The transport of the entry point being followed (UDP for UDP
+    /// listeners, TCP otherwise).
+    proto: std::cell::Cell<Protocol>,
 }
 
 impl Ctx<'_, '_> {
@@ -391,27 +394,35 @@ impl Ctx<'_, '_> {
                 // Envoy checks an in-cluster client's own egress policy
                 // towards the selected backend on its target port (cilium/proxy
                 // PR 1172; cilium/cilium issue 47617).
-                let v =
-                    self.engine
-                        .side(&s.party, Direction::Egress, backend, Protocol::Tcp, target);
+                let v = self.engine.side(
+                    &s.party,
+                    Direction::Egress,
+                    backend,
+                    self.proto.get(),
+                    target,
+                );
                 checks.push(check(
                     &format!("egress of {} (checked by Envoy)", s.party.name),
                     &v,
                     &s.party.name,
                     &backend.name,
-                    Protocol::Tcp,
+                    self.proto.get(),
                     target,
                 ));
             }
-            let v = self
-                .engine
-                .side(ingress, Direction::Ingress, &s.party, Protocol::Tcp, port);
+            let v = self.engine.side(
+                ingress,
+                Direction::Ingress,
+                &s.party,
+                self.proto.get(),
+                port,
+            );
             checks.push(check(
                 "ingress of reserved:ingress",
                 &v,
                 &s.party.name,
                 &ingress.name,
-                Protocol::Tcp,
+                self.proto.get(),
                 port,
             ));
         }
@@ -425,25 +436,25 @@ impl Ctx<'_, '_> {
             if s.pod {
                 let v = self
                     .engine
-                    .side(&s.party, Direction::Egress, ctrl, Protocol::Tcp, port);
+                    .side(&s.party, Direction::Egress, ctrl, self.proto.get(), port);
                 checks.push(check(
                     &format!("egress of {}", s.party.name),
                     &v,
                     &s.party.name,
                     &ctrl.name,
-                    Protocol::Tcp,
+                    self.proto.get(),
                     port,
                 ));
             }
             let v = self
                 .engine
-                .side(ctrl, Direction::Ingress, &s.party, Protocol::Tcp, port);
+                .side(ctrl, Direction::Ingress, &s.party, self.proto.get(), port);
             let mut c = check(
                 &format!("ingress of {}", ctrl.name),
                 &v,
                 &s.party.name,
                 &ctrl.name,
-                Protocol::Tcp,
+                self.proto.get(),
                 port,
             );
             c.explanation = format!("[{}] {}", s.why, c.explanation);
@@ -473,10 +484,10 @@ impl Ctx<'_, '_> {
     fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
         let e = self
             .engine
-            .side(from, Direction::Egress, to, Protocol::Tcp, port);
+            .side(from, Direction::Egress, to, self.proto.get(), port);
         let i = self
             .engine
-            .side(to, Direction::Ingress, from, Protocol::Tcp, port);
+            .side(to, Direction::Ingress, from, self.proto.get(), port);
         hop(
             "ingress -> backend",
             vec![
@@ -485,7 +496,7 @@ impl Ctx<'_, '_> {
                     &e,
                     &from.name,
                     &to.name,
-                    Protocol::Tcp,
+                    self.proto.get(),
                     port,
                 ),
                 check(
@@ -493,7 +504,7 @@ impl Ctx<'_, '_> {
                     &i,
                     &from.name,
                     &to.name,
-                    Protocol::Tcp,
+                    self.proto.get(),
                     port,
                 ),
             ],
@@ -960,6 +971,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
         engine,
         routing,
         opts,
+        proto: std::cell::Cell::new(Protocol::Tcp),
     };
     let mut entry_points = Vec::new();
     let mut findings = Vec::new();
@@ -982,6 +994,11 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             findings.push(format!("{} ({}): {n}", gw.object, gw.location));
         }
         for l in &gw.listeners {
+            ctx.proto.set(if l.protocol == "UDP" {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            });
             let (controller, ctrl_pods) =
                 ctx.controller(&controller_name, cilium, l.port, Some(&gw.object));
             let mut routes = Vec::new();
@@ -1168,6 +1185,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
             ports.push(("https", 443));
         }
         for (lname, port) in ports {
+            ctx.proto.set(Protocol::Tcp);
             let (controller, ctrl_pods) = ctx.controller(&controller_name, cilium, port, None);
             let ns = ing.object.namespace.clone().unwrap_or_default();
             if !included(opts, &ing.object, &ns) {

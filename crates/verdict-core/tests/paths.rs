@@ -502,3 +502,39 @@ fn controller_named_but_not_in_the_input_is_modelled_from_its_labels() {
         h1.checks[0].explanation
     );
 }
+
+#[test]
+fn udp_listeners_are_checked_on_udp() {
+    let extra = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: dns, namespace: shop}
+spec:
+  gatewayClassName: cilium
+  listeners: [{name: dns, port: 53, protocol: UDP}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: dns, namespace: shop}
+spec:
+  parentRefs: [{name: dns}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEntities: [ingress]
+      toPorts: [{ports: [{port: "8080", protocol: UDP}]}]
+"#;
+    let r = run(extra, &PathOptions::default());
+    let p = all_paths(&r);
+    assert_eq!(p.len(), 1, "{}", r.to_text());
+    assert_eq!(
+        p[0].hops[1].checks[1].protocol,
+        verdict_core::policy::Protocol::Udp
+    );
+    assert_eq!(p[0].decision, Decision::Allowed, "{}", r.to_text());
+}
