@@ -237,3 +237,139 @@ pub fn paths(
         0
     })
 }
+
+pub struct LintArgs {
+    pub output: crate::LintFormat,
+    pub config: Option<PathBuf>,
+    pub disable: Vec<String>,
+    pub enable: Vec<String>,
+    pub levels: Vec<String>,
+    pub fail_on: Option<String>,
+    pub explain: Option<String>,
+    pub list: bool,
+    pub rules_doc: bool,
+}
+
+pub fn lint(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    args: LintArgs,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::routes::Routing;
+    use verdict_lint::{registry, Context, Level, LintConfig};
+    if let Some(key) = &args.explain {
+        let rule = verdict_lint::find_rule(key)
+            .ok_or_else(|| format!("unknown lint rule `{key}` (see `verdict lint --list`)"))?;
+        let m = rule.meta();
+        print(&format!(
+            "{} {} (default level: {})\n\n{}\n",
+            m.code,
+            m.name,
+            m.level,
+            m.doc()
+        ));
+        return Ok(0);
+    }
+    if args.list {
+        for r in registry() {
+            let m = r.meta();
+            print(&format!(
+                "{}  {:<36} {:<8} {}\n",
+                m.code,
+                m.name,
+                m.level.to_string(),
+                m.summary
+            ));
+        }
+        return Ok(0);
+    }
+    if args.rules_doc {
+        print(&verdict_lint::rules_markdown());
+        return Ok(0);
+    }
+    if paths.is_empty() {
+        return Err("give the manifests to lint (files, directories or -)".to_string());
+    }
+    let mut config = match &args.config {
+        Some(p) => LintConfig::from_yaml(&p.display().to_string(), &load::read(p)?)?,
+        None => {
+            let default = Path::new(".verdict.yaml");
+            if default.exists() {
+                LintConfig::from_yaml(".verdict.yaml", &load::read(default)?)?
+            } else {
+                LintConfig::default()
+            }
+        }
+    };
+    for d in &args.disable {
+        config.set(d, "off")?;
+    }
+    for e in &args.enable {
+        config.set(e, "on")?;
+    }
+    for l in &args.levels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| format!("--level `{l}`: expected CODE=LEVEL"))?;
+        config.set(k, v)?;
+    }
+    if let Some(f) = &args.fail_on {
+        config.fail_on = Level::parse(f)
+            .ok_or_else(|| format!("--fail-on `{f}`: expected error, warning or info"))?;
+    }
+    let (inv, sources) = load::inventory_with_sources(paths, cluster)?;
+    let input_errors = inv
+        .diagnostics
+        .iter()
+        .filter(|d| {
+            d.severity == Severity::Error
+                && !d.message.starts_with("Cilium rejects")
+                && !d.message.starts_with("the API server refuses")
+        })
+        .count();
+    if verbose || input_errors > 0 {
+        for d in inv.diagnostics.iter().filter(|d| {
+            verbose
+                || (d.severity == Severity::Error
+                    && !d.message.starts_with("Cilium rejects")
+                    && !d.message.starts_with("the API server refuses"))
+        }) {
+            eprintln!("{d}");
+        }
+    }
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let report_paths = compute(&engine, &routing, &PathOptions::default());
+    let cx = Context {
+        inv: &inv,
+        engine: &engine,
+        routing: &routing,
+        paths: &report_paths,
+        config: &config,
+    };
+    let report = verdict_lint::run(&cx, &config);
+    match args.output {
+        crate::LintFormat::Text => print(&report.to_text(&sources)),
+        crate::LintFormat::Json => print(&json(&report.to_json())?),
+        crate::LintFormat::Sarif => print(&json(&verdict_lint::sarif::to_sarif(
+            &report,
+            env!("CARGO_PKG_VERSION"),
+        ))?),
+    }
+    if input_errors > 0 {
+        return Ok(2);
+    }
+    Ok(
+        if report
+            .findings
+            .iter()
+            .any(|f| f.level.at_least(config.fail_on))
+        {
+            1
+        } else {
+            0
+        },
+    )
+}

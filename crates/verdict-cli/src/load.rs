@@ -79,9 +79,35 @@ pub fn inventory(paths: &[PathBuf], cluster: ClusterConfig) -> Result<Inventory,
 }
 
 pub fn add_files(inv: &mut Inventory, files: &[PathBuf]) {
+    add_files_keeping(inv, files, None);
+}
+
+/// Loads every input, keeping each file's text (for source snippets).
+pub fn inventory_with_sources(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+) -> Result<(Inventory, std::collections::BTreeMap<String, String>), String> {
+    let files = expand(paths)?;
+    let mut inv = Inventory::new(cluster);
+    let mut sources = std::collections::BTreeMap::new();
+    add_files_keeping(&mut inv, &files, Some(&mut sources));
+    inv.complete_namespaces();
+    Ok((inv, sources))
+}
+
+fn add_files_keeping(
+    inv: &mut Inventory,
+    files: &[PathBuf],
+    mut keep: Option<&mut std::collections::BTreeMap<String, String>>,
+) {
     for f in files {
         match read(f) {
-            Ok(text) => inv.load_text(&display(f), &text),
+            Ok(text) => {
+                inv.load_text(&display(f), &text);
+                if let Some(k) = keep.as_deref_mut() {
+                    k.insert(display(f), text);
+                }
+            }
             Err(e) => inv.diagnostics.push(Diagnostic {
                 location: Location {
                     file: std::sync::Arc::from(display(f).as_str()),

@@ -38,6 +38,13 @@ enum Format {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Hop1PortArg {
     Listener,
     Backend,
@@ -103,6 +110,36 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
+    Lint {
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: LintFormat,
+        /// Configuration file (default: .verdict.yaml in the current directory, if present)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Turn a rule off (code or name); repeatable
+        #[arg(long)]
+        disable: Vec<String>,
+        /// Turn a rule on (code or name); repeatable
+        #[arg(long)]
+        enable: Vec<String>,
+        /// Change a rule's level: CODE=error|warning|info; repeatable
+        #[arg(long = "level")]
+        levels: Vec<String>,
+        /// Exit 1 when a finding is at or above this level (default: warning, or the config's failOn)
+        #[arg(long)]
+        fail_on: Option<String>,
+        /// Print a rule's documentation and exit
+        #[arg(long)]
+        explain: Option<String>,
+        /// List the rules and exit
+        #[arg(long)]
+        list: bool,
+        /// Print docs/rules.md and exit
+        #[arg(long)]
+        rules_doc: bool,
+        paths: Vec<PathBuf>,
+    },
     /// The resolved policy of one endpoint, as the agent would program it
     Policy {
         /// ns/pod, ns/kind/name, or a reserved identity such as ingress
@@ -142,6 +179,33 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Lint {
+            output,
+            config,
+            disable,
+            enable,
+            levels,
+            fail_on,
+            explain,
+            list,
+            rules_doc,
+            paths,
+        } => commands::lint(
+            &paths,
+            cluster,
+            commands::LintArgs {
+                output,
+                config,
+                disable,
+                enable,
+                levels,
+                fail_on,
+                explain,
+                list,
+                rules_doc,
+            },
+            cli.verbose,
+        ),
         Command::Paths {
             output,
             clients,

@@ -318,6 +318,47 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// A pod that is not in the input (created at run time, or deployed by
+    /// a Helm release), from its namespace and labels; its identity is
+    /// derived like any pod's.
+    pub fn virtual_pod(
+        &self,
+        ns: &str,
+        labels: &BTreeMap<String, String>,
+        service_account: &str,
+        name: String,
+    ) -> Party {
+        let ns_labels = self
+            .inv
+            .namespaces
+            .get(ns)
+            .map(|n| n.labels.clone())
+            .unwrap_or_else(|| {
+                BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])
+            });
+        let labels = pod_identity_labels(&PodLabels {
+            namespace: ns,
+            labels,
+            namespace_labels: &ns_labels,
+            service_account,
+            cluster: &self.inv.cluster.name,
+        });
+        let id = self
+            .identity_index(&labels)
+            .and_then(|i| self.identities.get(i))
+            .map_or(0, |i| i.id);
+        Party {
+            name,
+            identity: Identity {
+                id,
+                kind: IdentityKind::Endpoint,
+                labels,
+            },
+            ports: Vec::new(),
+            enforced: true,
+        }
+    }
+
     /// The rules selecting `id` as their subject.
     pub fn selecting_rules<'s>(&'s self, id: &'s Identity) -> impl Iterator<Item = &'a Rule> + 's {
         let is_host = id.reserved_name() == Some("host");

@@ -159,6 +159,10 @@ impl Inventory {
             return;
         }
         let Some(meta) = meta else { return };
+        let annotations = meta
+            .get("annotations")
+            .map(|a| ctx.string_map(a, "metadata.annotations"))
+            .unwrap_or_default();
         let ns = namespace.clone().unwrap_or_default();
         let location = ctx.loc(node);
         match kind.as_str() {
@@ -196,6 +200,7 @@ impl Inventory {
                     location,
                     rules,
                     rejected,
+                    annotations: annotations.clone(),
                 });
             }
             "NetworkPolicy" => {
@@ -216,6 +221,7 @@ impl Inventory {
                     location,
                     rules,
                     rejected,
+                    annotations: annotations.clone(),
                 });
             }
             k if ROUTING_KINDS.contains(&k) => self.routing.push(RawObject {

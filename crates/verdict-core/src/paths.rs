@@ -83,6 +83,10 @@ pub struct Check {
     pub enforced: bool,
     pub explanation: String,
     pub rules: Vec<String>,
+    /// Where to look: the deciding rules, or (for a default) the rules that
+    /// select the side.
+    #[serde(skip)]
+    pub at: Vec<crate::policy::Origin>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,6 +192,11 @@ fn check(
         enforced: v.enforced,
         explanation: v.explanation.clone(),
         rules: v.deciding.iter().map(ToString::to_string).collect(),
+        at: if v.deciding.is_empty() {
+            v.selecting.clone()
+        } else {
+            v.deciding.clone()
+        },
     }
 }
 
@@ -627,7 +636,7 @@ impl Ctx<'_, '_> {
                     .collect();
                 let name = format!("{ns}/{sel} (from --controller)");
                 found.push((
-                    self.virtual_pod(ns, &labels, "default", name),
+                    self.engine.virtual_pod(ns, &labels, "default", name),
                     listener_port,
                     true,
                 ));
@@ -693,48 +702,12 @@ impl Ctx<'_, '_> {
                 gw_ns.clone(),
             ),
         ]);
-        self.virtual_pod(
+        self.engine.virtual_pod(
             ns,
             &labels,
             &format!("envoy-{gw_ns}-{}", gw.name),
             format!("{ns}/envoy-{gw_ns}-{} (Envoy Gateway proxy)", gw.name),
         )
-    }
-
-    /// A pod that is not in the input, from its namespace and labels.
-    fn virtual_pod(
-        &self,
-        ns: &str,
-        labels: &BTreeMap<String, String>,
-        service_account: &str,
-        name: String,
-    ) -> Party {
-        let ns_labels = self
-            .engine
-            .inv
-            .namespaces
-            .get(ns)
-            .map(|n| n.labels.clone())
-            .unwrap_or_else(|| {
-                BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])
-            });
-        let set = crate::identity::pod_identity_labels(&crate::identity::PodLabels {
-            namespace: ns,
-            labels,
-            namespace_labels: &ns_labels,
-            service_account,
-            cluster: &self.engine.inv.cluster.name,
-        });
-        Party {
-            name,
-            identity: crate::identity::Identity {
-                id: 0,
-                kind: crate::identity::IdentityKind::Endpoint,
-                labels: set,
-            },
-            ports: Vec::new(),
-            enforced: true,
-        }
     }
 
     /// Paths from an entry point through one backend Service.

@@ -232,4 +232,7 @@ pub struct Policy {
     /// part in verdicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
+    /// `metadata.annotations` (lint suppressions live there).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }

@@ -1,0 +1,79 @@
+//! Text (with source snippets) and JSON renderings of a lint report.
+
+use crate::{Finding, LintReport};
+use std::collections::BTreeMap;
+
+/// The source lines around a finding, as `NN | text`, with a caret.
+fn snippet(f: &Finding, sources: &BTreeMap<String, String>) -> String {
+    let Some(text) = sources.get(f.location.file.as_ref()) else {
+        return String::new();
+    };
+    let line = f.location.line as usize;
+    if line == 0 {
+        return String::new();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let first = line.saturating_sub(2).max(1);
+    let width = line.to_string().len();
+    let mut out = format!("{:width$} |\n", "");
+    for n in first..=line.min(lines.len()) {
+        let l = lines.get(n - 1).copied().unwrap_or_default();
+        out.push_str(&format!("{n:width$} | {l}\n"));
+    }
+    let col = (f.location.col as usize).max(1);
+    out.push_str(&format!("{:width$} | {}^\n", "", " ".repeat(col - 1)));
+    out
+}
+
+impl LintReport {
+    pub fn to_text(&self, sources: &BTreeMap<String, String>) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            out.push_str(&format!(
+                "{}[{}] {}: {}\n",
+                f.level, f.code, f.name, f.message
+            ));
+            out.push_str(&format!(
+                "  --> {}:{}:{}\n",
+                f.location.file, f.location.line, f.location.col
+            ));
+            for l in snippet(f, sources).lines() {
+                out.push_str(&format!("   {l}\n"));
+            }
+            if let Some(o) = &f.object {
+                out.push_str(&format!(
+                    "   = {o}{}\n",
+                    f.path.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
+                ));
+            }
+            out.push_str(&format!("   = help: {}\n\n", f.help));
+        }
+        for (f, why) in &self.suppressed {
+            out.push_str(&format!(
+                "suppressed [{}] at {}: {why}\n",
+                f.code, f.location
+            ));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        let count = |l: crate::Level| self.findings.iter().filter(|f| f.level == l).count();
+        out.push_str(&format!(
+            "{} findings: {} errors, {} warnings, {} info ({} suppressed)\n",
+            self.findings.len(),
+            count(crate::Level::Error),
+            count(crate::Level::Warning),
+            count(crate::Level::Info),
+            self.suppressed.len()
+        ));
+        out
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "findings": self.findings,
+            "suppressed": self.suppressed.iter().map(|(f, why)| serde_json::json!({"finding": f, "reason": why})).collect::<Vec<_>>(),
+            "notes": self.notes,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+use crate::context::workload_name;
+use crate::{Context, Finding, Level, Meta, Rule};
+use std::collections::BTreeSet;
+use verdict_core::ingest::TargetPort;
+use verdict_core::policy::{Direction, PortSel};
+
+/// ## What it does
+/// Flags an ingress rule that allows a Service's `port` on pods that listen
+/// on a different `targetPort` (and not on the Service port).
+///
+/// ## Why is this bad
+/// Cilium enforces policy on the pod, after the Service's address and port
+/// have been translated: traffic arrives on the target port. A rule on the
+/// Service port never matches it, so the traffic the rule was meant for is
+/// denied. This is the most common reason a backend is unreachable through
+/// a gateway.
+///
+/// ## Example
+/// ```yaml
+/// # Service api: port 80 -> targetPort 8080
+/// spec:
+///   endpointSelector: {matchLabels: {app: api}}
+///   ingress:
+///     - fromEntities: [ingress]
+///       toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+/// ```
+///
+/// ## How to fix
+/// Use the target port (`"8080"`), or the container port's name.
+pub struct ServicePortNotTargetPort;
+
+impl Rule for ServicePortNotTargetPort {
+    fn meta(&self) -> Meta {
+        Meta {
+            code: "VRD006",
+            name: "service-port-not-target-port",
+            level: Level::Warning,
+            summary:
+                "a rule allows the Service port where the pods listen on a different targetPort",
+        }
+    }
+
+    fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
+        let mut seen = BTreeSet::new();
+        for svc in &cx.inv.services {
+            let Some(sel) = &svc.selector else { continue };
+            for sp in &svc.ports {
+                for (wi, w) in cx.inv.workloads.iter().enumerate() {
+                    if w.namespace != svc.namespace
+                        || !sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+                    {
+                        continue;
+                    }
+                    let target = match &sp.target {
+                        TargetPort::Number(n) => Some(*n),
+                        TargetPort::Name(n) => w
+                            .ports
+                            .iter()
+                            .find(|c| c.name.as_deref() == Some(n.as_str()))
+                            .map(|c| c.port),
+                    };
+                    let Some(target) = target else { continue };
+                    if target == sp.port || w.ports.iter().any(|c| c.port == sp.port) {
+                        continue;
+                    }
+                    let Some(ep) = cx.engine.endpoints.get(wi).cloned().flatten() else {
+                        continue;
+                    };
+                    for (p, r) in cx.rules() {
+                        if !cx.selected(r).contains(&ep.identity) {
+                            continue;
+                        }
+                        for e in r
+                            .entries
+                            .iter()
+                            .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                        {
+                            let Some(ports) = &e.ports else { continue };
+                            let names_service_port = ports.iter().any(|pr| {
+                                pr.protocol.covers(sp.protocol)
+                                    && pr.port
+                                        == PortSel::Range {
+                                            from: sp.port,
+                                            to: sp.port,
+                                        }
+                            });
+                            let covers_target = ports.iter().any(|pr| match &pr.port {
+                                PortSel::Range { from, to } => *from <= target && target <= *to,
+                                PortSel::Named(n) => w.ports.iter().any(|c| {
+                                    c.port == target && c.name.as_deref() == Some(n.as_str())
+                                }),
+                            });
+                            if names_service_port
+                                && !covers_target
+                                && seen.insert((e.origin.location.clone(), svc.object.clone()))
+                            {
+                                out.push(self.meta().finding(
+                                    e.origin.location.clone(),
+                                    Some(p.object.clone()),
+                                    Some(e.origin.path.clone()),
+                                    format!(
+                                        "allows port {} (the port of Service {}), but {} listens on targetPort {target}: policy is enforced after the Service's port is translated, so this rule never matches that traffic",
+                                        sp.port,
+                                        svc.object.short(),
+                                        workload_name(w)
+                                    ),
+                                    format!("allow port \"{target}\" (the targetPort) instead of \"{}\"", sp.port),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

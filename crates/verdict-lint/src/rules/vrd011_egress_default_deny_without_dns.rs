@@ -1,0 +1,102 @@
+use crate::context::workload_name;
+use crate::{Context, Finding, Level, Meta, Rule};
+use std::collections::BTreeMap;
+use verdict_core::engine::Decision;
+use verdict_core::policy::{Direction, Protocol};
+
+/// ## What it does
+/// Flags a policy that puts workloads into egress default deny while
+/// nothing lets them reach DNS (UDP/53 to kube-dns in `kube-system`, or to
+/// the kube-dns pods in the input).
+///
+/// ## Why is this bad
+/// Every name lookup of the selected pods fails: the application breaks in
+/// ways that look unrelated to policy (timeouts, "unknown host"). `toFQDNs`
+/// rules also need DNS traffic to pass through Cilium's DNS proxy.
+///
+/// ## Example
+/// ```yaml
+/// spec:
+///   endpointSelector: {matchLabels: {app: api}}
+///   egress:
+///     - toEndpoints: [{matchLabels: {app: db}}]
+/// ```
+///
+/// ## How to fix
+/// Add an egress rule to kube-dns:
+/// `toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]`
+/// with `toPorts: [{ports: [{port: "53", protocol: ANY}]}]` (add
+/// `rules: {dns: [{matchPattern: "*"}]}` for toFQDNs).
+pub struct EgressDefaultDenyWithoutDns;
+
+impl Rule for EgressDefaultDenyWithoutDns {
+    fn meta(&self) -> Meta {
+        Meta {
+            code: "VRD011",
+            name: "egress-default-deny-without-dns",
+            level: Level::Warning,
+            summary: "pods selected for egress default deny cannot reach DNS",
+        }
+    }
+
+    fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
+        let dns = cx
+            .inv
+            .workloads
+            .iter()
+            .find(|w| {
+                w.namespace == "kube-system"
+                    && w.labels.get("k8s-app").is_some_and(|v| v == "kube-dns")
+            })
+            .and_then(|w| cx.engine.party(&workload_name(w)).ok())
+            .unwrap_or_else(|| {
+                let labels = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
+                cx.engine.virtual_pod(
+                    "kube-system",
+                    &labels,
+                    "coredns",
+                    "kube-system/kube-dns".to_string(),
+                )
+            });
+        for (p, r) in cx.rules() {
+            if !r.default_deny[Direction::Egress.index()] {
+                continue;
+            }
+            let mut broken = Vec::new();
+            for idx in cx.selected(r) {
+                for w in cx.workloads_of(idx) {
+                    let Ok(pod) = cx.engine.party(&workload_name(w)) else {
+                        continue;
+                    };
+                    let v = cx
+                        .engine
+                        .side(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
+                    if v.decision == Decision::Denied {
+                        broken.push(workload_name(w));
+                    }
+                    break;
+                }
+            }
+            if broken.is_empty() {
+                continue;
+            }
+            let more = if broken.len() > 3 {
+                format!(" and {} more", broken.len() - 3)
+            } else {
+                String::new()
+            };
+            broken.truncate(3);
+            out.push(self.meta().finding(
+                r.origin.location.clone(),
+                Some(p.object.clone()),
+                Some(r.origin.path.clone()),
+                format!(
+                    "selects {}{more} for egress with default deny, and no rule lets them reach DNS (UDP/53 to {})",
+                    broken.join(", "),
+                    dns.name
+                ),
+                "add `toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]` with `toPorts: [{ports: [{port: \"53\", protocol: ANY}]}]`".to_string(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,71 @@
+use crate::{Context, Finding, Level, Meta, Rule};
+use verdict_core::policy::Direction;
+
+/// ## What it does
+/// Flags a policy with `enableDefaultDeny.ingress: false` (or `egress`)
+/// whose allow rules for that direction apply to workloads that no other
+/// policy puts into default deny.
+///
+/// ## Why is this bad
+/// Without default deny, everything not denied is allowed: the allow rules
+/// change nothing. They read as "only this is allowed", which is not what
+/// Cilium enforces.
+///
+/// ## Example
+/// ```yaml
+/// spec:
+///   endpointSelector: {matchLabels: {app: web}}
+///   enableDefaultDeny: {ingress: false}
+///   ingress:
+///     - fromEntities: [ingress]
+/// ```
+///
+/// ## How to fix
+/// Remove `enableDefaultDeny: false` if the rules are meant to be the only
+/// traffic allowed, or add the policy that puts these workloads into
+/// default deny.
+pub struct AllowWithoutDefaultDeny;
+
+impl Rule for AllowWithoutDefaultDeny {
+    fn meta(&self) -> Meta {
+        Meta {
+            code: "VRD013",
+            name: "allow-without-default-deny",
+            level: Level::Warning,
+            summary: "enableDefaultDeny: false with allow rules that assume default deny",
+        }
+    }
+
+    fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
+        let all: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
+        for (p, r, sel) in &all {
+            for dir in Direction::BOTH {
+                let has_allow = r.entries.iter().any(|e| e.direction == dir && !e.deny);
+                if !has_allow || r.default_deny[dir.index()] {
+                    continue;
+                }
+                let open: Vec<String> = sel
+                    .iter()
+                    .filter(|i| {
+                        !all.iter()
+                            .any(|(_, r2, s2)| r2.default_deny[dir.index()] && s2.contains(i))
+                    })
+                    .flat_map(|&i| cx.names_of(i))
+                    .collect();
+                if open.is_empty() {
+                    continue;
+                }
+                out.push(self.meta().finding(
+                    r.origin.location.clone(),
+                    Some(p.object.clone()),
+                    Some(r.origin.path.clone()),
+                    format!(
+                        "`enableDefaultDeny.{dir}: false` and no other policy puts {} into {dir} default deny: its {dir} allow rules change nothing",
+                        open.join(", ")
+                    ),
+                    format!("remove `enableDefaultDeny.{dir}: false`, or add the policy that makes these workloads default-deny for {dir}"),
+                ));
+            }
+        }
+    }
+}
