@@ -37,6 +37,9 @@ pub struct Inventory {
     pub routing: Vec<RawObject>,
     /// Kinds that are not analysed, with where they were seen.
     pub skipped: BTreeMap<String, Vec<Location>>,
+    /// The objects of those kinds (a HelmRelease or an operator's custom
+    /// resource says the namespace has workloads that are not in the input).
+    pub skipped_objects: Vec<ObjectRef>,
     pub diagnostics: Vec<Diagnostic>,
     /// Total bytes of text loaded.
     pub bytes: usize,
@@ -231,7 +234,10 @@ impl Inventory {
                 file: Arc::clone(file),
                 location,
             }),
-            _ => self.skipped.entry(kind).or_default().push(location),
+            _ => {
+                self.skipped_objects.push(object);
+                self.skipped.entry(kind).or_default().push(location);
+            }
         }
     }
 

@@ -141,10 +141,12 @@ impl LintConfig {
                                     .map_err(|e| format!("{}: {e}", at(rk)))?;
                             }
                         }
-                        Some(other) => return Err(format!(
+                        Some(other) => {
+                            return Err(format!(
                             "{}: unknown key `lint.{other}` (expected failOn, clusterCIDRs, rules)",
                             at(k2)
-                        )),
+                        ))
+                        }
                         None => return Err(format!("{}: non-string key", at(k2))),
                     }
                 }

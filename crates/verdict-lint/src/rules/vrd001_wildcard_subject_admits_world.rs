@@ -50,7 +50,7 @@ impl Rule for WildcardSubjectAdmitsWorld {
                 continue;
             }
             let scope = match &p.object.namespace {
-                Some(ns) if p.object.kind == "CiliumNetworkPolicy" => {
+                Some(ns) if p.object.kind != "CiliumClusterwideNetworkPolicy" => {
                     format!("every pod of namespace `{ns}`")
                 }
                 _ => "every endpoint of the cluster".to_string(),

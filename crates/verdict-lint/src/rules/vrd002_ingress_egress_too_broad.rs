@@ -55,6 +55,18 @@ impl Rule for IngressEgressTooBroad {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let ingress = cx.ingress_identities();
+        // reserved:ingress matters when Cilium serves a route, or when the
+        // rule names it explicitly.
+        let cilium_routes = cx
+            .paths
+            .entry_points
+            .iter()
+            .any(|e| matches!(e.controller, verdict_core::paths::Controller::Cilium));
+        let ingress_idx = cx
+            .engine
+            .party("ingress")
+            .ok()
+            .and_then(|p| cx.engine.identity_index(&p.identity.labels));
         if ingress.is_empty() {
             return;
         }
@@ -72,8 +84,11 @@ impl Rule for IngressEgressTooBroad {
             )
         };
         for (p, r) in cx.rules() {
+            let names_ingress = matches!(&r.subject, verdict_core::policy::Subject::Endpoints(s) if s.has_key(&["reserved", "any"], "ingress"));
             let selected = cx.selected(r);
-            let Some(&first) = selected.iter().find(|i| ingress.contains(i)) else {
+            let Some(&first) = selected.iter().find(|i| {
+                ingress.contains(i) && (Some(**i) != ingress_idx || cilium_routes || names_ingress)
+            }) else {
                 continue;
             };
             let who = cx.names_of(first).join(", ");

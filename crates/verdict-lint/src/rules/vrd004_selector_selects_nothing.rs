@@ -6,14 +6,19 @@ use verdict_core::selector::{Op, Selector};
 
 /// ## What it does
 /// Flags an `endpointSelector`, or a `fromEndpoints`/`toEndpoints` selector,
-/// that selects no workload in the analysed manifests: a typo in a label,
-/// a label that Cilium filters out of identities (`pod-template-hash`), or
-/// the wrong namespace (a namespaced policy's peers are scoped to its own
-/// namespace unless they name another).
+/// that selects no workload in the analysed manifests because of a mistake
+/// the manifests themselves show:
 ///
-/// The rule only speaks when the input holds workloads of the namespace the
-/// selector is about, so partial input (a single app's folder) does not
-/// produce noise.
+/// * the wrong namespace: a namespaced policy's peer is scoped to the
+///   policy's own namespace, but the labels select workloads of another
+///   namespace;
+/// * a typo'd value: the namespace's workloads carry the selector's label
+///   keys, with other values.
+///
+/// Selectors about workloads the input does not describe (a Helm release,
+/// pods an operator creates, another repository) stay quiet: the rule only
+/// speaks when every label key of the selector is used in the namespace and
+/// the namespace holds no objects of kinds verdict does not analyse.
 ///
 /// ## Why is this bad
 /// A subject selector that selects nothing means the policy protects
@@ -27,13 +32,13 @@ use verdict_core::selector::{Op, Selector};
 ///   endpointSelector: {matchLabels: {app: frontend}}
 ///   ingress:
 ///     - fromEndpoints:
-///         - matchLabels: {app: ingress-nginx}   # lives in namespace ingress-nginx
+///         - matchLabels: {app.kubernetes.io/name: ingress-nginx}   # lives in namespace ingress-nginx
 /// ```
 ///
 /// ## How to fix
-/// Correct the labels (the finding lists what the namespace's workloads
-/// carry), or name the peer's namespace:
-/// `matchLabels: {k8s:io.kubernetes.pod.namespace: ingress-nginx, app: ingress-nginx}`.
+/// Name the peer's namespace
+/// (`matchLabels: {k8s:io.kubernetes.pod.namespace: ingress-nginx, app.kubernetes.io/name: ingress-nginx}`),
+/// or correct the label value (the finding lists the values in use).
 pub struct SelectorSelectsNothing;
 
 /// The namespace a selector is about, if it names one.
@@ -46,41 +51,81 @@ fn named_namespace(sel: &Selector) -> Option<&str> {
         })
 }
 
+/// The selector's own label keys (not namespace ones).
+fn label_keys(sel: &Selector) -> BTreeSet<&str> {
+    sel.reqs
+        .iter()
+        .filter(|r| r.key != POD_NAMESPACE_LABEL && !r.key.starts_with(NAMESPACE_LABELS_PREFIX))
+        .map(|r| r.key.as_str())
+        .collect()
+}
+
 impl SelectorSelectsNothing {
-    fn hint(cx: &Context, sel: &Selector, ns: Option<&str>) -> String {
-        let keys: BTreeSet<&str> = sel
-            .reqs
+    /// Why the selector is a mistake, if the input shows one.
+    fn diagnose(cx: &Context, sel: &Selector, auto_scoped_to: Option<&str>) -> Option<String> {
+        // Wrong namespace: without the policy's namespace it selects pods.
+        if let Some(ns) = auto_scoped_to {
+            let unscoped = Selector::new(
+                sel.reqs
+                    .iter()
+                    .filter(|r| r.key != POD_NAMESPACE_LABEL)
+                    .cloned()
+                    .collect(),
+            );
+            if !unscoped.is_empty() {
+                let elsewhere: BTreeSet<String> = cx
+                    .matching(&unscoped)
+                    .into_iter()
+                    .flat_map(|i| cx.workloads_of(i))
+                    .filter(|w| w.namespace != ns)
+                    .map(|w| w.namespace.clone())
+                    .collect();
+                if !elsewhere.is_empty() {
+                    return Some(format!(
+                        "it is scoped to the policy's namespace `{ns}`, but these labels select workloads in {}: name the namespace with `k8s:io.kubernetes.pod.namespace`",
+                        elsewhere.into_iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        // Typo: the namespace's workloads use these keys with other values.
+        let ns = named_namespace(sel);
+        let keys = label_keys(sel);
+        if keys.is_empty() {
+            return None;
+        }
+        let incomplete = cx
+            .inv
+            .skipped_objects
             .iter()
-            .filter(|r| r.key != POD_NAMESPACE_LABEL && !r.key.starts_with(NAMESPACE_LABELS_PREFIX))
-            .map(|r| r.key.as_str())
-            .collect();
-        let mut seen = BTreeSet::new();
-        for w in cx
+            .any(|o| ns.is_none_or(|n| o.namespace.as_deref() == Some(n)));
+        let workloads: Vec<_> = cx
             .inv
             .workloads
             .iter()
             .filter(|w| ns.is_none_or(|n| w.namespace == n))
-        {
-            for k in &keys {
-                if let Some(v) = w.labels.get(*k) {
-                    seen.insert(format!("{k}={v}"));
-                }
+            .collect();
+        if incomplete || workloads.is_empty() {
+            return None;
+        }
+        let mut values = BTreeSet::new();
+        for k in &keys {
+            let used: Vec<String> = workloads
+                .iter()
+                .filter_map(|w| w.labels.get(*k).map(|v| format!("{k}={v}")))
+                .collect();
+            if used.is_empty() {
+                return None;
             }
+            values.extend(used);
         }
         let place = ns
             .map(|n| format!("namespace `{n}`"))
             .unwrap_or_else(|| "the input".into());
-        if seen.is_empty() {
-            format!(
-                "no workload of {place} has the label keys {}",
-                keys.into_iter().collect::<Vec<_>>().join(", ")
-            )
-        } else {
-            format!(
-                "workloads of {place} carry {}",
-                seen.into_iter().take(8).collect::<Vec<_>>().join(", ")
-            )
-        }
+        Some(format!(
+            "workloads of {place} carry {}",
+            values.into_iter().take(8).collect::<Vec<_>>().join(", ")
+        ))
     }
 }
 
@@ -90,36 +135,28 @@ impl Rule for SelectorSelectsNothing {
             code: "VRD004",
             name: "selector-selects-nothing",
             level: Level::Warning,
-            summary: "a policy or peer selector selects no workload in the analysed manifests",
+            summary:
+                "a policy or peer selector selects no workload: wrong namespace or a typo'd label",
         }
     }
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
-        let with_workloads = cx.namespaces_with_workloads();
-        if with_workloads.is_empty() {
-            return;
-        }
-        // Only speak about namespaces the input describes.
-        let relevant = |sel: &Selector| match named_namespace(sel) {
-            Some(ns) => with_workloads.contains(ns),
-            None => true,
-        };
         for (p, r) in cx.rules() {
             let Subject::Endpoints(sel) = &r.subject else {
                 continue;
             };
-            if sel.has_source(SOURCE_RESERVED) {
-                continue;
-            }
-            if relevant(sel) && cx.matching(sel).is_empty() {
-                let ns = named_namespace(sel);
-                out.push(self.meta().finding(
-                    r.origin.location.clone(),
-                    Some(p.object.clone()),
-                    Some(format!("{}.endpointSelector", r.origin.path)),
-                    format!("endpointSelector {sel} selects no workload in the analysed manifests"),
-                    format!("check the labels: {}", Self::hint(cx, sel, ns)),
-                ));
+            if !sel.has_source(SOURCE_RESERVED) && cx.matching(sel).is_empty() {
+                if let Some(why) = Self::diagnose(cx, sel, None) {
+                    out.push(self.meta().finding(
+                        r.origin.location.clone(),
+                        Some(p.object.clone()),
+                        Some(format!("{}.endpointSelector", r.origin.path)),
+                        format!(
+                            "endpointSelector {sel} selects no workload in the analysed manifests"
+                        ),
+                        format!("check the labels: {why}"),
+                    ));
+                }
             }
             for e in &r.entries {
                 for peer in e.peers.iter().filter(|p| p.from_endpoints) {
@@ -127,31 +164,30 @@ impl Rule for SelectorSelectsNothing {
                         continue;
                     };
                     for s in selectors {
-                        if s.has_source(SOURCE_RESERVED)
-                            || !relevant(s)
-                            || !cx.matching(s).is_empty()
-                        {
+                        if s.has_source(SOURCE_RESERVED) || !cx.matching(s).is_empty() {
                             continue;
                         }
-                        let ns = named_namespace(s);
-                        let scoped = match (ns, &p.object.namespace) {
-                            (Some(n), Some(pn))
-                                if n == pn && !peer.text.contains(POD_NAMESPACE_LABEL) =>
+                        // Scoped by Cilium (not written by the user)?
+                        let auto = match (&p.object.namespace, p.object.kind.as_str()) {
+                            (Some(ns), "CiliumNetworkPolicy")
+                                if !peer.text.contains(POD_NAMESPACE_LABEL) =>
                             {
-                                format!(" (scoped to the policy's namespace `{pn}`; name the peer's namespace with k8s:io.kubernetes.pod.namespace if it lives elsewhere)")
+                                Some(ns.as_str())
                             }
-                            _ => String::new(),
+                            _ => None,
                         };
-                        out.push(self.meta().finding(
-                            e.origin.location.clone(),
-                            Some(p.object.clone()),
-                            Some(e.origin.path.clone()),
-                            format!(
-                                "`{}` selects no workload in the analysed manifests{scoped}",
-                                peer.text
-                            ),
-                            format!("check the labels and namespace: {}", Self::hint(cx, s, ns)),
-                        ));
+                        if let Some(why) = Self::diagnose(cx, s, auto) {
+                            out.push(self.meta().finding(
+                                e.origin.location.clone(),
+                                Some(p.object.clone()),
+                                Some(e.origin.path.clone()),
+                                format!(
+                                    "`{}` selects no workload in the analysed manifests",
+                                    peer.text
+                                ),
+                                format!("check the namespace and labels: {why}"),
+                            ));
+                        }
                     }
                 }
             }

@@ -3,10 +3,12 @@ use verdict_core::policy::PeerKind;
 
 /// ## What it does
 /// Flags CIDR rules (`fromCIDR`, `fromCIDRSet`, `toCIDR`, `toCIDRSet`,
-/// `ipBlock`) whose prefix overlaps the cluster's pod or node range
-/// (`lint.clusterCIDRs` in the configuration; by default Cilium's default
-/// cluster-pool range `10.0.0.0/8`). The whole-internet prefix `0.0.0.0/0`
-/// is not flagged.
+/// `ipBlock`) whose prefix covers the whole pod or node range of the
+/// cluster (`lint.clusterCIDRs` in the configuration; by default Cilium's
+/// default cluster-pool range `10.0.0.0/8`) without excepting it. The
+/// whole-internet prefix `0.0.0.0/0` is not flagged, nor are narrower
+/// prefixes (a LAN subnet or a host inside a private range), nor CIDR sets
+/// whose `except` carves out ranges (their author knows the cluster ranges).
 ///
 /// ## Why is this bad
 /// Cilium matches pods and nodes by identity, never by address: a CIDR rule
@@ -44,14 +46,10 @@ impl Rule for CidrCoversClusterRange {
                     let PeerKind::Cidr { cidr, except } = &peer.kind else {
                         continue;
                     };
-                    if cidr.is_default_route() {
+                    if cidr.is_default_route() || !except.is_empty() {
                         continue;
                     }
-                    let Some(range) = cx
-                        .config
-                        .cluster_cidrs
-                        .iter()
-                        .find(|c| c.overlaps(cidr) && !except.iter().any(|x| x.contains(c)))
+                    let Some(range) = cx.config.cluster_cidrs.iter().find(|c| cidr.contains(c))
                     else {
                         continue;
                     };
@@ -59,7 +57,7 @@ impl Rule for CidrCoversClusterRange {
                         e.origin.location.clone(),
                         Some(p.object.clone()),
                         Some(e.origin.path.clone()),
-                        format!("`{}` overlaps the cluster range {range}: CIDR rules never match pods or nodes, which Cilium matches by identity", peer.text),
+                        format!("`{}` covers the cluster range {range}: CIDR rules never match pods or nodes, which Cilium matches by identity", peer.text),
                         "use fromEndpoints/toEndpoints or entities (cluster, host, remote-node) for in-cluster peers; if this is an external network, set lint.clusterCIDRs to the cluster's real ranges".to_string(),
                     ));
                 }

@@ -50,7 +50,8 @@ impl Rule for AllowWithoutDefaultDeny {
                         !all.iter()
                             .any(|(_, r2, s2)| r2.default_deny[dir.index()] && s2.contains(i))
                     })
-                    .flat_map(|&i| cx.names_of(i))
+                    .flat_map(|&i| cx.workloads_of(i))
+                    .map(crate::context::workload_name)
                     .collect();
                 if open.is_empty() {
                     continue;
