@@ -463,3 +463,57 @@ fn paths_filters_and_report_only() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("2 paths: 0 allowed, 2 denied"));
 }
+
+#[test]
+fn lint_exit_codes_formats_and_explain() {
+    // clean example: exit 0
+    let o = verdict(&["lint", SHOP]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("0 findings"));
+    // broken example: findings at or above warning: exit 1, with a source snippet
+    let broken = [
+        "lint",
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+        "examples/broken/gateway-wrong-port/",
+    ];
+    let o = verdict(&broken);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("error[VRD005] route-backend-not-reachable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning[VRD006] service-port-not-target-port"),
+        "{out}"
+    );
+    assert!(
+        out.contains("   54 |     - fromEntities: [ingress]"),
+        "{out}"
+    );
+    // only errors fail with --fail-on error; VRD005 is an error
+    let mut args = broken.to_vec();
+    args.extend(["--disable", "VRD005", "--fail-on", "error"]);
+    assert_eq!(verdict(&args).status.code(), Some(0));
+    // JSON and SARIF
+    let mut args = broken.to_vec();
+    args.extend(["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&verdict(&args).stdout).unwrap();
+    assert_eq!(v["findings"][0]["code"], "VRD005");
+    let mut args = broken.to_vec();
+    args.extend(["-o", "sarif"]);
+    let v: serde_json::Value = serde_json::from_slice(&verdict(&args).stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    // input errors: exit 2
+    let o = verdict(&["lint", "crates/verdict-cli/tests/data/broken.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    // documentation
+    let o = verdict(&["lint", "--explain", "VRD006"]);
+    assert!(stdout(&o).contains("## How to fix"));
+    let o = verdict(&["lint", "--list"]);
+    assert_eq!(stdout(&o).lines().count(), 13);
+    let o = verdict(&["lint", "--explain", "VRD999"]);
+    assert_eq!(o.status.code(), Some(2));
+}
