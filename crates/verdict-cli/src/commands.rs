@@ -373,3 +373,139 @@ pub fn lint(
         },
     )
 }
+
+pub struct GenerateArgs {
+    pub clients: Vec<String>,
+    pub controllers: Vec<String>,
+    pub namespace: Option<String>,
+    pub route: Option<String>,
+    pub prefer_ccnp: bool,
+    pub no_default_deny: bool,
+    pub only_missing: bool,
+    pub out_dir: Option<PathBuf>,
+    pub no_verify: bool,
+}
+
+pub fn generate(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    args: GenerateArgs,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::generate::{generate as gen, to_stream, verify, GenerateOptions};
+    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::routes::Routing;
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    for c in &args.clients {
+        engine.party(c)?;
+    }
+    let opts = GenerateOptions {
+        paths: PathOptions {
+            clients: args.clients,
+            controllers: args
+                .controllers
+                .iter()
+                .map(|c| controller_arg(c))
+                .collect::<Result<_, _>>()?,
+            namespace: args.namespace,
+            route: args.route,
+            ..PathOptions::default()
+        },
+        prefer_ccnp: args.prefer_ccnp,
+        no_default_deny: args.no_default_deny,
+        only_missing: args.only_missing,
+    };
+    let report = compute(&engine, &routing, &opts.paths);
+    let (objects, skipped) = gen(&engine, &report, &opts);
+    for s in &skipped {
+        eprintln!("not served: {s}");
+    }
+    let stream = to_stream(&objects);
+    match &args.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for g in &objects {
+                let kind = if g.kind == "CiliumNetworkPolicy" {
+                    "cnp"
+                } else {
+                    "ccnp"
+                };
+                let file = dir.join(format!(
+                    "{kind}-{}{}.yaml",
+                    g.namespace
+                        .as_ref()
+                        .map(|n| format!("{n}-"))
+                        .unwrap_or_default(),
+                    g.name
+                ));
+                std::fs::write(&file, &g.yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+                eprintln!("wrote {}", file.display());
+            }
+        }
+        None => print(&stream),
+    }
+    if args.no_verify {
+        return Ok(0);
+    }
+    let v = verify(&inv, &stream, &opts);
+    // Lint the generated objects together with the input.
+    let mut after = inv.clone();
+    after.load_text("<generated>", &stream);
+    let after_routing = Routing::from_inventory(&after);
+    let after_engine = Engine::new(&after);
+    let after_paths = compute(&after_engine, &after_routing, &opts.paths);
+    let config = verdict_lint::LintConfig::default();
+    let cx = verdict_lint::Context {
+        inv: &after,
+        engine: &after_engine,
+        routing: &after_routing,
+        paths: &after_paths,
+        config: &config,
+    };
+    let lint = verdict_lint::run(&cx, &config);
+    // Lint-clean as `verdict lint` judges it (findings at or above failOn);
+    // info-level notes (a generated rule repeating an existing one) are listed.
+    let on_generated: Vec<_> = lint
+        .findings
+        .iter()
+        .filter(|f| f.location.file.as_ref() == "<generated>")
+        .collect();
+    let lint_hits: Vec<_> = on_generated
+        .iter()
+        .filter(|f| f.level.at_least(config.fail_on))
+        .collect();
+    for f in on_generated
+        .iter()
+        .filter(|f| !f.level.at_least(config.fail_on))
+    {
+        eprintln!(
+            "  note {} {}: {} (use --only-missing to leave out what the input already allows)",
+            f.code, f.location, f.message
+        );
+    }
+    eprintln!(
+        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} added otherwise, {} closed; {} lint findings on generated objects",
+        objects.len(),
+        v.paths_before.allowed,
+        v.paths_before.denied,
+        v.paths_after.allowed,
+        v.paths_after.denied,
+        v.intended.len(),
+        v.unintended.len(),
+        v.closed,
+        lint_hits.len()
+    );
+    for e in &v.load_errors {
+        eprintln!("  generated object not accepted: {e}");
+    }
+    for c in &v.unintended {
+        eprintln!("  unintended: {} -> {} {}", c.from, c.to, c.ports());
+    }
+    for f in &lint_hits {
+        eprintln!("  lint {} {}: {}", f.code, f.location, f.message);
+    }
+    Ok(if v.ok() && lint_hits.is_empty() { 0 } else { 1 })
+}

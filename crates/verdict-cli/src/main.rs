@@ -110,6 +110,38 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Least-privilege policies for both enforcement points of every route, verified
+    Generate {
+        /// Client sources (default: world); repeatable: a CIDR or an IP
+        #[arg(long = "client")]
+        clients: Vec<String>,
+        /// Ingress-controller pods for non-Cilium controllers: NAMESPACE/KEY=VALUE[,KEY=VALUE]; repeatable
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+        /// Only routes in, or backends in, this namespace
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only this route (name or ns/name)
+        #[arg(long)]
+        route: Option<String>,
+        /// Write backend and controller policies as CiliumClusterwideNetworkPolicy
+        #[arg(long)]
+        prefer_ccnp: bool,
+        /// Backend policies only add allows (enableDefaultDeny.ingress: false)
+        #[arg(long)]
+        no_default_deny: bool,
+        /// Only what the currently denied hops need
+        #[arg(long)]
+        only_missing: bool,
+        /// Write one file per object into this directory instead of one stream
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Skip the verification (paths, connectivity diff, lint)
+        #[arg(long)]
+        no_verify: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
     Lint {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
@@ -179,6 +211,33 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Generate {
+            clients,
+            controllers,
+            namespace,
+            route,
+            prefer_ccnp,
+            no_default_deny,
+            only_missing,
+            out_dir,
+            no_verify,
+            paths,
+        } => commands::generate(
+            &paths,
+            cluster,
+            commands::GenerateArgs {
+                clients,
+                controllers,
+                namespace,
+                route,
+                prefer_ccnp,
+                no_default_deny,
+                only_missing,
+                out_dir,
+                no_verify,
+            },
+            cli.verbose,
+        ),
         Command::Lint {
             output,
             config,

@@ -27,7 +27,7 @@ pub struct RawObject {
 }
 
 /// Everything loaded from the input.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inventory {
     pub cluster: ClusterConfig,
     pub namespaces: BTreeMap<String, Namespace>,

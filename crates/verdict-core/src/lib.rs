@@ -9,9 +9,11 @@
 //! No file system access and no printing here: the binary does I/O.
 
 pub mod cidr;
+pub mod connectivity;
 pub mod decode;
 pub mod engine;
 pub mod entity;
+pub mod generate;
 pub mod identity;
 pub mod ingest;
 pub mod labels;

@@ -66,6 +66,9 @@ pub enum Controller {
         controller: String,
         pods: Vec<String>,
         service: Option<String>,
+        /// Per pod: its namespace and the labels that select it (the
+        /// fronting Service's selector, or the pod's own labels).
+        selectors: BTreeMap<String, (String, BTreeMap<String, String>)>,
     },
     /// A controller whose pods were not found in the input.
     Unknown { controller: String },
@@ -647,6 +650,7 @@ impl Ctx<'_, '_> {
                 let proxy = self.envoy_gateway_proxy(gw);
                 let port = envoy_gateway_container_port(listener_port);
                 let name = proxy.name.clone();
+                let selectors = BTreeMap::from([(name.clone(), own_labels(&proxy))]);
                 return (
                     Controller::Pods {
                         controller: controller_name.to_string(),
@@ -654,6 +658,7 @@ impl Ctx<'_, '_> {
                         service: Some(format!(
                             "the LoadBalancer Service Envoy Gateway creates (externalTrafficPolicy: Cluster by default); proxy pods modelled from Envoy Gateway's labels, container port {port}"
                         )),
+                        selectors,
                     },
                     vec![(proxy, port, true)],
                 );
@@ -667,14 +672,36 @@ impl Ctx<'_, '_> {
                 found,
             );
         }
+        let selectors = found
+            .iter()
+            .map(|(p, _, _)| (p.name.clone(), self.selecting_labels(p)))
+            .collect();
         (
             Controller::Pods {
                 controller: controller_name.to_string(),
                 pods: found.iter().map(|f| f.0.name.clone()).collect(),
                 service,
+                selectors,
             },
             found,
         )
+    }
+
+    /// The labels that select a controller pod: the selector of the
+    /// LoadBalancer/NodePort Service in front of it, else its own labels.
+    fn selecting_labels(&self, p: &Party) -> (String, BTreeMap<String, String>) {
+        let (ns, own) = own_labels(p);
+        let inv = self.engine.inv;
+        let fronting = inv
+            .services
+            .iter()
+            .filter(|s| {
+                s.namespace == ns
+                    && (s.service_type == "LoadBalancer" || s.service_type == "NodePort")
+            })
+            .filter_map(|s| s.selector.clone())
+            .find(|sel| sel.iter().all(|(k, v)| own.get(k) == Some(v)));
+        (ns, fronting.unwrap_or(own))
     }
 
     /// The data-plane pods Envoy Gateway runs for a Gateway: created at run
@@ -877,6 +904,21 @@ impl Ctx<'_, '_> {
         };
         out
     }
+}
+
+/// A pod's namespace and own labels, from its identity (the labels Cilium
+/// keeps, without the ones it adds).
+pub fn own_labels(p: &Party) -> (String, BTreeMap<String, String>) {
+    let mut ns = String::new();
+    let mut labels = BTreeMap::new();
+    for l in p.identity.labels.iter().filter(|l| l.source == SOURCE_K8S) {
+        if l.key == crate::labels::POD_NAMESPACE_LABEL {
+            ns = l.value.clone();
+        } else if !l.key.starts_with("io.cilium.k8s.") && !l.key.starts_with("io.kubernetes.") {
+            labels.insert(l.key.clone(), l.value.clone());
+        }
+    }
+    (ns, labels)
 }
 
 /// Envoy Gateway's controller name.

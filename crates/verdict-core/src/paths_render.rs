@@ -10,6 +10,7 @@ fn controller_text(c: &Controller) -> String {
             controller,
             pods,
             service,
+            ..
         } => format!(
             "{controller}: pods {}{}",
             pods.join(", "),
