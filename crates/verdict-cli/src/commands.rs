@@ -382,6 +382,7 @@ pub struct GenerateArgs {
     pub prefer_ccnp: bool,
     pub no_default_deny: bool,
     pub only_missing: bool,
+    pub merge: bool,
     pub out_dir: Option<PathBuf>,
     pub no_verify: bool,
 }
@@ -420,6 +421,19 @@ pub fn generate(
     };
     let report = compute(&engine, &routing, &opts.paths);
     let (objects, skipped) = gen(&engine, &report, &opts);
+    let merged_names: Vec<(String, Option<String>, String)>;
+    let objects = if args.merge {
+        let merged = verdict_core::generate::merge(&inv, objects);
+        merged_names = merged
+            .iter()
+            .filter(|g| g.yaml.starts_with("# Merged"))
+            .map(|g| (g.kind.clone(), g.namespace.clone(), g.name.clone()))
+            .collect();
+        merged
+    } else {
+        merged_names = Vec::new();
+        objects
+    };
     for s in &skipped {
         eprintln!("not served: {s}");
     }
@@ -450,9 +464,16 @@ pub fn generate(
     if args.no_verify {
         return Ok(0);
     }
-    let v = verify(&inv, &stream, &opts);
+    // Merged objects replace their originals.
+    let mut base = inv.clone();
+    base.policies.retain(|p| {
+        !merged_names.iter().any(|(k, ns, n)| {
+            p.object.kind == *k && p.object.namespace == *ns && p.object.name == *n
+        })
+    });
+    let v = verify(&inv, &base, &stream, &opts);
     // Lint the generated objects together with the input.
-    let mut after = inv.clone();
+    let mut after = base.clone();
     after.load_text("<generated>", &stream);
     let after_routing = Routing::from_inventory(&after);
     let after_engine = Engine::new(&after);

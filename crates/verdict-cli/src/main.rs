@@ -133,6 +133,9 @@ enum Command {
         /// Only what the currently denied hops need
         #[arg(long)]
         only_missing: bool,
+        /// Append the generated rules to existing policies with the same selector (written back whole)
+        #[arg(long)]
+        merge: bool,
         /// Write one file per object into this directory instead of one stream
         #[arg(long)]
         out_dir: Option<PathBuf>,
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
             prefer_ccnp,
             no_default_deny,
             only_missing,
+            merge,
             out_dir,
             no_verify,
             paths,
@@ -233,6 +237,7 @@ fn main() -> ExitCode {
                 prefer_ccnp,
                 no_default_deny,
                 only_missing,
+                merge,
                 out_dir,
                 no_verify,
             },

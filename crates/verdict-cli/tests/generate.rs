@@ -18,7 +18,7 @@ fn check(inv: &Inventory, opts: &GenerateOptions) -> (usize, usize, usize) {
     // Deterministic.
     let (again, _) = generate(&engine, &report, opts);
     assert_eq!(stream, to_stream(&again));
-    let v = verify(inv, &stream, opts);
+    let v = verify(inv, inv, &stream, opts);
     assert!(v.load_errors.is_empty(), "{:?}\n{stream}", v.load_errors);
     assert_eq!(v.paths_after.denied, 0, "a path is still denied\n{stream}");
     assert!(
@@ -213,4 +213,51 @@ fn random_clusters() {
         repaired > 5 && opened > 5,
         "repaired {repaired} paths, opened {opened} connections"
     );
+}
+
+#[test]
+fn merge_appends_to_existing_policies() {
+    use verdict_core::generate::merge;
+    let inv = load(&[
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+        "examples/broken/gateway-no-egress/policies.yaml",
+    ]);
+    let opts = GenerateOptions::default();
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let report = paths(&engine, &routing, &opts.paths);
+    let (objects, _) = generate(&engine, &report, &opts);
+    let merged = merge(&inv, objects);
+    let names: Vec<_> = merged.iter().map(|g| g.name.as_str()).collect();
+    // The two reserved:ingress objects merge into the existing world-to-gateway
+    // CCNP (once), the backend ones into the backends' existing CNPs.
+    assert_eq!(
+        names,
+        [
+            "world-to-gateway",
+            "api-from-gateway",
+            "frontend-from-gateway"
+        ]
+    );
+    assert!(
+        merged[0].yaml.contains("\"app\": \"api\""),
+        "{}",
+        merged[0].yaml
+    );
+    assert!(merged[0].yaml.starts_with(
+        "# Merged by verdict generate into CiliumClusterwideNetworkPolicy world-to-gateway"
+    ));
+    let mut base = inv.clone();
+    base.policies.retain(|p| {
+        !merged.iter().any(|g| {
+            g.kind == p.object.kind && g.namespace == p.object.namespace && g.name == p.object.name
+        })
+    });
+    let stream = to_stream(&merged);
+    let v = verify(&inv, &base, &stream, &opts);
+    assert!(v.load_errors.is_empty(), "{:?}", v.load_errors);
+    assert_eq!(v.paths_after.denied, 0, "{stream}");
+    assert!(v.unintended.is_empty(), "{:?}", v.unintended);
 }

@@ -204,6 +204,7 @@ impl Inventory {
                     rules,
                     rejected,
                     annotations: annotations.clone(),
+                    source: Some(node.clone()),
                 });
             }
             "NetworkPolicy" => {
@@ -225,6 +226,7 @@ impl Inventory {
                     rules,
                     rejected,
                     annotations: annotations.clone(),
+                    source: Some(node.clone()),
                 });
             }
             k if ROUTING_KINDS.contains(&k) => self.routing.push(RawObject {

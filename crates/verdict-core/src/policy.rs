@@ -232,6 +232,9 @@ pub struct Policy {
     /// part in verdicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
+    /// The object as written (for `verdict generate --merge`).
+    #[serde(skip)]
+    pub source: Option<crate::yaml::Node>,
     /// `metadata.annotations` (lint suppressions live there).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
