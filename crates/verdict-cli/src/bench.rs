@@ -20,8 +20,10 @@ fn peak_rss_mib() -> f64 {
 }
 
 pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<u8, String> {
-    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | matrix s | matrix/parse | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |");
+    println!(
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let mut base: Option<(f64, f64)> = None;
     for &(pods, policies) in sizes {
         let text = generate(&SynthSpec {
@@ -54,6 +56,12 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         let all = resolve_all(&engine);
         let resolve = t.elapsed().as_secs_f64();
         let entries: usize = all.iter().map(|r| r.entries.len()).sum();
+        let t = Instant::now();
+        let m =
+            verdict_core::matrix::matrix(&engine, &verdict_core::matrix::MatrixOptions::default());
+        let mx = t.elapsed().as_secs_f64();
+        let cells = m.cells.len();
+        drop(m);
         let from = engine.party("ingress")?;
         let to = engine.party("ns-1/app-3-0")?;
         let t = Instant::now();
@@ -69,8 +77,9 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         }
         let tr = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
         println!(
-            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve1:.3} | {resolve:.3} | {tr:.2} | {:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
+            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve1:.3} | {resolve:.3} | {tr:.2} | {mx:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
             text.len() as f64 / 1048576.0,
+            mx / parse,
             resolve1 / parse,
             resolve / parse,
             load / parse,
@@ -81,7 +90,7 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         match base {
             None => base = Some((work, resolve)),
             Some((w0, r0)) => println!(
-                "|  growth vs first row: pods x policies x{:.0}, resolve-all time x{:.1} |",
+                "|  growth vs first row: pods x policies x{:.0}, resolve-all time x{:.1} ({cells} matrix cells) |",
                 work / w0,
                 resolve / r0
             ),

@@ -530,3 +530,32 @@ pub fn generate(
     }
     Ok(if v.ok() && lint_hits.is_empty() { 0 } else { 1 })
 }
+
+pub fn matrix(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    output: crate::MatrixFormat,
+    namespace: Option<String>,
+    workload: Option<String>,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::matrix::{matrix as compute, MatrixOptions};
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let engine = Engine::new(&inv);
+    let m = compute(
+        &engine,
+        &MatrixOptions {
+            namespace,
+            workload,
+        },
+    );
+    match output {
+        crate::MatrixFormat::Text => print(&m.to_text()),
+        crate::MatrixFormat::Json => print(&json(&m)?),
+        crate::MatrixFormat::Csv => print(&m.to_csv()),
+        crate::MatrixFormat::Dot => print(&m.to_dot()),
+        crate::MatrixFormat::Mermaid => print(&m.to_mermaid()),
+    }
+    Ok(0)
+}

@@ -38,6 +38,15 @@ enum Format {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MatrixFormat {
+    Text,
+    Json,
+    Csv,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LintFormat {
     Text,
     Json,
@@ -107,6 +116,19 @@ enum Command {
         /// Destination port of Cilium Envoy's hop-1 check: `listener` (current Envoy) or `backend` (Cilium 1.15-era Envoy)
         #[arg(long, value_enum, default_value = "listener")]
         envoy_hop1_port: Hop1PortArg,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Who can reach whom: allowed connectivity between identities, with ports and protocols
+    Matrix {
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: MatrixFormat,
+        /// Only connections from or to this namespace
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only connections from or to workloads whose name contains this text
+        #[arg(long)]
+        workload: Option<String>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -214,6 +236,12 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Matrix {
+            output,
+            namespace,
+            workload,
+            paths,
+        } => commands::matrix(&paths, cluster, output, namespace, workload, cli.verbose),
         Command::Generate {
             clients,
             controllers,

@@ -17,6 +17,8 @@ pub mod generate;
 pub mod identity;
 pub mod ingest;
 pub mod labels;
+pub mod matrix;
+pub mod matrix_render;
 pub mod paths;
 pub mod paths_render;
 pub mod policy;
