@@ -311,7 +311,7 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
                 let (ea, ep, edn) = decide(from_side, &to_pk, proto, s, &mut origins);
                 denied |= idn || edn;
                 let allowed = ia && ea;
-                if !allowed && !(idn || edn) {
+                if !(allowed || idn || edn) {
                     origins.truncate(mark);
                 }
                 if allowed {
