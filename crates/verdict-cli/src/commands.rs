@@ -559,3 +559,86 @@ pub fn matrix(
     }
     Ok(0)
 }
+
+/// The manifests of a git revision: every .yaml/.yml/.json file under the
+/// given paths, read with `git show`.
+fn git_inventory(
+    rev: &str,
+    paths: &[String],
+    cluster: ClusterConfig,
+) -> Result<verdict_core::ingest::Inventory, String> {
+    let run = |args: &[&str]| -> Result<String, String> {
+        let o = std::process::Command::new("git")
+            .args(args)
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let mut args = vec!["ls-tree", "-r", "--name-only", rev, "--"];
+    args.extend(paths.iter().map(String::as_str));
+    let listing = run(&args)?;
+    let mut inv = verdict_core::ingest::Inventory::new(cluster);
+    let mut files: Vec<&str> = listing
+        .lines()
+        .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml") || f.ends_with(".json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = run(&["show", &format!("{rev}:{f}")])?;
+        inv.load_text(&format!("{rev}:{f}"), &text);
+    }
+    inv.complete_namespaces();
+    Ok(inv)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn diff(
+    old: &str,
+    new: &str,
+    git: bool,
+    git_paths: &[String],
+    cluster: ClusterConfig,
+    output: crate::DiffFormat,
+    fail_on: crate::DiffFail,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::diff::{diff as compute, policy_changes};
+    use verdict_core::matrix::{matrix, MatrixOptions};
+    let (a, b) = if git {
+        (
+            git_inventory(old, git_paths, cluster.clone())?,
+            git_inventory(new, git_paths, cluster)?,
+        )
+    } else {
+        (
+            load::inventory(&[PathBuf::from(old)], cluster.clone())?,
+            load::inventory(&[PathBuf::from(new)], cluster)?,
+        )
+    };
+    load::report(&a, verbose);
+    load::report(&b, verbose);
+    let (ea, eb) = (Engine::new(&a), Engine::new(&b));
+    let (ma, mb) = (
+        matrix(&ea, &MatrixOptions::default()),
+        matrix(&eb, &MatrixOptions::default()),
+    );
+    let d = compute(&ma, &mb, policy_changes(&a, &b));
+    match output {
+        crate::DiffFormat::Text => print(&d.to_text()),
+        crate::DiffFormat::Json => print(&json(&d)?),
+        crate::DiffFormat::Markdown => print(&d.to_markdown()),
+    }
+    let fail = match fail_on {
+        crate::DiffFail::WorldExposure => d.world_exposure(),
+        crate::DiffFail::Any => !d.added.is_empty() || !d.newly_open_ingress.is_empty(),
+        crate::DiffFail::None => false,
+    };
+    Ok(if fail { 1 } else { 0 })
+}

@@ -47,6 +47,23 @@ pub enum MatrixFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DiffFail {
+    /// new connections from outside the cluster to anything but the ingress, or workloads left without ingress policy
+    WorldExposure,
+    /// any added connection
+    Any,
+    /// never
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LintFormat {
     Text,
     Json,
@@ -131,6 +148,24 @@ enum Command {
         workload: Option<String>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Connectivity added and removed between two sets of manifests (or two git revisions)
+    Diff {
+        /// Old manifests (a file or directory), or a git revision with --git
+        old: String,
+        /// New manifests (a file or directory), or a git revision with --git
+        new: String,
+        /// OLD and NEW are git revisions of the repository in the current directory
+        #[arg(long)]
+        git: bool,
+        /// With --git: the directories (or files) inside the repository to read
+        #[arg(long = "path", default_value = ".")]
+        git_paths: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: DiffFormat,
+        /// When to exit 1
+        #[arg(long, value_enum, default_value = "world-exposure")]
+        fail_on: DiffFail,
     },
     /// Least-privilege policies for both enforcement points of every route, verified
     Generate {
@@ -236,6 +271,23 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Diff {
+            old,
+            new,
+            git,
+            git_paths,
+            output,
+            fail_on,
+        } => commands::diff(
+            &old,
+            &new,
+            git,
+            &git_paths,
+            cluster,
+            output,
+            fail_on,
+            cli.verbose,
+        ),
         Command::Matrix {
             output,
             namespace,

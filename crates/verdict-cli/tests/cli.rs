@@ -565,3 +565,130 @@ fn generate_writes_verified_policies() {
         "{text}"
     );
 }
+
+#[test]
+fn matrix_formats() {
+    let o = verdict(&["matrix", SHOP]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("reserved:ingress     shop/deployment/api       TCP/8080"),
+        "{out}"
+    );
+    assert!(out.contains("no egress policy"), "{out}");
+    let o = verdict(&["matrix", "-o", "csv", SHOP]);
+    assert!(stdout(&o).starts_with(
+        "from,from_namespace,to,to_namespace,protocol,from_port,to_port,proxied,deny_decided\n"
+    ));
+    assert!(
+        stdout(&o).contains("reserved:ingress,,shop/deployment/api,shop,TCP,8080,8080,false,false")
+    );
+    let o = verdict(&["matrix", "-o", "dot", SHOP]);
+    assert!(stdout(&o).starts_with("digraph verdict {"));
+    let o = verdict(&["matrix", "-o", "mermaid", SHOP]);
+    assert!(
+        stdout(&o).contains("nreserved_ingress -->|\"TCP/8080\"| nshop_deployment_api"),
+        "{}",
+        stdout(&o)
+    );
+    let o = verdict(&["matrix", "-o", "json", "--workload", "frontend", SHOP]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["cells"].as_array().unwrap().len(), 1);
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let o = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn diff_between_directories_and_git_revisions() {
+    let dir = std::env::temp_dir().join(format!("verdict-diff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("k8s")).unwrap();
+    let shop = root().join(SHOP);
+    for f in [
+        "namespaces.yaml",
+        "workloads.yaml",
+        "gateway.yaml",
+        "policies.yaml",
+    ] {
+        std::fs::copy(shop.join(f), dir.join("k8s").join(f)).unwrap();
+    }
+    git(&dir, &["init", "-q"]);
+    git(
+        &dir,
+        &["-c", "user.email=t@t", "-c", "user.name=t", "add", "."],
+    );
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "good",
+        ],
+    );
+    std::fs::copy(
+        root().join("examples/broken/gateway-forgets-ingress/policies.yaml"),
+        dir.join("k8s/policies.yaml"),
+    )
+    .unwrap();
+    git(
+        &dir,
+        &[
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qam",
+            "frontend admits world",
+        ],
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .current_dir(&dir)
+        .args(["diff", "--git", "HEAD~1", "HEAD", "--path", "k8s"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("+ reserved:world -> shop/deployment/frontend TCP/8080  [WORLD EXPOSURE]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("because: CiliumNetworkPolicy shop/frontend-from-gateway (modified)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- reserved:ingress -> shop/deployment/frontend TCP/8080"),
+        "{out}"
+    );
+    // The reverse change only closes exposure: exit 0.
+    let o = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .current_dir(&dir)
+        .args([
+            "diff", "--git", "HEAD", "HEAD~1", "--path", "k8s", "-o", "markdown",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains(":white_check_mark:"));
+    // Directories, JSON, any-change gate.
+    let o = verdict(&["diff", SHOP, SHOP, "-o", "json", "--fail-on", "any"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["added"].as_array().unwrap().is_empty());
+}

@@ -11,6 +11,7 @@
 pub mod cidr;
 pub mod connectivity;
 pub mod decode;
+pub mod diff;
 pub mod engine;
 pub mod entity;
 pub mod generate;
