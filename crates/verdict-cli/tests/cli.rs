@@ -572,7 +572,7 @@ fn matrix_formats() {
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     assert!(
-        out.contains("reserved:ingress     shop/deployment/api       TCP/8080"),
+        out.contains("reserved:ingress  shop/deployment/api       TCP/8080"),
         "{out}"
     );
     assert!(out.contains("no egress policy"), "{out}");
