@@ -20,10 +20,9 @@ fn peak_rss_mib() -> f64 {
 }
 
 pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<u8, String> {
-    println!("| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | matrix s | matrix/parse | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |");
-    println!(
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    );
+    let header = "| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | matrix s | matrix/parse | diff s | diff/parse both | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |";
+    println!("{header}");
+    println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
     let mut base: Option<(f64, f64)> = None;
     for &(pods, policies) in sizes {
         let text = generate(&SynthSpec {
@@ -61,7 +60,22 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
             verdict_core::matrix::matrix(&engine, &verdict_core::matrix::MatrixOptions::default());
         let mx = t.elapsed().as_secs_f64();
         let cells = m.cells.len();
-        drop(m);
+        // diff: the same cluster plus one policy (both inputs loaded and
+        // compared, as `verdict diff` does).
+        let changed = format!("{text}---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: bench-change, namespace: ns-1}}\nspec:\n  endpointSelector: {{matchLabels: {{app: app-3}}}}\n  ingress:\n    - fromEntities: [world]\n");
+        let t = Instant::now();
+        let mut inv2 = Inventory::new(ClusterConfig::default());
+        inv2.load_text("changed.yaml", &changed);
+        inv2.complete_namespaces();
+        let engine2 = Engine::new(&inv2);
+        let m2 =
+            verdict_core::matrix::matrix(&engine2, &verdict_core::matrix::MatrixOptions::default());
+        let d = verdict_core::diff::diff(&m, &m2, verdict_core::diff::policy_changes(&inv, &inv2));
+        let df = t.elapsed().as_secs_f64() + mx + load;
+        let _ = d.world_exposure();
+        drop((m, m2, d));
+        drop(engine2);
+        drop(inv2);
         let from = engine.party("ingress")?;
         let to = engine.party("ns-1/app-3-0")?;
         let t = Instant::now();
@@ -77,9 +91,10 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         }
         let tr = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
         println!(
-            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve1:.3} | {resolve:.3} | {tr:.2} | {mx:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
+            "| {pods} | {policies} | {:.1} | {parse:.3} | {load:.3} | {ident:.3} | {resolve1:.3} | {resolve:.3} | {tr:.2} | {mx:.3} | {:.2} | {df:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {entries} | {:.0} |",
             text.len() as f64 / 1048576.0,
             mx / parse,
+            df / (2.0 * parse),
             resolve1 / parse,
             resolve / parse,
             load / parse,

@@ -642,3 +642,58 @@ pub fn diff(
     };
     Ok(if fail { 1 } else { 0 })
 }
+
+pub fn report(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    output: &Path,
+    clients: Vec<String>,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::matrix::{matrix, MatrixOptions};
+    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::report::{render, ReportFinding};
+    use verdict_core::routes::Routing;
+    let inv = load::inventory(paths, cluster)?;
+    load::report(&inv, verbose);
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let opts = PathOptions {
+        clients,
+        ..PathOptions::default()
+    };
+    let p = compute(&engine, &routing, &opts);
+    let m = matrix(&engine, &MatrixOptions::default());
+    let config = verdict_lint::LintConfig::default();
+    let cx = verdict_lint::Context {
+        inv: &inv,
+        engine: &engine,
+        routing: &routing,
+        paths: &p,
+        config: &config,
+    };
+    let lint = verdict_lint::run(&cx, &config);
+    let findings: Vec<ReportFinding> = lint
+        .findings
+        .iter()
+        .map(|f| ReportFinding {
+            code: f.code.to_string(),
+            level: f.level.to_string(),
+            location: f.location.to_string(),
+            message: f.message.clone(),
+            help: f.help.clone(),
+        })
+        .collect();
+    let title = format!(
+        "verdict report: {}",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let html = render(&engine, &p, &m, &findings, &title);
+    std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
+    eprintln!("wrote {}", output.display());
+    Ok(0)
+}

@@ -167,6 +167,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "world-exposure")]
         fail_on: DiffFail,
     },
+    /// One self-contained HTML page: paths, enforcement-point graph, lint findings, matrix
+    Report {
+        /// Where to write the page
+        #[arg(long, short = 'o', default_value = "verdict-report.html")]
+        output: PathBuf,
+        /// Client sources (default: world); repeatable
+        #[arg(long = "client")]
+        clients: Vec<String>,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Least-privilege policies for both enforcement points of every route, verified
     Generate {
         /// Client sources (default: world); repeatable: a CIDR or an IP
@@ -271,6 +282,11 @@ fn main() -> ExitCode {
         dual_stack: cli.dual_stack,
     };
     let result = match cli.command {
+        Command::Report {
+            output,
+            clients,
+            paths,
+        } => commands::report(&paths, cluster, &output, clients, cli.verbose),
         Command::Diff {
             old,
             new,

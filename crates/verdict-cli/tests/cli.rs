@@ -692,3 +692,109 @@ fn diff_between_directories_and_git_revisions() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["added"].as_array().unwrap().is_empty());
 }
+
+fn chromium() -> Option<std::path::PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn headless(
+    browser: &std::path::Path,
+    profile: &std::path::Path,
+    extra: &[&str],
+    url: &str,
+) -> Output {
+    let mut args = vec![
+        "--headless".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--enable-logging=stderr".into(),
+        "--v=0".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(url.to_string());
+    Command::new(browser).args(&args).output().unwrap()
+}
+
+/// The HTML report in a real headless browser: it loads without script
+/// errors, the graph renders, and a screenshot is written (its path is
+/// printed, for CI artifacts).
+#[test]
+fn report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide chromium (.ci/run installs it)"
+        );
+        eprintln!("chromium not installed: skipping the browser test");
+        return;
+    };
+    let out_dir = root().join("target/report-test");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let html = out_dir.join("report.html");
+    let o = verdict(&[
+        "report",
+        "-o",
+        html.to_str().unwrap(),
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+        "examples/broken/gateway-wrong-port/",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !text.contains("<script src") && !text.contains("<link "),
+        "self-contained"
+    );
+    let url = format!("file://{}", html.display());
+    let dom = headless(
+        &browser,
+        &out_dir.join("profile-dom"),
+        &["--dump-dom"],
+        &url,
+    );
+    let dom_text = stdout(&dom);
+    assert!(
+        dom_text.contains("data-ready=\"true\""),
+        "page script did not finish:\n{}",
+        stderr(&dom)
+    );
+    assert!(
+        dom_text.contains("data-errors=\"0\""),
+        "script errors on the page"
+    );
+    assert!(
+        dom_text.contains("data-nodes=\"4\""),
+        "graph nodes not rendered: {}",
+        dom_text.lines().find(|l| l.contains("<body")).unwrap_or("")
+    );
+    assert!(
+        dom_text.contains("class=\"edge denied\""),
+        "the broken hop is drawn as denied"
+    );
+    assert!(!stderr(&dom).contains("Uncaught"), "{}", stderr(&dom));
+    let png = out_dir.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = headless(
+        &browser,
+        &out_dir.join("profile-shot"),
+        &[
+            "--window-size=1200,1500",
+            &format!("--screenshot={}", png.display()),
+        ],
+        &url,
+    );
+    assert!(!stderr(&shot).contains("Uncaught"), "{}", stderr(&shot));
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot missing or empty ({size} bytes)");
+    println!("report screenshot: {}", png.display());
+}

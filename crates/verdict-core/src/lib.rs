@@ -24,6 +24,7 @@ pub mod paths;
 pub mod paths_render;
 pub mod policy;
 pub mod policytest;
+pub mod report;
 pub mod resolved;
 pub mod routes;
 pub mod selector;
