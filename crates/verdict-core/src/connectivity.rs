@@ -37,16 +37,7 @@ pub fn parties(engine: &Engine, extra: &[Party]) -> Vec<Party> {
         let Some(w) = engine.inv.workloads.get(ep.workload) else {
             continue;
         };
-        let name = if w.object.kind == "Pod" {
-            format!("{}/{}", w.namespace, w.object.name)
-        } else {
-            format!(
-                "{}/{}/{}",
-                w.namespace,
-                w.object.kind.to_ascii_lowercase(),
-                w.object.name
-            )
-        };
+        let name = w.display_name();
         if let Ok(p) = engine.party(&name) {
             if p.identity.is_endpoint() {
                 out.push(p);
@@ -214,10 +205,10 @@ fn push_part(out: &mut Vec<Conn>, c: &Conn, a: u32, b: u32) {
 
 impl Conn {
     pub fn ports(&self) -> String {
-        match (self.from_port, self.to_port) {
-            (0, 65535) => format!("{}/*", self.protocol),
-            (a, b) if a == b => format!("{}/{a}", self.protocol),
-            (a, b) => format!("{}/{a}-{b}", self.protocol),
-        }
+        format!(
+            "{}/{}",
+            self.protocol,
+            crate::policy::port_text(self.from_port, self.to_port)
+        )
     }
 }

@@ -81,11 +81,8 @@ fn minus(a: &Ranges, b: &Ranges) -> Vec<String> {
 }
 
 fn fmt_range(p: Protocol, a: u32, b: u32) -> String {
-    match (a, b) {
-        (0, 65535) => format!("{p}/*"),
-        (a, b) if a == b => format!("{p}/{a}"),
-        (a, b) => format!("{p}/{a}-{b}"),
-    }
+    let port = |x: u32| u16::try_from(x).unwrap_or(u16::MAX);
+    format!("{p}/{}", crate::policy::port_text(port(a), port(b)))
 }
 
 fn is_outside(name: &str) -> bool {

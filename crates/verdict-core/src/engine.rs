@@ -300,16 +300,7 @@ impl<'a> Engine<'a> {
             .get(ep.identity)
             .cloned()
             .ok_or_else(|| format!("`{t}` has no identity"))?;
-        let name = if w.object.kind == "Pod" {
-            format!("{}/{}", w.namespace, w.object.name)
-        } else {
-            format!(
-                "{}/{}/{}",
-                w.namespace,
-                w.object.kind.to_ascii_lowercase(),
-                w.object.name
-            )
-        };
+        let name = w.display_name();
         Ok(Party {
             name,
             enforced: self.enforced(&id),

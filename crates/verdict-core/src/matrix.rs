@@ -33,11 +33,12 @@ pub struct PortRange {
 
 impl std::fmt::Display for PortRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.from, self.to) {
-            (0, 65535) => write!(f, "{}/*", self.protocol),
-            (a, b) if a == b => write!(f, "{}/{a}", self.protocol),
-            (a, b) => write!(f, "{}/{a}-{b}", self.protocol),
-        }
+        write!(
+            f,
+            "{}/{}",
+            self.protocol,
+            crate::policy::port_text(self.from, self.to)
+        )
     }
 }
 
@@ -167,16 +168,7 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
         ) else {
             continue;
         };
-        let wname = if w.object.kind == "Pod" {
-            format!("{}/{}", w.namespace, w.object.name)
-        } else {
-            format!(
-                "{}/{}/{}",
-                w.namespace,
-                w.object.kind.to_ascii_lowercase(),
-                w.object.name
-            )
-        };
+        let wname = w.display_name();
         let node = names.entry(id.id).or_insert_with(|| Node {
             name: String::new(),
             namespace: Some(w.namespace.clone()),

@@ -218,16 +218,7 @@ fn hop(name: &str, checks: Vec<Check>, notes: Vec<String>) -> Hop {
 }
 
 fn party_of(engine: &Engine, w: &Workload) -> Option<Party> {
-    let name = if w.object.kind == "Pod" {
-        format!("{}/{}", w.namespace, w.object.name)
-    } else {
-        format!(
-            "{}/{}/{}",
-            w.namespace,
-            w.object.kind.to_ascii_lowercase(),
-            w.object.name
-        )
-    };
+    let name = w.display_name();
     engine.party(&name).ok()
 }
 

@@ -109,6 +109,11 @@ impl fmt::Display for PortSel {
     }
 }
 
+/// A port range as verdict prints it: `*`, `80` or `80-90`.
+pub fn port_text(from: u16, to: u16) -> String {
+    PortSel::Range { from, to }.to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PortRule {
     pub protocol: Protocol,

@@ -603,11 +603,7 @@ impl ResolvedPolicy<'_> {
                     PeerKey::Identity { name, .. } => name.to_string(),
                     PeerKey::Cidr { cidr } => format!("cidr {cidr}"),
                 };
-                let port = match (k.from_port, k.to_port) {
-                    (0, 65535) => "*".to_string(),
-                    (a, b) if a == b => a.to_string(),
-                    (a, b) => format!("{a}-{b}"),
-                };
+                let port = crate::policy::port_text(k.from_port, k.to_port);
                 let proxy = if v.proxied.is_empty() {
                     String::new()
                 } else {

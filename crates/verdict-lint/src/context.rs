@@ -85,7 +85,7 @@ impl<'a> Context<'a> {
                 .map(|i| vec![i.to_string()])
                 .unwrap_or_default();
         }
-        w.iter().map(|w| workload_name(w)).collect()
+        w.iter().map(|w| w.display_name()).collect()
     }
 
     fn index_of_party(&self, name: &str) -> Option<usize> {
@@ -136,19 +136,6 @@ impl<'a> Context<'a> {
             .iter()
             .map(|w| w.namespace.as_str())
             .collect()
-    }
-}
-
-pub fn workload_name(w: &Workload) -> String {
-    if w.object.kind == "Pod" {
-        format!("{}/{}", w.namespace, w.object.name)
-    } else {
-        format!(
-            "{}/{}/{}",
-            w.namespace,
-            w.object.kind.to_ascii_lowercase(),
-            w.object.name
-        )
     }
 }
 

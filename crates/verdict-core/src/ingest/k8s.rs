@@ -34,6 +34,23 @@ pub struct Workload {
     pub location: Location,
 }
 
+impl Workload {
+    /// How users name it: `ns/pod` for a pod, `ns/kind/name` for a
+    /// workload's pods (`shop/deployment/web`).
+    pub fn display_name(&self) -> String {
+        if self.object.kind == "Pod" {
+            format!("{}/{}", self.namespace, self.object.name)
+        } else {
+            format!(
+                "{}/{}/{}",
+                self.namespace,
+                self.object.kind.to_ascii_lowercase(),
+                self.object.name
+            )
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum TargetPort {

@@ -1,4 +1,3 @@
-use crate::context::workload_name;
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::BTreeSet;
 use verdict_core::ingest::TargetPort;
@@ -102,7 +101,7 @@ impl Rule for ServicePortNotTargetPort {
                                         "allows port {} (the port of Service {}), but {} listens on targetPort {target}: policy is enforced after the Service's port is translated, so this rule never matches that traffic",
                                         sp.port,
                                         svc.object.short(),
-                                        workload_name(w)
+                                        w.display_name()
                                     ),
                                     format!("allow port \"{target}\" (the targetPort) instead of \"{}\"", sp.port),
                                 ));

@@ -1,4 +1,3 @@
-use crate::context::workload_name;
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::BTreeMap;
 use verdict_core::engine::Decision;
@@ -48,7 +47,7 @@ impl Rule for EgressDefaultDenyWithoutDns {
                 w.namespace == "kube-system"
                     && w.labels.get("k8s-app").is_some_and(|v| v == "kube-dns")
             })
-            .and_then(|w| cx.engine.party(&workload_name(w)).ok())
+            .and_then(|w| cx.engine.party(&w.display_name()).ok())
             .unwrap_or_else(|| {
                 let labels = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
                 cx.engine.virtual_pod(
@@ -65,14 +64,14 @@ impl Rule for EgressDefaultDenyWithoutDns {
             let mut broken = Vec::new();
             for idx in cx.selected(r) {
                 for w in cx.workloads_of(idx) {
-                    let Ok(pod) = cx.engine.party(&workload_name(w)) else {
+                    let Ok(pod) = cx.engine.party(&w.display_name()) else {
                         continue;
                     };
                     let v = cx
                         .engine
                         .side(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
                     if v.decision == Decision::Denied {
-                        broken.push(workload_name(w));
+                        broken.push(w.display_name());
                     }
                     break;
                 }

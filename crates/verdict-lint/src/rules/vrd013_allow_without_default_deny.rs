@@ -51,7 +51,7 @@ impl Rule for AllowWithoutDefaultDeny {
                             .any(|(_, r2, s2)| r2.default_deny[dir.index()] && s2.contains(i))
                     })
                     .flat_map(|&i| cx.workloads_of(i))
-                    .map(crate::context::workload_name)
+                    .map(|w| w.display_name())
                     .collect();
                 if open.is_empty() {
                     continue;
