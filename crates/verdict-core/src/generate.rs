@@ -16,7 +16,7 @@
 
 use crate::connectivity::{added, connectivity, parties, Conn};
 use crate::engine::{Decision, Engine, Party};
-use crate::ingest::{Inventory, TargetPort, Workload};
+use crate::ingest::Inventory;
 use crate::paths::{paths, Controller, PathOptions, PathsReport};
 use crate::policy::Protocol;
 use crate::routes::Routing;
@@ -602,19 +602,6 @@ pub fn verify(
         intended,
         unintended,
         closed,
-    }
-}
-
-/// The port a Service backend serves on a workload (for callers that need
-/// the target port without a paths report).
-pub fn target_port(w: &Workload, t: &TargetPort) -> Option<u16> {
-    match t {
-        TargetPort::Number(n) => Some(*n),
-        TargetPort::Name(n) => w
-            .ports
-            .iter()
-            .find(|c| c.name.as_deref() == Some(n.as_str()))
-            .map(|c| c.port),
     }
 }
 

@@ -9,7 +9,7 @@
 //!  pairs where neither side has a policy are unrestricted: summarised, not listed
 //! ```
 
-use crate::engine::{Decision, Engine, Party};
+use crate::engine::{Decision, Engine};
 use crate::policy::{Direction, Origin, Protocol};
 use crate::resolved::{resolve, resolve_all, MapKey, MapValue, PeerKey, ResolvedPolicy};
 use serde::Serialize;
@@ -409,9 +409,4 @@ fn sort_key(p: &PeerKey) -> PK {
         PeerKey::Identity { id, .. } => (0, *id, String::new()),
         PeerKey::Cidr { cidr } => (1, 0, cidr.clone()),
     }
-}
-
-/// A party for an identity name (for callers that want details).
-pub fn party_of(engine: &Engine, n: &Node) -> Option<Party> {
-    engine.party(n.name.split(", ").next()?).ok()
 }
