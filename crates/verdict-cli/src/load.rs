@@ -100,17 +100,29 @@ fn add_files_keeping(
     files: &[PathBuf],
     mut keep: Option<&mut std::collections::BTreeMap<String, String>>,
 ) {
-    for f in files {
-        match read(f) {
+    // Read everything first: agent settings (cilium-config, the agent
+    // image) shape how policies are read, wherever they are in the input.
+    let texts: Vec<(String, Result<String, String>)> =
+        files.iter().map(|f| (display(f), read(f))).collect();
+    for (name, text) in &texts {
+        if let Ok(text) = text {
+            if verdict_core::agent_config::may_hold_settings(name, text) {
+                let mut diags = verdict_core::agent_config::apply(&mut inv.cluster, name, text);
+                inv.diagnostics.append(&mut diags);
+            }
+        }
+    }
+    for (name, text) in texts {
+        match text {
             Ok(text) => {
-                inv.load_text(&display(f), &text);
+                inv.load_text(&name, &text);
                 if let Some(k) = keep.as_deref_mut() {
-                    k.insert(display(f), text);
+                    k.insert(name, text);
                 }
             }
             Err(e) => inv.diagnostics.push(Diagnostic {
                 location: Location {
-                    file: std::sync::Arc::from(display(f).as_str()),
+                    file: std::sync::Arc::from(name.as_str()),
                     line: 0,
                     col: 0,
                 },

@@ -20,12 +20,27 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Cluster name (Cilium's cluster-name; selects the `cluster` entity)
-    #[arg(long, global = true, default_value = "default")]
-    cluster_name: String,
+    /// Cluster name (Cilium's cluster-name; selects the `cluster` entity) [default: default, or the input's cilium-config]
+    #[arg(long, global = true)]
+    cluster_name: Option<String>,
     /// Both IPv4 and IPv6 enabled (world-ipv4 / world-ipv6 identities)
     #[arg(long, global = true)]
     dual_stack: bool,
+    /// The Cilium release whose semantics apply: 1.18, 1.19 or 1.20 [default: 1.20, or the input's cilium agent image]
+    #[arg(long, global = true, value_name = "VERSION")]
+    cilium_version: Option<String>,
+    /// The agent's enable-policy: default, always (every endpoint default deny) or never [default: default, or the input's cilium-config]
+    #[arg(long, global = true, value_name = "MODE")]
+    policy_enforcement: Option<String>,
+    /// The agent's allow-localhost: always (the node reaches its pods; what auto means in Kubernetes) or policy [default: always]
+    #[arg(long, global = true, value_name = "MODE")]
+    allow_localhost: Option<String>,
+    /// The agent's policy-default-local-cluster: selectors match only the local cluster [default: the release's default, true]
+    #[arg(long, global = true, value_name = "BOOL")]
+    policy_default_local_cluster: Option<bool>,
+    /// The agent's enable-k8s-cluster-network-policy: enforce ClusterNetworkPolicy objects (Cilium 1.20+) [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    enable_k8s_cluster_network_policy: Option<bool>,
     /// Also print informational diagnostics
     #[arg(long, short, global = true)]
     verbose: bool,
@@ -277,9 +292,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cluster = verdict_core::ingest::ClusterConfig {
-        name: cli.cluster_name.clone(),
-        dual_stack: cli.dual_stack,
+    let cluster = match cluster_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let result = match cli.command {
         Command::Report {
@@ -439,6 +457,44 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The cluster settings given on the command line (marked explicit, so
+/// that settings found in the input do not override them).
+fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, String> {
+    use verdict_core::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
+    let mut c = verdict_core::ingest::ClusterConfig::default();
+    if let Some(n) = &cli.cluster_name {
+        c.name = n.clone();
+        c.explicit.name = true;
+    }
+    if cli.dual_stack {
+        c.dual_stack = true;
+        c.explicit.dual_stack = true;
+    }
+    if let Some(v) = &cli.cilium_version {
+        c.version = CiliumVersion::parse(v).map_err(|e| format!("--cilium-version: {e}"))?;
+        c.explicit.version = true;
+    }
+    if let Some(v) = &cli.policy_enforcement {
+        c.policy_enforcement =
+            PolicyEnforcement::parse(v).map_err(|e| format!("--policy-enforcement: {e}"))?;
+        c.explicit.policy_enforcement = true;
+    }
+    if let Some(v) = &cli.allow_localhost {
+        c.allow_localhost =
+            AllowLocalhost::parse(v).map_err(|e| format!("--allow-localhost: {e}"))?;
+        c.explicit.allow_localhost = true;
+    }
+    if let Some(v) = cli.policy_default_local_cluster {
+        c.policy_default_local_cluster = Some(v);
+        c.explicit.policy_default_local_cluster = true;
+    }
+    if let Some(v) = cli.enable_k8s_cluster_network_policy {
+        c.enable_k8s_cluster_network_policy = v;
+        c.explicit.enable_k8s_cluster_network_policy = true;
+    }
+    Ok(c)
 }
 
 fn parse_sizes(s: &str) -> Result<Vec<(usize, usize)>, String> {

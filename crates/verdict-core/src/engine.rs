@@ -17,6 +17,7 @@ use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
 use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject};
 use crate::selector::Selector;
+use crate::settings::{AllowLocalhost, PolicyEnforcement};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -67,6 +68,10 @@ pub enum Reason {
     DefaultDeny,
     /// Rules select the subject but all set `enableDefaultDeny: false`.
     NoDefaultDeny,
+    /// `enable-policy=never`: no policy is enforced anywhere.
+    PolicyDisabled,
+    /// `allow-localhost=always`: the node reaches its local endpoints.
+    AllowLocalhost,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,6 +206,9 @@ impl<'a> Engine<'a> {
 
     /// Whether Cilium enforces policy on an identity's own side.
     fn enforced(&self, id: &Identity) -> bool {
+        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
+            return false;
+        }
         match &id.kind {
             IdentityKind::Endpoint => true,
             IdentityKind::Cidr(_) => false,
@@ -385,6 +393,11 @@ impl<'a> Engine<'a> {
             unevaluable: Vec::new(),
         };
         v.enforced = subject.enforced;
+        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
+            v.reason = Reason::PolicyDisabled;
+            v.explanation = "policy enforcement is off (enable-policy=never): allowed".to_string();
+            return v;
+        }
         let rules: Vec<&Rule> = self.selecting_rules(&subject.identity).collect();
         let d = dir.index();
         let active: Vec<&Rule> = rules
@@ -393,7 +406,8 @@ impl<'a> Engine<'a> {
             .filter(|r| r.applies_to(dir))
             .collect();
         v.selecting = active.iter().map(|r| (*r.origin).clone()).collect();
-        if active.is_empty() {
+        let forced = self.forced_default_deny(&subject.identity);
+        if active.is_empty() && forced.is_none() {
             v.reason = Reason::NoPolicy;
             v.explanation = format!(
                 "no policy selects {} for {dir}: default allow",
@@ -401,7 +415,7 @@ impl<'a> Engine<'a> {
             );
             return v;
         }
-        let default_deny = active.iter().any(|r| r.default_deny[d]);
+        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
         let requires_allow = requirements(&active, dir, false);
         let requires_deny = requirements(&active, dir, true);
         let entries = active
@@ -453,14 +467,22 @@ impl<'a> Engine<'a> {
                     v.proxied.join(", ")
                 ));
             }
+        } else if default_deny && self.localhost_allowed(subject, dir, peer) {
+            v.reason = Reason::AllowLocalhost;
+            v.explanation = format!(
+                "no rule matches {flow}, but the node reaches its local endpoints (allow-localhost=always): allowed"
+            );
         } else if default_deny {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
-            let sel: Vec<String> = active
+            let mut sel: Vec<String> = active
                 .iter()
                 .filter(|r| r.default_deny[d])
                 .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location))
                 .collect();
+            if let Some(why) = forced {
+                sel.insert(0, why.to_string());
+            }
             v.explanation = format!(
                 "default deny: {} is selected by {} for {dir}, no rule allows {flow}",
                 subject.name,
@@ -474,6 +496,32 @@ impl<'a> Engine<'a> {
             );
         }
         v
+    }
+
+    /// Why an identity is default-deny in both directions whatever selects
+    /// it: `reserved:init` always is; with `enable-policy=always` every
+    /// identity but the node is.
+    pub fn forced_default_deny(&self, id: &Identity) -> Option<&'static str> {
+        match id.reserved_name() {
+            Some("init") => Some("Cilium itself (reserved:init is always default deny)"),
+            Some("host") => None,
+            _ if self.inv.cluster.policy_enforcement == PolicyEnforcement::Always => {
+                Some("the agent setting enable-policy=always")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `allow-localhost=always` lets `peer` (the node) into
+    /// `subject` where no rule decides. With `enable-policy=always` the
+    /// node gets no exception (Cilium's 1.20 engine, conformance `tiers/`).
+    pub fn localhost_allowed(&self, subject: &Party, dir: Direction, peer: &Party) -> bool {
+        let c = &self.inv.cluster;
+        dir == Direction::Ingress
+            && c.allow_localhost == AllowLocalhost::Always
+            && c.policy_enforcement == PolicyEnforcement::Default
+            && peer.identity.reserved_name() == Some("host")
+            && !matches!(subject.identity.reserved_name(), Some("init" | "host"))
     }
 
     #[allow(clippy::too_many_arguments)]

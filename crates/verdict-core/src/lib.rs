@@ -8,6 +8,7 @@
 //!
 //! No file system access and no printing here: the binary does I/O.
 
+pub mod agent_config;
 pub mod cidr;
 pub mod connectivity;
 pub mod decode;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod resolved;
 pub mod routes;
 pub mod selector;
+pub mod settings;
 pub mod source;
 pub mod synth;
 pub mod trace;

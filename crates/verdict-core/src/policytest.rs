@@ -7,7 +7,8 @@
 //! kind: PolicyTest
 //! metadata: {name: shop}
 //! spec:
-//!   cluster: {name: default, dualStack: false}
+//!   cluster: {name: default, dualStack: false, ciliumVersion: "1.20",
+//!             policyEnforcement: default, allowLocalhost: always}
 //!   files: [../policies/]          # optional, relative to this file
 //!   objects: [...]                 # optional inline objects
 //!   rejected: [{kind: ..., namespace: ..., name: ..., reason: ...}]
@@ -19,6 +20,7 @@
 use crate::decode::Ctx;
 use crate::engine::{Decision, Engine};
 use crate::ingest::{ClusterConfig, Inventory};
+use crate::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
 use crate::source::{Diagnostic, ObjectRef};
 use crate::trace::{parse_flow_protocol, trace};
 use crate::yaml::{parse_documents, Document, Node};
@@ -126,23 +128,10 @@ fn parse_case(ctx: &mut Ctx, node: &Node) -> Option<TestCase> {
         "spec",
         &["cluster", "objects", "files", "rejected", "flows"],
     )?;
-    let mut cluster = ClusterConfig::default();
-    if let Some(c) = spec.get("cluster") {
-        if let Some(cf) = ctx.fields(c, "spec.cluster", &["name", "dualStack"]) {
-            if let Some(n) = cf
-                .get("name")
-                .and_then(|n| ctx.string(n, "spec.cluster.name"))
-            {
-                cluster.name = n;
-            }
-            if let Some(d) = cf
-                .get("dualStack")
-                .and_then(|n| ctx.boolean(n, "spec.cluster.dualStack"))
-            {
-                cluster.dual_stack = d;
-            }
-        }
-    }
+    let cluster = spec
+        .get("cluster")
+        .map(|c| parse_cluster(ctx, c))
+        .unwrap_or_default();
     let objects = spec
         .get("objects")
         .and_then(|o| ctx.seq(o, "spec.objects"))
@@ -244,6 +233,88 @@ fn parse_case(ctx: &mut Ctx, node: &Node) -> Option<TestCase> {
         rejected,
         flows,
     })
+}
+
+/// `spec.cluster`: the cluster and agent settings the expectations hold
+/// for; absent fields mean the defaults of a real cluster on the newest
+/// release (see [`ClusterConfig::default`]).
+fn parse_cluster(ctx: &mut Ctx, c: &Node) -> ClusterConfig {
+    let mut cluster = ClusterConfig::default();
+    let Some(cf) = ctx.fields(
+        c,
+        "spec.cluster",
+        &[
+            "name",
+            "dualStack",
+            "ciliumVersion",
+            "policyEnforcement",
+            "allowLocalhost",
+            "policyDefaultLocalCluster",
+            "enableK8sClusterNetworkPolicy",
+        ],
+    ) else {
+        return cluster;
+    };
+    if let Some(n) = cf
+        .get("name")
+        .and_then(|n| ctx.string(n, "spec.cluster.name"))
+    {
+        cluster.name = n;
+        cluster.explicit.name = true;
+    }
+    if let Some(d) = cf
+        .get("dualStack")
+        .and_then(|n| ctx.boolean(n, "spec.cluster.dualStack"))
+    {
+        cluster.dual_stack = d;
+        cluster.explicit.dual_stack = true;
+    }
+    let text = |ctx: &mut Ctx, key: &str| {
+        cf.get(key)
+            .and_then(|n| ctx.string(n, &format!("spec.cluster.{key}")).map(|s| (n, s)))
+    };
+    if let Some((n, v)) = text(ctx, "ciliumVersion") {
+        match CiliumVersion::parse(&v) {
+            Ok(v) => {
+                cluster.version = v;
+                cluster.explicit.version = true;
+            }
+            Err(e) => ctx.error(n, format!("`spec.cluster.ciliumVersion`: {e}")),
+        }
+    }
+    if let Some((n, v)) = text(ctx, "policyEnforcement") {
+        match PolicyEnforcement::parse(&v) {
+            Ok(v) => {
+                cluster.policy_enforcement = v;
+                cluster.explicit.policy_enforcement = true;
+            }
+            Err(e) => ctx.error(n, format!("`spec.cluster.policyEnforcement`: {e}")),
+        }
+    }
+    if let Some((n, v)) = text(ctx, "allowLocalhost") {
+        match AllowLocalhost::parse(&v) {
+            Ok(v) => {
+                cluster.allow_localhost = v;
+                cluster.explicit.allow_localhost = true;
+            }
+            Err(e) => ctx.error(n, format!("`spec.cluster.allowLocalhost`: {e}")),
+        }
+    }
+    if let Some(b) = cf
+        .get("policyDefaultLocalCluster")
+        .and_then(|n| ctx.boolean(n, "spec.cluster.policyDefaultLocalCluster"))
+    {
+        cluster.policy_default_local_cluster = Some(b);
+        cluster.explicit.policy_default_local_cluster = true;
+    }
+    if let Some(b) = cf
+        .get("enableK8sClusterNetworkPolicy")
+        .and_then(|n| ctx.boolean(n, "spec.cluster.enableK8sClusterNetworkPolicy"))
+    {
+        cluster.enable_k8s_cluster_network_policy = b;
+        cluster.explicit.enable_k8s_cluster_network_policy = true;
+    }
+    cluster
 }
 
 /// The outcome of one test case.

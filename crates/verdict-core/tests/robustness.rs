@@ -94,6 +94,7 @@ fn mangled_inputs_never_panic() {
         let mut inv = Inventory::new(ClusterConfig {
             name: "default".into(),
             dual_stack: round % 2 == 0,
+            ..ClusterConfig::default()
         });
         inv.load_text("mangled.yaml", &text);
         inv.complete_namespaces();

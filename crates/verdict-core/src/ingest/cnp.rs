@@ -18,24 +18,11 @@ use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
 };
 use crate::selector::{Op, Requirement, Selector};
+use crate::settings::CiliumVersion;
 use crate::source::ObjectRef;
 use crate::yaml::Node;
 
-/// The cluster-wide settings that shape selectors.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub name: String,
-    pub dual_stack: bool,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            name: "default".to_string(),
-            dual_stack: false,
-        }
-    }
-}
+pub use crate::settings::ClusterConfig;
 
 /// Decodes a label selector (`matchLabels`, `matchExpressions`); keys
 /// without a source get `default_source`.
@@ -410,8 +397,30 @@ fn decode_entry(
     let mut reqs_out = Vec::new();
     if let Some(list) = f.get(requires) {
         let items = ctx.seq(list, &format!("{path}.{requires}")).unwrap_or(&[]);
-        if !items.is_empty() {
-            ctx.warn(list, format!("`{path}.{requires}` is deprecated; the CRD schema allows no items (maxItems: 0)"));
+        if rc.cluster.version >= CiliumVersion::V1_20 {
+            // 1.20: the field is a deprecated list of strings with no items.
+            if let Some((i, item)) = items.iter().enumerate().next() {
+                let go_path = format!("{path}.{requires}.{i}")
+                    .replace('[', ".")
+                    .replace(']', "");
+                let what = match &item.value {
+                    crate::yaml::Value::Map(_) => "object",
+                    crate::yaml::Value::Seq(_) => "array",
+                    _ => "",
+                };
+                let why = if what.is_empty() {
+                    format!("{path}.{requires}: Too many: {}: must have at most 0 items", items.len())
+                } else {
+                    format!(
+                        "json: cannot unmarshal {what} into {}.{go_path} of type string",
+                        rc.object.kind
+                    )
+                };
+                ctx.error(list, format!("`{path}.{requires}` is refused by Cilium 1.20 (it was removed; use fromEndpoints/toEndpoints with the required labels)"));
+                rc.invalid.push(why);
+            }
+        } else if !items.is_empty() {
+            ctx.warn(list, format!("`{path}.{requires}` is deprecated (removed in Cilium 1.20); the CRD schema allows no items (maxItems: 0)"));
         }
         for (i, item) in items.iter().enumerate() {
             if let Some(sel) =
@@ -705,10 +714,16 @@ fn decode_ports(
                     &format!("{ip}.rules"),
                     &["http", "kafka", "dns", "l7proto", "l7"],
                 ) {
-                    Some(rf) => ["http", "kafka", "dns", "l7proto"]
-                        .into_iter()
-                        .filter(|k| rf.get(k).is_some())
-                        .collect(),
+                    Some(rf) => {
+                        let kafka_gone = rc.cluster.version >= CiliumVersion::V1_20;
+                        if let (true, Some(k)) = (kafka_gone, rf.get("kafka")) {
+                            ctx.warn(k, format!("`{ip}.rules.kafka`: Kafka L7 rules were removed in Cilium 1.20; the rule is read without them, as an L4 rule"));
+                        }
+                        ["http", "kafka", "dns", "l7proto"]
+                            .into_iter()
+                            .filter(|k| rf.get(k).is_some() && !(kafka_gone && *k == "kafka"))
+                            .collect()
+                    }
                     None => Vec::new(),
                 },
                 None => Vec::new(),

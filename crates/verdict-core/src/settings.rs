@@ -1,0 +1,228 @@
+//! The cluster the verdicts are computed for: which Cilium release, and the
+//! agent settings that change verdicts (`enable-policy`, `allow-localhost`,
+//! `policy-default-local-cluster`, `enable-k8s-cluster-network-policy`,
+//! `cluster-name`, dual stack). Facts and sources: docs/semantics.md,
+//! "Versions and agent settings".
+
+use serde::Serialize;
+use std::fmt;
+
+/// A Cilium minor release whose semantics verdict reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum CiliumVersion {
+    #[serde(rename = "1.18")]
+    V1_18,
+    #[serde(rename = "1.19")]
+    V1_19,
+    #[serde(rename = "1.20")]
+    V1_20,
+}
+
+impl CiliumVersion {
+    pub const ALL: [CiliumVersion; 3] = [
+        CiliumVersion::V1_18,
+        CiliumVersion::V1_19,
+        CiliumVersion::V1_20,
+    ];
+    /// The newest release, the default.
+    pub const NEWEST: CiliumVersion = CiliumVersion::V1_20;
+
+    /// Parses `1.18`, `v1.19`, `1.20.3` (patch releases share semantics).
+    pub fn parse(s: &str) -> Result<CiliumVersion, String> {
+        let t = s.trim().trim_start_matches('v');
+        let minor: String = t.split('.').take(2).collect::<Vec<_>>().join(".");
+        CiliumVersion::ALL
+            .into_iter()
+            .find(|v| v.as_str() == minor)
+            .ok_or_else(|| {
+                format!("`{s}` is not a supported Cilium version (supported: 1.18, 1.19, 1.20)")
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CiliumVersion::V1_18 => "1.18",
+            CiliumVersion::V1_19 => "1.19",
+            CiliumVersion::V1_20 => "1.20",
+        }
+    }
+}
+
+impl fmt::Display for CiliumVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The agent's `enable-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyEnforcement {
+    /// An endpoint enforces a direction once a rule selects it for it.
+    #[default]
+    Default,
+    /// Every endpoint is default-deny in both directions.
+    Always,
+    /// No policy is enforced anywhere.
+    Never,
+}
+
+impl PolicyEnforcement {
+    pub fn parse(s: &str) -> Result<PolicyEnforcement, String> {
+        match s.trim() {
+            "default" => Ok(PolicyEnforcement::Default),
+            "always" => Ok(PolicyEnforcement::Always),
+            "never" => Ok(PolicyEnforcement::Never),
+            _ => Err(format!(
+                "`{s}` is not a policy enforcement mode (default, always, never)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PolicyEnforcement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyEnforcement::Default => "default",
+            PolicyEnforcement::Always => "always",
+            PolicyEnforcement::Never => "never",
+        })
+    }
+}
+
+/// The agent's `allow-localhost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowLocalhost {
+    /// The node (`reserved:host`) always reaches its local pods, whatever
+    /// their ingress policy (what `auto` becomes in Kubernetes).
+    #[default]
+    Always,
+    /// The node reaches a pod only where policy allows it.
+    Policy,
+}
+
+impl AllowLocalhost {
+    pub fn parse(s: &str) -> Result<AllowLocalhost, String> {
+        match s.trim() {
+            "always" | "auto" => Ok(AllowLocalhost::Always),
+            "policy" => Ok(AllowLocalhost::Policy),
+            _ => Err(format!(
+                "`{s}` is not an allow-localhost mode (always, policy; auto means always in Kubernetes)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AllowLocalhost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllowLocalhost::Always => "always",
+            AllowLocalhost::Policy => "policy",
+        })
+    }
+}
+
+/// Everything about the cluster and its agents that shapes verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// `cluster-name`: the `cluster` entity and the cluster label of pods.
+    pub name: String,
+    pub dual_stack: bool,
+    pub version: CiliumVersion,
+    pub policy_enforcement: PolicyEnforcement,
+    pub allow_localhost: AllowLocalhost,
+    /// `policy-default-local-cluster`; `None`: the release's default.
+    pub policy_default_local_cluster: Option<bool>,
+    /// `enable-k8s-cluster-network-policy` (ClusterNetworkPolicy, 1.20+).
+    pub enable_k8s_cluster_network_policy: bool,
+    /// The settings the user gave explicitly (command line, test file):
+    /// settings found in the input (`cilium-config`) do not override them.
+    #[serde(skip)]
+    pub explicit: Explicit,
+    /// Where settings were taken from the input, for the user to see.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taken_from: Vec<String>,
+}
+
+/// Which settings were given explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Explicit {
+    pub name: bool,
+    pub dual_stack: bool,
+    pub version: bool,
+    pub policy_enforcement: bool,
+    pub allow_localhost: bool,
+    pub policy_default_local_cluster: bool,
+    pub enable_k8s_cluster_network_policy: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            name: "default".to_string(),
+            dual_stack: false,
+            version: CiliumVersion::NEWEST,
+            policy_enforcement: PolicyEnforcement::Default,
+            allow_localhost: AllowLocalhost::Always,
+            policy_default_local_cluster: None,
+            enable_k8s_cluster_network_policy: false,
+            explicit: Explicit::default(),
+            taken_from: Vec::new(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether selectors match only the local cluster.
+    pub fn default_local_cluster(&self) -> bool {
+        self.policy_default_local_cluster
+            .unwrap_or(self.version >= DEFAULT_LOCAL_CLUSTER_SINCE)
+    }
+
+    /// Whether ClusterNetworkPolicy objects are enforced.
+    pub fn cluster_network_policy(&self) -> bool {
+        self.version >= CiliumVersion::V1_20 && self.enable_k8s_cluster_network_policy
+    }
+
+    /// One line for headers: `Cilium 1.20, enable-policy=default, ...`.
+    pub fn summary(&self) -> String {
+        format!(
+            "Cilium {}, enable-policy={}, allow-localhost={}, policy-default-local-cluster={}, enable-k8s-cluster-network-policy={}, cluster-name={}{}",
+            self.version,
+            self.policy_enforcement,
+            self.allow_localhost,
+            self.default_local_cluster(),
+            self.enable_k8s_cluster_network_policy,
+            self.name,
+            if self.dual_stack { ", dual-stack" } else { "" }
+        )
+    }
+}
+
+/// The release from which `policy-default-local-cluster` is on by default.
+pub const DEFAULT_LOCAL_CLUSTER_SINCE: CiliumVersion = CiliumVersion::V1_18;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_with_patch_and_prefix() {
+        assert_eq!(CiliumVersion::parse("1.18").unwrap(), CiliumVersion::V1_18);
+        assert_eq!(CiliumVersion::parse("v1.19.4").unwrap(), CiliumVersion::V1_19);
+        assert!(CiliumVersion::parse("1.17").is_err());
+        assert!(CiliumVersion::parse("2").is_err());
+    }
+
+    #[test]
+    fn cluster_network_policy_needs_1_20_and_the_flag() {
+        let mut c = ClusterConfig::default();
+        assert!(!c.cluster_network_policy());
+        c.enable_k8s_cluster_network_policy = true;
+        assert!(c.cluster_network_policy());
+        c.version = CiliumVersion::V1_19;
+        assert!(!c.cluster_network_policy());
+    }
+}
