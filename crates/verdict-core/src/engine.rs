@@ -15,7 +15,7 @@ use crate::cidr::Cidr;
 use crate::identity::{pod_identity_labels, Identity, IdentityKind, PodLabels, FIRST_LOCAL_ID};
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
-use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject};
+use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier};
 use crate::selector::Selector;
 use crate::settings::{AllowLocalhost, PolicyEnforcement};
 use serde::Serialize;
@@ -95,6 +95,14 @@ pub struct SideVerdict {
     /// Parts of the policy that could not be evaluated offline.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unevaluable: Vec<String>,
+    /// The tier of the deciding rules (Admin or Baseline for
+    /// ClusterNetworkPolicy rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// ClusterNetworkPolicy `Pass` rules that matched and handed the
+    /// decision on to the next tier.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passed: Vec<Origin>,
 }
 
 pub struct Engine<'a> {
@@ -172,7 +180,7 @@ impl<'a> Engine<'a> {
             .policies
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.rejected.is_none())
+            .filter(|(_, p)| p.rejected.is_none() && p.ignored.is_none())
             .flat_map(|(i, p)| p.rules.iter().map(move |r| (i, r)))
             .collect();
         let mut egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>> = BTreeMap::new();
@@ -391,6 +399,8 @@ impl<'a> Engine<'a> {
             selecting: Vec::new(),
             proxied: Vec::new(),
             unevaluable: Vec::new(),
+            tier: None,
+            passed: Vec::new(),
         };
         v.enforced = subject.enforced;
         if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
@@ -421,8 +431,7 @@ impl<'a> Engine<'a> {
         let entries = active
             .iter()
             .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
-        let mut allow = Vec::new();
-        let mut deny = Vec::new();
+        let mut matched: Vec<&Entry> = Vec::new();
         for e in entries {
             let requires = if e.deny {
                 &requires_deny
@@ -438,29 +447,57 @@ impl<'a> Engine<'a> {
                 }
                 continue;
             }
-            if e.deny {
-                deny.push(e);
-            } else {
-                allow.push(e);
-            }
+            matched.push(e);
         }
+        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
+        // tier by level; Deny before Accept before Pass at one level. The
+        // first entry decides; a Pass skips the rest of its tier.
+        matched.sort_by_key(|e| e.precedence());
+        let mut passed_tier = None;
+        let mut decider = None;
+        for e in &matched {
+            if passed_tier == Some(e.tier) {
+                continue;
+            }
+            if e.pass {
+                passed_tier = Some(e.tier);
+                v.passed.push((*e.origin).clone());
+                continue;
+            }
+            decider = Some(e.precedence());
+            break;
+        }
+        let deciding: Vec<&Entry> = matched
+            .iter()
+            .copied()
+            .filter(|e| Some(e.precedence()) == decider)
+            .collect();
         let flow = format!("{} on {protocol}/{port}", peer.name);
-        if !deny.is_empty() {
+        let note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
+        v.tier = deciding.first().map(|e| e.tier);
+        if deciding.first().is_some_and(|e| e.deny) {
             v.decision = Decision::Denied;
             v.reason = Reason::DeniedByRule;
-            v.deciding = deny.iter().map(|e| (*e.origin).clone()).collect();
-            v.explanation = format!(
-                "denied by {} ({flow}); deny rules take precedence over allow rules",
-                list(&v.deciding)
-            );
-        } else if !allow.is_empty() {
+            v.deciding = deciding.iter().map(|e| (*e.origin).clone()).collect();
+            v.explanation = if note.is_empty() {
+                format!(
+                    "denied by {} ({flow}); deny rules take precedence over allow rules",
+                    list(&v.deciding)
+                )
+            } else {
+                format!("denied by {}{note} ({flow})", list(&v.deciding))
+            };
+        } else if !deciding.is_empty() {
             v.reason = Reason::AllowedByRule;
-            v.deciding = allow.iter().map(|e| (*e.origin).clone()).collect();
-            let mut l7: Vec<String> = allow.iter().flat_map(|e| e.l7.iter().cloned()).collect();
+            v.deciding = deciding.iter().map(|e| (*e.origin).clone()).collect();
+            let mut l7: Vec<String> = deciding
+                .iter()
+                .flat_map(|e| e.l7.iter().cloned())
+                .collect();
             l7.sort();
             l7.dedup();
             v.proxied = l7;
-            v.explanation = format!("allowed by {} ({flow})", list(&v.deciding));
+            v.explanation = format!("allowed by {}{note} ({flow})", list(&v.deciding));
             if !v.proxied.is_empty() {
                 v.explanation.push_str(&format!(
                     "; redirected to the L7 proxy ({})",

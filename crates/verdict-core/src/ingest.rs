@@ -1,6 +1,7 @@
 //! From documents to an [`Inventory`]: one function per kind, located
 //! diagnostics for everything that is wrong, nothing silently dropped.
 
+pub mod clusternp;
 pub mod cnp;
 pub mod k8s;
 pub mod knp;
@@ -138,7 +139,11 @@ impl Inventory {
             .to_string();
         let clusterwide = matches!(
             kind.as_str(),
-            "Namespace" | "CiliumClusterwideNetworkPolicy" | "GatewayClass" | "IngressClass"
+            "Namespace"
+                | "CiliumClusterwideNetworkPolicy"
+                | "ClusterNetworkPolicy"
+                | "GatewayClass"
+                | "IngressClass"
         );
         let namespace = if clusterwide {
             None
@@ -203,6 +208,41 @@ impl Inventory {
                     location,
                     rules,
                     rejected,
+                    ignored: None,
+                    annotations: annotations.clone(),
+                    source: Some(node.clone()),
+                });
+            }
+            "ClusterNetworkPolicy" => {
+                let top = ctx.fields(
+                    node,
+                    "object",
+                    &["apiVersion", "kind", "metadata", "spec", "status"],
+                );
+                let Some(top) = top else { return };
+                let cluster = self.cluster.clone();
+                let before = ctx.diags.len();
+                let (rules, rejected) = clusternp::decode(&mut ctx, &top, &object, &cluster);
+                let rejected = rejected.or_else(|| schema_error(&ctx.diags[before..]));
+                if let Some(why) = &rejected {
+                    ctx.error(node, format!("the API server refuses this policy: {why}"));
+                }
+                let ignored = (rejected.is_none() && !cluster.cluster_network_policy()).then(|| {
+                    if cluster.version < crate::settings::CiliumVersion::V1_20 {
+                        format!("ClusterNetworkPolicy is not enforced by Cilium {} (it needs 1.20 or later)", cluster.version)
+                    } else {
+                        "ClusterNetworkPolicy is ignored: the agent setting enable-k8s-cluster-network-policy is off (use --enable-k8s-cluster-network-policy if your agents enable it)".to_string()
+                    }
+                });
+                if let Some(why) = &ignored {
+                    ctx.warn(node, format!("not enforced: {why}"));
+                }
+                self.policies.push(Policy {
+                    object,
+                    location,
+                    rules,
+                    rejected,
+                    ignored,
                     annotations: annotations.clone(),
                     source: Some(node.clone()),
                 });
@@ -225,6 +265,7 @@ impl Inventory {
                     location,
                     rules,
                     rejected,
+                    ignored: None,
                     annotations: annotations.clone(),
                     source: Some(node.clone()),
                 });

@@ -173,11 +173,46 @@ impl fmt::Display for Origin {
     }
 }
 
-/// One `ingress`/`egress`/`ingressDeny`/`egressDeny` item.
+/// Where a rule stands in Cilium's order of evaluation: ClusterNetworkPolicy
+/// Admin rules first, then the ordinary policies (CiliumNetworkPolicy,
+/// CiliumClusterwideNetworkPolicy, NetworkPolicy), then ClusterNetworkPolicy
+/// Baseline rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Admin,
+    #[default]
+    Normal,
+    Baseline,
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tier::Admin => "Admin",
+            Tier::Normal => "normal",
+            Tier::Baseline => "Baseline",
+        })
+    }
+}
+
+/// One `ingress`/`egress`/`ingressDeny`/`egressDeny` item (or one
+/// ClusterNetworkPolicy rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     pub direction: Direction,
     pub deny: bool,
+    /// A ClusterNetworkPolicy `Pass`: hand the decision to the next tier.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pass: bool,
+    /// The tier of the rule the entry belongs to.
+    #[serde(skip_serializing_if = "is_normal")]
+    pub tier: Tier,
+    /// Order inside the tier, lower first: a ClusterNetworkPolicy rule's
+    /// `priority * 100 + index` (Cilium: `priority + index/100`); 0 for
+    /// the ordinary policies, whose entries all stand at one level.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub level: u32,
     /// The peers the item selects (their union). An item that names no
     /// peer but has ports selects every peer (a wildcard peer is put here);
     /// one with neither selects nothing.
@@ -210,12 +245,50 @@ pub enum Subject {
 /// One rule: a subject and its entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
+    /// Admin and Baseline rules (ClusterNetworkPolicy) decide in order of
+    /// `priority` (lower first), then of their entries.
+    #[serde(skip_serializing_if = "is_normal")]
+    pub tier: Tier,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
     pub subject: Subject,
     pub entries: Vec<Entry>,
     /// Whether this rule turns on default deny, per direction
     /// (`[ingress, egress]`).
     pub default_deny: [bool; 2],
     pub origin: std::sync::Arc<Origin>,
+}
+
+fn is_normal(t: &Tier) -> bool {
+    *t == Tier::Normal
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Entry {
+    /// The order in which matching entries decide: tier, then level, then
+    /// Deny before Accept before Pass at the same level
+    /// (pkg/policy/types/entry.go precedence).
+    pub fn precedence(&self) -> (Tier, u32, u8) {
+        let action = if self.deny {
+            0
+        } else if self.pass {
+            2
+        } else {
+            1
+        };
+        (self.tier, self.level, action)
+    }
+
+    /// `(Admin tier, priority 10)` for tiered entries, empty otherwise.
+    pub fn tier_note(&self) -> String {
+        match self.tier {
+            Tier::Normal => String::new(),
+            t => format!(" ({t} tier, priority {})", self.level / 100),
+        }
+    }
 }
 
 impl Rule {
@@ -237,6 +310,10 @@ pub struct Policy {
     /// part in verdicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
+    /// Why a valid policy is not enforced under the chosen Cilium release
+    /// and agent settings (ClusterNetworkPolicy without its feature flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
     /// The object as written (for `verdict generate --merge`).
     #[serde(skip)]
     pub source: Option<crate::yaml::Node>,

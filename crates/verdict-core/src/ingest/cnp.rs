@@ -208,15 +208,22 @@ fn decode_rule(ctx: &mut Ctx, rc: &mut RuleCtx, n: &Node, path: &str) -> Option<
             rc.matches_init = sel.has_key(&[SOURCE_RESERVED], "init");
             let sel = match rc.namespace {
                 Some(ns) if !rc.matches_init => {
-                    let mut reqs: Vec<Requirement> = sel
-                        .reqs
-                        .into_iter()
-                        .filter(|r| {
-                            !(r.key == POD_NAMESPACE_LABEL
-                                && r.source == SOURCE_K8S
-                                && r.op == Op::In)
-                        })
-                        .collect();
+                    // `ParseToCiliumRule`: a `matchLabels` entry
+                    // `k8s:io.kubernetes.pod.namespace` is replaced by the
+                    // policy's namespace (`delete` + `AddMatch` on the
+                    // matchLabels map); a namespace in `matchExpressions`,
+                    // or under another source, stays and is ANDed.
+                    let written = es
+                        .get("matchLabels")
+                        .and_then(|m| m.get(&format!("{SOURCE_K8S}:{POD_NAMESPACE_LABEL}")))
+                        .and_then(Node::as_str)
+                        .map(|v| Requirement::equals(SOURCE_K8S, POD_NAMESPACE_LABEL, v));
+                    let mut reqs = sel.reqs;
+                    if let Some(w) = written {
+                        if let Some(i) = reqs.iter().position(|r| *r == w) {
+                            reqs.remove(i);
+                        }
+                    }
                     reqs.push(Requirement::equals(SOURCE_K8S, POD_NAMESPACE_LABEL, ns));
                     Selector::new(reqs)
                 }
@@ -292,6 +299,8 @@ fn decode_rule(ctx: &mut Ctx, rc: &mut RuleCtx, n: &Node, path: &str) -> Option<
             has_items[d.index()] && (default_deny[d.index()] || !explicit_dd[d.index()]);
     }
     Some(Rule {
+        tier: crate::policy::Tier::Normal,
+        priority: None,
         subject,
         entries,
         default_deny,
@@ -621,6 +630,9 @@ fn decode_entry(
     Some(Entry {
         direction: dir,
         deny,
+        pass: false,
+        tier: crate::policy::Tier::Normal,
+        level: 0,
         peers,
         requires: reqs_out,
         ports,

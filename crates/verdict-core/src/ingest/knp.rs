@@ -175,6 +175,9 @@ pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &
             entries.push(Entry {
                 direction: dir,
                 deny: false,
+                pass: false,
+                tier: crate::policy::Tier::Normal,
+                level: 0,
                 peers,
                 requires: Vec::new(),
                 ports,
@@ -190,6 +193,8 @@ pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &
         has[1] || has_type("Egress"),
     ];
     vec![Rule {
+        tier: crate::policy::Tier::Normal,
+        priority: None,
         subject: Subject::Endpoints(subject),
         entries,
         default_deny,
