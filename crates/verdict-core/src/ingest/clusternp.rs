@@ -24,7 +24,7 @@ use crate::policy::{
 use crate::selector::{Op, Requirement, Selector};
 use crate::settings::ClusterConfig;
 use crate::source::ObjectRef;
-use crate::yaml::Node;
+use crate::yaml::{Node, Value};
 use std::sync::Arc;
 
 /// At most this many rules per direction, peers and protocols per rule
@@ -35,6 +35,7 @@ const MAX_ITEMS: usize = 25;
 /// `prefix`). A selector Kubernetes cannot build (`Exists` with values...)
 /// is not refused: Cilium logs it and the selector matches nothing.
 fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
+    let n = &without_presence_values(ctx, n, path);
     let mut scratch = Vec::new();
     let mut inner = Ctx::new(&ctx.file, &mut scratch);
     inner.object = ctx.object.clone();
@@ -64,13 +65,63 @@ fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
     sel.unwrap_or_else(|| Selector::new(vec![Requirement::new(SOURCE_K8S, "", Op::In, vec![])]))
 }
 
+/// Cilium builds ClusterNetworkPolicy selectors without Kubernetes'
+/// validation: `values` given to `Exists`/`DoesNotExist` are ignored
+/// (conformance `tiers/`: such a subject still selects). Returns the node
+/// with those values dropped, and warns about each.
+fn without_presence_values(ctx: &mut Ctx, n: &Node, path: &str) -> Node {
+    let mut out = n.clone();
+    let Value::Map(items) = &mut out.value else {
+        return out;
+    };
+    for (k, v) in items.iter_mut() {
+        if k.as_str() != Some("matchExpressions") {
+            continue;
+        }
+        let Value::Seq(exprs) = &mut v.value else {
+            continue;
+        };
+        for (i, e) in exprs.iter_mut().enumerate() {
+            let presence = matches!(
+                e.get("operator").and_then(Node::as_str),
+                Some("Exists" | "DoesNotExist")
+            );
+            let Value::Map(fields) = &mut e.value else {
+                continue;
+            };
+            if !presence {
+                continue;
+            }
+            if let Some(at) = fields
+                .iter()
+                .position(|(fk, fv)| fk.as_str() == Some("values") && !fv.is_null())
+            {
+                let pos = fields.get(at).map(|(_, fv)| fv.clone());
+                fields.remove(at);
+                if let Some(pos) = pos {
+                    ctx.warn(&pos, format!("`{path}.matchExpressions[{i}].values` is ignored: Exists and DoesNotExist take no values (Kubernetes would refuse this selector; Cilium ignores them)"));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn ns_exists() -> Requirement {
     Requirement::new(SOURCE_K8S, POD_NAMESPACE_LABEL, Op::Exists, vec![])
 }
 
-/// `namespaces: <selector>`: every pod of the matching namespaces.
+/// `namespaces: <selector>`: the identities whose namespace labels match;
+/// `{}` is every pod (`io.kubernetes.pod.namespace` exists). As in Cilium,
+/// a selector made only of `NotIn`/`DoesNotExist` terms also matches
+/// identities without a namespace (world, CIDRs, reserved identities).
 fn namespaces(ctx: &mut Ctx, n: &Node, path: &str) -> Selector {
-    selector(ctx, n, path, NAMESPACE_LABELS_PREFIX).with(ns_exists())
+    let sel = selector(ctx, n, path, NAMESPACE_LABELS_PREFIX);
+    if sel.is_empty() {
+        Selector::new(vec![ns_exists()])
+    } else {
+        sel
+    }
 }
 
 /// `pods: {namespaceSelector, podSelector}`.
