@@ -17,7 +17,7 @@ use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
 use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier};
 use crate::selector::Selector;
-use crate::settings::{AllowLocalhost, PolicyEnforcement};
+use crate::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -117,6 +117,8 @@ pub struct Engine<'a> {
     /// Named container ports of every endpoint: Cilium (up to 1.18) resolves
     /// egress named ports against this cluster-wide map.
     egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>>,
+    /// Identity number -> the container ports of its endpoints.
+    ports_by_identity: HashMap<u32, Vec<ContainerPort>>,
     host_firewall: bool,
 }
 
@@ -162,7 +164,7 @@ impl<'a> Engine<'a> {
         let host_idx = by_labels
             .get(&LabelSet::new(vec![crate::labels::Label::reserved("host")]))
             .copied();
-        let endpoints = label_sets
+        let endpoints: Vec<Option<Endpoint>> = label_sets
             .iter()
             .enumerate()
             .map(|(w, ls)| match ls {
@@ -197,6 +199,22 @@ impl<'a> Engine<'a> {
         let host_firewall = rules
             .iter()
             .any(|(_, r)| matches!(r.subject, Subject::Nodes(_)));
+        let mut ports_by_identity: HashMap<u32, Vec<ContainerPort>> = HashMap::new();
+        for (w, ep) in inv.workloads.iter().zip(endpoints.iter()) {
+            let ep: &Option<Endpoint> = ep;
+            let Some(id) = ep.as_ref().and_then(|e: &Endpoint| identities.get(e.identity)) else {
+                continue;
+            };
+            if w.host_network {
+                continue;
+            }
+            let list = ports_by_identity.entry(id.id).or_default();
+            for p in &w.ports {
+                if !list.contains(p) {
+                    list.push(p.clone());
+                }
+            }
+        }
         Engine {
             inv,
             identities,
@@ -204,6 +222,7 @@ impl<'a> Engine<'a> {
             endpoints,
             rules,
             egress_named,
+            ports_by_identity,
             host_firewall,
         }
     }
@@ -504,7 +523,7 @@ impl<'a> Engine<'a> {
                     v.proxied.join(", ")
                 ));
             }
-        } else if default_deny && self.localhost_allowed(subject, dir, peer) {
+        } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
             v.reason = Reason::AllowLocalhost;
             v.explanation = format!(
                 "no rule matches {flow}, but the node reaches its local endpoints (allow-localhost=always): allowed"
@@ -550,13 +569,21 @@ impl<'a> Engine<'a> {
     }
 
     /// Whether `allow-localhost=always` lets `peer` (the node) into
-    /// `subject` where no rule decides. With `enable-policy=always` the
-    /// node gets no exception (Cilium's 1.20 engine, conformance `tiers/`).
-    pub fn localhost_allowed(&self, subject: &Party, dir: Direction, peer: &Party) -> bool {
+    /// `subject` where no rule decides: the allow is part of the policy
+    /// computed from the rules selecting the endpoint, so an endpoint that
+    /// is default deny only through `enable-policy=always`, with no rule
+    /// selecting it, gets none (Cilium's 1.20 engine, conformance `tiers/`).
+    pub fn localhost_allowed(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        peer: &Party,
+        has_rules: bool,
+    ) -> bool {
         let c = &self.inv.cluster;
         dir == Direction::Ingress
             && c.allow_localhost == AllowLocalhost::Always
-            && c.policy_enforcement == PolicyEnforcement::Default
+            && has_rules
             && peer.identity.reserved_name() == Some("host")
             && !matches!(subject.identity.reserved_name(), Some("init" | "host"))
     }
@@ -595,7 +622,9 @@ impl<'a> Engine<'a> {
             }
             match &pr.port {
                 PortSel::Range { from, to } => *from <= port && port <= *to,
-                PortSel::Named(name) => self.named_port(subject, dir, name, protocol) == Some(port),
+                PortSel::Named(name) => {
+                    self.named_port(subject, dir, name, protocol, Some(peer)) == Some(port)
+                }
             }
         })
     }
@@ -603,19 +632,22 @@ impl<'a> Engine<'a> {
 
 impl Engine<'_> {
     /// Resolves a named port: on ingress against the subject pod's own
-    /// container ports; on egress against the named ports of every pod in
-    /// the cluster (Cilium <= 1.18 `NamedPortMultiMap`), which resolves only
-    /// when all pods agree on one number. Non-pod subjects resolve nothing.
+    /// container ports. On egress, Cilium up to 1.19 resolves against the
+    /// named ports of every pod in the cluster (`NamedPortMultiMap`), which
+    /// resolves only when all pods agree on one number, and non-pod
+    /// subjects resolve nothing; from 1.20 against the destination's own
+    /// ports (cilium/cilium PR 44429), so a name never matches world, a
+    /// CIDR or a reserved identity.
     pub fn named_port(
         &self,
         subject: &Party,
         dir: Direction,
         name: &str,
         protocol: Protocol,
+        peer: Option<&Party>,
     ) -> Option<u16> {
-        match dir {
-            Direction::Ingress => subject
-                .ports
+        let own = |p: &Party| {
+            p.ports
                 .iter()
                 .find(|cp| {
                     cp.protocol == protocol
@@ -624,11 +656,15 @@ impl Engine<'_> {
                             .as_deref()
                             .is_some_and(|n| n.eq_ignore_ascii_case(name))
                 })
-                .map(|cp| cp.port),
+                .map(|cp| cp.port)
+        };
+        match dir {
+            Direction::Ingress => own(subject),
+            // A non-pod subject (world, a CIDR, a reserved identity)
+            // resolves no egress named port (conformance gen-0090).
+            Direction::Egress if !subject.identity.is_endpoint() => None,
+            Direction::Egress if self.egress_named_per_peer() => peer.and_then(own),
             Direction::Egress => {
-                if !subject.identity.is_endpoint() {
-                    return None;
-                }
                 let set = self.egress_named.get(&(name.to_string(), protocol))?;
                 match set.iter().collect::<Vec<_>>().as_slice() {
                     [one] => Some(**one),
@@ -636,6 +672,20 @@ impl Engine<'_> {
                 }
             }
         }
+    }
+
+    /// Whether egress named ports resolve against each destination (1.20+).
+    pub fn egress_named_per_peer(&self) -> bool {
+        self.inv.cluster.version >= CiliumVersion::V1_20
+    }
+
+    /// The container ports of the endpoints of an identity (by number),
+    /// for resolving egress named ports against a destination identity.
+    pub fn identity_ports(&self, id: u32) -> &[ContainerPort] {
+        self.ports_by_identity
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 

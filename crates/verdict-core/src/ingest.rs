@@ -255,7 +255,8 @@ impl Inventory {
                 );
                 let Some(top) = top else { return };
                 let before = ctx.diags.len();
-                let rules = knp::decode_knp(&mut ctx, &top, &object, &ns);
+                let cluster = self.cluster.clone();
+                let rules = knp::decode_knp(&mut ctx, &top, &object, &ns, &cluster);
                 let rejected = schema_error(&ctx.diags[before..]);
                 if let Some(why) = &rejected {
                     ctx.error(node, format!("the API server refuses this policy: {why}"));

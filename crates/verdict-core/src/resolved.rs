@@ -371,15 +371,43 @@ impl<'e, 'a> Resolver<'e, 'a> {
                     &narrowed
                 };
                 let per_subject;
+                let per_peer = res.ranges.is_none()
+                    && dir == Direction::Egress
+                    && engine.egress_named_per_peer();
                 let ranges = match &res.ranges {
                     Some(r) => r,
+                    None if per_peer => &Vec::new(),
                     None => {
-                        per_subject = named_ranges(e, subject, engine, dir);
+                        per_subject = named_ranges(e, subject, engine, dir, None);
                         &per_subject
                     }
                 };
-                for &(protocol, from_port, to_port) in ranges {
+                let mut pairs: Vec<(Pk, (Protocol, u16, u16))> = Vec::new();
+                if per_peer {
                     for &peer in entry_peers {
+                        let ports = match peer {
+                            Pk::Id(id) => engine.identity_ports(id).to_vec(),
+                            Pk::Cidr(_) => Vec::new(),
+                        };
+                        let dst = Party {
+                            name: String::new(),
+                            identity: subject.identity.clone(),
+                            ports,
+                            enforced: false,
+                        };
+                        for r in named_ranges(e, subject, engine, dir, Some(&dst)) {
+                            pairs.push((peer, r));
+                        }
+                    }
+                } else {
+                    for &r in ranges {
+                        for &peer in entry_peers {
+                            pairs.push((peer, r));
+                        }
+                    }
+                }
+                for (peer, (protocol, from_port, to_port)) in pairs {
+                    {
                         let v = map
                             .entry((dir, peer, protocol, from_port, to_port))
                             .or_insert_with(|| Acc {
@@ -482,13 +510,14 @@ fn named_ranges(
     subject: &Party,
     engine: &Engine,
     dir: Direction,
+    peer: Option<&Party>,
 ) -> Vec<(Protocol, u16, u16)> {
     let mut out = fixed_ranges(e);
     for pr in e.ports.iter().flatten() {
         if let PortSel::Named(name) = &pr.port {
             for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
                 if pr.protocol.covers(proto) {
-                    if let Some(p) = engine.named_port(subject, dir, name, proto) {
+                    if let Some(p) = engine.named_port(subject, dir, name, proto, peer) {
                         out.push((proto, p, p));
                     }
                 }

@@ -202,7 +202,7 @@ impl ClusterConfig {
 }
 
 /// The release from which `policy-default-local-cluster` is on by default.
-pub const DEFAULT_LOCAL_CLUSTER_SINCE: CiliumVersion = CiliumVersion::V1_18;
+pub const DEFAULT_LOCAL_CLUSTER_SINCE: CiliumVersion = CiliumVersion::V1_19;
 
 #[cfg(test)]
 mod tests {

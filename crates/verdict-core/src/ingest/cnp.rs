@@ -11,7 +11,7 @@ use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
 use crate::entity::{entity_selectors, ENTITIES};
 use crate::labels::{
-    split_source, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY, SOURCE_K8S,
+    split_source, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY, SOURCE_K8S,
     SOURCE_RESERVED,
 };
 use crate::policy::{
@@ -134,11 +134,20 @@ impl RuleCtx<'_> {
         }
     }
 
-    /// Scopes a peer endpoint selector as `getEndpointSelector` does.
+    /// Scopes a peer endpoint selector as `getEndpointSelector` does; with
+    /// `policy-default-local-cluster` (on by default from 1.19) a selector
+    /// that names no cluster also gets the local cluster's label.
     fn scope_peer(&self, sel: Selector) -> Selector {
         if sel.reqs.iter().any(|r| r.source == SOURCE_RESERVED) {
             return sel;
         }
+        let sel = if self.cluster.default_local_cluster()
+            && !sel.has_key(&[SOURCE_K8S, SOURCE_ANY], CLUSTER_LABEL)
+        {
+            sel.with(Requirement::equals(SOURCE_K8S, CLUSTER_LABEL, &self.cluster.name))
+        } else {
+            sel
+        };
         if sel.has_key(&[SOURCE_K8S, SOURCE_ANY], POD_NAMESPACE_LABEL) {
             return sel;
         }

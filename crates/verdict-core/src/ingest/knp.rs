@@ -14,7 +14,7 @@
 use super::cnp::{is_svc_name, label_selector_with};
 use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
-use crate::labels::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
+use crate::labels::{CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
 };
@@ -30,7 +30,13 @@ fn k8s_selector(ctx: &mut Ctx, n: &Node, path: &str, key_prefix: &str) -> Option
     })
 }
 
-pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &str) -> Vec<Rule> {
+pub fn decode_knp(
+    ctx: &mut Ctx,
+    root: &Fields,
+    object: &ObjectRef,
+    namespace: &str,
+    cluster: &crate::settings::ClusterConfig,
+) -> Vec<Rule> {
     let Some(spec_node) = root.get("spec") else {
         return Vec::new();
     };
@@ -161,9 +167,18 @@ pub fn decode_knp(ctx: &mut Ctx, root: &Fields, object: &ObjectRef, namespace: &
                         ))
                     }
                 };
+                let text = format!("{peer_key}: {sel}");
+                // `policy-default-local-cluster`: pod and namespace peers
+                // match the local cluster only, unless the podSelector
+                // names a cluster (parseNetworkPolicyPeer).
+                let sel = if cluster.default_local_cluster() && !sel.has_key(&[SOURCE_K8S], CLUSTER_LABEL) {
+                    sel.with(Requirement::equals(SOURCE_K8S, CLUSTER_LABEL, &cluster.name))
+                } else {
+                    sel
+                };
                 peers.push(Peer {
                     from_endpoints: false,
-                    text: format!("{peer_key}: {sel}"),
+                    text,
                     kind: PeerKind::Selectors {
                         selectors: vec![sel],
                     },
