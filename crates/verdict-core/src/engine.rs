@@ -623,7 +623,7 @@ impl<'a> Engine<'a> {
             match &pr.port {
                 PortSel::Range { from, to } => *from <= port && port <= *to,
                 PortSel::Named(name) => {
-                    self.named_port(subject, dir, name, protocol, Some(peer)) == Some(port)
+                    self.named_port(subject, dir, name, pr.protocol, Some(peer)) == Some(port)
                 }
             }
         })
@@ -631,8 +631,10 @@ impl<'a> Engine<'a> {
 }
 
 impl Engine<'_> {
-    /// Resolves a named port: on ingress against the subject pod's own
-    /// container ports. On egress, Cilium up to 1.19 resolves against the
+    /// Resolves a named port of a rule's `protocol` (a rule with protocol
+    /// ANY takes the name's number whatever the container port's protocol,
+    /// and applies it to TCP, UDP and SCTP: conformance `tiers/`): on
+    /// ingress against the subject pod's own container ports. On egress, Cilium up to 1.19 resolves against the
     /// named ports of every pod in the cluster (`NamedPortMultiMap`), which
     /// resolves only when all pods agree on one number, and non-pod
     /// subjects resolve nothing; from 1.20 against the destination's own
@@ -650,7 +652,7 @@ impl Engine<'_> {
             p.ports
                 .iter()
                 .find(|cp| {
-                    cp.protocol == protocol
+                    protocol.covers(cp.protocol)
                         && cp
                             .name
                             .as_deref()
@@ -665,7 +667,12 @@ impl Engine<'_> {
             Direction::Egress if !subject.identity.is_endpoint() => None,
             Direction::Egress if self.egress_named_per_peer() => peer.and_then(own),
             Direction::Egress => {
-                let set = self.egress_named.get(&(name.to_string(), protocol))?;
+                let set: BTreeSet<u16> = self
+                    .egress_named
+                    .range((name.to_string(), Protocol::Tcp)..=(name.to_string(), Protocol::Any))
+                    .filter(|((_, p), _)| protocol.covers(*p))
+                    .flat_map(|(_, ports)| ports.iter().copied())
+                    .collect();
                 match set.iter().collect::<Vec<_>>().as_slice() {
                     [one] => Some(**one),
                     _ => None,

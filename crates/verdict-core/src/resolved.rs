@@ -517,7 +517,7 @@ fn named_ranges(
         if let PortSel::Named(name) = &pr.port {
             for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
                 if pr.protocol.covers(proto) {
-                    if let Some(p) = engine.named_port(subject, dir, name, proto, peer) {
+                    if let Some(p) = engine.named_port(subject, dir, name, pr.protocol, peer) {
                         out.push((proto, p, p));
                     }
                 }

@@ -50,17 +50,41 @@ fn run_dir(dir: &str) -> (usize, Vec<String>) {
     (passed, failures)
 }
 
+/// Flows that verdict does not yet get right, one `file:line` per line
+/// (`tests/data/conformance/known-gaps.txt`): the list may only shrink; a
+/// listed flow that now passes must be removed from it.
+fn known_gaps() -> Vec<String> {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/known-gaps.txt");
+    std::fs::read_to_string(f)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
 fn check(dir: &str) {
     let (passed, failures) = run_dir(dir);
-    for f in &failures {
+    let gaps = known_gaps();
+    let is_gap = |f: &str| gaps.iter().any(|g| f.starts_with(&format!("{g}:")));
+    let (known, new): (Vec<&String>, Vec<&String>) = failures.iter().partition(|f| is_gap(f));
+    for f in &new {
         eprintln!("{f}");
     }
-    eprintln!("{dir}: {passed} passed, {} failed", failures.len());
-    assert!(
-        failures.is_empty(),
-        "{} conformance failures in {dir}",
-        failures.len()
+    eprintln!(
+        "{dir}: {passed} passed, {} failed ({} known gaps)",
+        failures.len(),
+        known.len()
     );
+    assert!(new.is_empty(), "{} conformance failures in {dir}", new.len());
+    let prefix = dir.rsplit('/').next().unwrap_or(dir);
+    for g in gaps.iter().filter(|g| g.starts_with(&format!("{prefix}-"))) {
+        assert!(
+            failures.iter().any(|f| f.starts_with(&format!("{g}:"))),
+            "{g} is listed in known-gaps.txt but passes now: remove it"
+        );
+    }
     assert!(passed > 0);
 }
 
@@ -79,6 +103,16 @@ fn conformance_gateway() {
 #[test]
 fn conformance_generated() {
     check("conformance/generated");
+}
+
+#[test]
+fn conformance_hard() {
+    check("conformance/hard");
+}
+
+#[test]
+fn conformance_tiers() {
+    check("conformance/tiers");
 }
 
 #[test]

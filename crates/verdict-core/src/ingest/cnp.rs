@@ -415,8 +415,9 @@ fn decode_entry(
     let mut reqs_out = Vec::new();
     if let Some(list) = f.get(requires) {
         let items = ctx.seq(list, &format!("{path}.{requires}")).unwrap_or(&[]);
-        if rc.cluster.version >= CiliumVersion::V1_20 {
-            // 1.20: the field is a deprecated list of strings with no items.
+        if rc.cluster.version >= CiliumVersion::V1_19 {
+            // 1.19+: the field is a deprecated list of strings with no items
+            // (cilium/cilium PR 42615, 43167).
             if let Some((i, item)) = items.iter().enumerate().next() {
                 let go_path = format!("{path}.{requires}.{i}")
                     .replace('[', ".")
@@ -434,11 +435,11 @@ fn decode_entry(
                         rc.object.kind
                     )
                 };
-                ctx.error(list, format!("`{path}.{requires}` is refused by Cilium 1.20 (it was removed; use fromEndpoints/toEndpoints with the required labels)"));
+                ctx.error(list, format!("`{path}.{requires}` is refused from Cilium 1.19 (it was removed; use fromEndpoints/toEndpoints with the required labels)"));
                 rc.invalid.push(why);
             }
         } else if !items.is_empty() {
-            ctx.warn(list, format!("`{path}.{requires}` is deprecated (removed in Cilium 1.20); the CRD schema allows no items (maxItems: 0)"));
+            ctx.warn(list, format!("`{path}.{requires}` is deprecated (removed in Cilium 1.19); the CRD schema allows no items (maxItems: 0)"));
         }
         for (i, item) in items.iter().enumerate() {
             if let Some(sel) =
