@@ -4,22 +4,140 @@ use crate::load;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use verdict_core::engine::{Decision, Engine};
-use verdict_core::ingest::ClusterConfig;
+use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policytest;
 use verdict_core::resolved::resolve;
-use verdict_core::source::Severity;
+use verdict_core::source::{Diagnostic, Severity};
 use verdict_core::trace::{parse_flow_protocol, trace as trace_flow};
 
-fn print(text: &str) {
+/// Writes to standard output. A closed pipe (`| head`) is not an error;
+/// any other write error (a full disk, `> /dev/full`) is.
+fn print(text: &str) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error.
-    let _ = out.write_all(text.as_bytes());
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("writing standard output: {e}")),
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
     serde_json::to_string_pretty(v)
         .map(|s| s + "\n")
         .map_err(|e| e.to_string())
+}
+
+/// The load diagnostics of `invs` for JSON outputs: errors and warnings
+/// (and informational ones with `-v`), sorted.
+fn diagnostics_json(invs: &[&Inventory], verbose: bool) -> serde_json::Value {
+    let mut all: Vec<Diagnostic> = Vec::new();
+    for inv in invs {
+        all.extend(inv.diagnostics.iter().cloned());
+        all.extend(inv.skipped_diagnostics());
+    }
+    all.sort();
+    all.dedup();
+    serde_json::Value::Array(
+        all.iter()
+            .filter(|d| verbose || d.severity != Severity::Info)
+            .map(diagnostic_json)
+            .collect(),
+    )
+}
+
+fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.location.file.as_ref(),
+        "line": d.location.line,
+        "column": d.location.col,
+        "severity": d.severity,
+        "object": d.object.as_ref().map(ToString::to_string),
+        "message": d.message,
+    })
+}
+
+/// `v` as pretty JSON with a top-level `diagnostics` field.
+fn json_with_diagnostics<T: serde::Serialize>(
+    v: &T,
+    invs: &[&Inventory],
+    verbose: bool,
+) -> Result<String, String> {
+    let mut value = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    if let serde_json::Value::Object(m) = &mut value {
+        m.insert("diagnostics".to_string(), diagnostics_json(invs, verbose));
+    }
+    json(&value)
+}
+
+/// Error diagnostics from loading: any of them makes the command exit 2
+/// (after printing what it could analyse).
+fn input_errors(inv: &Inventory) -> usize {
+    inv.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count()
+}
+
+/// The exit code: 2 on input errors, else `code`.
+fn exit(code: u8, input_errors: usize) -> u8 {
+    if input_errors > 0 {
+        2
+    } else {
+        code
+    }
+}
+
+/// Checks that `--namespace`, `--route` and `--backend` each name something
+/// in the input: a filter that matches nothing is an error, not "0 paths".
+fn check_path_filters(
+    inv: &Inventory,
+    namespace: Option<&str>,
+    route: Option<&str>,
+    backend: Option<&str>,
+) -> Result<(), String> {
+    const ROUTE_KINDS: &[&str] = &[
+        "Ingress",
+        "HTTPRoute",
+        "GRPCRoute",
+        "TLSRoute",
+        "TCPRoute",
+        "UDPRoute",
+    ];
+    if let Some(ns) = namespace {
+        let found = inv
+            .routing
+            .iter()
+            .any(|r| r.object.namespace.as_deref() == Some(ns))
+            || inv.services.iter().any(|s| s.namespace == ns)
+            || inv.workloads.iter().any(|w| w.namespace == ns);
+        if !found {
+            return Err(format!(
+                "--namespace `{ns}` matches nothing: no route, Service or workload of the input is in namespace `{ns}`"
+            ));
+        }
+    }
+    if let Some(r) = route {
+        let found = inv.routing.iter().any(|o| {
+            ROUTE_KINDS.contains(&o.object.kind.as_str())
+                && (o.object.name == r || o.object.short() == r)
+        });
+        if !found {
+            return Err(format!(
+                "--route `{r}` matches nothing: no {} of the input is named `{r}`",
+                ROUTE_KINDS.join(", ")
+            ));
+        }
+    }
+    if let Some(b) = backend {
+        let found = inv.services.iter().any(|s| s.object.short().contains(b))
+            || inv.workloads.iter().any(|w| w.display_name().contains(b));
+        if !found {
+            return Err(format!(
+                "--backend `{b}` matches nothing: no Service or workload name of the input contains `{b}`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -41,15 +159,16 @@ pub fn trace(
     let proto = parse_flow_protocol(protocol)?;
     let v = trace_flow(&engine, &a, &b, proto, port);
     if as_json {
-        print(&json(&v)?);
+        print(&json_with_diagnostics(&v, &[&inv], verbose)?)?;
     } else {
-        print(&v.to_text());
+        print(&v.to_text())?;
     }
-    Ok(if v.decision == Decision::Allowed {
+    let code = if v.decision == Decision::Allowed {
         0
     } else {
         1
-    })
+    };
+    Ok(exit(code, input_errors(&inv)))
 }
 
 pub fn policy(
@@ -65,11 +184,11 @@ pub fn policy(
     let party = engine.party(endpoint)?;
     let r = resolve(&engine, &party);
     if as_json {
-        print(&json(&r)?);
+        print(&json_with_diagnostics(&r, &[&inv], verbose)?)?;
     } else {
-        print(&r.to_text());
+        print(&r.to_text())?;
     }
-    Ok(0)
+    Ok(exit(0, input_errors(&inv)))
 }
 
 pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result<u8, String> {
@@ -79,59 +198,75 @@ pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result
     all.sort();
     let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
     if as_json {
-        print(&json(
-            &serde_json::json!({"counts": inv.counts(), "diagnostics": all}),
-        )?);
+        print(&json(&serde_json::json!({
+            "counts": inv.counts(),
+            "diagnostics": all.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        }))?)?;
     } else {
+        let mut text = String::new();
         for d in &all {
-            print(&format!("{d}\n"));
+            text.push_str(&format!("{d}\n"));
         }
         let c = inv.counts();
-        print(&format!(
+        text.push_str(&format!(
             "loaded {} namespaces, {} workloads, {} services, {} policies ({} rejected by Cilium's validation); {} errors\n",
             c.namespaces, c.workloads, c.services, c.policies, c.rejected, errors
         ));
+        print(&text)?;
     }
-    Ok(if errors > 0 { 1 } else { 0 })
+    Ok(exit(0, errors))
 }
 
 pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
-    let mut passed = 0;
-    let mut failed = 0;
+    let mut t = Tally::default();
     let mut skipped = 0;
     for path in paths {
         // A file named on the command line must be a test file; in a
         // directory, only files holding PolicyTest documents are tests (the
         // manifests they refer to usually live beside them).
         let from_dir = path.is_dir();
-        for f in load::expand(std::slice::from_ref(path))? {
+        let listed = load::expand(std::slice::from_ref(path))?;
+        for d in &listed.diagnostics {
+            if d.severity != Severity::Info || verbose {
+                eprintln!("{d}");
+            }
+            if d.severity == Severity::Error {
+                t.input_errors += 1;
+            }
+        }
+        for f in listed.files {
             let text = load::read(&f)?;
             if from_dir && !policytest::is_test_file(&text) {
                 skipped += 1;
                 continue;
             }
-            let (p, fl) = run_test_file(&f, &text, verbose);
-            passed += p;
-            failed += fl;
+            run_test_file(&f, &text, verbose, &mut t)?;
         }
     }
     if skipped > 0 && verbose {
         eprintln!("skipped {skipped} file(s) without PolicyTest documents");
     }
-    print(&format!("{passed} passed, {failed} failed\n"));
-    Ok(if failed > 0 { 1 } else { 0 })
+    print(&format!("{} passed, {} failed\n", t.passed, t.failed))?;
+    Ok(exit(if t.failed > 0 { 1 } else { 0 }, t.input_errors))
 }
 
-/// Runs the PolicyTest documents of one file; returns (passed, failed).
-fn run_test_file(f: &Path, text: &str, verbose: bool) -> (usize, usize) {
-    let mut passed = 0;
-    let mut failed = 0;
+/// Results of `verdict test` so far.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    /// Errors in the test files or the manifests they read (exit 2).
+    input_errors: usize,
+}
+
+/// Runs the PolicyTest documents of one file.
+fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(), String> {
     let name = f.display().to_string();
     let (cases, diags) = policytest::parse(&name, text);
     for d in &diags {
         eprintln!("{d}");
         if d.severity == Severity::Error {
-            failed += 1;
+            t.input_errors += 1;
         }
     }
     for c in cases {
@@ -139,31 +274,49 @@ fn run_test_file(f: &Path, text: &str, verbose: bool) -> (usize, usize) {
         let base = f.parent().unwrap_or(Path::new("."));
         let extra: Vec<PathBuf> = c.files.iter().map(|p| base.join(p)).collect();
         match load::expand(&extra) {
-            Ok(list) => load::add_files(&mut inv, &list),
+            Ok(list) => load::add_files(&mut inv, list),
             Err(e) => {
-                println!("FAIL {name}: {}: {e}", c.name);
-                failed += 1;
+                eprintln!(
+                    "{name}: error: PolicyTest {}: `spec.files` names a file that cannot be read: {e}",
+                    c.name
+                );
+                t.input_errors += 1;
                 continue;
             }
         }
-        inv.complete_namespaces();
+        load::finish(&mut inv);
+        // Rejections are what `spec.rejected` checks (an unexpected one
+        // fails the test); every other error is an input error.
+        let expected_rejection = |d: &&Diagnostic| {
+            d.message.starts_with("Cilium rejects")
+                || d.message.starts_with("the API server refuses")
+        };
         if verbose {
             load::report(&inv, true);
         } else {
-            for d in inv.diagnostics.iter().filter(|d| {
-                d.severity == Severity::Error && !d.message.starts_with("Cilium rejects")
-            }) {
+            for d in inv
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error && !expected_rejection(d))
+            {
                 eprintln!("{d}");
             }
         }
+        t.input_errors += inv
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error && !expected_rejection(d))
+            .count();
         let o = c.run(&inv);
-        passed += o.passed;
-        failed += o.failures.len();
+        t.passed += o.passed;
+        t.failed += o.failures.len();
+        let mut text = String::new();
         for fl in &o.failures {
-            print(&format!("FAIL {fl}\n"));
+            text.push_str(&format!("FAIL {fl}\n"));
         }
+        print(&text)?;
     }
-    (passed, failed)
+    Ok(())
 }
 
 pub struct PathsArgs {
@@ -204,6 +357,12 @@ pub fn paths(
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
+    check_path_filters(
+        &inv,
+        args.namespace.as_deref(),
+        args.route.as_deref(),
+        args.backend.as_deref(),
+    )?;
     let routing = Routing::from_inventory(&inv);
     for d in &routing.diagnostics {
         eprintln!("{d}");
@@ -227,15 +386,16 @@ pub fn paths(
     };
     let report = compute(&engine, &routing, &opts);
     match args.output {
-        crate::PathsFormat::Text => print(&report.to_text()),
-        crate::PathsFormat::Json => print(&json(&report)?),
-        crate::PathsFormat::Markdown => print(&report.to_markdown()),
+        crate::PathsFormat::Text => print(&report.to_text())?,
+        crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[&inv], verbose)?)?,
+        crate::PathsFormat::Markdown => print(&report.to_markdown())?,
     }
-    Ok(if report.summary.denied > 0 && !args.report_only {
+    let code = if report.summary.denied > 0 && !args.report_only {
         1
     } else {
         0
-    })
+    };
+    Ok(exit(code, input_errors(&inv)))
 }
 
 pub struct LintArgs {
@@ -269,13 +429,14 @@ pub fn lint(
             m.name,
             m.level,
             m.doc()
-        ));
+        ))?;
         return Ok(0);
     }
     if args.list {
+        let mut text = String::new();
         for r in registry() {
             let m = r.meta();
-            print(&format!(
+            text.push_str(&format!(
                 "{}  {:<36} {:<8} {}\n",
                 m.code,
                 m.name,
@@ -283,10 +444,11 @@ pub fn lint(
                 m.summary
             ));
         }
+        print(&text)?;
         return Ok(0);
     }
     if args.rules_doc {
-        print(&verdict_lint::rules_markdown());
+        print(&verdict_lint::rules_markdown())?;
         return Ok(0);
     }
     if paths.is_empty() {
@@ -320,25 +482,10 @@ pub fn lint(
             .ok_or_else(|| format!("--fail-on `{f}`: expected error, warning or info"))?;
     }
     let (inv, sources) = load::inventory_with_sources(paths, cluster)?;
-    let input_errors = inv
-        .diagnostics
-        .iter()
-        .filter(|d| {
-            d.severity == Severity::Error
-                && !d.message.starts_with("Cilium rejects")
-                && !d.message.starts_with("the API server refuses")
-        })
-        .count();
-    if verbose || input_errors > 0 {
-        for d in inv.diagnostics.iter().filter(|d| {
-            verbose
-                || (d.severity == Severity::Error
-                    && !d.message.starts_with("Cilium rejects")
-                    && !d.message.starts_with("the API server refuses"))
-        }) {
-            eprintln!("{d}");
-        }
-    }
+    // Every error is an input error, a policy that Cilium rejects included
+    // (the object is not what the user meant); warnings are shown as lint
+    // findings or with -v.
+    let errors = load::report(&inv, verbose);
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     let report_paths = compute(&engine, &routing, &PathOptions::default());
@@ -351,27 +498,25 @@ pub fn lint(
     };
     let report = verdict_lint::run(&cx, &config);
     match args.output {
-        crate::LintFormat::Text => print(&report.to_text(&sources)),
-        crate::LintFormat::Json => print(&json(&report.to_json())?),
+        crate::LintFormat::Text => print(&report.to_text(&sources))?,
+        crate::LintFormat::Json => {
+            print(&json_with_diagnostics(&report.to_json(), &[&inv], verbose)?)?
+        }
         crate::LintFormat::Sarif => print(&json(&verdict_lint::sarif::to_sarif(
             &report,
             env!("CARGO_PKG_VERSION"),
-        ))?),
+        ))?)?,
     }
-    if input_errors > 0 {
-        return Ok(2);
-    }
-    Ok(
-        if report
-            .findings
-            .iter()
-            .any(|f| f.level.at_least(config.fail_on))
-        {
-            1
-        } else {
-            0
-        },
-    )
+    let code = if report
+        .findings
+        .iter()
+        .any(|f| f.level.at_least(config.fail_on))
+    {
+        1
+    } else {
+        0
+    };
+    Ok(exit(code, errors))
 }
 
 pub struct GenerateArgs {
@@ -398,6 +543,8 @@ pub fn generate(
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
+    check_path_filters(&inv, args.namespace.as_deref(), args.route.as_deref(), None)?;
+    let errors = input_errors(&inv);
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     for c in &args.clients {
@@ -459,10 +606,10 @@ pub fn generate(
                 eprintln!("wrote {}", file.display());
             }
         }
-        None => print(&stream),
+        None => print(&stream)?,
     }
     if args.no_verify {
-        return Ok(0);
+        return Ok(exit(0, errors));
     }
     // Merged objects replace their originals.
     let mut base = inv.clone();
@@ -528,7 +675,10 @@ pub fn generate(
     for f in &lint_hits {
         eprintln!("  lint {} {}: {}", f.code, f.location, f.message);
     }
-    Ok(if v.ok() && lint_hits.is_empty() { 0 } else { 1 })
+    Ok(exit(
+        if v.ok() && lint_hits.is_empty() { 0 } else { 1 },
+        errors,
+    ))
 }
 
 pub fn matrix(
@@ -542,6 +692,24 @@ pub fn matrix(
     use verdict_core::matrix::{matrix as compute, MatrixOptions};
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
+    if let Some(ns) = &namespace {
+        if !inv.workloads.iter().any(|w| &w.namespace == ns) {
+            return Err(format!(
+                "--namespace `{ns}` matches nothing: no workload of the input is in namespace `{ns}`"
+            ));
+        }
+    }
+    if let Some(w) = &workload {
+        if !inv
+            .workloads
+            .iter()
+            .any(|x| x.display_name().contains(w.as_str()))
+        {
+            return Err(format!(
+                "--workload `{w}` matches nothing: no workload name of the input contains `{w}`"
+            ));
+        }
+    }
     let engine = Engine::new(&inv);
     let m = compute(
         &engine,
@@ -551,13 +719,13 @@ pub fn matrix(
         },
     );
     match output {
-        crate::MatrixFormat::Text => print(&m.to_text()),
-        crate::MatrixFormat::Json => print(&json(&m)?),
-        crate::MatrixFormat::Csv => print(&m.to_csv()),
-        crate::MatrixFormat::Dot => print(&m.to_dot()),
-        crate::MatrixFormat::Mermaid => print(&m.to_mermaid()),
+        crate::MatrixFormat::Text => print(&m.to_text())?,
+        crate::MatrixFormat::Json => print(&json_with_diagnostics(&m, &[&inv], verbose)?)?,
+        crate::MatrixFormat::Csv => print(&m.to_csv())?,
+        crate::MatrixFormat::Dot => print(&m.to_dot())?,
+        crate::MatrixFormat::Mermaid => print(&m.to_mermaid())?,
     }
-    Ok(0)
+    Ok(exit(0, input_errors(&inv)))
 }
 
 /// The manifests of a git revision: every .yaml/.yml/.json file under the
@@ -594,7 +762,7 @@ fn git_inventory(
         let text = run(&["show", &format!("{rev}:{f}")])?;
         inv.load_text(&format!("{rev}:{f}"), &text);
     }
-    inv.complete_namespaces();
+    load::finish(&mut inv);
     Ok(inv)
 }
 
@@ -631,16 +799,19 @@ pub fn diff(
     );
     let d = compute(&ma, &mb, policy_changes(&a, &b));
     match output {
-        crate::DiffFormat::Text => print(&d.to_text()),
-        crate::DiffFormat::Json => print(&json(&d)?),
-        crate::DiffFormat::Markdown => print(&d.to_markdown()),
+        crate::DiffFormat::Text => print(&d.to_text())?,
+        crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
+        crate::DiffFormat::Markdown => print(&d.to_markdown())?,
     }
     let fail = match fail_on {
         crate::DiffFail::WorldExposure => d.world_exposure(),
         crate::DiffFail::Any => !d.added.is_empty() || !d.newly_open_ingress.is_empty(),
         crate::DiffFail::None => false,
     };
-    Ok(if fail { 1 } else { 0 })
+    Ok(exit(
+        if fail { 1 } else { 0 },
+        input_errors(&a) + input_errors(&b),
+    ))
 }
 
 pub fn report(
@@ -695,5 +866,5 @@ pub fn report(
     let html = render(&engine, &p, &m, &findings, &title);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eprintln!("wrote {}", output.display());
-    Ok(0)
+    Ok(exit(0, input_errors(&inv)))
 }

@@ -1,51 +1,165 @@
 //! Reading input: files, directories (recursively, `.yaml`/`.yml`/`.json`,
-//! in sorted order) and `-` for standard input.
+//! in sorted order, honouring `.gitignore` and `--exclude`, each file once
+//! by its canonical path) and `-` for standard input.
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::source::{Diagnostic, Location, Severity};
 
+static EXCLUDE: OnceLock<GlobSet> = OnceLock::new();
+
+/// Sets the `--exclude` globs (once, at start-up).
+pub fn set_excludes(globs: &[String]) -> Result<(), String> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(Glob::new(g).map_err(|e| format!("--exclude `{g}`: {e}"))?);
+    }
+    let set = b.build().map_err(|e| format!("--exclude: {e}"))?;
+    let _ = EXCLUDE.set(set);
+    Ok(())
+}
+
+/// Whether a walked entry is excluded: the glob matches its path as
+/// written, its path below the directory given, or its file name.
+fn excluded(root: &Path, path: &Path) -> bool {
+    let Some(set) = EXCLUDE.get() else {
+        return false;
+    };
+    set.is_match(path)
+        || path.strip_prefix(root).is_ok_and(|rel| set.is_match(rel))
+        || path.file_name().is_some_and(|n| set.is_match(n))
+}
+
+/// The files to read, and the problems met while listing directories.
+#[derive(Default)]
+pub struct Expanded {
+    pub files: Vec<PathBuf>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn path_diag(path: &Path, severity: Severity, message: String) -> Diagnostic {
+    Diagnostic {
+        location: Location {
+            file: Arc::from(path.display().to_string().as_str()),
+            line: 0,
+            col: 0,
+        },
+        severity,
+        object: None,
+        message,
+    }
+}
+
 /// Expands paths into the list of files to read, sorted within each
-/// directory; `-` stays as is.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
+/// directory; `-` stays as is. A path that does not exist is an error; an
+/// entry of a directory that cannot be read is an error diagnostic.
+pub fn expand(paths: &[PathBuf]) -> Result<Expanded, String> {
+    let mut out = Expanded::default();
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     for p in paths {
         if p.as_os_str() == "-" {
-            out.push(p.clone());
+            out.files.push(p.clone());
             continue;
         }
         let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         if meta.is_dir() {
-            walk(p, &mut out).map_err(|e| format!("{}: {e}", p.display()))?;
+            walk(p, &mut out, &mut seen);
         } else {
-            out.push(p.clone());
+            add_once(p, &mut out, &mut seen);
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            if e.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                continue;
+/// Adds a file unless its canonical path was added already (symbolic
+/// links, a file given twice).
+fn add_once(p: &Path, out: &mut Expanded, seen: &mut BTreeSet<PathBuf>) {
+    let canonical = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if seen.insert(canonical.clone()) {
+        out.files.push(p.to_path_buf());
+    } else {
+        out.diagnostics.push(path_diag(
+            p,
+            Severity::Info,
+            format!("same file as {} (read once)", canonical.display()),
+        ));
+    }
+}
+
+fn walk(dir: &Path, out: &mut Expanded, seen: &mut BTreeSet<PathBuf>) {
+    let root = dir.to_path_buf();
+    let mut wb = ignore::WalkBuilder::new(dir);
+    wb.follow_links(true)
+        .hidden(true)
+        .ignore(false)
+        .git_global(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .require_git(false)
+        .parents(true)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |e| e.depth() == 0 || !excluded(&root, e.path()));
+    for entry in wb.build() {
+        match entry {
+            Ok(e) => {
+                let is_file = e.file_type().is_some_and(|t| t.is_file());
+                if is_file
+                    && e.path()
+                        .extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                {
+                    add_once(e.path(), out, seen);
+                }
             }
-            walk(&e, out)?;
-        } else if e
-            .extension()
-            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-        {
-            out.push(e);
+            Err(err) => out.diagnostics.push(walk_error(dir, &err)),
         }
     }
-    Ok(())
+}
+
+/// A directory entry that could not be listed or followed.
+fn walk_error(dir: &Path, err: &ignore::Error) -> Diagnostic {
+    fn inner(err: &ignore::Error) -> Option<Diagnostic> {
+        match err {
+            ignore::Error::WithPath { path, err } => {
+                let message = match err.as_ref() {
+                    ignore::Error::Loop { .. } => format!(
+                        "symbolic link cycle: {} leads back to a directory being read; not followed again",
+                        path.display()
+                    ),
+                    other => format!("cannot read: {other}; its content is not analysed"),
+                };
+                let severity = if matches!(err.as_ref(), ignore::Error::Loop { .. }) {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                Some(path_diag(path, severity, message))
+            }
+            ignore::Error::Loop { child, .. } => Some(path_diag(
+                child,
+                Severity::Warning,
+                format!(
+                    "symbolic link cycle: {} leads back to a directory being read; not followed again",
+                    child.display()
+                ),
+            )),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                inner(err)
+            }
+            _ => None,
+        }
+    }
+    inner(err).unwrap_or_else(|| {
+        path_diag(
+            dir,
+            Severity::Error,
+            format!("cannot read an entry: {err}; its content is not analysed"),
+        )
+    })
 }
 
 pub fn read(path: &Path) -> Result<String, String> {
@@ -73,12 +187,18 @@ fn display(path: &Path) -> String {
 pub fn inventory(paths: &[PathBuf], cluster: ClusterConfig) -> Result<Inventory, String> {
     let files = expand(paths)?;
     let mut inv = Inventory::new(cluster);
-    add_files(&mut inv, &files);
-    inv.complete_namespaces();
+    add_files(&mut inv, files);
+    finish(&mut inv);
     Ok(inv)
 }
 
-pub fn add_files(inv: &mut Inventory, files: &[PathBuf]) {
+/// After loading: duplicate objects resolved, missing namespaces added.
+pub fn finish(inv: &mut Inventory) {
+    inv.remove_duplicates();
+    inv.complete_namespaces();
+}
+
+pub fn add_files(inv: &mut Inventory, files: Expanded) {
     add_files_keeping(inv, files, None);
 }
 
@@ -90,16 +210,21 @@ pub fn inventory_with_sources(
     let files = expand(paths)?;
     let mut inv = Inventory::new(cluster);
     let mut sources = std::collections::BTreeMap::new();
-    add_files_keeping(&mut inv, &files, Some(&mut sources));
-    inv.complete_namespaces();
+    add_files_keeping(&mut inv, files, Some(&mut sources));
+    finish(&mut inv);
     Ok((inv, sources))
 }
 
 fn add_files_keeping(
     inv: &mut Inventory,
-    files: &[PathBuf],
+    files: Expanded,
     mut keep: Option<&mut std::collections::BTreeMap<String, String>>,
 ) {
+    let Expanded {
+        files,
+        mut diagnostics,
+    } = files;
+    inv.diagnostics.append(&mut diagnostics);
     // Read everything first: agent settings (cilium-config, the agent
     // image) shape how policies are read, wherever they are in the input.
     let texts: Vec<(String, Result<String, String>)> =
@@ -122,7 +247,7 @@ fn add_files_keeping(
             }
             Err(e) => inv.diagnostics.push(Diagnostic {
                 location: Location {
-                    file: std::sync::Arc::from(name.as_str()),
+                    file: Arc::from(name.as_str()),
                     line: 0,
                     col: 0,
                 },

@@ -1,7 +1,9 @@
 //! The `verdict` binary: argument parsing, I/O and exit codes only.
 //!
-//! Exit codes: 0 ok; 1 denied traffic or failed tests; 2 usage or input
-//! errors that stop the command.
+//! Exit codes: 0 ok; 1 a finding (denied traffic, failed tests, lint
+//! findings, new world exposure); 2 usage errors, and any input error (an
+//! error diagnostic from loading, a filter that matches nothing, a write
+//! error), after printing what could be analysed.
 
 mod bench;
 mod commands;
@@ -44,6 +46,9 @@ struct Cli {
     /// Also print informational diagnostics
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// Leave out files and directories matching this glob when reading directories (repeatable; `.gitignore` is honoured too)
+    #[arg(long, global = true, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -292,6 +297,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = load::set_excludes(&cli.exclude) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cluster = match cluster_config(&cli) {
         Ok(c) => c,
         Err(e) => {

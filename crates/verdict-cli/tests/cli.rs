@@ -164,7 +164,7 @@ fn failing_policy_test_exits_1_and_names_the_flow() {
 fn malformed_input_is_reported_with_locations_and_the_rest_is_analysed() {
     let f = "crates/verdict-cli/tests/data/broken.yaml";
     let o = verdict(&["check", f]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let out = stdout(&o);
     for needle in [
         "broken.yaml:15: error: YAML syntax error",
@@ -275,9 +275,9 @@ fn test_on_a_directory_runs_only_policy_test_files() {
     let o = verdict(&["test", "examples/"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("7 passed, 0 failed"), "{}", stdout(&o));
-    // A manifest named explicitly is not a test file: that is an error.
+    // A manifest named explicitly is not a test file: that is an input error.
     let o = verdict(&["test", "examples/shop-gateway/workloads.yaml"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a `kind: PolicyTest` document"));
 }
 

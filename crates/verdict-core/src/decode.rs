@@ -238,3 +238,141 @@ impl<'d> Ctx<'d> {
         out
     }
 }
+
+/// Why `s` is not a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at
+/// most 63 characters: namespace names), or `None` when it is one.
+pub fn dns1123_label_error(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some(format!("longer than 63 characters ({})", s.len()));
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let valid = s.chars().next().is_some_and(ok_char)
+        && s.chars().last().is_some_and(ok_char)
+        && s.chars().all(|c| ok_char(c) || c == '-');
+    (!valid).then(|| {
+        "not a DNS-1123 label (lower-case letters, digits and `-`, starting and ending with a letter or digit)".to_string()
+    })
+}
+
+/// Why `s` is not a DNS-1123 subdomain (dot-separated DNS-1123 labels, at
+/// most 253 characters: the names of most kinds), or `None`.
+pub fn dns1123_subdomain_error(s: &str) -> Option<String> {
+    if s.len() > 253 {
+        return Some(format!("longer than 253 characters ({})", s.len()));
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let valid = s.chars().next().is_some_and(ok_char)
+        && s.chars().last().is_some_and(ok_char)
+        && s.chars().all(|c| ok_char(c) || c == '-' || c == '.');
+    (!valid).then(|| {
+        "not a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit)".to_string()
+    })
+}
+
+/// A Kubernetes "qualified name" part: `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`.
+fn qualified_part_ok(s: &str) -> bool {
+    let ends = |c: char| c.is_ascii_alphanumeric();
+    s.chars().next().is_some_and(ends)
+        && s.chars().last().is_some_and(ends)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Why `key` is not a valid label key (`[prefix/]name`, prefix a DNS-1123
+/// subdomain, name at most 63 characters of the qualified-name syntax), or `None`.
+pub fn label_key_error(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("the prefix before `/` is empty".to_string());
+        }
+        if let Some(why) = dns1123_subdomain_error(p) {
+            return Some(format!("prefix `{p}`: {why}"));
+        }
+    }
+    if name.is_empty() {
+        return Some("the name part is empty".to_string());
+    }
+    if name.len() > 63 {
+        return Some(format!(
+            "the name part is longer than 63 characters ({})",
+            name.len()
+        ));
+    }
+    (!qualified_part_ok(name)).then(|| {
+        format!("name part `{name}` must be letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit")
+    })
+}
+
+/// Why `value` is not a valid label value (empty, or at most 63
+/// characters of the qualified-name syntax), or `None`.
+pub fn label_value_error(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    if value.len() > 63 {
+        return Some(format!("longer than 63 characters ({})", value.len()));
+    }
+    (!qualified_part_ok(value)).then(|| {
+        "must be letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+            .to_string()
+    })
+}
+
+impl Ctx<'_> {
+    /// Checks the syntax of an object's labels (`metadata.labels`, a pod
+    /// template's labels): the API server refuses an object whose label key
+    /// or value is not valid. Wrong types are left to whoever reads them.
+    pub fn check_label_syntax(&mut self, n: &Node, path: &str) {
+        let Value::Map(items) = &n.value else { return };
+        for (k, v) in items {
+            let Some(key) = k.as_str() else { continue };
+            if let Some(why) = label_key_error(key) {
+                self.error(
+                    k,
+                    format!("`{path}`: invalid label key `{key}`: {why}; the API server refuses this object"),
+                );
+            }
+            if let Value::Scalar { text, .. } = &v.value {
+                if let Some(why) = label_value_error(text) {
+                    self.error(
+                        v,
+                        format!("`{path}.{key}`: invalid label value `{text}`: {why}; the API server refuses this object"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_labels_follow_kubernetes_syntax() {
+        assert_eq!(dns1123_label_error("shop-1"), None);
+        assert!(dns1123_label_error("Shop").is_some());
+        assert!(dns1123_label_error("a.b").is_some());
+        assert!(dns1123_label_error(&"a".repeat(64)).is_some());
+        assert!(dns1123_label_error("").is_some());
+        assert_eq!(dns1123_subdomain_error("api.v1-x"), None);
+        assert!(dns1123_subdomain_error("-api").is_some());
+        assert!(dns1123_subdomain_error("my_pod").is_some());
+        assert_eq!(label_key_error("app.kubernetes.io/name"), None);
+        assert_eq!(label_key_error("App_Name.x"), None);
+        assert!(label_key_error("/x").is_some());
+        assert!(label_key_error("Example.com/x").is_some());
+        assert!(label_key_error("a/b/c").is_some());
+        assert!(label_key_error("bad key").is_some());
+        assert!(label_key_error(&"k".repeat(64)).is_some());
+        assert_eq!(label_value_error(""), None);
+        assert_eq!(label_value_error("v1.2_3-x"), None);
+        assert!(label_value_error("-v").is_some());
+        assert!(label_value_error("a b").is_some());
+        assert!(label_value_error(&"v".repeat(64)).is_some());
+    }
+}

@@ -3,13 +3,14 @@
 
 pub mod clusternp;
 pub mod cnp;
+mod dedup;
 pub mod k8s;
 pub mod knp;
 
 use crate::decode::Ctx;
 use crate::policy::Policy;
 use crate::source::{Diagnostic, Location, ObjectRef, Severity};
-use crate::yaml::{parse_documents, Document, Node};
+use crate::yaml::{parse_with_issues, Document, Node, Value};
 pub use cnp::ClusterConfig;
 pub use k8s::{ContainerPort, Namespace, Service, ServicePort, TargetPort, Workload};
 use serde::Serialize;
@@ -80,7 +81,20 @@ impl Inventory {
     pub fn load_text(&mut self, file: &str, text: &str) {
         let file: Arc<str> = Arc::from(file);
         self.bytes += text.len();
-        for doc in parse_documents(text) {
+        let (docs, issues) = parse_with_issues(text);
+        for issue in issues {
+            let object = docs.iter().rev().find_map(|d| match d {
+                Document::Ok(root) if root.pos.line <= issue.pos.line => Some(object_of(root)),
+                _ => None,
+            });
+            self.diagnostics.push(Diagnostic {
+                location: Location::new(&file, issue.pos),
+                severity: Severity::Error,
+                object: object.flatten(),
+                message: issue.message,
+            });
+        }
+        for doc in docs {
             match doc {
                 Document::Err { pos, message } => self.diagnostics.push(Diagnostic {
                     location: Location::new(&file, pos),
@@ -96,34 +110,58 @@ impl Inventory {
     /// Loads one object (or a `List` of them).
     pub fn load_node(&mut self, file: &Arc<str>, node: &Node) {
         let mut diags = Vec::new();
-        self.load_object(file, node, &mut diags);
+        self.load_object(file, node, None, &mut diags);
         self.diagnostics.append(&mut diags);
     }
 
-    fn load_object(&mut self, file: &Arc<str>, node: &Node, diags: &mut Vec<Diagnostic>) {
+    /// Loads one object; `implied` is the (kind, apiVersion) of the items of
+    /// a typed list (`PodList`), whose items carry neither.
+    fn load_object(
+        &mut self,
+        file: &Arc<str>,
+        node: &Node,
+        implied: Option<(&str, &str)>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let mut ctx = Ctx::new(file, diags);
         let Some(root) = ctx.fields_loose(node, "object") else {
             return;
         };
-        let kind = match root.get("kind").and_then(|k| k.as_str()) {
-            Some(k) => k.to_string(),
-            None => {
-                ctx.warn(
-                    node,
-                    "document has no `kind` (not a Kubernetes object); it is skipped".to_string(),
-                );
-                return;
-            }
+        let kind = match root.get("kind") {
+            Some(k) => match ctx.string(k, "kind") {
+                Some(k) => k,
+                None => return,
+            },
+            None => match implied {
+                Some((k, _)) => k.to_string(),
+                None => {
+                    ctx.warn(
+                        node,
+                        "document has no `kind` (not a Kubernetes object); it is skipped"
+                            .to_string(),
+                    );
+                    return;
+                }
+            },
         };
         let api_version = root
             .get("apiVersion")
             .and_then(|k| k.as_str())
+            .or(implied.map(|(_, v)| v))
             .unwrap_or_default()
             .to_string();
         if kind.ends_with("List") && root.get("items").is_some() {
+            // A typed list (`PodList`, from the API server) implies its
+            // items' kind and apiVersion; a plain `List` implies nothing.
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
             if let Some(items) = root.get("items").and_then(|i| ctx.seq(i, "items")) {
                 for item in items {
-                    self.load_object(file, item, diags);
+                    self.load_object(
+                        file,
+                        item,
+                        item_kind.map(|k| (k, api_version.as_str())),
+                        diags,
+                    );
                 }
             }
             return;
@@ -131,12 +169,17 @@ impl Inventory {
         let meta = root
             .get("metadata")
             .and_then(|m| ctx.fields_loose(m, "metadata"));
-        let name = meta
-            .as_ref()
-            .and_then(|m| m.get("name"))
-            .and_then(|n| n.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let mut unreadable = false;
+        let name = match meta.as_ref().and_then(|m| m.get("name")) {
+            Some(n) => match meta_string(&mut ctx, n, "metadata.name") {
+                Some(s) => s,
+                None => {
+                    unreadable = true;
+                    String::new()
+                }
+            },
+            None => String::new(),
+        };
         let clusterwide = matches!(
             kind.as_str(),
             "Namespace"
@@ -148,17 +191,31 @@ impl Inventory {
         let namespace = if clusterwide {
             None
         } else {
+            let written = match meta.as_ref().and_then(|m| m.get("namespace")) {
+                Some(n) => match meta_string(&mut ctx, n, "metadata.namespace") {
+                    Some(s) => Some(s),
+                    None => {
+                        unreadable = true;
+                        None
+                    }
+                },
+                None => None,
+            };
             Some(
-                meta.as_ref()
-                    .and_then(|m| m.get("namespace"))
-                    .and_then(|n| n.as_str())
+                written
                     .filter(|s| !s.is_empty())
-                    .unwrap_or("default")
-                    .to_string(),
+                    .unwrap_or_else(|| "default".to_string()),
             )
         };
         let object = ObjectRef::new(&kind, namespace.as_deref(), &name);
         ctx.object = Some(object.clone());
+        if unreadable {
+            ctx.error(
+                node,
+                format!("{kind}: `metadata.name` or `metadata.namespace` is not a string; the API server refuses this object; it is skipped"),
+            );
+            return;
+        }
         if name.is_empty() {
             ctx.error(
                 node,
@@ -167,6 +224,34 @@ impl Inventory {
             return;
         }
         let Some(meta) = meta else { return };
+        if let Some(n) = meta.get("name") {
+            let why = if kind == "Namespace" {
+                crate::decode::dns1123_label_error(&name)
+            } else {
+                crate::decode::dns1123_subdomain_error(&name)
+            };
+            if let Some(why) = why {
+                ctx.error(
+                    n,
+                    format!(
+                        "`metadata.name` `{name}` is {why}; the API server refuses this object"
+                    ),
+                );
+            }
+        }
+        if let (Some(n), Some(ns)) = (meta.get("namespace"), namespace.as_deref()) {
+            if let Some(why) = crate::decode::dns1123_label_error(ns) {
+                ctx.error(
+                    n,
+                    format!(
+                        "`metadata.namespace` `{ns}` is {why}; the API server refuses this object"
+                    ),
+                );
+            }
+        }
+        if let Some(l) = meta.get("labels") {
+            ctx.check_label_syntax(l, "metadata.labels");
+        }
         let annotations = meta
             .get("annotations")
             .map(|a| ctx.string_map(a, "metadata.annotations"))
@@ -176,7 +261,7 @@ impl Inventory {
         match kind.as_str() {
             "Namespace" => {
                 let n = k8s::namespace(&mut ctx, &meta, &name, node);
-                self.namespaces.insert(name, n);
+                self.insert_namespace(n, ctx.diags);
             }
             k if WORKLOAD_KINDS.contains(&k) => {
                 if let Some(w) = k8s::workload(&mut ctx, k, &object, &ns, &root, &meta, node) {
@@ -335,6 +420,31 @@ impl Inventory {
             })
             .collect()
     }
+}
+
+/// A `metadata` string (name, namespace): a number, boolean, list or
+/// mapping is an error (the API server refuses it), never read as text.
+fn meta_string(ctx: &mut Ctx, n: &Node, path: &str) -> Option<String> {
+    match &n.value {
+        Value::Scalar { .. } if n.type_name() == "string" => n.as_str().map(str::to_string),
+        _ => {
+            ctx.error(
+                n,
+                format!("`{path}` must be a string, found {}", n.type_name()),
+            );
+            None
+        }
+    }
+}
+
+/// The object a document root describes, as far as it says (for
+/// diagnostics found before the object is decoded).
+fn object_of(root: &Node) -> Option<ObjectRef> {
+    let kind = root.get("kind")?.as_str()?;
+    let meta = root.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Node::as_str)?;
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Node::as_str);
+    Some(ObjectRef::new(kind, ns, name))
 }
 
 /// The first schema error among a policy's diagnostics (a wrong type, an

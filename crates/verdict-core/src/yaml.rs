@@ -4,7 +4,13 @@
 //! every later error or verdict can point at `file:line`. A syntax error ends
 //! only the document it occurs in: parsing resumes at the next `---`.
 //! Aliases are expanded with a node budget so that alias bombs cannot
-//! exhaust memory.
+//! exhaust memory; an alias to a node that is not finished (a recursive
+//! alias) or to an unknown anchor is a syntax error of its document.
+//!
+//! Mappings are read as kubectl reads them: a duplicate key is reported (the
+//! last value is kept, as the API server keeps it), and merge keys
+//! (`<<: *anchor`, `<<: [*a, *b]`) copy the keys of the merged mappings that
+//! the mapping does not write itself, earlier merges winning over later ones.
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::HashMap;
@@ -36,6 +42,14 @@ pub enum Value {
     Map(Vec<(Node, Node)>),
 }
 
+/// A problem in a document that does not stop it from being read (a
+/// duplicate key, a merge key whose value is not a mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub pos: Pos,
+    pub message: String,
+}
+
 /// A document's root node, or the syntax error that ended it.
 #[derive(Debug, Clone)]
 pub enum Document {
@@ -61,6 +75,22 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    issues: Vec<Issue>,
+}
+
+/// Whether `k` is the merge key `<<` (plain, untagged).
+fn is_merge_key(k: &Node) -> bool {
+    matches!(&k.value, Value::Scalar { text, plain: true } if text == "<<")
+}
+
+/// The text that identifies a scalar key, for duplicate detection (`null`
+/// keys included; collection keys are never compared).
+fn key_text(k: &Node) -> Option<&str> {
+    match &k.value {
+        Value::Scalar { text, .. } => Some(text),
+        Value::Null => Some("null"),
+        _ => None,
+    }
 }
 
 impl Builder {
@@ -69,7 +99,83 @@ impl Builder {
             stack: Vec::new(),
             anchors: HashMap::new(),
             nodes: 0,
+            issues: Vec::new(),
         }
+    }
+
+    /// Resolves a finished mapping: duplicate keys (reported, the last value
+    /// kept) and merge keys (explicit keys win, earlier merges win).
+    fn finish_map(&mut self, items: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+        let mut explicit: Vec<(Node, Node)> = Vec::with_capacity(items.len());
+        let mut first_line: HashMap<String, u32> = HashMap::new();
+        let mut merges: Vec<Node> = Vec::new();
+        let mut merge_line: Option<u32> = None;
+        for (k, v) in items {
+            if is_merge_key(&k) {
+                if let Some(line) = merge_line {
+                    self.issues.push(Issue {
+                        pos: k.pos,
+                        message: format!(
+                            "duplicate merge key `<<` (first at line {line}); kubectl refuses a mapping with a duplicate key"
+                        ),
+                    });
+                } else {
+                    merge_line = Some(k.pos.line);
+                }
+                match v.value {
+                    Value::Map(_) => merges.push(v),
+                    Value::Seq(list) => {
+                        for m in list {
+                            if matches!(m.value, Value::Map(_)) {
+                                merges.push(m);
+                            } else {
+                                self.issues.push(Issue {
+                                    pos: m.pos,
+                                    message: format!(
+                                        "a merge key `<<` list may only hold mappings, found {}; it is ignored",
+                                        m.type_name()
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                    _ => self.issues.push(Issue {
+                        pos: v.pos,
+                        message: format!(
+                            "the value of a merge key `<<` must be a mapping or a list of mappings, found {}; it is ignored",
+                            v.type_name()
+                        ),
+                    }),
+                }
+                continue;
+            }
+            if let Some(text) = key_text(&k) {
+                if let Some(line) = first_line.get(text) {
+                    self.issues.push(Issue {
+                        pos: k.pos,
+                        message: format!(
+                            "duplicate key `{text}` (first at line {line}); kubectl refuses a mapping with a duplicate key; the last value is read, as the API server would"
+                        ),
+                    });
+                    explicit.retain(|(e, _)| key_text(e) != Some(text));
+                } else {
+                    first_line.insert(text.to_string(), k.pos.line);
+                }
+            }
+            explicit.push((k, v));
+        }
+        for m in merges {
+            if let Value::Map(entries) = m.value {
+                for (k, v) in entries {
+                    let taken = key_text(&k)
+                        .is_some_and(|t| explicit.iter().any(|(e, _)| key_text(e) == Some(t)));
+                    if !taken {
+                        explicit.push((k, v));
+                    }
+                }
+            }
+        }
+        explicit
     }
 
     fn count(node: &Node) -> usize {
@@ -108,7 +214,14 @@ impl Builder {
 ///
 /// Empty documents (only comments, or nothing between two `---`) are skipped.
 pub fn parse_documents(text: &str) -> Vec<Document> {
+    parse_with_issues(text).0
+}
+
+/// Like [`parse_documents`], with the problems that did not stop a document
+/// from being read (duplicate keys, bad merge keys), in text order.
+pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
     let mut out = Vec::new();
+    let mut issues: Vec<Issue> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     let mut b = Builder::new();
     let mut in_doc = false;
@@ -127,6 +240,7 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                     },
                     message: e.info().to_string(),
                 });
+                issues.append(&mut b.issues);
                 b = Builder::new();
                 in_doc = false;
                 doc_has_root = false;
@@ -142,6 +256,7 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
             Event::DocumentStart(..) => {
                 in_doc = true;
                 doc_has_root = false;
+                issues.append(&mut b.issues);
                 b = Builder::new();
                 None
             }
@@ -177,6 +292,7 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                                 "document expands to more than {NODE_BUDGET} nodes through aliases"
                             ),
                         });
+                        issues.append(&mut b.issues);
                         b = Builder::new();
                         in_doc = false;
                         doc_has_root = false;
@@ -188,7 +304,27 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                     node.pos = pos;
                     b.push(node)
                 }
-                None => None,
+                None => {
+                    let recursive = b.stack.iter().any(|f| match f {
+                        Frame::Seq(_, _, a) | Frame::Map(_, _, _, a) => *a == id,
+                    });
+                    out.push(Document::Err {
+                        pos,
+                        message: if recursive {
+                            "recursive alias: it refers to the node that contains it".to_string()
+                        } else {
+                            "alias to an unknown anchor".to_string()
+                        },
+                    });
+                    issues.append(&mut b.issues);
+                    b = Builder::new();
+                    in_doc = false;
+                    doc_has_root = false;
+                    match parser.proceed_next_document() {
+                        Ok(true) => continue,
+                        _ => break,
+                    }
+                }
             },
             Event::SequenceStart(_, anchor, _) => {
                 b.stack.push(Frame::Seq(pos, Vec::new(), anchor));
@@ -213,7 +349,7 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                 Some(Frame::Map(p, items, _, anchor)) => {
                     let node = Node {
                         pos: p,
-                        value: Value::Map(items),
+                        value: Value::Map(b.finish_map(items)),
                     };
                     if anchor != 0 {
                         b.anchors.insert(anchor, node.clone());
@@ -232,7 +368,9 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
             doc_has_root = true;
         }
     }
-    out
+    issues.append(&mut b.issues);
+    issues.sort_by_key(|i| i.pos);
+    (out, issues)
 }
 
 impl Node {
@@ -415,6 +553,70 @@ mod tests {
                 .and_then(Node::as_str),
             Some("v")
         );
+    }
+
+    fn text_of<'a>(n: &'a Node, key: &str) -> Option<&'a str> {
+        n.get(key).and_then(Node::as_str)
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_and_the_last_value_wins() {
+        let (docs, issues) = parse_with_issues("kind: Pod\nname: a\nx: 1\nname: b\n");
+        let n = ok(&docs[0]);
+        assert_eq!(text_of(n, "name"), Some("b"));
+        assert_eq!(text_of(n, "x"), Some("1"));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].pos.line, 4);
+        assert!(
+            issues[0]
+                .message
+                .contains("duplicate key `name` (first at line 2)"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn merge_keys_explicit_keys_win_and_earlier_merges_win() {
+        let text = "a: &a {x: 1, y: 1, z: 1}\nb: &b {x: 2, w: 2, z: 2}\nc:\n  z: 3\n  <<: [*a, *b]\nd:\n  <<: *b\n  x: 4\n";
+        let (docs, issues) = parse_with_issues(text);
+        assert!(issues.is_empty(), "{issues:?}");
+        let root = ok(&docs[0]);
+        let c = root.get("c").map(|c| c.to_json());
+        assert_eq!(c, Some(serde_json::json!({"z": 3, "x": 1, "y": 1, "w": 2})));
+        let d = root.get("d").map(|d| d.to_json());
+        assert_eq!(d, Some(serde_json::json!({"x": 4, "w": 2, "z": 2})));
+        // `<<` is a merge key only when plain.
+        let (docs, _) = parse_with_issues("\"<<\": {x: 1}\n");
+        assert!(ok(&docs[0]).get("<<").is_some());
+    }
+
+    #[test]
+    fn a_merge_of_a_scalar_is_reported() {
+        let (docs, issues) = parse_with_issues("a: &s v\nb:\n  <<: *s\n  k: 1\n");
+        assert_eq!(
+            ok(&docs[0]).get("b").map(|b| b.to_json()),
+            Some(serde_json::json!({"k": 1}))
+        );
+        assert!(
+            issues[0].message.contains("must be a mapping"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn recursive_alias_is_an_error_not_a_key_shift() {
+        let docs = parse_documents("a: &x\n  b: *x\n  c: d\n---\nk: v\n");
+        match &docs[0] {
+            Document::Err { message, pos } => {
+                assert!(message.contains("recursive alias"), "{message}");
+                assert_eq!(pos.line, 2);
+            }
+            Document::Ok(n) => panic!("read as {:?}", n.to_json()),
+        }
+        assert_eq!(text_of(ok(&docs[1]), "k"), Some("v"));
+        let docs = parse_documents("a: &x [1, *x]\n");
+        assert!(matches!(&docs[0], Document::Err { message, .. } if message.contains("recursive")));
     }
 
     #[test]

@@ -216,11 +216,14 @@ pub fn workload(
             return None;
         };
         let tf = ctx.fields_loose(tmpl, tpath)?;
-        let labels = tf
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .map(|l| ctx.string_map(l, &format!("{tpath}.metadata.labels")))
-            .unwrap_or_default();
+        let labels = match tf.get("metadata").and_then(|m| m.get("labels")) {
+            Some(l) => {
+                let path = format!("{tpath}.metadata.labels");
+                ctx.check_label_syntax(l, &path);
+                ctx.string_map(l, &path)
+            }
+            None => BTreeMap::new(),
+        };
         (labels, tf.get("spec"), format!("{tpath}.spec"))
     };
     let (service_account, ports, host_network) = pod_spec(ctx, spec, &path);
