@@ -233,9 +233,18 @@ fn helm_values(root: &Node) -> Vec<Found<'_>> {
     let mut found: Vec<Found<'_>> = Vec::new();
     let direct: [(&'static str, Option<&Node>); 4] = [
         ("enable-policy", root.get("policyEnforcementMode")),
-        ("cluster-name", root.get("cluster").and_then(|c| c.get("name"))),
-        ("enable-ipv6", root.get("ipv6").and_then(|c| c.get("enabled"))),
-        ("cilium-version", root.get("image").and_then(|c| c.get("tag"))),
+        (
+            "cluster-name",
+            root.get("cluster").and_then(|c| c.get("name")),
+        ),
+        (
+            "enable-ipv6",
+            root.get("ipv6").and_then(|c| c.get("enabled")),
+        ),
+        (
+            "cilium-version",
+            root.get("image").and_then(|c| c.get("tag")),
+        ),
     ];
     for (key, n) in direct {
         if let Some(n) = n {
@@ -288,7 +297,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        let text = "kind: ConfigMap\nmetadata: {name: cilium-config}\ndata: {enable-policy: sometimes}\n";
+        let text =
+            "kind: ConfigMap\nmetadata: {name: cilium-config}\ndata: {enable-policy: sometimes}\n";
         let mut cfg = ClusterConfig::default();
         let diags = apply(&mut cfg, "cm.yaml", text);
         assert_eq!(diags[0].severity, Severity::Error);

@@ -202,7 +202,10 @@ impl<'a> Engine<'a> {
         let mut ports_by_identity: HashMap<u32, Vec<ContainerPort>> = HashMap::new();
         for (w, ep) in inv.workloads.iter().zip(endpoints.iter()) {
             let ep: &Option<Endpoint> = ep;
-            let Some(id) = ep.as_ref().and_then(|e: &Endpoint| identities.get(e.identity)) else {
+            let Some(id) = ep
+                .as_ref()
+                .and_then(|e: &Endpoint| identities.get(e.identity))
+            else {
                 continue;
             };
             if w.host_network {
@@ -509,10 +512,7 @@ impl<'a> Engine<'a> {
         } else if !deciding.is_empty() {
             v.reason = Reason::AllowedByRule;
             v.deciding = deciding.iter().map(|e| (*e.origin).clone()).collect();
-            let mut l7: Vec<String> = deciding
-                .iter()
-                .flat_map(|e| e.l7.iter().cloned())
-                .collect();
+            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
             l7.sort();
             l7.dedup();
             v.proxied = l7;

@@ -270,8 +270,10 @@ fn parse_cluster(ctx: &mut Ctx, c: &Node) -> ClusterConfig {
         cluster.explicit.dual_stack = true;
     }
     let text = |ctx: &mut Ctx, key: &str| {
-        cf.get(key)
-            .and_then(|n| ctx.string(n, &format!("spec.cluster.{key}")).map(|s| (n, s)))
+        cf.get(key).and_then(|n| {
+            ctx.string(n, &format!("spec.cluster.{key}"))
+                .map(|s| (n, s))
+        })
     };
     if let Some((n, v)) = text(ctx, "ciliumVersion") {
         match CiliumVersion::parse(&v) {

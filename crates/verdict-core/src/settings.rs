@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn versions_parse_with_patch_and_prefix() {
         assert_eq!(CiliumVersion::parse("1.18").unwrap(), CiliumVersion::V1_18);
-        assert_eq!(CiliumVersion::parse("v1.19.4").unwrap(), CiliumVersion::V1_19);
+        assert_eq!(
+            CiliumVersion::parse("v1.19.4").unwrap(),
+            CiliumVersion::V1_19
+        );
         assert!(CiliumVersion::parse("1.17").is_err());
         assert!(CiliumVersion::parse("2").is_err());
     }

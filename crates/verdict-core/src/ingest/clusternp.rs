@@ -15,9 +15,7 @@
 use super::cnp::{is_svc_name, label_selector_with};
 use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
-use crate::labels::{
-    NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, CLUSTER_LABEL, SOURCE_K8S,
-};
+use crate::labels::{CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject, Tier,
 };
@@ -179,7 +177,10 @@ pub fn decode(
             Tier::Admin
         }
     };
-    let priority = match spec.get("priority").map(|p| (p, ctx.int(p, "spec.priority"))) {
+    let priority = match spec
+        .get("priority")
+        .map(|p| (p, ctx.int(p, "spec.priority")))
+    {
         Some((_, Some(p))) if (0..=1000).contains(&p) => u32::try_from(p).unwrap_or(0),
         Some((_, Some(p))) => {
             invalid.push(format!(
@@ -287,9 +288,9 @@ pub fn decode(
             });
         }
     }
-    let rejected = invalid.first().map(|why| {
-        format!("the API server refuses this ClusterNetworkPolicy: {why}")
-    });
+    let rejected = invalid
+        .first()
+        .map(|why| format!("the API server refuses this ClusterNetworkPolicy: {why}"));
     let Some(subject) = subject else {
         return (Vec::new(), rejected);
     };
@@ -344,8 +345,11 @@ fn rule_peers(
     let mut wildcard = false;
     for (j, pn) in items.iter().enumerate() {
         let pp = format!("{path}[{j}]");
-        let Some(pf) = ctx.fields(pn, &pp, &["namespaces", "pods", "networks", "nodes", "domainNames"])
-        else {
+        let Some(pf) = ctx.fields(
+            pn,
+            &pp,
+            &["namespaces", "pods", "networks", "nodes", "domainNames"],
+        ) else {
             continue;
         };
         let mut any = false;
@@ -399,8 +403,14 @@ fn rule_peers(
             }
         }
         for (field, what) in [
-            ("nodes", "nodes peers select remote nodes by their node labels"),
-            ("domainNames", "domainNames peers select addresses by DNS name"),
+            (
+                "nodes",
+                "nodes peers select remote nodes by their node labels",
+            ),
+            (
+                "domainNames",
+                "domainNames peers select addresses by DNS name",
+            ),
         ] {
             if let Some(x) = pf.get(field) {
                 any = true;
@@ -445,8 +455,13 @@ fn protocols(ctx: &mut Ctx, n: &Node, path: &str, invalid: &mut Vec<String>) -> 
                         port: PortSel::Named(name.to_ascii_lowercase()),
                     });
                 } else {
-                    ctx.error(named, format!("`{p}.destinationNamedPort` `{name}` is not a port name"));
-                    invalid.push(format!("{p}.destinationNamedPort: Invalid value: \"{name}\""));
+                    ctx.error(
+                        named,
+                        format!("`{p}.destinationNamedPort` `{name}` is not a port name"),
+                    );
+                    invalid.push(format!(
+                        "{p}.destinationNamedPort: Invalid value: \"{name}\""
+                    ));
                 }
             }
             continue;

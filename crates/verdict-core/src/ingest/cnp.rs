@@ -11,8 +11,8 @@ use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
 use crate::entity::{entity_selectors, ENTITIES};
 use crate::labels::{
-    split_source, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY, SOURCE_K8S,
-    SOURCE_RESERVED,
+    split_source, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY,
+    SOURCE_K8S, SOURCE_RESERVED,
 };
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
@@ -144,7 +144,11 @@ impl RuleCtx<'_> {
         let sel = if self.cluster.default_local_cluster()
             && !sel.has_key(&[SOURCE_K8S, SOURCE_ANY], CLUSTER_LABEL)
         {
-            sel.with(Requirement::equals(SOURCE_K8S, CLUSTER_LABEL, &self.cluster.name))
+            sel.with(Requirement::equals(
+                SOURCE_K8S,
+                CLUSTER_LABEL,
+                &self.cluster.name,
+            ))
         } else {
             sel
         };
@@ -428,7 +432,10 @@ fn decode_entry(
                     _ => "",
                 };
                 let why = if what.is_empty() {
-                    format!("{path}.{requires}: Too many: {}: must have at most 0 items", items.len())
+                    format!(
+                        "{path}.{requires}: Too many: {}: must have at most 0 items",
+                        items.len()
+                    )
                 } else {
                     format!(
                         "json: cannot unmarshal {what} into {}.{go_path} of type string",

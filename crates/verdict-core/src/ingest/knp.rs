@@ -171,8 +171,14 @@ pub fn decode_knp(
                 // `policy-default-local-cluster`: pod and namespace peers
                 // match the local cluster only, unless the podSelector
                 // names a cluster (parseNetworkPolicyPeer).
-                let sel = if cluster.default_local_cluster() && !sel.has_key(&[SOURCE_K8S], CLUSTER_LABEL) {
-                    sel.with(Requirement::equals(SOURCE_K8S, CLUSTER_LABEL, &cluster.name))
+                let sel = if cluster.default_local_cluster()
+                    && !sel.has_key(&[SOURCE_K8S], CLUSTER_LABEL)
+                {
+                    sel.with(Requirement::equals(
+                        SOURCE_K8S,
+                        CLUSTER_LABEL,
+                        &cluster.name,
+                    ))
                 } else {
                     sel
                 };
