@@ -591,7 +591,26 @@ fn matrix_formats() {
         "{}",
         stdout(&o)
     );
+    // allow-localhost=always (the default): the node reaches the pod too.
     let o = verdict(&["matrix", "-o", "json", "--workload", "frontend", SHOP]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let from: Vec<&str> = v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["from"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["reserved:host", "reserved:ingress"]);
+    let o = verdict(&[
+        "matrix",
+        "-o",
+        "json",
+        "--allow-localhost",
+        "policy",
+        "--workload",
+        "frontend",
+        SHOP,
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["cells"].as_array().unwrap().len(), 1);
 }

@@ -71,6 +71,7 @@ pub struct Matrix {
 struct Side<'r> {
     enforced: bool,
     default_deny: bool,
+    allow_localhost: bool,
     by_peer: HashMap<PK, Vec<(&'r MapKey, &'r MapValue<'r>)>>,
 }
 
@@ -87,6 +88,7 @@ fn side<'r>(p: &'r ResolvedPolicy<'r>, dir: Direction) -> Side<'r> {
     Side {
         enforced: st.enforced,
         default_deny: st.default_deny,
+        allow_localhost: st.allow_localhost,
         by_peer,
     }
 }
@@ -106,27 +108,54 @@ fn decide<'a>(
     };
     let entries = s.by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
     let covers = |k: &MapKey| k.protocol.covers(proto) && k.from_port <= port && port <= k.to_port;
-    if let Some((_, v)) = entries
-        .iter()
-        .find(|(k, v)| v.decision == Decision::Denied && covers(k))
-    {
-        origins.extend(v.origins.iter().copied());
-        return (false, false, true);
+    // Tiers in order (Admin, ordinary, Baseline), by level; at one level
+    // a deny before an allow before a pass; a pass skips its tier.
+    let mut matching: Vec<&(&MapKey, &MapValue)> =
+        entries.iter().filter(|(k, _)| covers(k)).collect();
+    let rank = |v: &MapValue| {
+        let action = match (v.decision, v.pass) {
+            (Decision::Denied, _) => 0,
+            (_, false) => 1,
+            (_, true) => 2,
+        };
+        (v.tier, v.level, action)
+    };
+    matching.sort_by_key(|(_, v)| rank(v));
+    let mut passed = None;
+    let mut decider = None;
+    for (_, v) in &matching {
+        if passed == Some(v.tier) {
+            continue;
+        }
+        if v.pass {
+            passed = Some(v.tier);
+            continue;
+        }
+        decider = Some(rank(v));
+        break;
     }
-    let mut allowed = false;
-    let mut proxied = false;
-    for (_, v) in entries
-        .iter()
-        .filter(|(k, v)| v.decision == Decision::Allowed && covers(k))
-    {
-        allowed = true;
-        proxied |= !v.proxied.is_empty();
-        origins.extend(v.origins.iter().copied());
+    if let Some(d) = decider {
+        let mut proxied = false;
+        let denied = d.2 == 0;
+        for (_, v) in matching.iter().filter(|(_, v)| rank(v) == d) {
+            proxied |= !v.proxied.is_empty();
+            origins.extend(v.origins.iter().copied());
+        }
+        return if denied {
+            (false, false, true)
+        } else {
+            (true, proxied, false)
+        };
     }
-    if allowed {
-        return (true, proxied, false);
+    if s.default_deny && s.allow_localhost && *peer == host_key() {
+        return (true, false, false);
     }
     (!s.default_deny, false, false)
+}
+
+/// The sort key of the node's identity (`reserved:host`, number 1).
+fn host_key() -> PK {
+    (0, 1, String::new())
 }
 
 fn breakpoints(sides: &[Option<&Side>], peers: &[&PK], proto: Protocol) -> Vec<u32> {
@@ -233,6 +262,10 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
             }
         }
     }
+    // allow-localhost: the node reaches endpoints whose rules do not decide.
+    for p in policies.iter().filter(|p| p.ingress.allow_localhost) {
+        pairs.insert((host_key(), (0, p.identity.id, String::new())));
+    }
     // A side enforced without default deny admits every peer it does not
     // deny: pair it with every identity.
     let all: Vec<u32> = names.keys().copied().collect();
@@ -278,10 +311,12 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
         // Nothing can be allowed when an enforced default-deny side has no
         // allow entry for the peer.
         let may_allow = |s: Option<&Side>, peer: &PK| match s {
-            Some(s) if s.enforced && s.default_deny => s
-                .by_peer
-                .get(peer)
-                .is_some_and(|es| es.iter().any(|(_, v)| v.decision == Decision::Allowed)),
+            Some(s) if s.enforced && s.default_deny => {
+                (s.allow_localhost && *peer == host_key())
+                    || s.by_peer
+                        .get(peer)
+                        .is_some_and(|es| es.iter().any(|(_, v)| v.decision == Decision::Allowed))
+            }
             _ => true,
         };
         if !may_allow(to_side, &from_pk) || !may_allow(from_side, &to_pk) {

@@ -9,8 +9,9 @@
 
 use crate::engine::{cidr_peer_matches, requirements, Decision, Engine, Party};
 use crate::identity::Identity;
-use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
+use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Tier};
 use crate::selector::Selector;
+use crate::settings::PolicyEnforcement;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,7 +35,17 @@ pub struct MapKey {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MapValue<'r> {
+    /// `allowed` for an Accept or a Pass, `denied` for a Deny.
     pub decision: Decision,
+    /// The tier of the rules (ClusterNetworkPolicy Admin or Baseline).
+    #[serde(skip_serializing_if = "is_normal_tier")]
+    pub tier: Tier,
+    /// Order inside the tier (priority * 100 + rule index), lower first.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub level: u32,
+    /// A ClusterNetworkPolicy `Pass`: the next tier decides.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pass: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxied: Vec<&'r str>,
     pub origins: Vec<&'r Origin>,
@@ -50,10 +61,22 @@ pub struct ResolvedPolicy<'r> {
     pub entries: Vec<(MapKey, MapValue<'r>)>,
 }
 
+fn is_normal_tier(t: &Tier) -> bool {
+    *t == Tier::Normal
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DirectionState<'r> {
     pub enforced: bool,
     pub default_deny: bool,
+    /// `allow-localhost=always`: the node reaches this endpoint where no
+    /// rule decides.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_localhost: bool,
     pub rules: Vec<&'r Origin>,
 }
 
@@ -316,7 +339,10 @@ impl<'e, 'a> Resolver<'e, 'a> {
     /// have been prepared, then finalized).
     pub fn build<'r>(&self, subject: &Party, rules: &[&'r Rule]) -> ResolvedPolicy<'r> {
         let engine = self.engine;
-        let mut map: BTreeMap<(Direction, Pk, Protocol, u16, u16), Acc> = BTreeMap::new();
+        type Key = (Direction, Pk, Protocol, u16, u16, (Tier, u32, u8));
+        let mut map: BTreeMap<Key, Acc> = BTreeMap::new();
+        let never = engine.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
+        let forced = engine.forced_default_deny(&subject.identity).is_some();
         let mut states = Vec::new();
         let requires: Vec<(Vec<&Selector>, Vec<&Selector>)> = Direction::BOTH
             .iter()
@@ -339,11 +365,23 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 .copied()
                 .filter(|r| r.applies_to(dir))
                 .collect();
+            let host = Party {
+                name: String::new(),
+                identity: crate::identity::Identity::reserved("host")
+                    .unwrap_or_else(|| subject.identity.clone()),
+                ports: Vec::new(),
+                enforced: false,
+            };
             states.push(DirectionState {
-                enforced: !active.is_empty(),
-                default_deny: active.iter().any(|r| r.default_deny[d]),
+                enforced: !never && (!active.is_empty() || forced),
+                default_deny: !never && (forced || active.iter().any(|r| r.default_deny[d])),
+                allow_localhost: !never
+                    && engine.localhost_allowed(subject, dir, &host, !active.is_empty()),
                 rules: active.iter().map(|r| &*r.origin).collect(),
             });
+            if never {
+                continue;
+            }
             for e in active
                 .iter()
                 .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
@@ -408,8 +446,16 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 }
                 for (peer, (protocol, from_port, to_port)) in pairs {
                     {
+                        // Ordinary entries share one level (deny over
+                        // allow); tiered entries keep their own.
+                        let (tier, level, action) = e.precedence();
+                        let at = if tier == Tier::Normal {
+                            (tier, 0, 0)
+                        } else {
+                            (tier, level, action)
+                        };
                         let v = map
-                            .entry((dir, peer, protocol, from_port, to_port))
+                            .entry((dir, peer, protocol, from_port, to_port, at))
                             .or_insert_with(|| Acc {
                                 decision: Decision::Allowed,
                                 proxied: Vec::new(),
@@ -432,7 +478,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         }
         let entries: Vec<(MapKey, MapValue)> = map
             .into_iter()
-            .map(|((direction, pk, protocol, from_port, to_port), acc)| {
+            .map(|((direction, pk, protocol, from_port, to_port, at), acc)| {
                 let peer = match pk {
                     Pk::Id(id) => PeerKey::Identity {
                         id,
@@ -459,21 +505,22 @@ impl<'e, 'a> Resolver<'e, 'a> {
                         decision: acc.decision,
                         proxied: acc.proxied,
                         origins: acc.origins,
+                        tier: at.0,
+                        level: at.1,
+                        pass: at.0 != Tier::Normal && at.2 == 2,
                     },
                 )
             })
             .collect();
 
-        let egress = states.pop().unwrap_or(DirectionState {
+        let none = || DirectionState {
             enforced: false,
             default_deny: false,
+            allow_localhost: false,
             rules: vec![],
-        });
-        let ingress = states.pop().unwrap_or(DirectionState {
-            enforced: false,
-            default_deny: false,
-            rules: vec![],
-        });
+        };
+        let egress = states.pop().unwrap_or_else(none);
+        let ingress = states.pop().unwrap_or_else(none);
         ResolvedPolicy {
             subject: subject.name.clone(),
             identity: subject.identity.clone(),
