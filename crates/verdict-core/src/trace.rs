@@ -76,6 +76,11 @@ impl FlowVerdict {
             if !side.enforced {
                 out.push_str("    (not enforced: this side is not a local endpoint, so the datapath does not apply its policy)\n");
             }
+            for o in &side.passed {
+                out.push_str(&format!(
+                    "    passed on by {o} (ClusterNetworkPolicy Pass: the next tier decides)\n"
+                ));
+            }
             for u in &side.unevaluable {
                 out.push_str(&format!("    note: not evaluable offline: {u}\n"));
             }
