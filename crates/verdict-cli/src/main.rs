@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "BOOL")]
     policy_default_local_cluster: Option<bool>,
     /// The agent's enable-k8s-cluster-network-policy: enforce ClusterNetworkPolicy objects (Cilium 1.20+) [default: false]
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     enable_k8s_cluster_network_policy: Option<bool>,
     /// Also print informational diagnostics
     #[arg(long, short, global = true)]

@@ -817,3 +817,130 @@ fn report_renders_in_headless_chromium() {
     assert!(size > 20_000, "screenshot missing or empty ({size} bytes)");
     println!("report screenshot: {}", png.display());
 }
+
+const NGINX: &str = "examples/shop-nginx/";
+const LOCKDOWN: &str = "crates/verdict-cli/tests/data/tiers/";
+
+/// An Admin Deny in front of the controller pods is the failing hop, named
+/// with its tier; without the agent flag it is reported as not enforced.
+#[test]
+fn paths_honour_cluster_network_policy_tiers() {
+    let o = verdict(&["paths", NGINX, LOCKDOWN]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("not enforced") && err.contains("enable-k8s-cluster-network-policy"),
+        "{err}"
+    );
+    let o = verdict(&[
+        "paths",
+        "--enable-k8s-cluster-network-policy",
+        NGINX,
+        LOCKDOWN,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("denied by lockdown spec.ingress[0]")
+            && out.contains("(Admin tier, priority 10)"),
+        "{out}"
+    );
+    // ClusterNetworkPolicy exists only from 1.20.
+    let o = verdict(&[
+        "paths",
+        "--enable-k8s-cluster-network-policy",
+        "--cilium-version",
+        "1.19",
+        NGINX,
+        LOCKDOWN,
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs 1.20"));
+}
+
+/// The same policy is refused by 1.19+ and enforced by 1.18; trace says
+/// which, and settings from a cilium-config ConfigMap apply unless given.
+#[test]
+fn trace_honours_version_and_agent_settings() {
+    let dir = tempfile_dir("versions");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: db}}\nspec: {containers: []}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {containers: []}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: req, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n  - fromEndpoints: [{matchLabels: {app: web}}]\n    fromRequires: [{matchLabels: {team: a}}]\n",
+    )
+    .unwrap();
+    let p = dir.join("p.yaml");
+    let p = p.to_str().unwrap();
+    let args = |v: &str| {
+        vec![
+            "trace".to_string(),
+            "--cilium-version".into(),
+            v.into(),
+            "--from".into(),
+            "shop/web".into(),
+            "--to".into(),
+            "shop/db".into(),
+            "--port".into(),
+            "80".into(),
+            p.into(),
+        ]
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        verdict(&refs)
+    };
+    let o = run(args("1.18"));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("DENIED"));
+    // 1.20 refuses the policy: an input error (exit 2), the rest analysed.
+    let o = run(args("1.20"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("ALLOWED"), "{}", stdout(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fromRequires"));
+    // enable-policy=always from the input's cilium-config.
+    std::fs::write(
+        dir.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cilium-config, namespace: kube-system}\ndata:\n  enable-policy: always\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let o = verdict(&[
+        "trace",
+        "--cilium-version",
+        "1.18",
+        "--from",
+        "shop/db",
+        "--to",
+        "shop/web",
+        "--port",
+        "80",
+        d,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("enable-policy=always"),
+        "{}",
+        stdout(&o)
+    );
+    let o = verdict(&[
+        "trace",
+        "--cilium-version",
+        "1.18",
+        "--policy-enforcement",
+        "default",
+        "--from",
+        "shop/db",
+        "--to",
+        "shop/web",
+        "--port",
+        "80",
+        d,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("verdict-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
