@@ -89,9 +89,11 @@ fn breakpoints(engine: &Engine) -> BTreeMap<Protocol, BTreeSet<u32>> {
             }
         }
     }
+    // A named port of a rule with protocol ANY applies its number to every
+    // protocol, whatever the container port's own: cut all three there.
     for w in &engine.inv.workloads {
         for cp in &w.ports {
-            add(cp.protocol, u32::from(cp.port), u32::from(cp.port));
+            add(Protocol::Any, u32::from(cp.port), u32::from(cp.port));
         }
     }
     for s in out.values_mut() {
