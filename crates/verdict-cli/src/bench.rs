@@ -40,7 +40,10 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         let parse = t.elapsed().as_secs_f64();
         drop(docs);
         let t = Instant::now();
-        let mut inv = Inventory::new(ClusterConfig::default());
+        let mut inv = Inventory::new(ClusterConfig {
+            enable_k8s_cluster_network_policy: true,
+            ..ClusterConfig::default()
+        });
         inv.load_text("synthetic.yaml", &text);
         inv.complete_namespaces();
         let load = t.elapsed().as_secs_f64();
@@ -64,7 +67,10 @@ pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<
         // compared, as `verdict diff` does).
         let changed = format!("{text}---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: bench-change, namespace: ns-1}}\nspec:\n  endpointSelector: {{matchLabels: {{app: app-3}}}}\n  ingress:\n    - fromEntities: [world]\n");
         let t = Instant::now();
-        let mut inv2 = Inventory::new(ClusterConfig::default());
+        let mut inv2 = Inventory::new(ClusterConfig {
+            enable_k8s_cluster_network_policy: true,
+            ..ClusterConfig::default()
+        });
         inv2.load_text("changed.yaml", &changed);
         inv2.complete_namespaces();
         let engine2 = Engine::new(&inv2);

@@ -1,8 +1,9 @@
 //! A synthetic cluster generator for benchmarks and property tests:
 //! namespaces with teams, applications with several replicas (pods with
 //! realistic generated labels), and a mix of CiliumNetworkPolicy,
-//! CiliumClusterwideNetworkPolicy and NetworkPolicy objects that reuse the
-//! same label vocabulary. Deterministic for a given seed.
+//! CiliumClusterwideNetworkPolicy, NetworkPolicy and (one in a hundred)
+//! ClusterNetworkPolicy objects that reuse the same label vocabulary.
+//! Deterministic for a given seed.
 
 use std::fmt::Write;
 
@@ -71,6 +72,26 @@ pub fn generate(spec: &SynthSpec) -> String {
         let a = rng.below(apps_per_ns);
         let b = rng.below(apps_per_ns);
         let port = PORTS[rng.below(PORTS.len())];
+        if p % 100 == 99 {
+            // One policy in a hundred is a ClusterNetworkPolicy (enforced with
+            // enable-k8s-cluster-network-policy): Admin and Baseline tiers,
+            // Accept, Deny and Pass.
+            let (tier, priority) = if p % 200 == 99 {
+                ("Admin", rng.below(100))
+            } else {
+                ("Baseline", rng.below(100))
+            };
+            let _ = write!(
+                out,
+                "---\napiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata:\n  name: cnp-{p}\nspec:\n  tier: {tier}\n  priority: {priority}\n  subject:\n    namespaces:\n      matchLabels:\n        team: team-{}\n  ingress:\n    - name: from-team\n      action: {}\n      from:\n        - pods:\n            namespaceSelector:\n              matchLabels:\n                env: {}\n            podSelector:\n              matchLabels:\n                tier: {}\n      protocols:\n        - tcp:\n            destinationPort:\n              number: {port}\n    - name: outside\n      action: Deny\n      from:\n        - networks: [\"198.51.{}.0/24\"]\n  egress:\n    - name: pass-dns\n      action: Pass\n      to:\n        - namespaces:\n            matchLabels:\n              kubernetes.io/metadata.name: kube-system\n    - name: to-app\n      action: Accept\n      to:\n        - pods:\n            namespaceSelector: {{}}\n            podSelector:\n              matchLabels:\n                app: app-{a}\n      protocols:\n        - destinationNamedPort: http\n",
+                rng.below(7),
+                ["Accept", "Deny", "Pass"][rng.below(3)],
+                if rng.below(2) == 0 { "prod" } else { "dev" },
+                TIERS[rng.below(TIERS.len())],
+                rng.below(250)
+            );
+            continue;
+        }
         match p % 5 {
             0 | 1 => {
                 let _ = write!(

@@ -134,7 +134,10 @@ fn synthetic_cluster_loads_cleanly_and_resolves() {
         policies: 50,
         seed: 7,
     });
-    let mut inv = Inventory::new(ClusterConfig::default());
+    let mut inv = Inventory::new(ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..ClusterConfig::default()
+    });
     inv.load_text("synthetic.yaml", &text);
     inv.complete_namespaces();
     assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics.first());
@@ -173,7 +176,7 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
             serde_json::to_string(&single).unwrap(),
             serde_json::to_string(r).unwrap()
         );
-        for (k, v) in &r.entries {
+        for (k, _) in &r.entries {
             let PeerKey::Identity { id, .. } = &k.peer else {
                 continue;
             };
@@ -183,7 +186,7 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
             let peer = Party {
                 name: peer_id.to_string(),
                 identity: peer_id.clone(),
-                ports: vec![],
+                ports: engine.identity_ports(peer_id.id).to_vec(),
                 enforced: true,
             };
             let protocol = if k.protocol == Protocol::Any {
@@ -192,19 +195,56 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
                 k.protocol
             };
             let side = engine.side(&subject, k.direction, &peer, protocol, k.from_port);
-            let covered_by_deny = r.entries.iter().any(|(k2, v2)| {
-                v2.decision == Decision::Denied
-                    && k2.direction == k.direction
-                    && k2.peer == k.peer
-                    && k2.from_port <= k.from_port
-                    && k.from_port <= k2.to_port
-                    && k2.protocol.covers(protocol)
-            });
-            let expected = if v.decision == Decision::Denied || covered_by_deny {
+            // The map's own answer: covering entries of this peer in
+            // Cilium's order (tier, level, deny before allow before pass),
+            // the first non-pass decides, a pass skips its tier.
+            let mut covering: Vec<_> = r
+                .entries
+                .iter()
+                .filter(|(k2, _)| {
+                    k2.direction == k.direction
+                        && k2.peer == k.peer
+                        && k2.from_port <= k.from_port
+                        && k.from_port <= k2.to_port
+                        && k2.protocol.covers(protocol)
+                })
+                .map(|(_, v2)| {
+                    let action = match (v2.decision, v2.pass) {
+                        (Decision::Denied, _) => 0,
+                        (_, false) => 1,
+                        (_, true) => 2,
+                    };
+                    (v2.tier, v2.level, action)
+                })
+                .collect();
+            covering.sort();
+            let mut passed = None;
+            let mut decided = None;
+            for (tier, _, action) in covering {
+                if passed == Some(tier) {
+                    continue;
+                }
+                if action == 2 {
+                    passed = Some(tier);
+                    continue;
+                }
+                decided = Some(if action == 0 {
+                    Decision::Denied
+                } else {
+                    Decision::Allowed
+                });
+                break;
+            }
+            let state = if k.direction == verdict_core::policy::Direction::Ingress {
+                &r.ingress
+            } else {
+                &r.egress
+            };
+            let expected = decided.unwrap_or(if state.default_deny {
                 Decision::Denied
             } else {
                 Decision::Allowed
-            };
+            });
             assert_eq!(
                 side.decision, expected,
                 "{} {:?} -> {}: {}",
@@ -224,9 +264,18 @@ fn resolved_maps_agree_with_flow_verdicts() {
         policies: 300,
         seed: 11,
     });
-    let mut inv = Inventory::new(ClusterConfig::default());
+    let mut inv = Inventory::new(ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..ClusterConfig::default()
+    });
     inv.load_text("synthetic.yaml", &text);
     inv.complete_namespaces();
+    assert!(
+        inv.policies
+            .iter()
+            .any(|p| p.object.kind == "ClusterNetworkPolicy"),
+        "the synthetic cluster has ClusterNetworkPolicies"
+    );
     let checked = maps_agree_with_flows(&inv);
     assert!(checked > 100, "only {checked} entries checked");
 }
