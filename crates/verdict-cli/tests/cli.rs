@@ -944,3 +944,37 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Lint with ClusterNetworkPolicy tiers: an ordinary allow overridden by an
+/// Admin Deny is shadowed; an ordinary deny overridden by an Admin Accept is
+/// not reported; without the agent flag nothing of the tier counts.
+#[test]
+fn lint_honours_cluster_network_policy_tiers() {
+    let dir = "crates/verdict-cli/tests/data/tiers-lint/";
+    let o = verdict(&[
+        "lint",
+        "--enable-k8s-cluster-network-policy",
+        "-o",
+        "json",
+        dir,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let codes: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap(),
+                f["path"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(codes, [("VRD007", "spec.ingress[0]")], "{}", stdout(&o));
+    assert!(findings[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Admin tier"));
+    let o = verdict(&["lint", "-o", "json", dir]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{}", stdout(&o));
+}

@@ -268,6 +268,12 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Entry {
+    /// An allow (CiliumNetworkPolicy allow item, ClusterNetworkPolicy
+    /// Accept): neither a deny nor a Pass.
+    pub fn is_allow(&self) -> bool {
+        !self.deny && !self.pass
+    }
+
     /// The order in which matching entries decide: tier, then level, then
     /// Deny before Accept before Pass at the same level
     /// (pkg/policy/types/entry.go precedence).

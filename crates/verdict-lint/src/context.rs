@@ -29,7 +29,7 @@ impl<'a> Context<'a> {
         self.inv
             .policies
             .iter()
-            .filter(|p| p.rejected.is_none())
+            .filter(|p| p.rejected.is_none() && p.ignored.is_none())
             .flat_map(|p| p.rules.iter().map(move |r| (p, r)))
     }
 

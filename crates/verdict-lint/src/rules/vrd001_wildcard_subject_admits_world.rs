@@ -58,7 +58,7 @@ impl Rule for WildcardSubjectAdmitsWorld {
             for e in r
                 .entries
                 .iter()
-                .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                .filter(|e| e.direction == Direction::Ingress && e.is_allow())
             {
                 for peer in &e.peers {
                     let broad = match &peer.kind {

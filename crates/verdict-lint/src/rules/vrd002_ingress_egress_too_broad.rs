@@ -95,7 +95,7 @@ impl Rule for IngressEgressTooBroad {
             for e in r
                 .entries
                 .iter()
-                .filter(|e| e.direction == Direction::Egress && !e.deny)
+                .filter(|e| e.direction == Direction::Egress && e.is_allow())
             {
                 for peer in &e.peers {
                     let broad = match &peer.kind {

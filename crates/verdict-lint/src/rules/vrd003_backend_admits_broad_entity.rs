@@ -53,7 +53,7 @@ impl Rule for BackendAdmitsBroadEntity {
             for e in r
                 .entries
                 .iter()
-                .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                .filter(|e| e.direction == Direction::Ingress && e.is_allow())
             {
                 for peer in &e.peers {
                     if let Some(ent @ ("cluster" | "all")) = entity(peer) {

@@ -72,7 +72,7 @@ impl Rule for ServicePortNotTargetPort {
                         for e in r
                             .entries
                             .iter()
-                            .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                            .filter(|e| e.direction == Direction::Ingress && e.is_allow())
                         {
                             let Some(ports) = &e.ports else { continue };
                             let names_service_port = ports.iter().any(|pr| {

@@ -74,6 +74,35 @@ pub(crate) fn peers_cover(deny: &Entry, allow: &Entry) -> bool {
         })
 }
 
+/// Whether, among the identities of the input, every one an allow entry's
+/// selectors select is also selected by the deny entry's selectors (rules
+/// written differently, e.g. a ClusterNetworkPolicy `pods` peer against a
+/// CiliumNetworkPolicy `fromEndpoints`).
+fn selects_within(
+    cx: &Context,
+    cache: &mut std::collections::HashMap<verdict_core::selector::Selector, Vec<usize>>,
+    deny: &Entry,
+    allow: &Entry,
+) -> bool {
+    let mut ids = |e: &Entry| -> Option<std::collections::BTreeSet<usize>> {
+        let mut out = std::collections::BTreeSet::new();
+        for p in &e.peers {
+            let PeerKind::Selectors { selectors } = &p.kind else {
+                return None;
+            };
+            for s in selectors {
+                let m = cache.entry(s.clone()).or_insert_with(|| cx.matching(s));
+                out.extend(m.iter().copied());
+            }
+        }
+        Some(out)
+    };
+    match (ids(allow), ids(deny)) {
+        (Some(a), Some(d)) => !a.is_empty() && a.is_subset(&d),
+        _ => false,
+    }
+}
+
 impl Rule for AllowShadowedByDeny {
     fn meta(&self) -> Meta {
         Meta {
@@ -86,20 +115,29 @@ impl Rule for AllowShadowedByDeny {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let rules: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
+        let mut cache = std::collections::HashMap::new();
         for (p, r, sel) in &rules {
             if sel.is_empty() {
                 continue;
             }
-            for a in r.entries.iter().filter(|e| !e.deny) {
+            for a in r.entries.iter().filter(|e| e.is_allow()) {
                 let shadow = rules.iter().find_map(|(_, r2, sel2)| {
                     if !sel.iter().all(|i| sel2.contains(i)) {
                         return None;
                     }
                     r2.entries
                         .iter()
-                        .filter(|d| d.deny && d.direction == a.direction)
+                        // A deny shadows an allow it is evaluated before
+                        // or beside (ClusterNetworkPolicy tiers: an Admin
+                        // Accept beats an ordinary deny).
+                        .filter(|d| {
+                            d.deny
+                                && d.direction == a.direction
+                                && (d.tier, d.level) <= (a.tier, a.level)
+                        })
                         .find(|d| {
-                            peers_cover(d, a) && ports_cover(d.ports.as_ref(), a.ports.as_ref())
+                            ports_cover(d.ports.as_ref(), a.ports.as_ref())
+                                && (peers_cover(d, a) || selects_within(cx, &mut cache, d, a))
                         })
                 });
                 if let Some(d) = shadow {
@@ -107,7 +145,11 @@ impl Rule for AllowShadowedByDeny {
                         a.origin.location.clone(),
                         Some(p.object.clone()),
                         Some(a.origin.path.clone()),
-                        format!("this allow rule never takes effect: {} denies the same peers and ports, and deny rules take precedence", d.origin),
+                        if d.tier == a.tier {
+                            format!("this allow rule never takes effect: {} denies the same peers and ports, and deny rules take precedence", d.origin)
+                        } else {
+                            format!("this allow rule never takes effect: {}{} denies the same peers and ports, and its tier is evaluated first", d.origin, d.tier_note())
+                        },
                         "remove the allow rule, or narrow the deny rule".to_string(),
                     ));
                 }

@@ -45,6 +45,8 @@ impl Rule for DuplicateRule {
                     &subject,
                     e.direction,
                     e.deny,
+                    e.pass,
+                    (e.tier, e.level),
                     &e.peers,
                     &e.ports,
                     &e.l7,

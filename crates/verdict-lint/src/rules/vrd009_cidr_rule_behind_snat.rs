@@ -77,7 +77,7 @@ impl Rule for CidrRuleBehindSnat {
                 for e in r
                     .entries
                     .iter()
-                    .filter(|e| e.direction == Direction::Ingress && !e.deny)
+                    .filter(|e| e.direction == Direction::Ingress && e.is_allow())
                 {
                     for peer in &e.peers {
                         if let PeerKind::Cidr { cidr, .. } = &peer.kind {

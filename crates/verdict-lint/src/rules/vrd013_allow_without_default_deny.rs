@@ -40,7 +40,12 @@ impl Rule for AllowWithoutDefaultDeny {
         let all: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
         for (p, r, sel) in &all {
             for dir in Direction::BOTH {
-                let has_allow = r.entries.iter().any(|e| e.direction == dir && !e.deny);
+                // ClusterNetworkPolicy rules never turn on default deny by
+                // design: their Accepts are overrides, not allow-lists.
+                if r.tier != verdict_core::policy::Tier::Normal {
+                    continue;
+                }
+                let has_allow = r.entries.iter().any(|e| e.direction == dir && e.is_allow());
                 if !has_allow || r.default_deny[dir.index()] {
                     continue;
                 }
