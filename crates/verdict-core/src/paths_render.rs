@@ -79,7 +79,9 @@ fn entry_title(ep: &EntryPoint) -> String {
     )
 }
 
-fn hop_text(out: &mut String, h: &Hop, indent: &str) {
+/// A hop and its checks; notes repeating `said` (the path's reason for not
+/// being checked, already shown) are left out.
+fn hop_text(out: &mut String, h: &Hop, indent: &str, said: Option<&String>) {
     push_line(out, &format!("{indent}{}: {}", h.name, h.decision));
     for c in &h.checks {
         let enforced = if c.enforced { "" } else { " (not enforced)" };
@@ -91,7 +93,7 @@ fn hop_text(out: &mut String, h: &Hop, indent: &str) {
             ),
         );
     }
-    for n in &h.notes {
+    for n in h.notes.iter().filter(|n| Some(*n) != said) {
         push_line(out, &format!("{indent}  note: {n}"));
     }
 }
@@ -161,7 +163,7 @@ impl PathsReport {
                             push_line(&mut out, &format!("        ! {f}"));
                         }
                         for h in &p.hops {
-                            hop_text(&mut out, h, "        ");
+                            hop_text(&mut out, h, "        ", p.not_checked.as_ref());
                         }
                     }
                 }
