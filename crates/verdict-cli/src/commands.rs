@@ -8,7 +8,16 @@ use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policytest;
 use verdict_core::resolved::resolve;
 use verdict_core::source::{Diagnostic, Severity};
+use verdict_core::text::{escape, escape_lines, json_safe};
 use verdict_core::trace::{parse_flow_protocol, trace as trace_flow};
+
+/// One line on standard error, escaped as a whole: a newline or an escape
+/// sequence from the input (a name, a file path) is shown, not obeyed.
+macro_rules! eline {
+    ($($arg:tt)*) => {
+        eprintln!("{}", escape(&format!($($arg)*)))
+    };
+}
 
 /// Writes to standard output. A closed pipe (`| head`) is not an error;
 /// any other write error (a full disk, `> /dev/full`) is.
@@ -21,9 +30,17 @@ fn print(text: &str) -> Result<(), String> {
     }
 }
 
+/// Text for a terminal (text, Markdown, DOT, Mermaid): the renderers escape
+/// each line's content; any other control character left is escaped here.
+fn print_text(text: &str) -> Result<(), String> {
+    print(&escape_lines(text))
+}
+
+/// Pretty JSON; DEL, C1 controls, line separators and bidirectional
+/// formatting characters, which serde_json leaves raw, as `\uXXXX`.
 fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
     serde_json::to_string_pretty(v)
-        .map(|s| s + "\n")
+        .map(|s| json_safe(&s).into_owned() + "\n")
         .map_err(|e| e.to_string())
 }
 
@@ -161,7 +178,7 @@ pub fn trace(
     if as_json {
         print(&json_with_diagnostics(&v, &[&inv], verbose)?)?;
     } else {
-        print(&v.to_text())?;
+        print_text(&v.to_text())?;
     }
     let code = if v.decision == Decision::Allowed {
         0
@@ -186,7 +203,7 @@ pub fn policy(
     if as_json {
         print(&json_with_diagnostics(&r, &[&inv], verbose)?)?;
     } else {
-        print(&r.to_text())?;
+        print_text(&r.to_text())?;
     }
     Ok(exit(0, input_errors(&inv)))
 }
@@ -205,14 +222,14 @@ pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result
     } else {
         let mut text = String::new();
         for d in &all {
-            text.push_str(&format!("{d}\n"));
+            text.push_str(&format!("{}\n", escape(&d.to_string())));
         }
         let c = inv.counts();
         text.push_str(&format!(
             "loaded {} namespaces, {} workloads, {} services, {} policies ({} rejected by Cilium's validation); {} errors\n",
             c.namespaces, c.workloads, c.services, c.policies, c.rejected, errors
         ));
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(exit(0, errors))
 }
@@ -228,7 +245,7 @@ pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
         let listed = load::expand(std::slice::from_ref(path))?;
         for d in &listed.diagnostics {
             if d.severity != Severity::Info || verbose {
-                eprintln!("{d}");
+                eline!("{d}");
             }
             if d.severity == Severity::Error {
                 t.input_errors += 1;
@@ -244,9 +261,9 @@ pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
         }
     }
     if skipped > 0 && verbose {
-        eprintln!("skipped {skipped} file(s) without PolicyTest documents");
+        eline!("skipped {skipped} file(s) without PolicyTest documents");
     }
-    print(&format!("{} passed, {} failed\n", t.passed, t.failed))?;
+    print_text(&format!("{} passed, {} failed\n", t.passed, t.failed))?;
     Ok(exit(if t.failed > 0 { 1 } else { 0 }, t.input_errors))
 }
 
@@ -264,7 +281,7 @@ fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(
     let name = f.display().to_string();
     let (cases, diags) = policytest::parse(&name, text);
     for d in &diags {
-        eprintln!("{d}");
+        eline!("{d}");
         if d.severity == Severity::Error {
             t.input_errors += 1;
         }
@@ -276,7 +293,7 @@ fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(
         match load::expand(&extra) {
             Ok(list) => load::add_files(&mut inv, list),
             Err(e) => {
-                eprintln!(
+                eline!(
                     "{name}: error: PolicyTest {}: `spec.files` names a file that cannot be read: {e}",
                     c.name
                 );
@@ -299,7 +316,7 @@ fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(
                 .iter()
                 .filter(|d| d.severity == Severity::Error && !expected_rejection(d))
             {
-                eprintln!("{d}");
+                eline!("{d}");
             }
         }
         t.input_errors += inv
@@ -312,9 +329,9 @@ fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(
         t.failed += o.failures.len();
         let mut text = String::new();
         for fl in &o.failures {
-            text.push_str(&format!("FAIL {fl}\n"));
+            text.push_str(&format!("FAIL {}\n", escape(&fl.to_string())));
         }
-        print(&text)?;
+        print_text(&text)?;
     }
     Ok(())
 }
@@ -365,7 +382,7 @@ pub fn paths(
     )?;
     let routing = Routing::from_inventory(&inv);
     for d in &routing.diagnostics {
-        eprintln!("{d}");
+        eline!("{d}");
     }
     let engine = Engine::new(&inv);
     for c in args.clients.iter().chain(&args.in_cluster_clients) {
@@ -386,11 +403,22 @@ pub fn paths(
     };
     let report = compute(&engine, &routing, &opts);
     match args.output {
-        crate::PathsFormat::Text => print(&report.to_text())?,
+        crate::PathsFormat::Text => print_text(&report.to_text())?,
         crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[&inv], verbose)?)?,
-        crate::PathsFormat::Markdown => print(&report.to_markdown())?,
+        crate::PathsFormat::Markdown => print_text(&report.to_markdown())?,
     }
-    let code = if report.summary.denied > 0 && !args.report_only {
+    // A path that could not be checked is no answer: like an input error
+    // it exits 2 (even with --report-only, which accepts denials only).
+    let s = &report.summary;
+    if s.not_checked > 0 {
+        eline!(
+            "error: {} of {} paths not checked (the input lacks what they go through: see `not checked` above); exit 2",
+            s.not_checked,
+            s.paths
+        );
+        return Ok(2);
+    }
+    let code = if s.denied > 0 && !args.report_only {
         1
     } else {
         0
@@ -444,7 +472,7 @@ pub fn lint(
                 m.summary
             ));
         }
-        print(&text)?;
+        print_text(&text)?;
         return Ok(0);
     }
     if args.rules_doc {
@@ -498,7 +526,7 @@ pub fn lint(
     };
     let report = verdict_lint::run(&cx, &config);
     match args.output {
-        crate::LintFormat::Text => print(&report.to_text(&sources))?,
+        crate::LintFormat::Text => print_text(&report.to_text(&sources))?,
         crate::LintFormat::Json => {
             print(&json_with_diagnostics(&report.to_json(), &[&inv], verbose)?)?
         }
@@ -582,7 +610,7 @@ pub fn generate(
         objects
     };
     for s in &skipped {
-        eprintln!("not served: {s}");
+        eline!("not served: {s}");
     }
     let stream = to_stream(&objects);
     match &args.out_dir {
@@ -603,7 +631,7 @@ pub fn generate(
                     g.name
                 ));
                 std::fs::write(&file, &g.yaml).map_err(|e| format!("{}: {e}", file.display()))?;
-                eprintln!("wrote {}", file.display());
+                eline!("wrote {}", file.display());
             }
         }
         None => print(&stream)?,
@@ -649,12 +677,14 @@ pub fn generate(
         .iter()
         .filter(|f| !f.level.at_least(config.fail_on))
     {
-        eprintln!(
+        eline!(
             "  note {} {}: {} (use --only-missing to leave out what the input already allows)",
-            f.code, f.location, f.message
+            f.code,
+            f.location,
+            f.message
         );
     }
-    eprintln!(
+    eline!(
         "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} added otherwise, {} closed; {} lint findings on generated objects",
         objects.len(),
         v.paths_before.allowed,
@@ -667,13 +697,13 @@ pub fn generate(
         lint_hits.len()
     );
     for e in &v.load_errors {
-        eprintln!("  generated object not accepted: {e}");
+        eline!("  generated object not accepted: {e}");
     }
     for c in &v.unintended {
-        eprintln!("  unintended: {} -> {} {}", c.from, c.to, c.ports());
+        eline!("  unintended: {} -> {} {}", c.from, c.to, c.ports());
     }
     for f in &lint_hits {
-        eprintln!("  lint {} {}: {}", f.code, f.location, f.message);
+        eline!("  lint {} {}: {}", f.code, f.location, f.message);
     }
     Ok(exit(
         if v.ok() && lint_hits.is_empty() { 0 } else { 1 },
@@ -719,11 +749,11 @@ pub fn matrix(
         },
     );
     match output {
-        crate::MatrixFormat::Text => print(&m.to_text())?,
+        crate::MatrixFormat::Text => print_text(&m.to_text())?,
         crate::MatrixFormat::Json => print(&json_with_diagnostics(&m, &[&inv], verbose)?)?,
         crate::MatrixFormat::Csv => print(&m.to_csv())?,
-        crate::MatrixFormat::Dot => print(&m.to_dot())?,
-        crate::MatrixFormat::Mermaid => print(&m.to_mermaid())?,
+        crate::MatrixFormat::Dot => print_text(&m.to_dot())?,
+        crate::MatrixFormat::Mermaid => print_text(&m.to_mermaid())?,
     }
     Ok(exit(0, input_errors(&inv)))
 }
@@ -766,6 +796,32 @@ fn git_inventory(
     Ok(inv)
 }
 
+/// `d` with every text from the input (names, rules, file paths) passed
+/// through `f`, for the text and Markdown renderings: each of them is one
+/// line or one table cell.
+fn escaped_diff(
+    d: &verdict_core::diff::Diff,
+    f: impl Fn(&str) -> String,
+) -> verdict_core::diff::Diff {
+    let mut d = d.clone();
+    let all = |v: &mut Vec<String>| v.iter_mut().for_each(|s| *s = f(s));
+    for c in d.added.iter_mut().chain(d.removed.iter_mut()) {
+        c.from = f(&c.from);
+        c.to = f(&c.to);
+        all(&mut c.ports);
+        all(&mut c.rules);
+        all(&mut c.because);
+    }
+    all(&mut d.newly_open_ingress);
+    all(&mut d.no_longer_open_ingress);
+    for p in &mut d.policies {
+        p.object = f(&p.object);
+        p.change = f(&p.change);
+        p.location = f(&p.location);
+    }
+    d
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn diff(
     old: &str,
@@ -799,9 +855,13 @@ pub fn diff(
     );
     let d = compute(&ma, &mb, policy_changes(&a, &b));
     match output {
-        crate::DiffFormat::Text => print(&d.to_text())?,
+        crate::DiffFormat::Text => {
+            print_text(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
+        }
         crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
-        crate::DiffFormat::Markdown => print(&d.to_markdown())?,
+        crate::DiffFormat::Markdown => {
+            print_text(&escaped_diff(&d, verdict_core::text::markdown).to_markdown())?
+        }
     }
     let fail = match fail_on {
         crate::DiffFail::WorldExposure => d.world_exposure(),
@@ -865,6 +925,6 @@ pub fn report(
     );
     let html = render(&engine, &p, &m, &findings, &title);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
-    eprintln!("wrote {}", output.display());
+    eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(&inv)))
 }

@@ -271,7 +271,8 @@ pub fn report(inv: &Inventory, verbose: bool) -> usize {
             errors += 1;
         }
         if d.severity != Severity::Info || verbose {
-            eprintln!("{d}");
+            // One line: names and file paths cannot add lines or escapes.
+            eprintln!("{}", verdict_core::text::escape(&d.to_string()));
         }
     }
     errors

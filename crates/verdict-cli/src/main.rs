@@ -298,13 +298,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = load::set_excludes(&cli.exclude) {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
         return ExitCode::from(2);
     }
     let cluster = match cluster_config(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -462,7 +462,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
             ExitCode::from(2)
         }
     }

@@ -32,5 +32,6 @@ pub mod selector;
 pub mod settings;
 pub mod source;
 pub mod synth;
+pub mod text;
 pub mod trace;
 pub mod yaml;

@@ -1,7 +1,11 @@
 //! Renderings of a [`Matrix`]: text table, CSV, DOT, Mermaid (JSON is its
-//! serde form).
+//! serde form). Names are escaped for each format (see [`crate::text`]);
+//! DOT and Mermaid node ids are `n0`, `n1`, ... in the sorted order of the
+//! names, so distinct names never share a node.
 
 use crate::matrix::{Cell, Matrix};
+use crate::text::{csv_field, dot_string, escape, mermaid_label, push_line};
+use std::collections::BTreeMap;
 
 fn ports(c: &Cell) -> String {
     c.ports
@@ -22,22 +26,25 @@ fn flags(c: &Cell) -> String {
     f.join(",")
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// DOT / Mermaid node ids: `n0`, `n1`, ... for the distinct names of the
+/// cells, in sorted order (one id per name, one name per id).
+fn node_ids(m: &Matrix) -> BTreeMap<&str, String> {
+    let mut names: Vec<&str> = m
+        .cells
+        .iter()
+        .flat_map(|c| [c.from.name.as_str(), c.to.name.as_str()])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, format!("n{i}")))
+        .collect()
 }
 
-/// A DOT / Mermaid node id.
-fn node_id(name: &str) -> String {
-    let mut id: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    id.insert(0, 'n');
-    id
+fn id<'a>(ids: &'a BTreeMap<&str, String>, name: &str) -> &'a str {
+    ids.get(name).map_or("n_unknown", String::as_str)
 }
 
 impl Matrix {
@@ -45,14 +52,21 @@ impl Matrix {
         let rows: Vec<[String; 4]> = self
             .cells
             .iter()
-            .map(|c| [c.from.name.clone(), c.to.name.clone(), ports(c), flags(c)])
+            .map(|c| {
+                [
+                    escape(&c.from.name).into_owned(),
+                    escape(&c.to.name).into_owned(),
+                    ports(c),
+                    flags(c),
+                ]
+            })
             .collect();
         let head = ["FROM", "TO", "PORTS", "FLAGS"];
-        let mut w = head.map(str::len);
+        let mut w = head.map(|h| h.chars().count());
         for r in &rows {
             for (i, v) in r.iter().enumerate() {
                 if let Some(x) = w.get_mut(i) {
-                    *x = (*x).max(v.len());
+                    *x = (*x).max(v.chars().count());
                 }
             }
         }
@@ -78,16 +92,22 @@ impl Matrix {
             self.identities
         ));
         if !self.open_ingress.is_empty() {
-            out.push_str(&format!(
-                "no ingress policy (any source may connect, subject to its egress policy): {}\n",
-                self.open_ingress.join("; ")
-            ));
+            push_line(
+                &mut out,
+                &format!(
+                    "no ingress policy (any source may connect, subject to its egress policy): {}",
+                    self.open_ingress.join("; ")
+                ),
+            );
         }
         if !self.open_egress.is_empty() {
-            out.push_str(&format!(
-                "no egress policy (may connect to any destination that admits it): {}\n",
-                self.open_egress.join("; ")
-            ));
+            push_line(
+                &mut out,
+                &format!(
+                    "no egress policy (may connect to any destination that admits it): {}",
+                    self.open_egress.join("; ")
+                ),
+            );
         }
         out
     }
@@ -101,9 +121,9 @@ impl Matrix {
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{},{}\n",
                     csv_field(&c.from.name),
-                    c.from.namespace.as_deref().unwrap_or(""),
+                    csv_field(c.from.namespace.as_deref().unwrap_or("")),
                     csv_field(&c.to.name),
-                    c.to.namespace.as_deref().unwrap_or(""),
+                    csv_field(c.to.namespace.as_deref().unwrap_or("")),
                     p.protocol,
                     p.from,
                     p.to,
@@ -119,20 +139,16 @@ impl Matrix {
         let mut out = String::from(
             "digraph verdict {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
         );
-        let mut nodes = std::collections::BTreeSet::new();
-        for c in &self.cells {
-            nodes.insert(&c.from.name);
-            nodes.insert(&c.to.name);
-        }
-        for n in nodes {
+        let ids = node_ids(self);
+        for (n, nid) in &ids {
             let style = if n.starts_with("reserved:world") || n.starts_with("cidr ") {
                 ", style=filled, fillcolor=\"#fde2e2\""
-            } else if n == "reserved:ingress" {
+            } else if *n == "reserved:ingress" {
                 ", style=filled, fillcolor=\"#e2ecfd\""
             } else {
                 ""
             };
-            out.push_str(&format!("  {} [label={:?}{style}];\n", node_id(n), n));
+            out.push_str(&format!("  {nid} [label={}{style}];\n", dot_string(n)));
         }
         for c in &self.cells {
             let color = if c.proxied {
@@ -143,10 +159,10 @@ impl Matrix {
                 "black"
             };
             out.push_str(&format!(
-                "  {} -> {} [label={:?}, color={color}];\n",
-                node_id(&c.from.name),
-                node_id(&c.to.name),
-                ports(c)
+                "  {} -> {} [label={}, color={color}];\n",
+                id(&ids, &c.from.name),
+                id(&ids, &c.to.name),
+                dot_string(&ports(c))
             ));
         }
         out.push_str("}\n");
@@ -155,21 +171,20 @@ impl Matrix {
 
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("flowchart LR\n");
-        let mut nodes = std::collections::BTreeSet::new();
-        for c in &self.cells {
-            nodes.insert(&c.from.name);
-            nodes.insert(&c.to.name);
-        }
-        for n in nodes {
-            out.push_str(&format!("  {}[\"{}\"]\n", node_id(n), n.replace('"', "'")));
+        let ids = node_ids(self);
+        for (n, nid) in &ids {
+            out.push_str(&format!("  {nid}[\"{}\"]\n", mermaid_label(n)));
         }
         for c in &self.cells {
-            let label =
-                format!("{}{}", ports(c), if c.proxied { " (L7)" } else { "" }).replace('"', "'");
+            let label = mermaid_label(&format!(
+                "{}{}",
+                ports(c),
+                if c.proxied { " (L7)" } else { "" }
+            ));
             out.push_str(&format!(
                 "  {} -->|\"{label}\"| {}\n",
-                node_id(&c.from.name),
-                node_id(&c.to.name)
+                id(&ids, &c.from.name),
+                id(&ids, &c.to.name)
             ));
         }
         out

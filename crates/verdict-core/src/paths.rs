@@ -74,6 +74,64 @@ pub enum Controller {
     Unknown { controller: String },
 }
 
+/// The verdict of a hop, a path or a backend. `not-checked`: it could not
+/// be evaluated (the controller's pods, the Service or its pods are not in
+/// the input); such a path is neither allowed nor denied by policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Allowed,
+    Denied,
+    NotChecked,
+}
+
+impl Status {
+    /// Several statuses together: a denial decides, then anything not
+    /// checked; allowed only when all are (and there is at least one).
+    pub fn all(items: impl IntoIterator<Item = Status>) -> Status {
+        let mut any = false;
+        let mut unchecked = false;
+        for s in items {
+            any = true;
+            match s {
+                Status::Denied => return Status::Denied,
+                Status::NotChecked => unchecked = true,
+                Status::Allowed => {}
+            }
+        }
+        if unchecked || !any {
+            Status::NotChecked
+        } else {
+            Status::Allowed
+        }
+    }
+}
+
+impl From<Decision> for Status {
+    fn from(d: Decision) -> Status {
+        match d {
+            Decision::Allowed => Status::Allowed,
+            Decision::Denied => Status::Denied,
+        }
+    }
+}
+
+impl PartialEq<Decision> for Status {
+    fn eq(&self, d: &Decision) -> bool {
+        *self == Status::from(*d)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Allowed => "allowed",
+            Status::Denied => "denied",
+            Status::NotChecked => "not checked",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// e.g. `egress of reserved:ingress` or `ingress of shop/web-0`.
@@ -95,7 +153,7 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct Hop {
     pub name: String,
-    pub decision: Decision,
+    pub decision: Status,
     pub checks: Vec<Check>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -106,7 +164,10 @@ pub struct PodPath {
     /// `ns/pod` or `ns/kind/name` of the backend endpoint.
     pub backend: String,
     pub target_port: Option<u16>,
-    pub decision: Decision,
+    pub decision: Status,
+    /// Why the path could not be checked (with `decision: not-checked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
     pub hops: Vec<Hop>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
@@ -121,7 +182,12 @@ pub struct BackendPaths {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
     pub paths: Vec<PodPath>,
-    pub decision: Decision,
+    pub decision: Status,
+    /// Why the backend could not be checked, when it has no paths and
+    /// `decision` is `not-checked` (the Service or its pods are not in the
+    /// input, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +227,23 @@ pub struct PathsReport {
 pub struct Summary {
     pub paths: usize,
     pub allowed: usize,
+    /// Denied by policy or refused by the routing (a missing port, a
+    /// reference Gateway API refuses).
     pub denied: usize,
+    /// Paths that could not be evaluated: neither allowed nor denied.
+    pub not_checked: usize,
+}
+
+impl Summary {
+    /// Counts one path.
+    pub fn add(&mut self, s: Status) {
+        self.paths += 1;
+        match s {
+            Status::Allowed => self.allowed += 1,
+            Status::Denied => self.denied += 1,
+            Status::NotChecked => self.not_checked += 1,
+        }
+    }
 }
 
 /// The sources of hop 1 for one ingress.
@@ -205,9 +287,9 @@ fn check(
 
 fn hop(name: &str, checks: Vec<Check>, notes: Vec<String>) -> Hop {
     let decision = if checks.iter().all(|c| c.decision == Decision::Allowed) {
-        Decision::Allowed
+        Status::Allowed
     } else {
-        Decision::Denied
+        Status::Denied
     };
     Hop {
         name: name.to_string(),
@@ -753,11 +835,15 @@ impl Ctx<'_, '_> {
             location,
             findings: Vec::new(),
             paths: Vec::new(),
-            decision: Decision::Denied,
+            decision: Status::Denied,
+            not_checked: None,
         };
         let Some(svc) = self.service(ns, name) else {
-            findings.push(format!("Service {ns}/{name} is not in the input"));
+            let why = format!("Service {ns}/{name} is not in the input");
+            findings.push(why.clone());
             out.findings = findings;
+            out.decision = Status::NotChecked;
+            out.not_checked = Some(why);
             return out;
         };
         let sp = match port {
@@ -787,10 +873,13 @@ impl Ctx<'_, '_> {
             return out;
         };
         let Some(sel) = &svc.selector else {
-            findings.push(format!(
+            let why = format!(
                 "Service {ns}/{name} has no selector: its endpoints are managed by hand and cannot be analysed"
-            ));
+            );
+            findings.push(why.clone());
             out.findings = findings;
+            out.decision = Status::NotChecked;
+            out.not_checked = Some(why);
             return out;
         };
         let pods: Vec<&Workload> = self
@@ -800,16 +889,39 @@ impl Ctx<'_, '_> {
             .iter()
             .filter(|w| w.namespace == ns && selects(sel, w))
             .collect();
+        let mut no_pods = None;
         if pods.is_empty() {
             let s: Vec<String> = sel.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            findings.push(format!(
-                "Service {ns}/{name} selects no pods or workloads ({})",
+            let why = format!(
+                "Service {ns}/{name} selects no pods or workloads ({}): no backend to check",
                 s.join(",")
-            ));
+            );
+            findings.push(why.clone());
+            no_pods = Some(why);
         }
         let ingress_party = self.engine.party("ingress").ok();
         for w in pods {
             let Some(backend) = party_of(self.engine, w) else {
+                let name = w.display_name();
+                if self
+                    .opts
+                    .backend
+                    .as_deref()
+                    .is_some_and(|b| !name.contains(b))
+                {
+                    continue;
+                }
+                let why = format!(
+                    "{name} could not be resolved to an endpoint: no hop to it can be checked"
+                );
+                out.paths.push(PodPath {
+                    backend: name,
+                    target_port: None,
+                    decision: Status::NotChecked,
+                    not_checked: Some(why.clone()),
+                    hops: Vec::new(),
+                    findings: vec![why],
+                });
                 continue;
             };
             if self
@@ -839,6 +951,7 @@ impl Ctx<'_, '_> {
                 }
             };
             let mut hops = Vec::new();
+            let mut not_checked = None;
             if let Some(t) = target {
                 match ctrl {
                     Controller::Cilium => {
@@ -862,37 +975,64 @@ impl Ctx<'_, '_> {
                         }
                     }
                     Controller::Unknown { controller } => {
-                        pf.push(format!(
+                        let why = format!(
                             "the pods of controller `{controller}` are not in the input: hops through them cannot be checked (name them with --controller NS/LABEL=VALUE)"
-                        ));
+                        );
+                        for name in ["outside -> ingress", "ingress -> backend"] {
+                            hops.push(Hop {
+                                name: name.to_string(),
+                                decision: Status::NotChecked,
+                                checks: Vec::new(),
+                                notes: vec![why.clone()],
+                            });
+                        }
+                        pf.push(why.clone());
+                        not_checked = Some(why);
                     }
                 }
             }
-            let decision = if !hops.is_empty()
-                && pf.is_empty()
-                && hops.iter().all(|h| h.decision == Decision::Allowed)
-            {
-                Decision::Allowed
+            if target.is_some() && hops.is_empty() && not_checked.is_none() {
+                not_checked = Some("the ingress identity could not be resolved".to_string());
+            }
+            // Findings that are not a reason to leave the path unchecked
+            // (a missing named port) deny it.
+            let refused = pf.iter().any(|f| Some(f) != not_checked.as_ref());
+            let decision = if refused || target.is_none() {
+                Status::Denied
+            } else if hops.is_empty() {
+                Status::NotChecked
             } else {
-                Decision::Denied
+                Status::all(hops.iter().map(|h| h.decision))
             };
             out.paths.push(PodPath {
                 backend: backend.name.clone(),
                 target_port: target,
                 decision,
+                not_checked: if decision == Status::NotChecked {
+                    not_checked
+                } else {
+                    None
+                },
                 hops,
                 findings: pf,
             });
         }
         out.findings = findings;
-        out.decision = if !out.paths.is_empty()
-            && out.findings.is_empty()
-            && out.paths.iter().all(|p| p.decision == Decision::Allowed)
-        {
-            Decision::Allowed
+        out.decision = if out.paths.is_empty() {
+            if no_pods.is_some() {
+                Status::NotChecked
+            } else {
+                Status::Denied
+            }
+        } else if out.findings.is_empty() {
+            Status::all(out.paths.iter().map(|p| p.decision))
         } else {
-            Decision::Denied
+            Status::Denied
         };
+        if out.decision == Status::NotChecked {
+            out.not_checked =
+                no_pods.or_else(|| out.paths.iter().find_map(|p| p.not_checked.clone()));
+        }
         out
     }
 }
@@ -1074,16 +1214,21 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
                             } else {
                                 rule.matches.join(" | ")
                             };
-                            let mut bp = if pre.iter().any(|p| {
-                                p.contains("Gateway API refuses") || p.contains("not a Service")
-                            }) {
+                            let refused = pre.iter().any(|p| p.contains("Gateway API refuses"));
+                            let other_kind = pre.iter().find(|p| p.contains("not a Service"));
+                            let mut bp = if refused || other_kind.is_some() {
                                 BackendPaths {
                                     service: format!("{}/{}", b.namespace, b.name),
                                     rule: format!("rules[{ri}] {m}"),
                                     location: b.location.clone(),
                                     findings: Vec::new(),
                                     paths: Vec::new(),
-                                    decision: Decision::Denied,
+                                    decision: if refused {
+                                        Status::Denied
+                                    } else {
+                                        Status::NotChecked
+                                    },
+                                    not_checked: if refused { None } else { other_kind.cloned() },
                                 }
                             } else {
                                 ctx.backend(
@@ -1098,10 +1243,14 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
                                     Vec::new(),
                                 )
                             };
+                            // A refused reference or weight 0 denies the
+                            // backend, whatever its paths.
+                            let denies = pre.iter().any(|p| !p.contains("not a Service"));
                             pre.append(&mut bp.findings);
                             bp.findings = pre;
-                            if !bp.findings.is_empty() {
-                                bp.decision = Decision::Denied;
+                            if denies {
+                                bp.decision = Status::Denied;
+                                bp.not_checked = None;
                             }
                             if keep(opts, &bp) {
                                 rp.backends.push(bp);
@@ -1249,15 +1398,10 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
         for r in &ep.routes {
             for b in &r.backends {
                 if b.paths.is_empty() {
-                    summary.paths += 1;
-                    summary.denied += 1;
+                    summary.add(b.decision);
                 }
                 for p in &b.paths {
-                    summary.paths += 1;
-                    match p.decision {
-                        Decision::Allowed => summary.allowed += 1,
-                        Decision::Denied => summary.denied += 1,
-                    }
+                    summary.add(p.decision);
                 }
             }
         }

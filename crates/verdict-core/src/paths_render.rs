@@ -1,7 +1,10 @@
 //! Text and Markdown renderings of a [`PathsReport`] (JSON is its serde form).
+//! Every line of text is escaped as a whole ([`push_line`]): a newline or
+//! an escape sequence in a name is shown as `\n`, `\u{1b}`, never raw.
 
 use crate::engine::Decision;
-use crate::paths::{Controller, EntryPoint, Hop, PathsReport};
+use crate::paths::{Controller, EntryPoint, Hop, PathsReport, PodPath, Status, Summary};
+use crate::text::{markdown, push_line};
 
 fn controller_text(c: &Controller) -> String {
     match c {
@@ -25,11 +28,39 @@ fn controller_text(c: &Controller) -> String {
     }
 }
 
-fn mark(d: Decision) -> &'static str {
+fn mark(d: Status) -> &'static str {
     match d {
-        Decision::Allowed => "ALLOWED",
-        Decision::Denied => "DENIED",
+        Status::Allowed => "ALLOWED",
+        Status::Denied => "DENIED",
+        Status::NotChecked => "NOT CHECKED",
     }
+}
+
+/// `N paths: a allowed, d denied, n not checked`.
+pub fn summary_text(s: &Summary) -> String {
+    format!(
+        "{} paths: {} allowed, {} denied, {} not checked",
+        s.paths, s.allowed, s.denied, s.not_checked
+    )
+}
+
+/// Why a path is not allowed: the first denying check, else why it was not
+/// checked, else its first finding.
+fn why_not(p: &PodPath) -> String {
+    p.hops
+        .iter()
+        .find(|h| h.decision == Status::Denied)
+        .map(|h| {
+            let c = h.checks.iter().find(|c| c.decision == Decision::Denied);
+            format!(
+                "{}: {}",
+                h.name,
+                c.map(|c| c.explanation.clone()).unwrap_or_default()
+            )
+        })
+        .or_else(|| p.not_checked.clone())
+        .or_else(|| p.findings.first().cloned())
+        .unwrap_or_default()
 }
 
 fn entry_title(ep: &EntryPoint) -> String {
@@ -48,17 +79,22 @@ fn entry_title(ep: &EntryPoint) -> String {
     )
 }
 
-fn hop_text(out: &mut String, h: &Hop, indent: &str) {
-    out.push_str(&format!("{indent}{}: {}\n", h.name, h.decision));
+/// A hop and its checks; notes repeating `said` (the path's reason for not
+/// being checked, already shown) are left out.
+fn hop_text(out: &mut String, h: &Hop, indent: &str, said: Option<&String>) {
+    push_line(out, &format!("{indent}{}: {}", h.name, h.decision));
     for c in &h.checks {
         let enforced = if c.enforced { "" } else { " (not enforced)" };
-        out.push_str(&format!(
-            "{indent}  {} {} -> {} {}/{}: {}{enforced} - {}\n",
-            c.side, c.source, c.destination, c.protocol, c.port, c.decision, c.explanation
-        ));
+        push_line(
+            out,
+            &format!(
+                "{indent}  {} {} -> {} {}/{}: {}{enforced} - {}",
+                c.side, c.source, c.destination, c.protocol, c.port, c.decision, c.explanation
+            ),
+        );
     }
-    for n in &h.notes {
-        out.push_str(&format!("{indent}  note: {n}\n"));
+    for n in h.notes.iter().filter(|n| Some(*n) != said) {
+        push_line(out, &format!("{indent}  note: {n}"));
     }
 }
 
@@ -66,8 +102,7 @@ impl PathsReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for ep in &self.entry_points {
-            out.push_str(&entry_title(ep));
-            out.push('\n');
+            push_line(&mut out, &entry_title(ep));
             if ep.routes.is_empty() {
                 out.push_str("  no route attaches to this listener\n");
             }
@@ -82,42 +117,53 @@ impl PathsReport {
                 } else {
                     r.hostnames.join(", ")
                 };
-                out.push_str(&format!(
-                    "  {} [{}] hostnames: {hosts}{state}\n",
-                    r.route, r.location
-                ));
+                push_line(
+                    &mut out,
+                    &format!("  {} [{}] hostnames: {hosts}{state}", r.route, r.location),
+                );
                 for f in &r.findings {
-                    out.push_str(&format!("    ! {f}\n"));
+                    push_line(&mut out, &format!("    ! {f}"));
                 }
                 if r.attached && r.backends.is_empty() {
                     out.push_str("    no backends (redirect or filter only)\n");
                 }
                 for b in &r.backends {
-                    out.push_str(&format!(
-                        "    {} -> Service {} [{}]: {}\n",
-                        b.rule,
-                        b.service,
-                        b.location,
-                        mark(b.decision)
-                    ));
+                    push_line(
+                        &mut out,
+                        &format!(
+                            "    {} -> Service {} [{}]: {}",
+                            b.rule,
+                            b.service,
+                            b.location,
+                            mark(b.decision)
+                        ),
+                    );
                     for f in &b.findings {
-                        out.push_str(&format!("      ! {f}\n"));
+                        push_line(&mut out, &format!("      ! {f}"));
                     }
                     for p in &b.paths {
                         let port = p
                             .target_port
                             .map(|t| format!(" targetPort {t}"))
                             .unwrap_or_default();
-                        out.push_str(&format!(
-                            "      {}{port}: {}\n",
-                            p.backend,
-                            mark(p.decision)
-                        ));
-                        for f in &p.findings {
-                            out.push_str(&format!("        ! {f}\n"));
+                        let why = p
+                            .not_checked
+                            .as_ref()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default();
+                        push_line(
+                            &mut out,
+                            &format!("      {}{port}: {}{why}", p.backend, mark(p.decision)),
+                        );
+                        for f in p
+                            .findings
+                            .iter()
+                            .filter(|f| p.not_checked.as_ref() != Some(f))
+                        {
+                            push_line(&mut out, &format!("        ! {f}"));
                         }
                         for h in &p.hops {
-                            hop_text(&mut out, h, "        ");
+                            hop_text(&mut out, h, "        ", p.not_checked.as_ref());
                         }
                     }
                 }
@@ -126,73 +172,62 @@ impl PathsReport {
         if !self.findings.is_empty() {
             out.push_str("findings:\n");
             for f in &self.findings {
-                out.push_str(&format!("  ! {f}\n"));
+                push_line(&mut out, &format!("  ! {f}"));
             }
         }
-        out.push_str(&format!(
-            "{} paths: {} allowed, {} denied\n",
-            self.summary.paths, self.summary.allowed, self.summary.denied
-        ));
+        push_line(&mut out, &summary_text(&self.summary));
         out
     }
 
     /// Markdown for pull-request comments: one table per entry point, the
-    /// failing hop and rule for each denied path.
+    /// failing hop and rule for each denied path. Every text from the input
+    /// is escaped ([`markdown`]): a `|`, a backtick, `<!--` or a newline in
+    /// a name cannot split a cell or hide the rest of the comment.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("### verdict paths\n\n");
-        out.push_str(&format!(
-            "**{} paths: {} allowed, {} denied**\n\n",
-            self.summary.paths, self.summary.allowed, self.summary.denied
-        ));
+        out.push_str(&format!("**{}**\n\n", summary_text(&self.summary)));
         for ep in &self.entry_points {
-            out.push_str(&format!("#### {}\n\n", entry_title(ep).replace('|', "\\|")));
+            out.push_str(&format!("#### {}\n\n", markdown(&entry_title(ep))));
             out.push_str("| route | rule | service | backend | verdict | deciding hop |\n|---|---|---|---|---|---|\n");
             for r in &ep.routes {
+                let route = markdown(&r.route.to_string());
                 if !r.attached {
                     out.push_str(&format!(
-                        "| {} | | | | :x: not attached | {} |\n",
-                        r.route,
-                        r.findings.join("; ")
+                        "| {route} | | | | :x: not attached | {} |\n",
+                        markdown(&r.findings.join("; "))
                     ));
                     continue;
                 }
                 for b in &r.backends {
                     if b.paths.is_empty() {
+                        let v = match b.decision {
+                            Status::NotChecked => ":grey_question: not checked",
+                            _ => ":x: denied",
+                        };
                         out.push_str(&format!(
-                            "| {} | {} | {} | | :x: | {} |\n",
-                            r.route,
-                            b.rule,
-                            b.service,
-                            b.findings.join("; ")
+                            "| {route} | {} | {} | | {v} | {} |\n",
+                            markdown(&b.rule),
+                            markdown(&b.service),
+                            markdown(&b.findings.join("; "))
                         ));
                     }
                     for p in &b.paths {
-                        let why = p
-                            .hops
-                            .iter()
-                            .find(|h| h.decision == Decision::Denied)
-                            .map(|h| {
-                                let c = h.checks.iter().find(|c| c.decision == Decision::Denied);
-                                format!(
-                                    "{}: {}",
-                                    h.name,
-                                    c.map(|c| c.explanation.clone()).unwrap_or_default()
-                                )
-                            })
-                            .or_else(|| p.findings.first().cloned())
-                            .unwrap_or_default();
-                        let v = if p.decision == Decision::Allowed {
-                            ":white_check_mark: allowed"
+                        let why = if p.decision == Status::Allowed {
+                            String::new()
                         } else {
-                            ":x: denied"
+                            why_not(p)
+                        };
+                        let v = match p.decision {
+                            Status::Allowed => ":white_check_mark: allowed",
+                            Status::Denied => ":x: denied",
+                            Status::NotChecked => ":grey_question: not checked",
                         };
                         out.push_str(&format!(
-                            "| {} | {} | {} | {} | {v} | {} |\n",
-                            r.route,
-                            b.rule.replace('|', "\\|"),
-                            b.service,
-                            p.backend,
-                            why.replace('|', "\\|")
+                            "| {route} | {} | {} | {} | {v} | {} |\n",
+                            markdown(&b.rule),
+                            markdown(&b.service),
+                            markdown(&p.backend),
+                            markdown(&why)
                         ));
                     }
                 }
@@ -202,7 +237,7 @@ impl PathsReport {
         if !self.findings.is_empty() {
             out.push_str("**Findings**\n\n");
             for f in &self.findings {
-                out.push_str(&format!("- {f}\n"));
+                out.push_str(&format!("- {}\n", markdown(f)));
             }
         }
         out

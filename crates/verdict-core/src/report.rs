@@ -5,8 +5,9 @@
 
 use crate::engine::{Decision, Engine};
 use crate::matrix::Matrix;
-use crate::paths::{Controller, PathsReport};
+use crate::paths::{Controller, PathsReport, Status};
 use crate::resolved::resolve;
+use crate::text::{escape, html, json_in_script};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,11 +22,19 @@ pub struct ReportFinding {
     pub help: String,
 }
 
+/// Text from the input for an HTML text node or attribute value: control
+/// characters shown escaped (`\n`, `\u{1b}`), then HTML-escaped.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    html(&escape(s))
+}
+
+/// Every name the page can show a policy for, with its key (`p0`, `p1`,
+/// ...): elements carry the key, never the name, so no character of a name
+/// (a carriage return the HTML parser would rewrite, say) can lose its entry.
+type Keys = BTreeMap<String, String>;
+
+fn key<'a>(keys: &'a Keys, name: &str) -> &'a str {
+    keys.get(name).map_or("", String::as_str)
 }
 
 #[derive(Default)]
@@ -61,7 +70,7 @@ fn graph(paths: &PathsReport) -> Graph {
                 for p in &b.paths {
                     Graph::add(&mut g.backends, &p.backend);
                     for h in &p.hops {
-                        let ok = h.decision == Decision::Allowed;
+                        let ok = h.decision == Status::Allowed;
                         if h.name.starts_with("outside -> ingress") {
                             for c in &h.checks {
                                 if c.side.starts_with("ingress of") {
@@ -86,7 +95,7 @@ fn graph(paths: &PathsReport) -> Graph {
     g
 }
 
-fn svg(g: &Graph) -> String {
+fn svg(g: &Graph, keys: &Keys) -> String {
     let cols = [&g.clients, &g.ingresses, &g.backends];
     let xs = [30.0, 390.0, 750.0];
     let (w, h_node, gap) = (300.0, 34.0, 18.0);
@@ -138,14 +147,16 @@ fn svg(g: &Graph) -> String {
         );
     }
     for (n, (x, y)) in &pos {
-        let label: String = if n.chars().count() > 40 {
-            format!("{}…", n.chars().take(39).collect::<String>())
+        let shown = escape(n);
+        let label: String = if shown.chars().count() > 40 {
+            format!("{}…", shown.chars().take(39).collect::<String>())
         } else {
-            n.to_string()
+            shown.into_owned()
         };
         let _ = writeln!(
             out,
-            "<g class=\"node\" data-name=\"{}\" tabindex=\"0\"><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h_node}\" rx=\"6\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
+            "<g class=\"node\" data-name=\"{}\" tabindex=\"0\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h_node}\" rx=\"6\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
+            key(keys, n),
             esc(n),
             x + 10.0,
             y + 22.0,
@@ -166,38 +177,51 @@ pub fn render(
 ) -> String {
     let g = graph(paths);
     // Resolved policy of every node that is a party.
-    let mut policies: BTreeMap<String, String> = BTreeMap::new();
+    let mut policies: BTreeMap<String, Option<String>> = BTreeMap::new();
     for n in g.clients.iter().chain(&g.ingresses).chain(&g.backends) {
-        if let Ok(p) = engine.party(n.split(" (").next().unwrap_or(n)) {
-            policies.insert(n.clone(), resolve(engine, &p).to_text());
-        }
+        let p = engine.party(n.split(" (").next().unwrap_or(n)).ok();
+        policies.insert(n.clone(), p.map(|p| resolve(engine, &p).to_text()));
     }
     for c in &m.cells {
         for n in [&c.from.name, &c.to.name] {
-            if policies.contains_key(n) {
+            if policies.get(n).is_some_and(Option::is_some) {
                 continue;
             }
-            if let Ok(p) = engine.party(n.split(", ").next().unwrap_or(n)) {
-                policies.insert(n.clone(), resolve(engine, &p).to_text());
-            }
+            let p = engine.party(n.split(", ").next().unwrap_or(n)).ok();
+            policies.insert(n.clone(), p.map(|p| resolve(engine, &p).to_text()));
         }
     }
-    let data = serde_json::to_string(&policies)
-        .unwrap_or_else(|_| "{}".into())
-        .replace("</", "<\\/");
+    let keys: Keys = policies
+        .keys()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), format!("p{i}")))
+        .collect();
+    let entries: BTreeMap<&str, serde_json::Value> = policies
+        .iter()
+        .map(|(n, text)| {
+            (
+                key(&keys, n),
+                serde_json::json!({"name": escape(n), "policy": text}),
+            )
+        })
+        .collect();
+    // `<`, `>`, `&` and the line separators as \uXXXX: no name can end the
+    // element (`</script>`) or switch the parser's state (`<!--<script>`).
+    let data = json_in_script(&serde_json::to_string(&entries).unwrap_or_else(|_| "{}".into()));
     let mut body = String::new();
     let s = &paths.summary;
     let _ = write!(
         body,
-        "<p class=\"summary\"><b>{}</b> paths: <span class=\"ok\">{} allowed</span>, <span class=\"bad\">{} denied</span>; {} lint findings; {} allowed connections in the matrix.</p>",
+        "<p class=\"summary\"><b>{}</b> paths: <span class=\"ok\">{} allowed</span>, <span class=\"bad\">{} denied</span>, <span class=\"unchecked\">{} not checked</span>; {} lint findings; {} allowed connections in the matrix.</p>",
         s.paths,
         s.allowed,
         s.denied,
+        s.not_checked,
         findings.len(),
         m.cells.len()
     );
     body.push_str("<h2>Enforcement points</h2><p>Click a node for its resolved policy. Green: every check of the hop allows; red: a check denies.</p><div class=\"graph\">");
-    body.push_str(&svg(&g));
+    body.push_str(&svg(&g, &keys));
     body.push_str("</div><pre id=\"policy\" class=\"policy\">Select a node.</pre>");
     body.push_str("<h2>Paths</h2>");
     for ep in &paths.entry_points {
@@ -222,7 +246,12 @@ pub fn render(
             }
             for b in &r.backends {
                 if b.paths.is_empty() {
-                    let _ = write!(body, "<tr class=\"denied\"><td>{}</td><td>{}</td><td>{}</td><td></td><td>denied</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&b.rule), esc(&b.service), esc(&b.findings.join("; ")));
+                    let (class, v) = if b.decision == Status::NotChecked {
+                        ("unchecked", "not checked")
+                    } else {
+                        ("denied", "denied")
+                    };
+                    let _ = write!(body, "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td></td><td>{v}</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&b.rule), esc(&b.service), esc(&b.findings.join("; ")));
                 }
                 for p in &b.paths {
                     let why = p
@@ -231,12 +260,13 @@ pub fn render(
                         .flat_map(|h| h.checks.iter().map(move |c| (h, c)))
                         .find(|(_, c)| c.decision == Decision::Denied)
                         .map(|(h, c)| format!("{}: {}", h.name, c.explanation))
+                        .or_else(|| p.not_checked.clone())
                         .or_else(|| p.findings.first().cloned())
                         .unwrap_or_default();
-                    let (class, v) = if p.decision == Decision::Allowed {
-                        ("allowed", "allowed")
-                    } else {
-                        ("denied", "denied")
+                    let (class, v) = match p.decision {
+                        Status::Allowed => ("allowed", "allowed"),
+                        Status::Denied => ("denied", "denied"),
+                        Status::NotChecked => ("unchecked", "not checked"),
                     };
                     let _ = write!(
                         body,
@@ -291,9 +321,9 @@ pub fn render(
         let _ = write!(
             body,
             "<tr><td class=\"clickable\" data-name=\"{}\">{}</td><td class=\"clickable\" data-name=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            key(&keys, &c.from.name),
             esc(&c.from.name),
-            esc(&c.from.name),
-            esc(&c.to.name),
+            key(&keys, &c.to.name),
             esc(&c.to.name),
             esc(&ports.join(" ")),
             flags.join(",")
@@ -307,8 +337,8 @@ pub fn render(
 body{{font-family:system-ui,-apple-system,Segoe UI,Helvetica,sans-serif;margin:24px;color:#1d2330}}
 h1{{font-size:22px}} h2{{margin-top:32px;font-size:18px}} h3{{font-size:15px;margin-bottom:6px}}
 table{{border-collapse:collapse;margin:8px 0;font-size:13px}} td,th{{border:1px solid #d4d8e0;padding:4px 8px;text-align:left;vertical-align:top}}
-th{{background:#f2f4f8}} tr.denied td{{background:#fdecec}} tr.allowed td{{background:#edf8ee}} tr.error td{{background:#fdecec}} tr.warning td{{background:#fff6e0}}
-.summary .ok{{color:#1c7c2c}} .summary .bad{{color:#b42318}}
+th{{background:#f2f4f8}} tr.denied td{{background:#fdecec}} tr.allowed td{{background:#edf8ee}} tr.unchecked td{{background:#f1f1f4}} tr.error td{{background:#fdecec}} tr.warning td{{background:#fff6e0}}
+.summary .ok{{color:#1c7c2c}} .summary .bad{{color:#b42318}} .summary .unchecked{{color:#6b7a99}}
 .graph{{overflow-x:auto;border:1px solid #d4d8e0;border-radius:8px;padding:8px}}
 svg .node rect{{fill:#f5f7fb;stroke:#6b7a99}} svg .node text{{font-size:12px;fill:#1d2330}} svg .node{{cursor:pointer}}
 svg .node.selected rect{{fill:#dfe8ff;stroke:#2f5bd3;stroke-width:2}} svg .col{{font-size:13px;font-weight:600;fill:#48526b}}
@@ -326,9 +356,10 @@ svg .edge{{fill:none;stroke-width:2.5}} svg .edge.ok{{stroke:#2e9d44}} svg .edge
   window.addEventListener('error', function(){{ errors++; document.body.dataset.errors = String(errors); }});
   var policies = JSON.parse(document.getElementById('policies').textContent);
   var out = document.getElementById('policy');
-  function show(name){{
-    out.textContent = policies[name] || (name + ': not an endpoint of the input (no policy of its own)');
-    document.querySelectorAll('svg .node').forEach(function(n){{ n.classList.toggle('selected', n.dataset.name === name); }});
+  function show(key){{
+    var e = policies[key];
+    out.textContent = !e ? 'Select a node.' : (e.policy || (e.name + ': not an endpoint of the input (no policy of its own)'));
+    document.querySelectorAll('svg .node').forEach(function(n){{ n.classList.toggle('selected', n.dataset.name === key); }});
   }}
   document.querySelectorAll('[data-name]').forEach(function(el){{
     el.addEventListener('click', function(){{ show(el.dataset.name); }});

@@ -659,8 +659,13 @@ pub fn resolve_all_threads<'a>(engine: &Engine<'a>, threads: usize) -> Vec<Resol
 }
 
 impl ResolvedPolicy<'_> {
+    /// One line per entry; each line escaped as a whole (names and labels
+    /// cannot add lines or escape sequences).
     pub fn to_text(&self) -> String {
-        let mut out = format!("{}\n  identity {}\n", self.subject, self.identity);
+        use crate::text::push_line;
+        let mut out = String::new();
+        push_line(&mut out, &self.subject);
+        push_line(&mut out, &format!("  identity {}", self.identity));
         for (dir, st) in [
             (Direction::Ingress, &self.ingress),
             (Direction::Egress, &self.egress),
@@ -670,9 +675,9 @@ impl ResolvedPolicy<'_> {
                 (true, true) => "enforced, default deny".to_string(),
                 (true, false) => "enforced, no default deny (enableDefaultDeny: false): unmatched traffic allowed".to_string(),
             };
-            out.push_str(&format!("  {dir}: {mode}\n"));
+            push_line(&mut out, &format!("  {dir}: {mode}"));
             for r in &st.rules {
-                out.push_str(&format!("    selected by {r}\n"));
+                push_line(&mut out, &format!("    selected by {r}"));
             }
             for (k, v) in self.entries.iter().filter(|(k, _)| k.direction == dir) {
                 let peer = match &k.peer {
@@ -690,15 +695,18 @@ impl ResolvedPolicy<'_> {
                     .iter()
                     .map(|o| format!("{} {}", o.policy.short(), o.location))
                     .collect();
-                out.push_str(&format!(
-                    "    {:<7} {}/{:<11} {}{}  [{}]\n",
-                    v.decision.to_string(),
-                    k.protocol,
-                    port,
-                    peer,
-                    proxy,
-                    from.join("; ")
-                ));
+                push_line(
+                    &mut out,
+                    &format!(
+                        "    {:<7} {}/{:<11} {}{}  [{}]",
+                        v.decision.to_string(),
+                        k.protocol,
+                        port,
+                        peer,
+                        proxy,
+                        from.join("; ")
+                    ),
+                );
             }
         }
         out

@@ -55,40 +55,51 @@ pub fn parse_flow_protocol(s: &str) -> Result<Protocol, String> {
 }
 
 impl FlowVerdict {
-    /// A text rendering: one line per side and the overall verdict.
+    /// A text rendering: one line per side and the overall verdict. Each
+    /// line is escaped as a whole: names cannot add lines or escape
+    /// sequences.
     pub fn to_text(&self) -> String {
-        let mut out = format!(
-            "{} -> {} {}/{}: {}\n",
-            self.from.name,
-            self.to.name,
-            self.protocol,
-            self.port,
-            self.decision.to_string().to_uppercase()
+        use crate::text::push_line;
+        let mut out = String::new();
+        push_line(
+            &mut out,
+            &format!(
+                "{} -> {} {}/{}: {}",
+                self.from.name,
+                self.to.name,
+                self.protocol,
+                self.port,
+                self.decision.to_string().to_uppercase()
+            ),
         );
         for (label, side) in [
             ("egress  (at source)", &self.egress),
             ("ingress (at destination)", &self.ingress),
         ] {
-            out.push_str(&format!(
-                "  {label}: {}\n    {}\n",
-                side.decision, side.explanation
-            ));
+            push_line(&mut out, &format!("  {label}: {}", side.decision));
+            push_line(&mut out, &format!("    {}", side.explanation));
             if !side.enforced {
                 out.push_str("    (not enforced: this side is not a local endpoint, so the datapath does not apply its policy)\n");
             }
             for o in &side.passed {
-                out.push_str(&format!(
-                    "    passed on by {o} (ClusterNetworkPolicy Pass: the next tier decides)\n"
-                ));
+                push_line(
+                    &mut out,
+                    &format!(
+                        "    passed on by {o} (ClusterNetworkPolicy Pass: the next tier decides)"
+                    ),
+                );
             }
             for u in &side.unevaluable {
-                out.push_str(&format!("    note: not evaluable offline: {u}\n"));
+                push_line(&mut out, &format!("    note: not evaluable offline: {u}"));
             }
         }
-        out.push_str(&format!(
-            "  identities: {} = {}; {} = {}\n",
-            self.from.name, self.from.identity, self.to.name, self.to.identity
-        ));
+        push_line(
+            &mut out,
+            &format!(
+                "  identities: {} = {}; {} = {}",
+                self.from.name, self.from.identity, self.to.name, self.to.identity
+            ),
+        );
         out
     }
 }

@@ -406,7 +406,20 @@ fn controller_pods_not_in_the_input_are_a_finding() {
         "{}",
         r.to_text()
     );
-    assert_eq!(r.summary.denied, 1);
+    // Not checked: neither allowed nor a denial.
+    assert_eq!(r.summary.denied, 0, "{}", r.to_text());
+    assert_eq!(r.summary.not_checked, 1);
+    let p = all_paths(&r);
+    assert_eq!(p[0].decision, verdict_core::paths::Status::NotChecked);
+    assert!(p[0]
+        .not_checked
+        .as_deref()
+        .unwrap_or_default()
+        .contains("not in the input"));
+    assert!(p[0]
+        .hops
+        .iter()
+        .all(|h| h.decision == verdict_core::paths::Status::NotChecked));
 }
 
 #[test]

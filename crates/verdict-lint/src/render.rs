@@ -2,6 +2,7 @@
 
 use crate::{Finding, LintReport};
 use std::collections::BTreeMap;
+use verdict_core::text::{escape, push_line};
 
 /// The source lines around a finding, as `NN | text`, with a caret.
 fn snippet(f: &Finding, sources: &BTreeMap<String, String>) -> String {
@@ -18,10 +19,20 @@ fn snippet(f: &Finding, sources: &BTreeMap<String, String>) -> String {
     let mut out = format!("{:width$} |\n", "");
     for n in first..=line.min(lines.len()) {
         let l = lines.get(n - 1).copied().unwrap_or_default();
-        out.push_str(&format!("{n:width$} | {l}\n"));
+        push_line(&mut out, &format!("{n:width$} | {l}"));
     }
+    // The caret under the column, counted in the line as shown (escapes
+    // included).
     let col = (f.location.col as usize).max(1);
-    out.push_str(&format!("{:width$} | {}^\n", "", " ".repeat(col - 1)));
+    let shown = lines
+        .get(line - 1)
+        .map(|l| {
+            escape(&l.chars().take(col - 1).collect::<String>())
+                .chars()
+                .count()
+        })
+        .unwrap_or(col - 1);
+    out.push_str(&format!("{:width$} | {}^\n", "", " ".repeat(shown)));
     out
 }
 
@@ -29,33 +40,41 @@ impl LintReport {
     pub fn to_text(&self, sources: &BTreeMap<String, String>) -> String {
         let mut out = String::new();
         for f in &self.findings {
-            out.push_str(&format!(
-                "{}[{}] {}: {}\n",
-                f.level, f.code, f.name, f.message
-            ));
-            out.push_str(&format!(
-                "  --> {}:{}:{}\n",
-                f.location.file, f.location.line, f.location.col
-            ));
+            push_line(
+                &mut out,
+                &format!("{}[{}] {}: {}", f.level, f.code, f.name, f.message),
+            );
+            push_line(
+                &mut out,
+                &format!(
+                    "  --> {}:{}:{}",
+                    f.location.file, f.location.line, f.location.col
+                ),
+            );
+            // Already escaped line by line.
             for l in snippet(f, sources).lines() {
                 out.push_str(&format!("   {l}\n"));
             }
             if let Some(o) = &f.object {
-                out.push_str(&format!(
-                    "   = {o}{}\n",
-                    f.path.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
-                ));
+                push_line(
+                    &mut out,
+                    &format!(
+                        "   = {o}{}",
+                        f.path.as_ref().map(|p| format!(" {p}")).unwrap_or_default()
+                    ),
+                );
             }
-            out.push_str(&format!("   = help: {}\n\n", f.help));
+            push_line(&mut out, &format!("   = help: {}", f.help));
+            out.push('\n');
         }
         for (f, why) in &self.suppressed {
-            out.push_str(&format!(
-                "suppressed [{}] at {}: {why}\n",
-                f.code, f.location
-            ));
+            push_line(
+                &mut out,
+                &format!("suppressed [{}] at {}: {why}", f.code, f.location),
+            );
         }
         for n in &self.notes {
-            out.push_str(&format!("note: {n}\n"));
+            push_line(&mut out, &format!("note: {n}"));
         }
         let count = |l: crate::Level| self.findings.iter().filter(|f| f.level == l).count();
         out.push_str(&format!(
