@@ -254,7 +254,7 @@ impl<'a> Engine<'a> {
     /// `reserved:NAME` (or a bare entity name such as `world`), `cidr:P`, or
     /// an IP address.
     pub fn party(&self, text: &str) -> Result<Party, String> {
-        let t = text.trim();
+        let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
         let reserved_name = t.strip_prefix("reserved:").or_else(|| {
             crate::identity::RESERVED
                 .iter()
