@@ -728,14 +728,50 @@ pub fn matrix(
     Ok(exit(0, input_errors(&inv)))
 }
 
+/// A git path (raw bytes from `-z` output) as a command argument.
+#[cfg(unix)]
+fn git_arg(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_os_string()
+}
+
+#[cfg(not(unix))]
+fn git_arg(bytes: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(bytes).into_owned().into()
+}
+
+/// A file name for messages: control characters and backslashes escaped
+/// (`\t`, `\n`, `\\`), bytes that are not UTF-8 as `\xNN`; everything
+/// else (non-ASCII letters, quotes, spaces) as is.
+fn display_name(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 /// The manifests of a git revision: every .yaml/.yml/.json file under the
-/// given paths, read with `git show`.
+/// given paths. Names are read NUL-separated (`ls-tree -z`), never parsed
+/// from git's quoted form, so any file name is read.
 fn git_inventory(
     rev: &str,
     paths: &[String],
     cluster: ClusterConfig,
 ) -> Result<verdict_core::ingest::Inventory, String> {
-    let run = |args: &[&str]| -> Result<String, String> {
+    let run = |args: &[std::ffi::OsString]| -> Result<Vec<u8>, String> {
         let o = std::process::Command::new("git")
             .args(args)
             .output()
@@ -743,24 +779,39 @@ fn git_inventory(
         if !o.status.success() {
             return Err(format!(
                 "git {}: {}",
-                args.join(" "),
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 String::from_utf8_lossy(&o.stderr).trim()
             ));
         }
-        Ok(String::from_utf8_lossy(&o.stdout).to_string())
+        Ok(o.stdout)
     };
-    let mut args = vec!["ls-tree", "-r", "--name-only", rev, "--"];
-    args.extend(paths.iter().map(String::as_str));
+    // --full-name: paths from the repository root, as `REV:PATH` needs
+    // them, whatever the current directory.
+    let mut args: Vec<std::ffi::OsString> = ["ls-tree", "-r", "-z", "--full-name", "--name-only"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(rev.into());
+    args.push("--".into());
+    args.extend(paths.iter().map(Into::into));
     let listing = run(&args)?;
     let mut inv = verdict_core::ingest::Inventory::new(cluster);
-    let mut files: Vec<&str> = listing
-        .lines()
-        .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml") || f.ends_with(".json"))
+    let mut files: Vec<&[u8]> = listing
+        .split(|b| *b == 0)
+        .filter(|f| f.ends_with(b".yaml") || f.ends_with(b".yml") || f.ends_with(b".json"))
         .collect();
     files.sort();
     for f in files {
-        let text = run(&["show", &format!("{rev}:{f}")])?;
-        inv.load_text(&format!("{rev}:{f}"), &text);
+        let mut spec = rev.as_bytes().to_vec();
+        spec.push(b':');
+        spec.extend_from_slice(f);
+        let bytes = run(&["cat-file".into(), "blob".into(), git_arg(&spec)])?;
+        let label = format!("{rev}:{}", display_name(f));
+        let text = String::from_utf8(bytes).map_err(|_| format!("{label}: not UTF-8 text"))?;
+        inv.load_text(&label, &text);
     }
     load::finish(&mut inv);
     Ok(inv)
@@ -774,11 +825,13 @@ pub fn diff(
     git_paths: &[String],
     cluster: ClusterConfig,
     output: crate::DiffFormat,
-    fail_on: crate::DiffFail,
+    fail_on: &[crate::DiffFail],
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::diff::{diff as compute, policy_changes};
+    use verdict_core::diff::{diff as compute, path_changes, policy_changes};
     use verdict_core::matrix::{matrix, MatrixOptions};
+    use verdict_core::paths::{paths as routes_paths, PathOptions};
+    use verdict_core::routes::Routing;
     let (a, b) = if git {
         (
             git_inventory(old, git_paths, cluster.clone())?,
@@ -797,17 +850,27 @@ pub fn diff(
         matrix(&ea, &MatrixOptions::default()),
         matrix(&eb, &MatrixOptions::default()),
     );
-    let d = compute(&ma, &mb, policy_changes(&a, &b));
+    let mut d = compute(&ma, &mb, policy_changes(&a, &b));
+    // The paths of `verdict paths` on both sides (clients: world).
+    let (pa, pb) = (
+        routes_paths(&ea, &Routing::from_inventory(&a), &PathOptions::default()),
+        routes_paths(&eb, &Routing::from_inventory(&b), &PathOptions::default()),
+    );
+    d.paths = path_changes(&pa, &pb);
     match output {
         crate::DiffFormat::Text => print(&d.to_text())?,
         crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
         crate::DiffFormat::Markdown => print(&d.to_markdown())?,
     }
-    let fail = match fail_on {
+    let fail = fail_on.iter().any(|f| match f {
         crate::DiffFail::WorldExposure => d.world_exposure(),
-        crate::DiffFail::Any => !d.added.is_empty() || !d.newly_open_ingress.is_empty(),
+        crate::DiffFail::Breaking => d.breaking() > 0,
+        crate::DiffFail::PathExposure => d.path_exposure() > 0,
+        crate::DiffFail::Any => {
+            !d.added.is_empty() || !d.newly_open_ingress.is_empty() || !d.paths.is_empty()
+        }
         crate::DiffFail::None => false,
-    };
+    });
     Ok(exit(
         if fail { 1 } else { 0 },
         input_errors(&a) + input_errors(&b),
