@@ -538,7 +538,9 @@ pub fn generate(
     args: GenerateArgs,
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::generate::{generate as gen, to_stream, verify, GenerateOptions};
+    use verdict_core::generate::{
+        check_client, clients_from_input, generate as gen, to_stream, verify, GenerateOptions,
+    };
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
@@ -547,12 +549,14 @@ pub fn generate(
     let errors = input_errors(&inv);
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
-    for c in &args.clients {
-        engine.party(c)?;
-    }
-    let opts = GenerateOptions {
+    let clients = args
+        .clients
+        .iter()
+        .map(|c| check_client(&engine, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut opts = GenerateOptions {
         paths: PathOptions {
-            clients: args.clients,
+            clients,
             controllers: args
                 .controllers
                 .iter()
@@ -565,7 +569,19 @@ pub fn generate(
         prefer_ccnp: args.prefer_ccnp,
         no_default_deny: args.no_default_deny,
         only_missing: args.only_missing,
+        ..GenerateOptions::default()
     };
+    if opts.paths.clients.is_empty() {
+        // Keep the clients the input already restricts the entry points to.
+        let with_world = compute(&engine, &routing, &opts.paths);
+        if let Some((clients, except, notes)) = clients_from_input(&engine, &with_world)? {
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
+            opts.paths.clients = clients;
+            opts.client_except = except;
+        }
+    }
     let report = compute(&engine, &routing, &opts.paths);
     let (objects, skipped) = gen(&engine, &report, &opts);
     let merged_names: Vec<(String, Option<String>, String)>;
@@ -588,21 +604,26 @@ pub fn generate(
     match &args.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            for g in &objects {
-                let kind = if g.kind == "CiliumNetworkPolicy" {
-                    "cnp"
-                } else {
-                    "ccnp"
-                };
-                let file = dir.join(format!(
-                    "{kind}-{}{}.yaml",
-                    g.namespace
-                        .as_ref()
-                        .map(|n| format!("{n}-"))
-                        .unwrap_or_default(),
-                    g.name
-                ));
-                std::fs::write(&file, &g.yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+            let names = verdict_core::generate::file_names(&objects);
+            // Refuse before writing anything: a symbolic link in the
+            // directory would send the write elsewhere.
+            for name in &names {
+                let file = dir.join(name);
+                if let Ok(m) = std::fs::symlink_metadata(&file) {
+                    if m.file_type().is_symlink() {
+                        return Err(format!(
+                            "{}: is a symbolic link; --out-dir does not follow links (remove it or choose another directory)",
+                            file.display()
+                        ));
+                    }
+                    if !m.is_file() {
+                        return Err(format!("{}: exists and is not a file", file.display()));
+                    }
+                }
+            }
+            for (g, name) in objects.iter().zip(&names) {
+                let file = dir.join(name);
+                write_new_or_regular(&file, &g.yaml)?;
                 eprintln!("wrote {}", file.display());
             }
         }
@@ -655,13 +676,14 @@ pub fn generate(
         );
     }
     eprintln!(
-        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} added otherwise, {} closed; {} lint findings on generated objects",
+        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} lint findings on generated objects",
         objects.len(),
         v.paths_before.allowed,
         v.paths_before.denied,
         v.paths_after.allowed,
         v.paths_after.denied,
         v.intended.len(),
+        v.accepted.len(),
         v.unintended.len(),
         v.closed,
         lint_hits.len()
@@ -672,6 +694,14 @@ pub fn generate(
     for c in &v.unintended {
         eprintln!("  unintended: {} -> {} {}", c.from, c.to, c.ports());
     }
+    for c in &v.accepted {
+        eprintln!(
+            "  note: also admitted, as the generated policy states: {} -> {} {} (fromEntities: [remote-node] for externalTrafficPolicy: Cluster; the API server's identity carries reserved:remote-node)",
+            c.from,
+            c.to,
+            c.ports()
+        );
+    }
     for f in &lint_hits {
         eprintln!("  lint {} {}: {}", f.code, f.location, f.message);
     }
@@ -679,6 +709,28 @@ pub fn generate(
         if v.ok() && lint_hits.is_empty() { 0 } else { 1 },
         errors,
     ))
+}
+
+/// Writes `text` to `file` without following a symbolic link: the file is
+/// replaced through a temporary file in the same directory, renamed over it
+/// (a link put there in between is replaced, not followed).
+fn write_new_or_regular(file: &Path, text: &str) -> Result<(), String> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.verdict-tmp-{}", std::process::id()));
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, file));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", file.display())
+    })
 }
 
 pub fn matrix(

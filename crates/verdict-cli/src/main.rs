@@ -204,7 +204,7 @@ enum Command {
     },
     /// Least-privilege policies for both enforcement points of every route, verified
     Generate {
-        /// Client sources (default: world); repeatable: a CIDR or an IP
+        /// Client sources, repeatable: a CIDR (203.0.113.0/24), an IP, or world [default: the CIDRs the input already restricts the ingress to, else world]
         #[arg(long = "client")]
         clients: Vec<String>,
         /// Ingress-controller pods for non-Cilium controllers: NAMESPACE/KEY=VALUE[,KEY=VALUE]; repeatable
