@@ -566,7 +566,9 @@ pub fn generate(
     args: GenerateArgs,
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::generate::{generate as gen, to_stream, verify, GenerateOptions};
+    use verdict_core::generate::{
+        check_client, clients_from_input, generate as gen, to_stream, verify, GenerateOptions,
+    };
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
@@ -575,12 +577,14 @@ pub fn generate(
     let errors = input_errors(&inv);
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
-    for c in &args.clients {
-        engine.party(c)?;
-    }
-    let opts = GenerateOptions {
+    let clients = args
+        .clients
+        .iter()
+        .map(|c| check_client(&engine, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut opts = GenerateOptions {
         paths: PathOptions {
-            clients: args.clients,
+            clients,
             controllers: args
                 .controllers
                 .iter()
@@ -593,7 +597,19 @@ pub fn generate(
         prefer_ccnp: args.prefer_ccnp,
         no_default_deny: args.no_default_deny,
         only_missing: args.only_missing,
+        ..GenerateOptions::default()
     };
+    if opts.paths.clients.is_empty() {
+        // Keep the clients the input already restricts the entry points to.
+        let with_world = compute(&engine, &routing, &opts.paths);
+        if let Some((clients, except, notes)) = clients_from_input(&engine, &with_world)? {
+            for n in &notes {
+                eline!("note: {n}");
+            }
+            opts.paths.clients = clients;
+            opts.client_except = except;
+        }
+    }
     let report = compute(&engine, &routing, &opts.paths);
     let (objects, skipped) = gen(&engine, &report, &opts);
     let merged_names: Vec<(String, Option<String>, String)>;
@@ -616,21 +632,26 @@ pub fn generate(
     match &args.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            for g in &objects {
-                let kind = if g.kind == "CiliumNetworkPolicy" {
-                    "cnp"
-                } else {
-                    "ccnp"
-                };
-                let file = dir.join(format!(
-                    "{kind}-{}{}.yaml",
-                    g.namespace
-                        .as_ref()
-                        .map(|n| format!("{n}-"))
-                        .unwrap_or_default(),
-                    g.name
-                ));
-                std::fs::write(&file, &g.yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+            let names = verdict_core::generate::file_names(&objects);
+            // Refuse before writing anything: a symbolic link in the
+            // directory would send the write elsewhere.
+            for name in &names {
+                let file = dir.join(name);
+                if let Ok(m) = std::fs::symlink_metadata(&file) {
+                    if m.file_type().is_symlink() {
+                        return Err(format!(
+                            "{}: is a symbolic link; --out-dir does not follow links (remove it or choose another directory)",
+                            file.display()
+                        ));
+                    }
+                    if !m.is_file() {
+                        return Err(format!("{}: exists and is not a file", file.display()));
+                    }
+                }
+            }
+            for (g, name) in objects.iter().zip(&names) {
+                let file = dir.join(name);
+                write_new_or_regular(&file, &g.yaml)?;
                 eline!("wrote {}", file.display());
             }
         }
@@ -685,13 +706,14 @@ pub fn generate(
         );
     }
     eline!(
-        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} added otherwise, {} closed; {} lint findings on generated objects",
+        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} lint findings on generated objects",
         objects.len(),
         v.paths_before.allowed,
         v.paths_before.denied,
         v.paths_after.allowed,
         v.paths_after.denied,
         v.intended.len(),
+        v.accepted.len(),
         v.unintended.len(),
         v.closed,
         lint_hits.len()
@@ -702,6 +724,14 @@ pub fn generate(
     for c in &v.unintended {
         eline!("  unintended: {} -> {} {}", c.from, c.to, c.ports());
     }
+    for c in &v.accepted {
+        eline!(
+            "  note: also admitted, as the generated policy states: {} -> {} {} (fromEntities: [remote-node] for externalTrafficPolicy: Cluster; the API server's identity carries reserved:remote-node)",
+            c.from,
+            c.to,
+            c.ports()
+        );
+    }
     for f in &lint_hits {
         eline!("  lint {} {}: {}", f.code, f.location, f.message);
     }
@@ -709,6 +739,28 @@ pub fn generate(
         if v.ok() && lint_hits.is_empty() { 0 } else { 1 },
         errors,
     ))
+}
+
+/// Writes `text` to `file` without following a symbolic link: the file is
+/// replaced through a temporary file in the same directory, renamed over it
+/// (a link put there in between is replaced, not followed).
+fn write_new_or_regular(file: &Path, text: &str) -> Result<(), String> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.verdict-tmp-{}", std::process::id()));
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, file));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", file.display())
+    })
 }
 
 pub fn matrix(
@@ -758,14 +810,50 @@ pub fn matrix(
     Ok(exit(0, input_errors(&inv)))
 }
 
+/// A git path (raw bytes from `-z` output) as a command argument.
+#[cfg(unix)]
+fn git_arg(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_os_string()
+}
+
+#[cfg(not(unix))]
+fn git_arg(bytes: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(bytes).into_owned().into()
+}
+
+/// A file name for messages: control characters and backslashes escaped
+/// (`\t`, `\n`, `\\`), bytes that are not UTF-8 as `\xNN`; everything
+/// else (non-ASCII letters, quotes, spaces) as is.
+fn display_name(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 /// The manifests of a git revision: every .yaml/.yml/.json file under the
-/// given paths, read with `git show`.
+/// given paths. Names are read NUL-separated (`ls-tree -z`), never parsed
+/// from git's quoted form, so any file name is read.
 fn git_inventory(
     rev: &str,
     paths: &[String],
     cluster: ClusterConfig,
 ) -> Result<verdict_core::ingest::Inventory, String> {
-    let run = |args: &[&str]| -> Result<String, String> {
+    let run = |args: &[std::ffi::OsString]| -> Result<Vec<u8>, String> {
         let o = std::process::Command::new("git")
             .args(args)
             .output()
@@ -773,24 +861,39 @@ fn git_inventory(
         if !o.status.success() {
             return Err(format!(
                 "git {}: {}",
-                args.join(" "),
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 String::from_utf8_lossy(&o.stderr).trim()
             ));
         }
-        Ok(String::from_utf8_lossy(&o.stdout).to_string())
+        Ok(o.stdout)
     };
-    let mut args = vec!["ls-tree", "-r", "--name-only", rev, "--"];
-    args.extend(paths.iter().map(String::as_str));
+    // --full-name: paths from the repository root, as `REV:PATH` needs
+    // them, whatever the current directory.
+    let mut args: Vec<std::ffi::OsString> = ["ls-tree", "-r", "-z", "--full-name", "--name-only"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(rev.into());
+    args.push("--".into());
+    args.extend(paths.iter().map(Into::into));
     let listing = run(&args)?;
     let mut inv = verdict_core::ingest::Inventory::new(cluster);
-    let mut files: Vec<&str> = listing
-        .lines()
-        .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml") || f.ends_with(".json"))
+    let mut files: Vec<&[u8]> = listing
+        .split(|b| *b == 0)
+        .filter(|f| f.ends_with(b".yaml") || f.ends_with(b".yml") || f.ends_with(b".json"))
         .collect();
     files.sort();
     for f in files {
-        let text = run(&["show", &format!("{rev}:{f}")])?;
-        inv.load_text(&format!("{rev}:{f}"), &text);
+        let mut spec = rev.as_bytes().to_vec();
+        spec.push(b':');
+        spec.extend_from_slice(f);
+        let bytes = run(&["cat-file".into(), "blob".into(), git_arg(&spec)])?;
+        let label = format!("{rev}:{}", display_name(f));
+        let text = String::from_utf8(bytes).map_err(|_| format!("{label}: not UTF-8 text"))?;
+        inv.load_text(&label, &text);
     }
     load::finish(&mut inv);
     Ok(inv)
@@ -830,11 +933,13 @@ pub fn diff(
     git_paths: &[String],
     cluster: ClusterConfig,
     output: crate::DiffFormat,
-    fail_on: crate::DiffFail,
+    fail_on: &[crate::DiffFail],
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::diff::{diff as compute, policy_changes};
+    use verdict_core::diff::{diff as compute, path_changes, policy_changes};
     use verdict_core::matrix::{matrix, MatrixOptions};
+    use verdict_core::paths::{paths as routes_paths, PathOptions};
+    use verdict_core::routes::Routing;
     let (a, b) = if git {
         (
             git_inventory(old, git_paths, cluster.clone())?,
@@ -853,7 +958,13 @@ pub fn diff(
         matrix(&ea, &MatrixOptions::default()),
         matrix(&eb, &MatrixOptions::default()),
     );
-    let d = compute(&ma, &mb, policy_changes(&a, &b));
+    let mut d = compute(&ma, &mb, policy_changes(&a, &b));
+    // The paths of `verdict paths` on both sides (clients: world).
+    let (pa, pb) = (
+        routes_paths(&ea, &Routing::from_inventory(&a), &PathOptions::default()),
+        routes_paths(&eb, &Routing::from_inventory(&b), &PathOptions::default()),
+    );
+    d.paths = path_changes(&pa, &pb);
     match output {
         crate::DiffFormat::Text => {
             print_text(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
@@ -863,11 +974,15 @@ pub fn diff(
             print_text(&escaped_diff(&d, verdict_core::text::markdown).to_markdown())?
         }
     }
-    let fail = match fail_on {
+    let fail = fail_on.iter().any(|f| match f {
         crate::DiffFail::WorldExposure => d.world_exposure(),
-        crate::DiffFail::Any => !d.added.is_empty() || !d.newly_open_ingress.is_empty(),
+        crate::DiffFail::Breaking => d.breaking() > 0,
+        crate::DiffFail::PathExposure => d.path_exposure() > 0,
+        crate::DiffFail::Any => {
+            !d.added.is_empty() || !d.newly_open_ingress.is_empty() || !d.paths.is_empty()
+        }
         crate::DiffFail::None => false,
-    };
+    });
     Ok(exit(
         if fail { 1 } else { 0 },
         input_errors(&a) + input_errors(&b),

@@ -77,7 +77,11 @@ pub enum DiffFormat {
 pub enum DiffFail {
     /// new connections from outside the cluster to anything but the ingress, or workloads left without ingress policy
     WorldExposure,
-    /// any added connection
+    /// a path (entry point -> route -> Service -> backend) allowed in OLD and denied, or no longer served, in NEW
+    Breaking,
+    /// a path newly reachable from outside (added allowed, or denied before)
+    PathExposure,
+    /// any added connection, workload left without ingress policy, or path change
     Any,
     /// never
     None,
@@ -183,9 +187,9 @@ enum Command {
         git_paths: Vec<String>,
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: DiffFormat,
-        /// When to exit 1
-        #[arg(long, value_enum, default_value = "world-exposure")]
-        fail_on: DiffFail,
+        /// When to exit 1 (comma-separated or repeated; any of them fails)
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [DiffFail::WorldExposure, DiffFail::Breaking])]
+        fail_on: Vec<DiffFail>,
     },
     /// One self-contained HTML page: paths, enforcement-point graph, lint findings, matrix
     Report {
@@ -200,7 +204,7 @@ enum Command {
     },
     /// Least-privilege policies for both enforcement points of every route, verified
     Generate {
-        /// Client sources (default: world); repeatable: a CIDR or an IP
+        /// Client sources, repeatable: a CIDR (203.0.113.0/24), an IP, or world [default: the CIDRs the input already restricts the ingress to, else world]
         #[arg(long = "client")]
         clients: Vec<String>,
         /// Ingress-controller pods for non-Cilium controllers: NAMESPACE/KEY=VALUE[,KEY=VALUE]; repeatable
@@ -328,7 +332,7 @@ fn main() -> ExitCode {
             &git_paths,
             cluster,
             output,
-            fail_on,
+            &fail_on,
             cli.verbose,
         ),
         Command::Matrix {

@@ -715,7 +715,14 @@ fn diff_between_directories_and_git_revisions() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains(":white_check_mark:"));
+    // The repaired frontend path is newly reachable from outside: shown,
+    // not failing by default.
+    assert!(
+        stdout(&o).contains(":warning: paths newly reachable from outside."),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("| :warning: exposure | Gateway shop/shop listener http :80 -> HTTPRoute shop/shop -> Service shop/frontend:80 -> shop/deployment/frontend | denied -> allowed |"), "{}", stdout(&o));
     // Directories, JSON, any-change gate.
     let o = verdict(&["diff", SHOP, SHOP, "-o", "json", "--fail-on", "any"]);
     assert_eq!(o.status.code(), Some(0));

@@ -83,7 +83,7 @@ fn bundled_examples() {
     // With client CIDRs and clusterwide backend policies.
     let opts = GenerateOptions {
         paths: PathOptions {
-            clients: vec!["203.0.113.0/24".into()],
+            clients: vec!["cidr:203.0.113.0/24".into()],
             ..PathOptions::default()
         },
         prefer_ccnp: true,

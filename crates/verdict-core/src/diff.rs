@@ -1,8 +1,11 @@
 //! `verdict diff`: the connectivity one set of manifests has and the other
 //! has not, explained by the policies that changed.
 
+use crate::engine::Decision;
 use crate::ingest::Inventory;
 use crate::matrix::{Cell, Matrix};
+use crate::paths::Status;
+use crate::paths::{PathsReport, PodPath};
 use crate::policy::Protocol;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +42,250 @@ pub struct Diff {
     pub newly_open_ingress: Vec<String>,
     pub no_longer_open_ingress: Vec<String>,
     pub policies: Vec<PolicyChange>,
+    /// Paths (entry point -> route -> Service -> backend workload, as
+    /// `verdict paths` computes them) whose verdict changed, or that were
+    /// added or removed. Set with [`path_changes`].
+    pub paths: Vec<PathChange>,
+}
+
+/// The verdict of one path on one side of the diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathState {
+    /// Allowed, denied, or not checked (the input lacks what a hop needs).
+    pub decision: Status,
+    /// The backend's target port, when it resolves.
+    pub target_port: Option<u16>,
+    /// When denied: the first failing hop and its denied check (side, flow,
+    /// explanation with the deciding rule), or the finding that stops it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
+}
+
+/// A path whose verdict changed between OLD and NEW, or that exists on one
+/// side only. A path is identified by its entry point, route, backend
+/// Service (and port) and backend workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathChange {
+    /// e.g. `Gateway shop/shop listener http :80`.
+    pub entry: String,
+    /// e.g. `HTTPRoute shop/shop`.
+    pub route: String,
+    /// e.g. `shop/api:80`.
+    pub service: String,
+    /// e.g. `shop/deployment/api`, or `(no backend pod)`.
+    pub backend: String,
+    /// `breaking` (allowed in OLD, denied in NEW, or gone while its route and
+    /// Service are still there without an allowed path), `exposure` (allowed
+    /// in NEW and not in OLD: newly reachable from the clients, world by
+    /// default), `added` (new and denied), `removed` (gone, not breaking).
+    pub change: String,
+    pub old: Option<PathState>,
+    pub new: Option<PathState>,
+}
+
+/// The name of a backend entry for a Service with no pod paths.
+const NO_POD: &str = "(no backend pod)";
+
+type PathKey = (String, String, String, String);
+
+fn failing(p: &PodPath) -> Option<String> {
+    if p.decision == Decision::Allowed {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let Some(h) = p.hops.iter().find(|h| h.decision == Decision::Denied) {
+        let checks: Vec<String> = h
+            .checks
+            .iter()
+            .filter(|c| c.decision == Decision::Denied)
+            .map(|c| {
+                format!(
+                    "{}: {} -> {} {}/{} denied - {}",
+                    c.side, c.source, c.destination, c.protocol, c.port, c.explanation
+                )
+            })
+            .collect();
+        parts.push(format!("{}: {}", h.name, checks.join("; ")));
+    }
+    parts.extend(p.findings.iter().cloned());
+    if parts.is_empty() {
+        parts.push("no hop could be checked".to_string());
+    }
+    Some(parts.join("; "))
+}
+
+/// Every path of a report by key, and per (entry, route, service) whether
+/// one of its paths is allowed.
+#[allow(clippy::type_complexity)]
+fn path_index(
+    r: &PathsReport,
+) -> (
+    BTreeMap<PathKey, PathState>,
+    BTreeMap<(String, String, String), bool>,
+) {
+    let mut paths: BTreeMap<PathKey, PathState> = BTreeMap::new();
+    let mut triples: BTreeMap<(String, String, String), bool> = BTreeMap::new();
+    for ep in &r.entry_points {
+        let entry = format!("{} listener {} :{}", ep.object, ep.listener, ep.port);
+        for route in &ep.routes {
+            let rname = route.route.to_string();
+            for b in &route.backends {
+                let mut states: Vec<(String, PathState)> = b
+                    .paths
+                    .iter()
+                    .map(|p| {
+                        let mut st = PathState {
+                            decision: p.decision,
+                            target_port: p.target_port,
+                            failing: failing(p),
+                        };
+                        if !route.attached {
+                            st.decision = Status::Denied;
+                            st.failing = Some(format!(
+                                "the route does not attach: {}",
+                                route.findings.join("; ")
+                            ));
+                        }
+                        (p.backend.clone(), st)
+                    })
+                    .collect();
+                if states.is_empty() {
+                    let mut why: Vec<String> = b.findings.clone();
+                    why.extend(route.findings.iter().cloned());
+                    states.push((
+                        NO_POD.to_string(),
+                        PathState {
+                            decision: Status::Denied,
+                            target_port: None,
+                            failing: Some(if why.is_empty() {
+                                "no backend pod".to_string()
+                            } else {
+                                why.join("; ")
+                            }),
+                        },
+                    ));
+                }
+                for (backend, st) in states {
+                    let any = triples
+                        .entry((entry.clone(), rname.clone(), b.service.clone()))
+                        .or_default();
+                    *any |= st.decision == Decision::Allowed;
+                    let key = (entry.clone(), rname.clone(), b.service.clone(), backend);
+                    // The same Service behind several rules of a route: the
+                    // path is allowed only when every occurrence is.
+                    match paths.get_mut(&key) {
+                        Some(prev) if prev.decision == Decision::Allowed => *prev = st,
+                        Some(_) => {}
+                        None => {
+                            paths.insert(key, st);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (paths, triples)
+}
+
+/// The paths that changed between two reports (sorted: breaking first,
+/// then exposure, added, removed; each by entry, route, Service, backend).
+pub fn path_changes(old: &PathsReport, new: &PathsReport) -> Vec<PathChange> {
+    let (a, _) = path_index(old);
+    let (b, b_triples) = path_index(new);
+    let mut out = Vec::new();
+    let mk = |k: &PathKey, change: &str, o: Option<&PathState>, n: Option<&PathState>| PathChange {
+        entry: k.0.clone(),
+        route: k.1.clone(),
+        service: k.2.clone(),
+        backend: k.3.clone(),
+        change: change.to_string(),
+        old: o.cloned(),
+        new: n.cloned(),
+    };
+    for (k, n) in &b {
+        match a.get(k) {
+            Some(o) if o.decision == Decision::Allowed && n.decision == Decision::Denied => {
+                out.push(mk(k, "breaking", Some(o), Some(n)));
+            }
+            Some(o) if o.decision == Decision::Denied && n.decision == Decision::Allowed => {
+                out.push(mk(k, "exposure", Some(o), Some(n)));
+            }
+            Some(_) => {}
+            None if n.decision == Decision::Allowed => out.push(mk(k, "exposure", None, Some(n))),
+            None => out.push(mk(k, "added", None, Some(n))),
+        }
+    }
+    for (k, o) in &a {
+        if b.contains_key(k) {
+            continue;
+        }
+        // Gone while its route still sends this Service traffic that no
+        // backend pod now serves: the route is broken, not retired.
+        let still_routed = b_triples
+            .get(&(k.0.clone(), k.1.clone(), k.2.clone()))
+            .is_some_and(|any_allowed| !any_allowed);
+        let change = if o.decision == Decision::Allowed && still_routed {
+            "breaking"
+        } else {
+            "removed"
+        };
+        out.push(mk(k, change, Some(o), None));
+    }
+    let rank = |c: &str| match c {
+        "breaking" => 0,
+        "exposure" => 1,
+        "added" => 2,
+        _ => 3,
+    };
+    out.sort_by(|x, y| {
+        (rank(&x.change), &x.entry, &x.route, &x.service, &x.backend).cmp(&(
+            rank(&y.change),
+            &y.entry,
+            &y.route,
+            &y.service,
+            &y.backend,
+        ))
+    });
+    out
+}
+
+impl PathChange {
+    /// `entry -> route -> Service svc -> backend`.
+    pub fn title(&self) -> String {
+        format!(
+            "{} -> {} -> Service {} -> {}",
+            self.entry, self.route, self.service, self.backend
+        )
+    }
+
+    fn verdicts(&self) -> String {
+        let d = |s: &Option<PathState>| {
+            s.as_ref()
+                .map_or("absent".to_string(), |s| s.decision.to_string())
+        };
+        format!("{} -> {}", d(&self.old), d(&self.new))
+    }
+
+    /// Why the path is denied now (NEW), or was (OLD) for a removed one.
+    fn why(&self) -> Option<&str> {
+        self.new
+            .as_ref()
+            .and_then(|s| s.failing.as_deref())
+            .or_else(|| {
+                if self.new.is_none() && self.change == "breaking" {
+                    Some("the path is gone: its route and Service remain, no backend pod is reachable")
+                } else {
+                    None
+                }
+            })
+    }
+}
+
+/// A Markdown table cell: pipes and line breaks escaped.
+fn cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 type Ranges = BTreeMap<Protocol, BTreeSet<(u16, u16)>>;
@@ -217,6 +464,7 @@ pub fn diff(old: &Matrix, new: &Matrix, policies: Vec<PolicyChange>) -> Diff {
         newly_open_ingress: ni.difference(&oi).cloned().collect(),
         no_longer_open_ingress: oi.difference(&ni).cloned().collect(),
         policies,
+        paths: Vec::new(),
     }
 }
 
@@ -228,6 +476,35 @@ impl Diff {
         self.added.iter().any(|c| c.world_exposure) || !self.newly_open_ingress.is_empty()
     }
 
+    /// Paths allowed in OLD that NEW denies (or no longer serves).
+    pub fn breaking(&self) -> usize {
+        self.paths.iter().filter(|p| p.change == "breaking").count()
+    }
+
+    /// Paths newly reachable from the clients (world by default).
+    pub fn path_exposure(&self) -> usize {
+        self.paths.iter().filter(|p| p.change == "exposure").count()
+    }
+
+    fn paths_text(&self, out: &mut String) {
+        if self.paths.is_empty() {
+            return;
+        }
+        out.push_str("paths changed:\n");
+        for p in &self.paths {
+            let tag = match p.change.as_str() {
+                "breaking" => "BREAKING",
+                "exposure" => "EXPOSURE",
+                "added" => "added",
+                _ => "removed",
+            };
+            out.push_str(&format!("  {tag} {}: {}\n", p.title(), p.verdicts()));
+            if let Some(why) = p.why() {
+                out.push_str(&format!("      failing hop: {why}\n"));
+            }
+        }
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         if !self.policies.is_empty() {
@@ -236,6 +513,7 @@ impl Diff {
                 out.push_str(&format!("  {} {} ({})\n", p.change, p.object, p.location));
             }
         }
+        self.paths_text(&mut out);
         for (title, list, sign) in [
             ("connectivity added:", &self.added, '+'),
             ("connectivity removed:", &self.removed, '-'),
@@ -277,33 +555,67 @@ impl Diff {
             }
         }
         out.push_str(&format!(
-            "{} connections added ({} world exposure), {} removed, {} policies changed\n",
+            "{} connections added ({} world exposure), {} removed, {} policies changed; paths: {} breaking, {} newly exposed, {} added denied, {} removed\n",
             self.added.len(),
             self.added.iter().filter(|c| c.world_exposure).count(),
             self.removed.len(),
-            self.policies.len()
+            self.policies.len(),
+            self.breaking(),
+            self.path_exposure(),
+            self.paths.iter().filter(|p| p.change == "added").count(),
+            self.paths.iter().filter(|p| p.change == "removed").count(),
         ));
         out
     }
 
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("### verdict diff\n\n");
-        let exposure = self.world_exposure();
+        let mut warnings = Vec::new();
+        if self.breaking() > 0 {
+            warnings.push(":x: paths broken.");
+        }
+        if self.world_exposure() {
+            warnings.push(":warning: new exposure to outside the cluster.");
+        }
+        if self.path_exposure() > 0 {
+            warnings.push(":warning: paths newly reachable from outside.");
+        }
         out.push_str(&format!(
-            "{} **{} connections added, {} removed, {} policies changed**\n\n",
-            if exposure {
-                ":warning: new exposure to outside the cluster."
+            "{} **{} connections added, {} removed, {} policies changed; {} paths broken, {} newly exposed**\n\n",
+            if warnings.is_empty() {
+                ":white_check_mark:".to_string()
             } else {
-                ":white_check_mark:"
+                warnings.join(" ")
             },
             self.added.len(),
             self.removed.len(),
-            self.policies.len()
+            self.policies.len(),
+            self.breaking(),
+            self.path_exposure(),
         ));
+        if !self.paths.is_empty() {
+            out.push_str(
+                "#### Paths\n\n| change | path | verdict | failing hop |\n|---|---|---|---|\n",
+            );
+            for p in &self.paths {
+                let mark = match p.change.as_str() {
+                    "breaking" => ":x: breaking",
+                    "exposure" => ":warning: exposure",
+                    other => other,
+                };
+                out.push_str(&format!(
+                    "| {mark} | {} | {} | {} |\n",
+                    cell(&p.title()),
+                    cell(&p.verdicts()),
+                    cell(p.why().unwrap_or(""))
+                ));
+            }
+            out.push('\n');
+        }
         if !self.policies.is_empty() {
             out.push_str("| policy | change |\n|---|---|\n");
             for p in &self.policies {
-                out.push_str(&format!("| {} | {} |\n", p.object, p.change));
+                out.push_str(&format!("| {} | {} |\n", cell(&p.object), p.change));
             }
             out.push('\n');
         }
@@ -318,10 +630,10 @@ impl Diff {
                 let warn = if c.world_exposure { ":warning: " } else { "" };
                 out.push_str(&format!(
                     "| {warn}{} | {} | {} | {} |\n",
-                    c.from,
-                    c.to,
+                    cell(&c.from),
+                    cell(&c.to),
                     c.ports.join(" "),
-                    c.because.join(", ")
+                    cell(&c.because.join(", "))
                 ));
             }
             out.push('\n');

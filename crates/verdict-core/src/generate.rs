@@ -35,6 +35,121 @@ pub struct GenerateOptions {
     pub no_default_deny: bool,
     /// Only generate what the currently denied hops need.
     pub only_missing: bool,
+    /// `except` ranges of client CIDRs (party name `cidr:A/N` -> excepts),
+    /// kept from the input's rules by [`clients_from_input`].
+    pub client_except: BTreeMap<String, Vec<String>>,
+}
+
+/// A `--client` value as a party name: a bare CIDR (`203.0.113.0/24`)
+/// becomes `cidr:203.0.113.0/24`; anything else is returned as is (an IP,
+/// `cidr:...`, `world`, a reserved name).
+pub fn client_party_name(text: &str) -> String {
+    let t = text.trim();
+    if !t.starts_with("cidr:") && t.contains('/') && crate::cidr::Cidr::parse(t).is_ok() {
+        format!("cidr:{t}")
+    } else {
+        t.to_string()
+    }
+}
+
+/// Checks that a client (a party name) is something a generated rule can
+/// name: a CIDR, an IP or a reserved entity. Returns the party name Cilium's
+/// rule will match (`cidr:A/N`, `reserved:world`, ...).
+pub fn check_client(engine: &Engine, text: &str) -> Result<String, String> {
+    let party = engine.party(&client_party_name(text))?;
+    if party.identity.is_endpoint() {
+        return Err(format!(
+            "--client `{text}`: generate serves clients outside the pods (a CIDR, an IP, `world` or a reserved entity), not `{}`",
+            party.name
+        ));
+    }
+    Ok(party.name)
+}
+
+/// The clients the input already restricts the entry points to, for when no
+/// `--client` is given: for every enforcement point (reserved:ingress or
+/// controller pods) that the input keeps world out of while admitting
+/// others, the CIDRs (with their `except`) of its ingress allow rules.
+///
+/// Returns the clients (party names) and the excepts, or `None` when no
+/// entry point is restricted this way (world is served). An entry point
+/// that admits sources but no CIDR (only `cluster`, say) is an error: world
+/// would open what the input keeps closed, so `--client` must say.
+#[allow(clippy::type_complexity)]
+pub fn clients_from_input(
+    engine: &Engine,
+    report: &PathsReport,
+) -> Result<Option<(Vec<String>, BTreeMap<String, Vec<String>>, Vec<String>)>, String> {
+    let mut points: BTreeSet<String> = BTreeSet::new();
+    for ep in &report.entry_points {
+        for r in &ep.routes {
+            for b in &r.backends {
+                for p in &b.paths {
+                    for h in &p.hops {
+                        for c in &h.checks {
+                            if c.source == "reserved:world"
+                                && c.side.starts_with("ingress of ")
+                                && c.enforced
+                                && c.decision == Decision::Denied
+                            {
+                                points.insert(c.destination.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut cidrs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut closed = Vec::new();
+    for point in &points {
+        let Ok(party) = engine.party(point) else {
+            continue;
+        };
+        let mut admits_something = false;
+        let mut found = false;
+        for r in engine.selecting_rules(&party.identity) {
+            for e in r
+                .entries
+                .iter()
+                .filter(|e| e.direction == crate::policy::Direction::Ingress && !e.deny && !e.pass)
+            {
+                admits_something = true;
+                for peer in &e.peers {
+                    if let crate::policy::PeerKind::Cidr { cidr, except } = &peer.kind {
+                        found = true;
+                        let set = cidrs.entry(format!("cidr:{cidr}")).or_default();
+                        set.extend(except.iter().map(ToString::to_string));
+                        notes.push(format!(
+                            "{point} admits `{}` ({}): generated policies keep this restriction",
+                            peer.text, e.origin
+                        ));
+                    }
+                }
+            }
+        }
+        if admits_something && !found {
+            closed.push(point.clone());
+        }
+    }
+    if !closed.is_empty() {
+        return Err(format!(
+            "the input keeps world out of {} and admits no client CIDR there: say which clients to serve with --client (a CIDR, or world to open it)",
+            closed.join(", ")
+        ));
+    }
+    if cidrs.is_empty() {
+        return Ok(None);
+    }
+    notes.sort();
+    notes.dedup();
+    let clients = cidrs.keys().cloned().collect();
+    let except = cidrs
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    Ok(Some((clients, except, notes)))
 }
 
 /// A generated object.
@@ -56,6 +171,66 @@ struct Backend {
     from_ingress: PortSet,
     from_controllers: BTreeMap<(String, Labels), PortSet>,
     serves: BTreeSet<String>,
+    /// The Service (and, when its pods are split by port, the workload)
+    /// the policy is named after.
+    name: String,
+}
+
+/// Labels that never tell workloads apart for long (set per rollout).
+const UNSTABLE_LABELS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "statefulset.kubernetes.io/pod-name",
+];
+
+/// The labels that select `backend`'s pods for rules on target port
+/// `port`: the Service's selector, or, when the Service's pods resolve its
+/// (named) target port to different numbers, the selector plus labels of
+/// `backend` that the pods with another number lack, so that no rule opens
+/// a number on pods that do not use it. `None` when no labels tell them
+/// apart.
+fn backend_selector(
+    inv: &Inventory,
+    selector: &Labels,
+    b: &crate::paths::BackendPaths,
+    backend: &str,
+    port: u16,
+) -> Option<Labels> {
+    let workload = |name: &str| inv.workloads.iter().find(|w| w.display_name() == name);
+    let others: Vec<&crate::ingest::Workload> = b
+        .paths
+        .iter()
+        .filter(|p| p.target_port.is_some_and(|t| t != port))
+        .filter_map(|p| workload(&p.backend))
+        .collect();
+    if others.is_empty() {
+        return Some(selector.clone());
+    }
+    let me = workload(backend)?;
+    let mut sel = selector.clone();
+    let matches = |sel: &Labels, w: &crate::ingest::Workload| {
+        sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+    };
+    loop {
+        let left: Vec<&&crate::ingest::Workload> =
+            others.iter().filter(|w| matches(&sel, w)).collect();
+        if left.is_empty() {
+            return Some(sel);
+        }
+        // The label of ours that the most remaining others lack.
+        let best = me
+            .labels
+            .iter()
+            .filter(|(k, _)| !sel.contains_key(*k) && !UNSTABLE_LABELS.contains(&k.as_str()))
+            .map(|(k, v)| {
+                let excluded = left.iter().filter(|w| w.labels.get(k) != Some(v)).count();
+                (excluded, k, v)
+            })
+            .filter(|(n, _, _)| *n > 0)
+            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))?;
+        sel.insert(best.1.clone(), best.2.clone());
+    }
 }
 
 #[derive(Default)]
@@ -121,8 +296,27 @@ fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
                         }
                         continue;
                     };
-                    let Some(sel) = &svc.selector else { continue };
-                    let key = (svc.namespace.clone(), sel.clone());
+                    let Some(svc_sel) = &svc.selector else {
+                        continue;
+                    };
+                    let Some(sel) = backend_selector(inv, svc_sel, b, &p.backend, t) else {
+                        plan.skipped.push(format!(
+                            "{serves} -> {}: the pods of Service {} resolve its target port to different numbers and no label tells {} from the others: a rule on port {t} would open it on pods that do not use it",
+                            p.backend,
+                            svc.object.short(),
+                            p.backend
+                        ));
+                        continue;
+                    };
+                    let split = &sel != svc_sel;
+                    let key = (svc.namespace.clone(), sel);
+                    let be_name = if split {
+                        let short = p.backend.rsplit('/').next().unwrap_or(&p.backend);
+                        format!("{}-{short}", svc.object.name)
+                    } else {
+                        svc.object.name.clone()
+                    };
+                    plan.backends.entry(key.clone()).or_default().name = be_name;
                     let (hop1, hop2) = match (p.hops.first(), p.hops.get(1)) {
                         (Some(a), Some(b)) => (a, b),
                         _ => continue,
@@ -228,6 +422,10 @@ fn add_ctrl(
 
 // ---- YAML emission -------------------------------------------------------
 
+/// Why a controller behind `externalTrafficPolicy: Cluster` admits
+/// `remote-node`, and what else that admits.
+const REMOTE_NODE_NOTE: &str = "    # externalTrafficPolicy: Cluster: clients that arrive through other nodes are SNATed to the\n    # node's address, identity remote-node. This also admits reserved:kube-apiserver on these\n    # ports: a node that runs the API server carries reserved:remote-node too (and forwards\n    # clients the same way). externalTrafficPolicy: Local keeps client addresses instead.\n";
+
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
@@ -316,23 +514,65 @@ fn render(d: &Doc) -> String {
     out
 }
 
-fn clients_yaml(clients: &[String]) -> String {
-    let cidrs: Vec<&String> = clients
-        .iter()
-        .filter(|c| c.contains('/') || c.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    if cidrs.is_empty() {
-        "    - fromEntities: [world]\n".to_string()
-    } else {
-        let mut out = String::from("    - fromCIDRSet:\n");
-        for c in cidrs {
-            let c = crate::cidr::Cidr::parse(c)
-                .map(|x| x.to_string())
-                .unwrap_or_else(|_| c.clone());
-            out.push_str(&format!("        - cidr: {c}\n"));
-        }
-        out
+/// The `from` items admitting the clients: world and other entities by
+/// `fromEntities`, CIDRs and IPs by `fromCIDRSet` (exactly those, with the
+/// `except` kept from the input).
+fn clients_yaml(clients: &[String], except: &BTreeMap<String, Vec<String>>) -> String {
+    let mut entities = Vec::new();
+    let mut cidrs = Vec::new();
+    if clients.is_empty() {
+        entities.push("world".to_string());
     }
+    for c in clients {
+        let name = client_party_name(c);
+        if let Some(cidr) = name.strip_prefix("cidr:") {
+            cidrs.push((name.clone(), cidr.to_string()));
+        } else if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+            let len = if ip.is_ipv4() { 32 } else { 128 };
+            cidrs.push((format!("cidr:{ip}/{len}"), format!("{ip}/{len}")));
+        } else {
+            entities.push(name.strip_prefix("reserved:").unwrap_or(&name).to_string());
+        }
+    }
+    let mut out = String::new();
+    if !entities.is_empty() {
+        entities.sort();
+        entities.dedup();
+        out.push_str(&format!("    - fromEntities: [{}]\n", entities.join(", ")));
+    }
+    if !cidrs.is_empty() {
+        if !out.is_empty() {
+            // The ports follow each item: repeat them for the CIDR item.
+            out.push_str("__PORTS__");
+        }
+        out.push_str("    - fromCIDRSet:\n");
+        cidrs.sort();
+        cidrs.dedup();
+        for (name, c) in cidrs {
+            let c = crate::cidr::Cidr::parse(&c)
+                .map(|x| x.to_string())
+                .unwrap_or(c);
+            out.push_str(&format!("        - cidr: {c}\n"));
+            if let Some(ex) = except.get(&name).filter(|e| !e.is_empty()) {
+                out.push_str("          except:\n");
+                for e in ex {
+                    out.push_str(&format!("            - {e}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The client items, each followed by the ports.
+fn clients_with_ports(
+    clients: &[String],
+    except: &BTreeMap<String, Vec<String>>,
+    ports: &PortSet,
+) -> String {
+    let p = ports_yaml(ports, "      ");
+    let items = clients_yaml(clients, except).replace("__PORTS__", &p);
+    items + &p
 }
 
 /// Generates the policies for every path of `report`.
@@ -348,8 +588,11 @@ pub fn generate(
             .to_string();
     if !plan.cilium_clients.is_empty() {
         let mut body = String::from("  ingress:\n");
-        body.push_str(&clients_yaml(&opts.paths.clients));
-        body.push_str(&ports_yaml(&plan.cilium_clients, "      "));
+        body.push_str(&clients_with_ports(
+            &opts.paths.clients,
+            &opts.client_except,
+            &plan.cilium_clients,
+        ));
         docs.push(Doc {
             kind: "CiliumClusterwideNetworkPolicy",
             namespace: None,
@@ -384,10 +627,13 @@ pub fn generate(
         let mut body = String::new();
         if !c.clients.is_empty() {
             body.push_str("  ingress:\n");
-            body.push_str(&clients_yaml(&opts.paths.clients));
-            body.push_str(&ports_yaml(&c.clients, "      "));
+            body.push_str(&clients_with_ports(
+                &opts.paths.clients,
+                &opts.client_except,
+                &c.clients,
+            ));
             if c.remote_node {
-                body.push_str("    # externalTrafficPolicy: Cluster: clients that arrive through other nodes are SNATed\n");
+                body.push_str(REMOTE_NODE_NOTE);
                 body.push_str("    - fromEntities: [remote-node]\n");
                 body.push_str(&ports_yaml(&c.clients, "      "));
             }
@@ -442,6 +688,9 @@ pub fn generate(
     }
     let mut used_names = BTreeSet::new();
     for ((ns, labels), b) in &plan.backends {
+        if b.from_ingress.is_empty() && b.from_controllers.is_empty() {
+            continue;
+        }
         let ccnp = opts.prefer_ccnp;
         let mut body = String::from("  ingress:\n");
         if !b.from_ingress.is_empty() {
@@ -455,13 +704,11 @@ pub fn generate(
             ));
             body.push_str(&ports_yaml(ports, "      "));
         }
-        let svc = engine
-            .inv
-            .services
-            .iter()
-            .find(|s| s.namespace == *ns && s.selector.as_ref() == Some(labels))
-            .map(|s| s.object.name.clone())
-            .unwrap_or_else(|| "backend".into());
+        let svc = if b.name.is_empty() {
+            "backend".to_string()
+        } else {
+            b.name.clone()
+        };
         let mut name = object_name(&["verdict", &svc, "from-ingress"]);
         if ccnp {
             name = object_name(&["verdict", ns, &svc, "from-ingress"]);
@@ -500,6 +747,62 @@ pub fn generate(
     (out, plan.skipped)
 }
 
+/// The file name of a generated object in `--out-dir`
+/// (`cnp-<ns>-<name>.yaml`, `ccnp-<name>.yaml`): the namespace and name
+/// (which may come from input objects, with `--merge`) are reduced to
+/// `[A-Za-z0-9._-]`, every other character (`/`, `\`, control characters,
+/// spaces, non-ASCII) becomes `_`, dots never lead, and the name is cut
+/// to 200 bytes, so the file is always directly inside the directory.
+pub fn file_name(g: &Generated) -> String {
+    let clean = |s: &str| -> String {
+        let mut out: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        while out.contains("..") {
+            out = out.replace("..", "_.");
+        }
+        out.trim_start_matches('.').chars().take(100).collect()
+    };
+    let kind = if g.kind == "CiliumNetworkPolicy" {
+        "cnp"
+    } else {
+        "ccnp"
+    };
+    let ns = g
+        .namespace
+        .as_deref()
+        .map(|n| format!("{}-", clean(n)))
+        .unwrap_or_default();
+    format!("{kind}-{ns}{}.yaml", clean(&g.name))
+}
+
+/// File names for `objects` in `--out-dir`, in order: [`file_name`], with
+/// `-2`, `-3`, ... before `.yaml` when two objects would share one.
+pub fn file_names(objects: &[Generated]) -> Vec<String> {
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    objects
+        .iter()
+        .map(|g| {
+            let base = file_name(g);
+            let stem = base.trim_end_matches(".yaml").to_string();
+            let mut name = base;
+            let mut n = 2;
+            while !used.insert(name.to_ascii_lowercase()) {
+                name = format!("{stem}-{n}.yaml");
+                n += 1;
+            }
+            name
+        })
+        .collect()
+}
+
 /// One YAML stream of every generated object.
 pub fn to_stream(objects: &[Generated]) -> String {
     objects.iter().map(|g| format!("---\n{}", g.yaml)).collect()
@@ -516,6 +819,11 @@ pub struct Verification {
     pub intended: Vec<Conn>,
     /// Connectivity they add that no path needs (must be none).
     pub unintended: Vec<Conn>,
+    /// Connectivity they add that no path names but that the generated
+    /// objects state: `reserved:kube-apiserver` to a controller on its
+    /// client ports, which `fromEntities: [remote-node]` admits (the API
+    /// server's identity carries reserved:remote-node).
+    pub accepted: Vec<Conn>,
     /// Connections that were open and are now denied (default deny
     /// tightening around the ingress and the backends).
     pub closed: usize,
@@ -591,16 +899,35 @@ pub fn verify(
             }
         }
     }
-    let (intended, unintended): (Vec<Conn>, Vec<Conn>) = new.into_iter().partition(|c| {
+    // remote-node admitted on a controller's client ports also admits the
+    // kube-apiserver identity there (it carries reserved:remote-node); the
+    // generated object says so.
+    let stated: BTreeSet<(String, String, Protocol, u16)> = needed
+        .iter()
+        .filter(|(src, _, _, _)| src == "reserved:remote-node")
+        .map(|(_, dst, p, port)| {
+            (
+                "reserved:kube-apiserver".to_string(),
+                dst.clone(),
+                *p,
+                *port,
+            )
+        })
+        .collect();
+    let is = |set: &BTreeSet<(String, String, Protocol, u16)>, c: &Conn| {
         c.from_port == c.to_port
-            && needed.contains(&(c.from.clone(), c.to.clone(), c.protocol, c.from_port))
-    });
+            && set.contains(&(c.from.clone(), c.to.clone(), c.protocol, c.from_port))
+    };
+    let (intended, rest): (Vec<Conn>, Vec<Conn>) = new.into_iter().partition(|c| is(&needed, c));
+    let (accepted, unintended): (Vec<Conn>, Vec<Conn>) =
+        rest.into_iter().partition(|c| is(&stated, c));
     Verification {
         load_errors,
         paths_before: pb.summary,
         paths_after: pa.summary,
         intended,
         unintended,
+        accepted,
         closed,
     }
 }
@@ -713,5 +1040,66 @@ fn append_items(json: &mut serde_json::Value, gen_json: &serde_json::Value) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(kind: &str, ns: Option<&str>, name: &str) -> Generated {
+        Generated {
+            kind: kind.to_string(),
+            namespace: ns.map(str::to_string),
+            name: name.to_string(),
+            serves: Vec::new(),
+            yaml: String::new(),
+        }
+    }
+
+    #[test]
+    fn file_names_stay_inside_the_directory() {
+        let objects = [
+            g("CiliumNetworkPolicy", Some("shop"), "../../etc/passwd"),
+            g("CiliumNetworkPolicy", Some("a/b"), "x\ny\tz\u{7}"),
+            g("CiliumClusterwideNetworkPolicy", None, ".hidden"),
+            g("CiliumNetworkPolicy", Some("shop"), "../../etc/passwd"),
+            g("CiliumNetworkPolicy", Some("shop"), "ok-name.v2"),
+        ];
+        let names = file_names(&objects);
+        assert_eq!(
+            names,
+            [
+                "cnp-shop-_.__._etc_passwd.yaml",
+                "cnp-a_b-x_y_z_.yaml",
+                "ccnp-hidden.yaml",
+                "cnp-shop-_.__._etc_passwd-2.yaml",
+                "cnp-shop-ok-name.v2.yaml",
+            ]
+        );
+        for n in &names {
+            assert!(!n.contains('/') && !n.contains("..") && !n.starts_with('.'));
+            assert!(n.chars().all(|c| c.is_ascii_graphic()));
+        }
+        let long = g("CiliumNetworkPolicy", Some("n"), &"a".repeat(300));
+        assert!(file_name(&long).len() <= 120);
+    }
+
+    #[test]
+    fn client_names() {
+        assert_eq!(client_party_name("203.0.113.0/24"), "cidr:203.0.113.0/24");
+        assert_eq!(client_party_name("203.0.113.7"), "203.0.113.7");
+        assert_eq!(client_party_name("world"), "world");
+        let y = clients_yaml(
+            &["cidr:203.0.113.0/24".into(), "203.0.113.7".into()],
+            &BTreeMap::from([(
+                "cidr:203.0.113.0/24".to_string(),
+                vec!["203.0.113.128/25".to_string()],
+            )]),
+        );
+        assert_eq!(
+            y,
+            "    - fromCIDRSet:\n        - cidr: 203.0.113.0/24\n          except:\n            - 203.0.113.128/25\n        - cidr: 203.0.113.7/32\n"
+        );
     }
 }
