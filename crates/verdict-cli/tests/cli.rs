@@ -990,3 +990,33 @@ fn lint_honours_cluster_network_policy_tiers() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{}", stdout(&o));
 }
+
+/// generate never writes a policy that an Admin-tier Deny overrides: it
+/// reports the conflict, writes nothing for those paths and fails its own
+/// verification (the paths stay denied).
+#[test]
+fn generate_reports_admin_tier_conflicts_instead_of_fixing_them() {
+    let o = verdict(&[
+        "generate",
+        "--enable-k8s-cluster-network-policy",
+        "--client",
+        "world",
+        NGINX,
+        LOCKDOWN,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches(
+            "conflict: denied by an Admin-tier ClusterNetworkPolicy (lockdown spec.ingress[0]"
+        )
+        .count(),
+        2,
+        "{err}"
+    );
+    assert!(!stdout(&o).contains("kind:"), "{}", stdout(&o));
+    // Without the agent flag the ClusterNetworkPolicy is not enforced and
+    // the routes already work: nothing to generate, nothing in conflict.
+    let o = verdict(&["generate", "--client", "world", NGINX, LOCKDOWN]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("conflict"));
+}

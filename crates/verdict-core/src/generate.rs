@@ -308,6 +308,30 @@ fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
                         ));
                         continue;
                     };
+                    // A hop an Admin-tier ClusterNetworkPolicy denies: no
+                    // CiliumNetworkPolicy can override it, so nothing is
+                    // generated for the path; the conflict is reported.
+                    let admin: Vec<&crate::paths::Check> = p
+                        .hops
+                        .iter()
+                        .flat_map(|h| &h.checks)
+                        .filter(|c| {
+                            c.decision == Decision::Denied
+                                && c.tier == Some(crate::policy::Tier::Admin)
+                        })
+                        .collect();
+                    if !admin.is_empty() {
+                        let rules: Vec<&str> = admin
+                            .iter()
+                            .flat_map(|c| c.rules.iter().map(String::as_str))
+                            .collect();
+                        plan.skipped.push(format!(
+                            "{serves} -> {}: conflict: denied by an Admin-tier ClusterNetworkPolicy ({}), which no CiliumNetworkPolicy can override; nothing is generated for this path (change the ClusterNetworkPolicy, or ask its owner)",
+                            p.backend,
+                            rules.join("; ")
+                        ));
+                        continue;
+                    }
                     let split = &sel != svc_sel;
                     let key = (svc.namespace.clone(), sel);
                     let be_name = if split {

@@ -144,6 +144,10 @@ pub struct Check {
     pub enforced: bool,
     pub explanation: String,
     pub rules: Vec<String>,
+    /// The tier of the deciding rules (ClusterNetworkPolicy Admin or
+    /// Baseline), when a tiered rule decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<crate::policy::Tier>,
     /// Where to look: the deciding rules, or (for a default) the rules that
     /// select the side.
     #[serde(skip)]
@@ -277,6 +281,7 @@ fn check(
         enforced: v.enforced,
         explanation: v.explanation.clone(),
         rules: v.deciding.iter().map(ToString::to_string).collect(),
+        tier: v.tier,
         at: if v.deciding.is_empty() {
             v.selecting.clone()
         } else {
