@@ -1020,3 +1020,83 @@ fn generate_reports_admin_tier_conflicts_instead_of_fixing_them() {
     let o = verdict(&["generate", "--client", "world", NGINX, LOCKDOWN]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("conflict"));
 }
+
+/// The PR gate sees a ClusterNetworkPolicy: adding an Admin-tier Deny in
+/// front of the controller breaks both routes (with the flag on).
+#[test]
+fn diff_honours_cluster_network_policy_tiers() {
+    let dir = tempfile_dir("diff-tiers");
+    let old = dir.join("old");
+    let new = dir.join("new");
+    for d in [&old, &new] {
+        std::fs::create_dir_all(d).unwrap();
+        for f in std::fs::read_dir(root().join(NGINX)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(
+        root().join(LOCKDOWN).join("admin-deny-world.yaml"),
+        new.join("lockdown.yaml"),
+    )
+    .unwrap();
+    let (o, n) = (old.to_str().unwrap(), new.to_str().unwrap());
+    let v = verdict(&[
+        "diff",
+        "--enable-k8s-cluster-network-policy",
+        "-o",
+        "json",
+        o,
+        n,
+    ]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    let breaking = j["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["change"] == "breaking")
+        .count();
+    assert_eq!(breaking, 2, "{}", stdout(&v));
+    // Not enforced without the flag: nothing breaks.
+    let v = verdict(&["diff", o, n]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+}
+
+/// `policy -o json` carries the tier, level and Pass of map entries.
+#[test]
+fn policy_shows_cluster_network_policy_tiers() {
+    let o = verdict(&[
+        "policy",
+        "--enable-k8s-cluster-network-policy",
+        "-o",
+        "json",
+        "shop/db",
+        "crates/verdict-cli/tests/data/tiers-lint/",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tiers: Vec<(String, u64, String)> = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e[1]["tier"].as_str().unwrap_or("normal").to_string(),
+                e[1]["level"].as_u64().unwrap_or(0),
+                e[1]["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        tiers.contains(&("admin".into(), 100, "denied".into())),
+        "{tiers:?}"
+    );
+    assert!(
+        tiers.contains(&("admin".into(), 101, "allowed".into())),
+        "{tiers:?}"
+    );
+    assert!(
+        tiers.contains(&("normal".into(), 0, "allowed".into())),
+        "{tiers:?}"
+    );
+}
