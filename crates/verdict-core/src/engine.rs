@@ -119,6 +119,10 @@ pub struct Engine<'a> {
     egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>>,
     /// Identity number -> the container ports of its endpoints.
     ports_by_identity: HashMap<u32, Vec<ContainerPort>>,
+    /// (namespace, name) -> the workloads of that name (any kind).
+    by_name: HashMap<(String, String), Vec<usize>>,
+    /// Identity index -> the rules selecting it (built on first use).
+    selecting_index: std::sync::OnceLock<Vec<Vec<u32>>>,
     host_firewall: bool,
 }
 
@@ -199,6 +203,13 @@ impl<'a> Engine<'a> {
         let host_firewall = rules
             .iter()
             .any(|(_, r)| matches!(r.subject, Subject::Nodes(_)));
+        let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (wi, w) in inv.workloads.iter().enumerate() {
+            by_name
+                .entry((w.namespace.clone(), w.object.name.clone()))
+                .or_default()
+                .push(wi);
+        }
         let mut ports_by_identity: HashMap<u32, Vec<ContainerPort>> = HashMap::new();
         for (w, ep) in inv.workloads.iter().zip(endpoints.iter()) {
             let ep: &Option<Endpoint> = ep;
@@ -226,6 +237,8 @@ impl<'a> Engine<'a> {
             rules,
             egress_named,
             ports_by_identity,
+            by_name,
+            selecting_index: std::sync::OnceLock::new(),
             host_firewall,
         }
     }
@@ -290,36 +303,31 @@ impl<'a> Engine<'a> {
             });
         }
         let parts: Vec<&str> = t.split('/').collect();
-        let found = self
-            .inv
-            .workloads
+        // Candidates by (namespace, name), from an index built once: a
+        // lookup is constant time however many workloads there are.
+        let candidates: &[usize] = match parts.as_slice() {
+            [ns, name] | [ns, _, name] => self
+                .by_name
+                .get(&(ns.to_string(), name.to_string()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            _ => &[],
+        };
+        let pick = |wi: &usize| self.inv.workloads.get(*wi).map(|w| (*wi, w));
+        let found = candidates
             .iter()
-            .enumerate()
+            .filter_map(pick)
             .find(|(_, w)| match parts.as_slice() {
-                [ns, name] => {
-                    w.namespace == *ns && w.object.name == *name && w.object.kind == "Pod"
-                }
-                [ns, kind, name] => {
-                    w.namespace == *ns
-                        && w.object.name == *name
-                        && w.object.kind.eq_ignore_ascii_case(kind)
-                }
+                [_, _] => w.object.kind == "Pod",
+                [_, kind, _] => w.object.kind.eq_ignore_ascii_case(kind),
                 _ => false,
             });
         let found = found.or_else(|| match parts.as_slice() {
             // `ns/name` also names a workload when no pod has that name.
-            [ns, name] => {
-                let mut m = self
-                    .inv
-                    .workloads
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, w)| w.namespace == *ns && w.object.name == *name);
-                match (m.next(), m.next()) {
-                    (Some(x), None) => Some(x),
-                    _ => None,
-                }
-            }
+            [_, _] => match candidates {
+                [one] => pick(one),
+                _ => None,
+            },
             _ => None,
         });
         let Some((wi, w)) = found else {
@@ -390,14 +398,72 @@ impl<'a> Engine<'a> {
 
     /// The rules selecting `id` as their subject.
     pub fn selecting_rules<'s>(&'s self, id: &'s Identity) -> impl Iterator<Item = &'a Rule> + 's {
+        // Known identities read a table built once (each rule's subject
+        // evaluated through the selector cache); others (CIDR identities,
+        // pods not in the input) are matched against every rule.
+        let known = self
+            .by_labels
+            .get(&id.labels)
+            .filter(|&&i| self.identities.get(i).is_some_and(|k| k.id == id.id));
+        let table = known.map(|&i| {
+            self.selecting_index
+                .get_or_init(|| self.build_selecting_index())
+                .get(i)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        });
         let is_host = id.reserved_name() == Some("host");
-        self.rules.iter().filter_map(move |(_, r)| {
-            let selected = match &r.subject {
-                Subject::Endpoints(s) => !is_host && s.matches(&id.labels),
-                Subject::Nodes(s) => is_host && s.matches(&id.labels),
-            };
-            selected.then_some(*r)
-        })
+        let scan = table.is_none();
+        let listed = table
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&ri| self.rules.get(ri as usize).map(|(_, r)| *r));
+        let scanned = self
+            .rules
+            .iter()
+            .filter(move |_| scan)
+            .filter_map(move |(_, r)| {
+                let selected = match &r.subject {
+                    Subject::Endpoints(s) => !is_host && s.matches(&id.labels),
+                    Subject::Nodes(s) => is_host && s.matches(&id.labels),
+                };
+                selected.then_some(*r)
+            });
+        listed.chain(scanned)
+    }
+
+    /// For every known identity, the indices of the rules selecting it, in
+    /// rule order.
+    fn build_selecting_index(&self) -> Vec<Vec<u32>> {
+        let mut table: Vec<Vec<u32>> = vec![Vec::new(); self.identities.len()];
+        let mut cache = crate::resolved::SelectorCache::new(&self.identities);
+        for (ri, (_, r)) in self.rules.iter().enumerate() {
+            let ri = u32::try_from(ri).unwrap_or(u32::MAX);
+            match &r.subject {
+                Subject::Endpoints(sel) => {
+                    for &i in cache.select(sel) {
+                        let host = self
+                            .identities
+                            .get(i as usize)
+                            .and_then(Identity::reserved_name)
+                            == Some("host");
+                        if let (false, Some(v)) = (host, table.get_mut(i as usize)) {
+                            v.push(ri);
+                        }
+                    }
+                }
+                Subject::Nodes(sel) => {
+                    for (i, id) in self.identities.iter().enumerate() {
+                        if id.reserved_name() == Some("host") && sel.matches(&id.labels) {
+                            if let Some(v) = table.get_mut(i) {
+                                v.push(ri);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        table
     }
 
     /// The verdict of `subject`'s policy in `dir` for traffic with `peer`.

@@ -3,6 +3,8 @@
 //! realistic generated labels), and a mix of CiliumNetworkPolicy,
 //! CiliumClusterwideNetworkPolicy, NetworkPolicy and (one in a hundred)
 //! ClusterNetworkPolicy objects that reuse the same label vocabulary.
+//! Services for every application, and a Cilium Gateway per namespace with
+//! about one HTTPRoute per 30 pods (by named targetPort).
 //! Deterministic for a given seed.
 
 use std::fmt::Write;
@@ -65,6 +67,30 @@ pub fn generate(spec: &SynthSpec) -> String {
                     r % 5
                 );
             }
+        }
+    }
+    // Services (one per application and namespace, by named targetPort)
+    // and Gateway API routes: a Cilium Gateway per namespace, about one
+    // HTTPRoute per 30 pods.
+    let routes = (spec.pods / 30).max(1);
+    let routes_per_ns = routes.div_ceil(namespaces);
+    for n in 0..namespaces {
+        for a in 0..apps_per_ns {
+            let _ = write!(
+                out,
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app-{a}\n  namespace: ns-{n}\nspec:\n  selector:\n    app: app-{a}\n  ports:\n    - name: http\n      port: 80\n      targetPort: http\n"
+            );
+        }
+        let _ = write!(
+            out,
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n  namespace: ns-{n}\nspec:\n  gatewayClassName: cilium\n  listeners:\n    - name: http\n      protocol: HTTP\n      port: 80\n"
+        );
+        for k in 0..routes_per_ns {
+            let _ = write!(
+                out,
+                "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: route-{k}\n  namespace: ns-{n}\nspec:\n  parentRefs:\n    - name: gw\n  hostnames: [\"r{k}.ns-{n}.example\"]\n  rules:\n    - backendRefs:\n        - name: app-{}\n          port: 80\n",
+                k % apps_per_ns
+            );
         }
     }
     for p in 0..spec.policies {

@@ -4,16 +4,26 @@ use crate::{Finding, LintReport};
 use std::collections::BTreeMap;
 use verdict_core::text::{escape, push_line};
 
+/// The lines of each source file, split once (a report may hold many
+/// findings in one large file).
+type LineCache<'s> = std::collections::HashMap<&'s str, Vec<&'s str>>;
+
 /// The source lines around a finding, as `NN | text`, with a caret.
-fn snippet(f: &Finding, sources: &BTreeMap<String, String>) -> String {
-    let Some(text) = sources.get(f.location.file.as_ref()) else {
+fn snippet<'s>(
+    f: &Finding,
+    sources: &'s BTreeMap<String, String>,
+    cache: &mut LineCache<'s>,
+) -> String {
+    let Some((name, text)) = sources.get_key_value(f.location.file.as_ref()) else {
         return String::new();
     };
     let line = f.location.line as usize;
     if line == 0 {
         return String::new();
     }
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: &Vec<&str> = cache
+        .entry(name.as_str())
+        .or_insert_with(|| text.lines().collect());
     let first = line.saturating_sub(2).max(1);
     let width = line.to_string().len();
     let mut out = format!("{:width$} |\n", "");
@@ -39,6 +49,7 @@ fn snippet(f: &Finding, sources: &BTreeMap<String, String>) -> String {
 impl LintReport {
     pub fn to_text(&self, sources: &BTreeMap<String, String>) -> String {
         let mut out = String::new();
+        let mut cache = LineCache::new();
         for f in &self.findings {
             push_line(
                 &mut out,
@@ -52,7 +63,7 @@ impl LintReport {
                 ),
             );
             // Already escaped line by line.
-            for l in snippet(f, sources).lines() {
+            for l in snippet(f, sources, &mut cache).lines() {
                 out.push_str(&format!("   {l}\n"));
             }
             if let Some(o) = &f.object {

@@ -41,15 +41,47 @@ impl Rule for ServicePortNotTargetPort {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let mut seen = BTreeSet::new();
+        // Indexes built once (linear in the input): workloads by namespace,
+        // and the rules selecting each identity.
+        let mut by_ns: std::collections::HashMap<&str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (wi, w) in cx.inv.workloads.iter().enumerate() {
+            by_ns.entry(w.namespace.as_str()).or_default().push(wi);
+        }
+        let mut rules_of: std::collections::HashMap<usize, Vec<_>> =
+            std::collections::HashMap::new();
+        for (p, r) in cx.rules() {
+            if !r
+                .entries
+                .iter()
+                .any(|e| e.direction == Direction::Ingress && e.is_allow() && e.ports.is_some())
+            {
+                continue;
+            }
+            for id in cx.selected(r) {
+                rules_of.entry(id).or_default().push((p, r));
+            }
+        }
         for svc in &cx.inv.services {
             let Some(sel) = &svc.selector else { continue };
+            let members: Vec<usize> = by_ns
+                .get(svc.namespace.as_str())
+                .map(|ws| {
+                    ws.iter()
+                        .copied()
+                        .filter(|&wi| {
+                            cx.inv.workloads.get(wi).is_some_and(|w| {
+                                sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             for sp in &svc.ports {
-                for (wi, w) in cx.inv.workloads.iter().enumerate() {
-                    if w.namespace != svc.namespace
-                        || !sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
-                    {
+                for &wi in &members {
+                    let Some(w) = cx.inv.workloads.get(wi) else {
                         continue;
-                    }
+                    };
                     let target = match &sp.target {
                         TargetPort::Number(n) => Some(*n),
                         TargetPort::Name(n) => w
@@ -65,10 +97,7 @@ impl Rule for ServicePortNotTargetPort {
                     let Some(ep) = cx.engine.endpoints.get(wi).cloned().flatten() else {
                         continue;
                     };
-                    for (p, r) in cx.rules() {
-                        if !cx.selected(r).contains(&ep.identity) {
-                            continue;
-                        }
+                    for (p, r) in rules_of.get(&ep.identity).map(Vec::as_slice).unwrap_or(&[]) {
                         for e in r
                             .entries
                             .iter()
