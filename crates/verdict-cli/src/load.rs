@@ -265,6 +265,16 @@ pub fn report(inv: &Inventory, verbose: bool) -> usize {
     let mut all: Vec<Diagnostic> = inv.diagnostics.clone();
     all.extend(inv.skipped_diagnostics());
     all.sort();
+    // Settings read from the input change every verdict: always say so.
+    if !inv.cluster.taken_from.is_empty() && !verbose {
+        eprintln!(
+            "{}",
+            verdict_core::text::escape(&format!(
+                "note: agent settings taken from the input: {} (command-line options win; -v for details)",
+                inv.cluster.taken_from.join(", ")
+            ))
+        );
+    }
     let mut errors = 0;
     for d in &all {
         if d.severity == Severity::Error {

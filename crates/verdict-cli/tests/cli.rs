@@ -933,6 +933,13 @@ fn trace_honours_version_and_agent_settings() {
         "{}",
         stdout(&o)
     );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains(
+            "agent settings taken from the input: enable-policy=always (kube-system/cilium-config"
+        ),
+        "{err}"
+    );
     let o = verdict(&[
         "trace",
         "--cilium-version",
