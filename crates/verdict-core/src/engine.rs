@@ -22,6 +22,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// An endpoint: a pod or a workload's pod template, with its identity.
 #[derive(Debug, Clone)]
@@ -85,10 +86,11 @@ pub struct SideVerdict {
     pub reason: Reason,
     /// Human explanation.
     pub explanation: String,
-    /// The entries that decided (deny or allow entries that matched).
-    pub deciding: Vec<Origin>,
+    /// The entries that decided (deny or allow entries that matched);
+    /// shared with the rules, never copied.
+    pub deciding: Vec<Arc<Origin>>,
     /// Rules that select the subject for this direction.
-    pub selecting: Vec<Origin>,
+    pub selecting: Vec<Arc<Origin>>,
     /// L7 parsers the flow is redirected to (proxy), if allowed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxied: Vec<String>,
@@ -102,7 +104,7 @@ pub struct SideVerdict {
     /// ClusterNetworkPolicy `Pass` rules that matched and handed the
     /// decision on to the next tier.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub passed: Vec<Origin>,
+    pub passed: Vec<Arc<Origin>>,
 }
 
 pub struct Engine<'a> {
@@ -503,7 +505,7 @@ impl<'a> Engine<'a> {
             .copied()
             .filter(|r| r.applies_to(dir))
             .collect();
-        v.selecting = active.iter().map(|r| (*r.origin).clone()).collect();
+        v.selecting = active.iter().map(|r| Arc::clone(&r.origin)).collect();
         let forced = self.forced_default_deny(&subject.identity);
         if active.is_empty() && forced.is_none() {
             v.reason = Reason::NoPolicy;
@@ -549,7 +551,7 @@ impl<'a> Engine<'a> {
             }
             if e.pass {
                 passed_tier = Some(e.tier);
-                v.passed.push((*e.origin).clone());
+                v.passed.push(Arc::clone(&e.origin));
                 continue;
             }
             decider = Some(e.precedence());
@@ -566,7 +568,7 @@ impl<'a> Engine<'a> {
         if deciding.first().is_some_and(|e| e.deny) {
             v.decision = Decision::Denied;
             v.reason = Reason::DeniedByRule;
-            v.deciding = deciding.iter().map(|e| (*e.origin).clone()).collect();
+            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
             v.explanation = if note.is_empty() {
                 format!(
                     "denied by {} ({flow}); deny rules take precedence over allow rules",
@@ -577,7 +579,7 @@ impl<'a> Engine<'a> {
             };
         } else if !deciding.is_empty() {
             v.reason = Reason::AllowedByRule;
-            v.deciding = deciding.iter().map(|e| (*e.origin).clone()).collect();
+            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
             let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
             l7.sort();
             l7.dedup();
@@ -778,7 +780,7 @@ pub fn requirements<'r>(rules: &[&'r Rule], dir: Direction, deny: bool) -> Vec<&
         .collect()
 }
 
-fn list(origins: &[Origin]) -> String {
+fn list(origins: &[Arc<Origin>]) -> String {
     origins
         .iter()
         .map(ToString::to_string)

@@ -151,7 +151,7 @@ pub struct Check {
     /// Where to look: the deciding rules, or (for a default) the rules that
     /// select the side.
     #[serde(skip)]
-    pub at: Vec<crate::policy::Origin>,
+    pub at: Vec<std::sync::Arc<crate::policy::Origin>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
