@@ -8,6 +8,7 @@
 mod bench;
 mod commands;
 mod load;
+mod replay;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -290,6 +291,20 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Replay observed Hubble flows against the policies in PATHS: connections that would break or be newly allowed
+    Replay {
+        /// Hubble flows: a file (`hubble observe -o json`, exporter files, gzip too), a directory of them, or - for stdin; repeatable
+        #[arg(long = "flows", required = true)]
+        flows: Vec<PathBuf>,
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: replay::ReplayFormat,
+        /// When to exit 1
+        #[arg(long, value_enum, default_value = "break")]
+        fail_on: replay::ReplayFail,
+        /// Manifests: policies (and optionally pods, namespaces, cilium-config)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Load manifests and report every problem found in them
     Check {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
@@ -459,6 +474,12 @@ fn main() -> ExitCode {
         Command::Bench { sizes, write } => {
             parse_sizes(&sizes).and_then(|s| bench::run(&s, write.as_deref()))
         }
+        Command::Replay {
+            flows,
+            output,
+            fail_on,
+            paths,
+        } => replay::replay(&flows, &paths, cluster, output, fail_on, cli.verbose),
         Command::Check { output, paths } => {
             commands::check(&paths, cluster, output == Format::Json)
         }

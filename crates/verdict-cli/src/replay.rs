@@ -1,0 +1,321 @@
+//! `verdict replay --flows FILE PATHS...`: Hubble flows judged under the
+//! policies in PATHS, compared with what the cluster observed. Flow input
+//! is streamed line by line (files, gzip-compressed files, directories,
+//! `-` for standard input); the per-line JSON list is streamed too, so
+//! memory does not grow with the number of records.
+
+use crate::load;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use verdict_core::engine::Engine;
+use verdict_core::flows::{self, parse_line, Lines, Record};
+use verdict_core::ingest::ClusterConfig;
+use verdict_core::replay::{skip, LineVerdict, Replayer, Summary};
+use verdict_core::source::Severity;
+use verdict_core::text::{escape, json_safe};
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum ReplayFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum ReplayFail {
+    /// a connection observed as delivered (or in audit) would be denied
+    Break,
+    /// a connection would break, or one observed as dropped would be allowed
+    Any,
+    /// never
+    None,
+}
+
+/// One line of flow input: its file, number and text (or why it could not
+/// be read).
+pub type FlowLine = (Arc<str>, usize, Result<String, String>);
+
+/// Expands `--flows` arguments: files, `-`, and directories (recursively,
+/// sorted, hidden entries skipped; files ending in `.json`, `.jsonl`,
+/// `.ndjson`, `.log` or `.gz`).
+pub fn expand_flows(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|x| {
+                ["json", "jsonl", "ndjson", "log", "gz"]
+                    .iter()
+                    .any(|e| x == *e)
+            }) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+        } else if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn open(p: &Path) -> Result<Box<dyn BufRead>, String> {
+    if p.as_os_str() == "-" {
+        return flows::open(std::io::stdin()).map_err(|e| format!("<stdin>: {e}"));
+    }
+    let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    flows::open(f).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Every line of every flow file, one at a time; a file that cannot be
+/// opened yields one error item (line 0).
+pub fn lines(files: Vec<PathBuf>) -> impl Iterator<Item = FlowLine> {
+    files.into_iter().flat_map(|p| {
+        let name: Arc<str> = Arc::from(if p.as_os_str() == "-" {
+            "<stdin>".to_string()
+        } else {
+            p.display().to_string()
+        });
+        let it: Box<dyn Iterator<Item = FlowLine>> = match open(&p) {
+            Ok(r) => {
+                let n = Arc::clone(&name);
+                Box::new(Lines::new(r).map(move |(l, t)| (Arc::clone(&n), l, t)))
+            }
+            Err(e) => Box::new(std::iter::once((name, 0, Err(e)))),
+        };
+        it
+    })
+}
+
+/// The cluster name a flow shows for endpoints local to the reporting node
+/// (`ID` set, label `io.cilium.k8s.policy.cluster`).
+fn cluster_of(line: &str) -> Option<String> {
+    let Ok(Record::Flow(f)) = parse_line(line) else {
+        return None;
+    };
+    let found = [f.source.as_ref(), f.destination.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|e| e.id.is_some())
+        .flat_map(|e| e.labels.iter())
+        .find_map(|l| {
+            l.strip_prefix("k8s:io.cilium.k8s.policy.cluster=")
+                .map(str::to_string)
+        });
+    found
+}
+
+/// Reads the first lines (at most `n`), looking for the cluster name, and
+/// returns them with the rest of the stream.
+pub fn peek_cluster(
+    mut it: impl Iterator<Item = FlowLine> + 'static,
+    n: usize,
+) -> (Option<(String, String)>, Box<dyn Iterator<Item = FlowLine>>) {
+    let mut head = Vec::new();
+    let mut found = None;
+    while head.len() < n {
+        let Some(item) = it.next() else { break };
+        if found.is_none() {
+            if let Ok(text) = &item.2 {
+                found = cluster_of(text).map(|c| (c, format!("{}:{}", item.0, item.1)));
+            }
+        }
+        let done = found.is_some();
+        head.push(item);
+        if done {
+            break;
+        }
+    }
+    (found, Box::new(head.into_iter().chain(it)))
+}
+
+/// Turns one input line into its verdict.
+pub fn judge_line(r: &mut Replayer, (file, line, text): &FlowLine) -> LineVerdict {
+    match text {
+        Err(e) => LineVerdict::skipped(file, *line, skip::MALFORMED, e.clone()),
+        Ok(t) => match parse_line(t) {
+            Err(e) => LineVerdict::skipped(file, *line, skip::MALFORMED, e),
+            Ok(Record::Empty) => {
+                LineVerdict::skipped(file, *line, skip::EMPTY, "empty line".to_string())
+            }
+            Ok(Record::NotAFlow(why)) => LineVerdict::skipped(file, *line, skip::NOT_A_FLOW, why),
+            Ok(Record::Flow(f)) => r.judge(file, *line, &f),
+        },
+    }
+}
+
+/// The flow stream with the cluster name settled: `--cluster-name` wins,
+/// else the flows' local cluster label (the input's cilium-config, read
+/// later, still overrides it).
+pub fn flow_stream(
+    flow_paths: &[PathBuf],
+    cluster: &mut ClusterConfig,
+) -> Result<Box<dyn Iterator<Item = FlowLine>>, String> {
+    let files = expand_flows(flow_paths)?;
+    let it = lines(files);
+    if cluster.explicit.name {
+        return Ok(Box::new(it));
+    }
+    let (found, it) = peek_cluster(it, 1000);
+    if let Some((name, at)) = found {
+        if name != cluster.name {
+            eprintln!(
+                "{}",
+                escape(&format!(
+                    "note: cluster name `{name}` taken from the flows ({at}); --cluster-name overrides"
+                ))
+            );
+            cluster.name = name;
+        }
+    }
+    Ok(it)
+}
+
+struct Out {
+    w: std::io::BufWriter<std::io::Stdout>,
+    closed: bool,
+}
+
+impl Out {
+    fn put(&mut self, s: &str) -> Result<(), String> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.w.write_all(s.as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(format!("writing standard output: {e}")),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.w.flush() {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(format!("writing standard output: {e}")),
+        }
+    }
+}
+
+pub fn replay(
+    flow_paths: &[PathBuf],
+    paths: &[PathBuf],
+    mut cluster: ClusterConfig,
+    output: ReplayFormat,
+    fail_on: ReplayFail,
+    verbose: bool,
+) -> Result<u8, String> {
+    let stream = flow_stream(flow_paths, &mut cluster)?;
+    let inv = load::inventory(paths, cluster)?;
+    let manifest_errors = load::report(&inv, verbose);
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    let mut summary = Summary::default();
+    let mut out = Out {
+        w: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        closed: false,
+    };
+    let as_json = output == ReplayFormat::Json;
+    if as_json {
+        out.put("{\n  \"records\": [")?;
+    }
+    let mut first = true;
+    let mut malformed_shown = 0usize;
+    for item in stream {
+        let v = judge_line(&mut r, &item);
+        if v.reason == Some(skip::MALFORMED) {
+            if malformed_shown < 100 {
+                eprintln!(
+                    "{}",
+                    escape(&format!(
+                        "{}:{}: {}",
+                        v.file,
+                        v.line,
+                        v.detail.as_deref().unwrap_or("unreadable")
+                    ))
+                );
+            }
+            malformed_shown += 1;
+        }
+        if as_json {
+            let s = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+            out.put(if first { "\n    " } else { ",\n    " })?;
+            out.put(&json_safe(&s))?;
+            first = false;
+        }
+        summary.add(&v);
+    }
+    if malformed_shown > 100 {
+        eprintln!("... and {} more unreadable lines", malformed_shown - 100);
+    }
+    match output {
+        ReplayFormat::Json => {
+            let mut tail = summary.to_json();
+            if let serde_json::Value::Object(m) = &mut tail {
+                let diags: Vec<serde_json::Value> = inv
+                    .diagnostics
+                    .iter()
+                    .filter(|d| verbose || d.severity != Severity::Info)
+                    .map(|d| {
+                        serde_json::json!({
+                            "file": d.location.file.as_ref(),
+                            "line": d.location.line,
+                            "severity": d.severity,
+                            "message": d.message,
+                        })
+                    })
+                    .collect();
+                m.insert("diagnostics".into(), serde_json::Value::Array(diags));
+            }
+            let body = serde_json::to_string_pretty(&tail).map_err(|e| e.to_string())?;
+            // Splice the object's fields after the streamed records.
+            let inner = body
+                .trim()
+                .strip_prefix('{')
+                .and_then(|b| b.strip_suffix('}'))
+                .unwrap_or("")
+                .trim_end();
+            out.put(if first { "],\n" } else { "\n  ],\n" })?;
+            out.put(&json_safe(inner.trim_start_matches('\n')))?;
+            out.put("\n}\n")?;
+        }
+        ReplayFormat::Text => out.put(&verdict_core::text::escape_lines(&summary.to_text()))?,
+        ReplayFormat::Markdown => out.put(&summary.to_markdown())?,
+    }
+    out.finish()?;
+    let code = match fail_on {
+        ReplayFail::Break => u8::from(summary.breaks > 0),
+        ReplayFail::Any => u8::from(summary.breaks > 0 || summary.newly_allowed > 0),
+        ReplayFail::None => 0,
+    };
+    Ok(if summary.malformed > 0 || manifest_errors > 0 {
+        2
+    } else {
+        code
+    })
+}
