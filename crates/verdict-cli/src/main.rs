@@ -235,7 +235,10 @@ enum Command {
         /// Skip the verification (paths, connectivity diff, lint)
         #[arg(long)]
         no_verify: bool,
-        #[arg(required = true)]
+        /// Instead of routes: policies allowing exactly the connections observed delivered in these Hubble flows (file, directory or -; repeatable); PATHS then optional
+        #[arg(long = "from-flows")]
+        from_flows: Vec<PathBuf>,
+        #[arg(required_unless_present = "from_flows")]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
@@ -357,6 +360,32 @@ fn main() -> ExitCode {
             paths,
         } => commands::matrix(&paths, cluster, output, namespace, workload, cli.verbose),
         Command::Generate {
+            out_dir,
+            no_verify,
+            from_flows,
+            paths,
+            ..
+        } if !from_flows.is_empty() => {
+            let out = out_dir.map(|d| d.join("verdict-flows.yaml"));
+            if let Some(d) = out.as_ref().and_then(|f| f.parent()) {
+                if let Err(e) = std::fs::create_dir_all(d) {
+                    eprintln!(
+                        "error: {}",
+                        verdict_core::text::escape(&format!("{}: {e}", d.display()))
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            replay::generate_from_flows(
+                &from_flows,
+                &paths,
+                cluster,
+                out.as_deref(),
+                no_verify,
+                cli.verbose,
+            )
+        }
+        Command::Generate {
             clients,
             controllers,
             namespace,
@@ -367,6 +396,7 @@ fn main() -> ExitCode {
             merge,
             out_dir,
             no_verify,
+            from_flows: _,
             paths,
         } => commands::generate(
             &paths,

@@ -319,3 +319,165 @@ pub fn replay(
         code
     })
 }
+
+/// Replays a flow stream under an inventory; returns the summary and the
+/// number of unreadable lines.
+fn replay_summary(stream: Box<dyn Iterator<Item = FlowLine>>, engine: &Engine) -> Summary {
+    let mut r = Replayer::new(engine);
+    let mut s = Summary::default();
+    for item in stream {
+        s.add(&judge_line(&mut r, &item));
+    }
+    s
+}
+
+/// `verdict generate --from-flows FILE [PATHS...]`: least-privilege
+/// policies allowing exactly the observed delivered connections, verified
+/// by replaying the same flows (nothing observed delivered may break) and
+/// linted.
+pub fn generate_from_flows(
+    flow_paths: &[PathBuf],
+    paths: &[PathBuf],
+    mut cluster: ClusterConfig,
+    out_file: Option<&Path>,
+    no_verify: bool,
+    verbose: bool,
+) -> Result<u8, String> {
+    use verdict_core::flowgen::FlowPolicies;
+    let stream = flow_stream(flow_paths, &mut cluster)?;
+    let inv = load::inventory(paths, cluster)?;
+    let manifest_errors = load::report(&inv, verbose);
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    let mut gen = FlowPolicies::new(&inv.cluster.name);
+    let mut malformed = 0usize;
+    let mut records = 0usize;
+    for (file, line, text) in stream {
+        records += 1;
+        let rec = match text.map(|t| parse_line(&t)) {
+            Ok(Ok(rec)) => rec,
+            Ok(Err(e)) | Err(e) => {
+                malformed += 1;
+                eprintln!("{}", escape(&format!("{file}:{line}: {e}")));
+                continue;
+            }
+        };
+        if let Record::Flow(f) = rec {
+            if let Ok(c) = r.connection(&f) {
+                gen.add(&c);
+            }
+        }
+    }
+    let yaml = gen.to_yaml();
+    match out_file {
+        Some(f) => {
+            std::fs::write(f, &yaml).map_err(|e| format!("{}: {e}", f.display()))?;
+            eprintln!("{}", escape(&format!("wrote {}", f.display())));
+        }
+        None => {
+            let mut o = std::io::stdout().lock();
+            match o.write_all(yaml.as_bytes()).and_then(|()| o.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(format!("writing standard output: {e}")),
+            }
+        }
+    }
+    eprintln!(
+        "{}",
+        escape(&format!(
+            "{records} records, {} connections turned into rules; not used: {}",
+            gen.used,
+            gen.not_used
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    );
+    let input_errors = malformed + manifest_errors;
+    if no_verify {
+        return Ok(if input_errors > 0 { 2 } else { 0 });
+    }
+    if flow_paths.iter().any(|p| p.as_os_str() == "-") {
+        eprintln!("note: not verified: flows from standard input cannot be read a second time");
+        return Ok(if input_errors > 0 { 2 } else { 0 });
+    }
+    // Replay the same flows with the generated policies added.
+    let mut after = inv.clone();
+    after.load_text("<generated>", &yaml);
+    after.complete_namespaces();
+    let load_errors: Vec<String> = after
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error && d.location.file.as_ref() == "<generated>")
+        .map(ToString::to_string)
+        .collect();
+    let rejected: Vec<String> = after
+        .policies
+        .iter()
+        .filter(|p| p.location.file.as_ref() == "<generated>" && p.rejected.is_some())
+        .map(|p| format!("{}: {}", p.object, p.rejected.as_deref().unwrap_or("")))
+        .collect();
+    let after_engine = Engine::new(&after);
+    let mut c2 = after.cluster.clone();
+    c2.explicit.name = true;
+    let again = flow_stream(flow_paths, &mut c2)?;
+    let s = replay_summary(again, &after_engine);
+    // Lint the generated objects with the input.
+    let routing = verdict_core::routes::Routing::from_inventory(&after);
+    let paths_report = verdict_core::paths::paths(
+        &after_engine,
+        &routing,
+        &verdict_core::paths::PathOptions::default(),
+    );
+    let config = verdict_lint::LintConfig::default();
+    let cx = verdict_lint::Context {
+        inv: &after,
+        engine: &after_engine,
+        routing: &routing,
+        paths: &paths_report,
+        config: &config,
+    };
+    let lint = verdict_lint::run(&cx, &config);
+    let hits: Vec<_> = lint
+        .findings
+        .iter()
+        .filter(|f| f.location.file.as_ref() == "<generated>" && f.level.at_least(config.fail_on))
+        .collect();
+    eprintln!(
+        "{}",
+        escape(&format!(
+            "verified: replaying the same flows with the generated policies: {} judged, {} would break; {} lint findings on generated objects",
+            s.judged,
+            s.breaks,
+            hits.len()
+        ))
+    );
+    for g in s
+        .groups()
+        .filter(|g| g.change == verdict_core::replay::Change::Break)
+    {
+        eprintln!(
+            "{}",
+            escape(&format!(
+                "  breaks: {} -> {} {}/{}: {}",
+                g.from, g.to, g.protocol, g.port, g.explanation
+            ))
+        );
+    }
+    for e in load_errors.iter().chain(rejected.iter()) {
+        eprintln!(
+            "{}",
+            escape(&format!("  generated object not accepted: {e}"))
+        );
+    }
+    for f in &hits {
+        eprintln!(
+            "{}",
+            escape(&format!("  lint {} {}: {}", f.code, f.location, f.message))
+        );
+    }
+    let ok = s.breaks == 0 && hits.is_empty() && load_errors.is_empty() && rejected.is_empty();
+    Ok(if input_errors > 0 { 2 } else { u8::from(!ok) })
+}

@@ -234,7 +234,38 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+/// One rule per peer and kind of port (Cilium refuses `toPorts` and
+/// `icmps` in one rule).
 fn write_rule(out: &mut String, peer: &Peer, ports: &Ports, ns: &str, ingress: bool) {
+    let (icmp, l4): (Vec<_>, Vec<_>) = ports
+        .iter()
+        .partition(|(p, _)| matches!(p, Protocol::Icmp | Protocol::Icmpv6));
+    if !l4.is_empty() || icmp.is_empty() {
+        write_peer(out, peer, ns, ingress);
+        if !l4.is_empty() {
+            out.push_str("      toPorts:\n        - ports:\n");
+            for (p, n) in &l4 {
+                let _ = writeln!(
+                    out,
+                    "            - port: \"{n}\"\n              protocol: {p}"
+                );
+            }
+        }
+    }
+    if !icmp.is_empty() {
+        write_peer(out, peer, ns, ingress);
+        out.push_str("      icmps:\n        - fields:\n");
+        for (p, n) in &icmp {
+            let family = if *p == Protocol::Icmp { "IPv4" } else { "IPv6" };
+            let _ = writeln!(
+                out,
+                "            - type: {n}\n              family: {family}"
+            );
+        }
+    }
+}
+
+fn write_peer(out: &mut String, peer: &Peer, ns: &str, ingress: bool) {
     let (ep, ent, cidr) = if ingress {
         ("fromEndpoints", "fromEntities", "fromCIDR")
     } else {
@@ -268,28 +299,6 @@ fn write_rule(out: &mut String, peer: &Peer, ports: &Ports, ns: &str, ingress: b
         }
         Peer::Cidr(c) => {
             let _ = writeln!(out, "    - {cidr}: [{}]", q(c));
-        }
-    }
-    let (icmp, l4): (Vec<_>, Vec<_>) = ports
-        .iter()
-        .partition(|(p, _)| matches!(p, Protocol::Icmp | Protocol::Icmpv6));
-    if !l4.is_empty() {
-        out.push_str("      toPorts:\n        - ports:\n");
-        for (p, n) in &l4 {
-            let _ = writeln!(
-                out,
-                "            - port: \"{n}\"\n              protocol: {p}"
-            );
-        }
-    }
-    if !icmp.is_empty() {
-        out.push_str("      icmps:\n        - fields:\n");
-        for (p, n) in &icmp {
-            let family = if *p == Protocol::Icmp { "IPv4" } else { "IPv6" };
-            let _ = writeln!(
-                out,
-                "            - type: {n}\n              family: {family}"
-            );
         }
     }
 }
