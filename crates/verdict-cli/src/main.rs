@@ -6,6 +6,7 @@
 //! error), after printing what could be analysed.
 
 mod bench;
+mod bench_replay;
 mod commands;
 mod load;
 mod replay;
@@ -293,6 +294,9 @@ enum Command {
         /// Also write each generated cluster to this directory
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Instead: replay this many synthetic flow records over the first size's cluster, compared with only parsing them
+        #[arg(long, value_name = "RECORDS")]
+        replay: Option<usize>,
     },
     /// Replay observed Hubble flows against the policies in PATHS: connections that would break or be newly allowed
     Replay {
@@ -501,7 +505,21 @@ fn main() -> ExitCode {
             cli.verbose,
         ),
         Command::Test { files } => commands::test(&files, cli.verbose),
-        Command::Bench { sizes, write } => {
+        Command::Bench {
+            sizes,
+            write,
+            replay: Some(n),
+        } => parse_sizes(&sizes).and_then(|s| {
+            let (pods, policies) = s
+                .iter()
+                .find(|(p, _)| *p == 10_000)
+                .or(s.first())
+                .copied()
+                .unwrap_or((10_000, 1_000));
+            let _ = write;
+            bench_replay::run(n, pods, policies)
+        }),
+        Command::Bench { sizes, write, .. } => {
             parse_sizes(&sizes).and_then(|s| bench::run(&s, write.as_deref()))
         }
         Command::Replay {

@@ -206,10 +206,12 @@ pub struct Replayer<'e, 'a> {
     cache: HashMap<CacheKey, Arc<Judged>>,
     /// Pods already compared with the manifests (bounded).
     checked_pods: HashMap<(String, String), Option<String>>,
+    /// The manifests' party of (namespace, pod, workload), looked up once.
+    manifest_parties: HashMap<(String, String, String), Option<Party>>,
 }
 
 /// Most cached verdicts kept (the cache is cleared when full).
-const CACHE_MAX: usize = 100_000;
+const CACHE_MAX: usize = 20_000;
 const CHECKED_PODS_MAX: usize = 100_000;
 
 /// Which reserved name a set of reserved labels stands for, in Cilium's
@@ -246,6 +248,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             engine,
             cache: HashMap::new(),
             checked_pods: HashMap::new(),
+            manifest_parties: HashMap::new(),
         }
     }
 
@@ -310,8 +313,28 @@ impl<'e, 'a> Replayer<'e, 'a> {
 
     /// The manifests' party for a flow endpoint (by pod name, then by its
     /// workload), if the manifests hold it.
-    fn manifest_party(&self, ep: &FlowEndpoint) -> Option<Party> {
+    fn manifest_party(&mut self, ep: &FlowEndpoint) -> Option<Party> {
         let ns = ep.namespace.as_deref()?;
+        let key = (
+            ns.to_string(),
+            ep.pod_name.clone().unwrap_or_default(),
+            ep.workloads
+                .first()
+                .map(|w| format!("{}/{}", w.kind, w.name))
+                .unwrap_or_default(),
+        );
+        if let Some(p) = self.manifest_parties.get(&key) {
+            return p.clone();
+        }
+        let found = self.find_manifest_party(ns, ep);
+        if self.manifest_parties.len() >= CHECKED_PODS_MAX {
+            self.manifest_parties.clear();
+        }
+        self.manifest_parties.insert(key, found.clone());
+        found
+    }
+
+    fn find_manifest_party(&self, ns: &str, ep: &FlowEndpoint) -> Option<Party> {
         if let Some(pod) = ep.pod_name.as_deref() {
             if let Ok(p) = self.engine.party(&format!("{ns}/{pod}")) {
                 return Some(p);
