@@ -201,6 +201,9 @@ enum Command {
         /// Client sources (default: world); repeatable
         #[arg(long = "client")]
         clients: Vec<String>,
+        /// Also show observed traffic from these Hubble flows (delivered, dropped, would break); repeatable
+        #[arg(long = "flows")]
+        flows: Vec<PathBuf>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -338,7 +341,16 @@ fn main() -> ExitCode {
         Command::Report {
             output,
             clients,
+            flows,
             paths,
+        } if !flows.is_empty() => {
+            replay::report_with_flows(&flows, &paths, cluster, &output, clients, cli.verbose)
+        }
+        Command::Report {
+            output,
+            clients,
+            paths,
+            ..
         } => commands::report(&paths, cluster, &output, clients, cli.verbose),
         Command::Diff {
             old,

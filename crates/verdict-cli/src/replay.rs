@@ -481,3 +481,53 @@ pub fn generate_from_flows(
     let ok = s.breaks == 0 && hits.is_empty() && load_errors.is_empty() && rejected.is_empty();
     Ok(if input_errors > 0 { 2 } else { u8::from(!ok) })
 }
+
+/// `verdict report --flows FILE`: the report page, plus the observed
+/// traffic replayed under the same policies (a graph and a table), inserted
+/// before the paths.
+pub fn report_with_flows(
+    flow_paths: &[PathBuf],
+    paths: &[PathBuf],
+    mut cluster: ClusterConfig,
+    output: &Path,
+    clients: Vec<String>,
+    verbose: bool,
+) -> Result<u8, String> {
+    let stream = flow_stream(flow_paths, &mut cluster)?;
+    let code = crate::commands::report(paths, cluster.clone(), output, clients, verbose)?;
+    let inv = load::inventory(paths, cluster)?;
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    let mut s = Summary::default();
+    for item in stream {
+        let v = judge_line(&mut r, &item);
+        if v.reason == Some(skip::MALFORMED) {
+            eprintln!(
+                "{}",
+                escape(&format!(
+                    "{}:{}: {}",
+                    v.file,
+                    v.line,
+                    v.detail.as_deref().unwrap_or("unreadable")
+                ))
+            );
+        }
+        s.add(&v);
+    }
+    let html = std::fs::read_to_string(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let section = s.to_html_section();
+    let at = html
+        .find("<h2>Paths</h2>")
+        .or_else(|| html.find("<script type=\"application/json\""))
+        .unwrap_or(html.len());
+    let mut out = String::with_capacity(html.len() + section.len());
+    out.push_str(&html[..at]);
+    out.push_str(&section);
+    out.push_str(&html[at..]);
+    std::fs::write(output, out).map_err(|e| format!("{}: {e}", output.display()))?;
+    eprintln!(
+        "{}",
+        escape(&format!("observed traffic: {}", s.headline_text()))
+    );
+    Ok(if s.malformed > 0 { 2 } else { code })
+}

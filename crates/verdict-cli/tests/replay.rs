@@ -237,3 +237,30 @@ fn generate_from_flows_round_trips() {
     }
     assert!(generated_some >= 8, "{generated_some}");
 }
+
+#[test]
+fn report_shows_observed_traffic() {
+    let (pol, flows) = setup("report");
+    let html = pol.parent().unwrap().join("r.html");
+    let o = verdict(
+        &[
+            "report",
+            "--flows",
+            flows.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+            pol.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Observed traffic"));
+    assert!(page.contains("class=\"observed break\""));
+    assert!(page.contains("shop/web-0"));
+}

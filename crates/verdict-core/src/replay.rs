@@ -198,14 +198,18 @@ struct Judged {
     ingress_why: String,
 }
 
+/// A flow's label set for a pod and the disagreement note it gave.
+type LabelNote = (LabelSet, Option<String>);
+
 type CacheKey = (Identity, bool, Identity, bool, Protocol, u16, u64);
 
 /// Judges flow records one at a time.
 pub struct Replayer<'e, 'a> {
     pub engine: &'e Engine<'a>,
     cache: HashMap<CacheKey, Arc<Judged>>,
-    /// Pods already compared with the manifests (bounded).
-    checked_pods: HashMap<(String, String), Option<String>>,
+    /// Pods compared with the manifests: per pod, the flow label sets seen
+    /// and the disagreement note of each (bounded).
+    checked_pods: HashMap<(String, String), Vec<LabelNote>>,
     /// The manifests' party of (namespace, pod, workload), looked up once.
     manifest_parties: HashMap<(String, String, String), Option<Party>>,
 }
@@ -444,14 +448,22 @@ impl<'e, 'a> Replayer<'e, 'a> {
         };
         if let (Some(m), Some(ns), Some(pod)) = (&manifest, &ep.namespace, &ep.pod_name) {
             let key = (ns.clone(), pod.clone());
-            let note = match self.checked_pods.get(&key) {
-                Some(n) => n.clone(),
+            let seen = self
+                .checked_pods
+                .get(&key)
+                .and_then(|l| l.iter().find(|(ls, _)| *ls == identity.labels))
+                .map(|(_, n)| n.clone());
+            let note = match seen {
+                Some(n) => n,
                 None => {
                     let n = label_disagreement(&m.name, &m.identity.labels, &identity.labels);
                     if self.checked_pods.len() >= CHECKED_PODS_MAX {
                         self.checked_pods.clear();
                     }
-                    self.checked_pods.insert(key, n.clone());
+                    let list = self.checked_pods.entry(key).or_default();
+                    if list.len() < 8 {
+                        list.push((identity.labels.clone(), n.clone()));
+                    }
                     n
                 }
             };
@@ -888,6 +900,11 @@ impl Summary {
         })
     }
 
+    /// One line: records, judged, breaks, newly allowed, skipped.
+    pub fn headline_text(&self) -> String {
+        self.headline()
+    }
+
     fn headline(&self) -> String {
         format!(
             "{} records: {} connections judged ({} would break, {} newly allowed, {} unchanged), {} skipped",
@@ -1025,5 +1042,135 @@ fn observed_name(o: Observed) -> &'static str {
 impl Change {
     pub fn name(self) -> &'static str {
         self.as_str()
+    }
+}
+
+/// Text from the input for HTML: control characters shown escaped, then
+/// HTML-escaped.
+fn esc(s: &str) -> String {
+    crate::text::html(&crate::text::escape(s))
+}
+
+impl Summary {
+    /// An HTML section for `verdict report --flows`: the observed traffic
+    /// as a graph (sources left, destinations right; edges coloured
+    /// delivered, dropped, would break, newly allowed) and the groups as a
+    /// table. Static: no script, names escaped.
+    pub fn to_html_section(&self) -> String {
+        let mut sources: Vec<&str> = Vec::new();
+        let mut dests: Vec<&str> = Vec::new();
+        // (from, to) -> worst change, any delivered.
+        let mut edges: BTreeMap<(&str, &str), (Change, bool, Vec<String>)> = BTreeMap::new();
+        for g in self.groups.values() {
+            if !sources.contains(&g.from.as_str()) {
+                sources.push(&g.from);
+            }
+            if !dests.contains(&g.to.as_str()) {
+                dests.push(&g.to);
+            }
+            let e = edges
+                .entry((&g.from, &g.to))
+                .or_insert((Change::Unchanged, false, Vec::new()));
+            e.0 = e.0.min(g.change);
+            e.1 |= g.observed.keys().any(|o| o.delivered());
+            e.2.push(format!(
+                "{}/{} {} ({})",
+                g.protocol,
+                g.port,
+                g.change.as_str(),
+                g.count
+            ));
+        }
+        const MAX_NODES: usize = 200;
+        sources.truncate(MAX_NODES);
+        dests.truncate(MAX_NODES);
+        let (w, h, gap) = (330.0, 30.0, 12.0);
+        let rows = sources.len().max(dests.len()).max(1);
+        let height = 60.0 + rows as f64 * (h + gap);
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "<h2 id=\"observed\">Observed traffic (replayed Hubble flows)</h2><p class=\"summary\">{}. Edges: <span class=\"ok\">green</span> delivered and still allowed, grey dashed dropped and still denied, <span class=\"bad\">red</span> would break (observed delivered, denied now), orange newly allowed (observed dropped, allowed now).</p><div class=\"graph\"><svg id=\"observed-graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1080 {height}\" width=\"1080\" height=\"{height}\" role=\"img\" aria-label=\"observed traffic\">\n<text x=\"30\" y=\"22\" class=\"col\">sources</text><text x=\"720\" y=\"22\" class=\"col\">destinations</text>\n",
+            esc(&self.headline())
+        );
+        let pos = |list: &[&str], n: &str| {
+            list.iter()
+                .position(|x| *x == n)
+                .map(|i| 40.0 + i as f64 * (h + gap))
+        };
+        for ((a, b), (change, delivered, ports)) in &edges {
+            let (Some(y1), Some(y2)) = (pos(&sources, a), pos(&dests, b)) else {
+                continue;
+            };
+            let style = match (change, delivered) {
+                (Change::Break, _) => "stroke:#d93025;stroke-width:3.5",
+                (Change::NewlyAllowed, _) => "stroke:#e37400;stroke-width:2.5",
+                (Change::Unchanged, true) => "stroke:#2e9d44;stroke-width:2",
+                (Change::Unchanged, false) => "stroke:#9aa3b5;stroke-width:2;stroke-dasharray:6 4",
+            };
+            let _ = writeln!(
+                out,
+                "<path class=\"observed {}\" style=\"fill:none;{style}\" d=\"M{:.0},{:.0} C{:.0},{:.0} {:.0},{:.0} {:.0},{:.0}\"><title>{} -> {}: {}</title></path>",
+                change.as_str(),
+                30.0 + w,
+                y1 + h / 2.0,
+                30.0 + w + 60.0,
+                y1 + h / 2.0,
+                720.0 - 60.0,
+                y2 + h / 2.0,
+                720.0,
+                y2 + h / 2.0,
+                esc(a),
+                esc(b),
+                esc(&ports.join(", "))
+            );
+        }
+        for (x, list) in [(30.0, &sources), (720.0, &dests)] {
+            for (i, n) in list.iter().enumerate() {
+                let y = 40.0 + i as f64 * (h + gap);
+                let shown: String = if n.chars().count() > 44 {
+                    format!("{}…", n.chars().take(43).collect::<String>())
+                } else {
+                    (*n).to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "<g class=\"obs-node\"><title>{}</title><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"6\" style=\"fill:#f5f7fb;stroke:#6b7a99\"/><text x=\"{}\" y=\"{}\" style=\"font-size:12px\">{}</text></g>",
+                    esc(n),
+                    x + 10.0,
+                    y + 20.0,
+                    esc(&shown)
+                );
+            }
+        }
+        out.push_str("</svg></div>");
+        out.push_str("<table><tr><th>from</th><th>to</th><th>port</th><th>change</th><th>now</th><th>observed</th><th>records</th><th>why</th></tr>");
+        for g in self.groups.values() {
+            let class = match g.change {
+                Change::Break => "denied",
+                Change::NewlyAllowed => "warning",
+                Change::Unchanged => "allowed",
+            };
+            let obs: Vec<String> = g
+                .observed
+                .iter()
+                .map(|(o, n)| format!("{n} {}", observed_name(*o)))
+                .collect();
+            let _ = write!(
+                out,
+                "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.from),
+                esc(&g.to),
+                g.protocol,
+                g.port,
+                g.change.as_str(),
+                g.verdict,
+                esc(&obs.join(", ")),
+                g.count,
+                esc(&g.explanation)
+            );
+        }
+        out.push_str("</table>");
+        out
     }
 }

@@ -391,3 +391,76 @@ fn conformance_flows_replayed_give_expected_verdicts() {
     );
     assert!(checked > 500, "only {checked} flows checked");
 }
+
+fn inventory(yaml: &str) -> Inventory {
+    let mut inv = Inventory::new(ClusterConfig::default());
+    inv.load_text("m.yaml", yaml);
+    inv.complete_namespaces();
+    inv
+}
+
+const MANIFESTS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop, labels: {app: web, tier: front}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: web, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: web}}\n  egress:\n    - toCIDR: [203.0.113.0/24]\n  ingress:\n    - fromEntities: [ingress]\n      toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
+
+fn web(extra: &str) -> String {
+    format!(
+        r#"{{"ID":5,"namespace":"shop","pod_name":"web-0","labels":["k8s:app=web",{extra}"k8s:io.kubernetes.pod.namespace=shop","k8s:io.cilium.k8s.policy.cluster=default","k8s:io.cilium.k8s.policy.serviceaccount=default","k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop"]}}"#
+    )
+}
+
+#[test]
+fn identities_from_labels_numbers_and_addresses() {
+    let inv = inventory(MANIFESTS);
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    // World by its address: a CIDR rule matches it.
+    let line = format!(
+        r#"{{"flow":{{"verdict":"FORWARDED","IP":{{"source":"10.0.0.5","destination":"203.0.113.7"}},"l4":{{"TCP":{{"destination_port":443,"flags":{{"SYN":true}}}}}},"source":{},"destination":{{"identity":2,"labels":["reserved:world"]}},"traffic_direction":"EGRESS","is_reply":false}}}}"#,
+        web(r#""k8s:tier=front","#)
+    );
+    let v = judge_text(&mut r, &line);
+    assert_eq!(v.verdict, "allowed", "{v:?}");
+    assert_eq!(v.to.as_deref(), Some("cidr:203.0.113.7/32"));
+    assert!(v.notes.is_empty(), "labels agree: {:?}", v.notes);
+    // Another address of the world is denied at egress: a break.
+    let other = line.replace("203.0.113.7", "198.51.100.1");
+    let v = judge_text(&mut r, &other);
+    assert_eq!(v.verdict, "denied");
+    assert_eq!(v.change.map(|c| c.name()), Some("break"));
+    // The ingress proxy, by identity number only (masked record), on 8080.
+    let line = format!(
+        r#"{{"flow":{{"verdict":"FORWARDED","l4":{{"TCP":{{"destination_port":8080,"flags":{{"SYN":true}}}}}},"source":{{"identity":8}},"destination":{},"trace_observation_point":"TO_ENDPOINT"}}}}"#,
+        web(r#""k8s:tier=front","#)
+    );
+    let v = judge_text(&mut r, &line);
+    assert_eq!(v.verdict, "allowed", "{v:?}");
+    assert_eq!(v.from.as_deref(), Some("reserved:ingress"));
+    assert!(v.notes.iter().any(|n| n.contains("hop 2")));
+    // Labels that disagree with the manifests are reported.
+    let line = line.replace(r#""k8s:tier=front","#, r#""k8s:tier=back","#);
+    let v = judge_text(&mut r, &line);
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.contains("disagree") && n.contains("k8s:tier=back")),
+        "{:?}",
+        v.notes
+    );
+    // AUDIT observed, denied by the policies: a break; DROPPED, allowed: newly allowed.
+    let audit = line.replace("FORWARDED", "AUDIT").replace("8080", "9090");
+    let v = judge_text(&mut r, &audit);
+    assert_eq!(v.change.map(|c| c.name()), Some("break"), "{v:?}");
+    let dropped = line.replace(
+        "\"verdict\":\"FORWARDED\"",
+        "\"verdict\":\"DROPPED\",\"drop_reason_desc\":\"POLICY_DENIED\"",
+    );
+    let v = judge_text(&mut r, &dropped);
+    assert_eq!(v.change.map(|c| c.name()), Some("newly-allowed"), "{v:?}");
+    // Replies and non-SYN segments are skipped.
+    let v = judge_text(&mut r, &line.replace("\"SYN\":true", "\"ACK\":true"));
+    assert_eq!(v.reason, Some(skip::NOT_CONNECTION_START));
+    let v = judge_text(
+        &mut r,
+        &line.replace("\"verdict\"", "\"is_reply\":true,\"verdict\""),
+    );
+    assert_eq!(v.reason, Some(skip::REPLY));
+}
