@@ -352,6 +352,7 @@ pub fn generate_from_flows(
     let mut gen = FlowPolicies::new(&inv.cluster.name);
     let mut malformed = 0usize;
     let mut records = 0usize;
+    let mut observed: std::collections::HashSet<ObservedKey> = std::collections::HashSet::new();
     for (file, line, text) in stream {
         records += 1;
         let rec = match text.map(|t| parse_line(&t)) {
@@ -365,6 +366,17 @@ pub fn generate_from_flows(
         if let Record::Flow(f) = rec {
             if let Ok(c) = r.connection(&f) {
                 gen.add(&c);
+                if c.observed.delivered() && observed.len() < OBSERVED_MAX {
+                    // By the flow's identity and by the manifests' (their
+                    // labels may differ).
+                    for a in [Some(conn_key(&c.from.party)), c.from.manifest_id] {
+                        for b in [Some(conn_key(&c.to.party)), c.to.manifest_id] {
+                            if let (Some(a), Some(b)) = (a, b) {
+                                observed.insert((a, b, c.protocol, c.port));
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -388,11 +400,15 @@ pub fn generate_from_flows(
         escape(&format!(
             "{records} records, {} connections turned into rules; not used: {}",
             gen.used,
-            gen.not_used
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            if gen.not_used.is_empty() {
+                "none".to_string()
+            } else {
+                gen.not_used
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ))
     );
     let input_errors = malformed + manifest_errors;
@@ -424,6 +440,7 @@ pub fn generate_from_flows(
     c2.explicit.name = true;
     let again = flow_stream(flow_paths, &mut c2)?;
     let s = replay_summary(again, &after_engine);
+    let conn = connectivity_check(&engine, &after_engine, &observed);
     // Lint the generated objects with the input.
     let routing = verdict_core::routes::Routing::from_inventory(&after);
     let paths_report = verdict_core::paths::paths(
@@ -466,6 +483,23 @@ pub fn generate_from_flows(
             ))
         );
     }
+    match &conn {
+        Some(c) => {
+            eprintln!(
+                "{}",
+                escape(&format!(
+                    "connectivity between the workloads of the manifests: {} added and observed, {} added as stated (DNS to kube-dns), {} added but never observed, {} closed",
+                    c.observed, c.dns, c.unobserved.len(), c.closed
+                ))
+            );
+            for u in &c.unobserved {
+                eprintln!("{}", escape(&format!("  unobserved: {u}")));
+            }
+        }
+        None => eprintln!(
+            "note: connectivity not checked: more than {OBSERVED_MAX} distinct connections observed"
+        ),
+    }
     for e in load_errors.iter().chain(rejected.iter()) {
         eprintln!(
             "{}",
@@ -478,7 +512,11 @@ pub fn generate_from_flows(
             escape(&format!("  lint {} {}: {}", f.code, f.location, f.message))
         );
     }
-    let ok = s.breaks == 0 && hits.is_empty() && load_errors.is_empty() && rejected.is_empty();
+    let ok = s.breaks == 0
+        && hits.is_empty()
+        && load_errors.is_empty()
+        && rejected.is_empty()
+        && conn.as_ref().is_none_or(|c| c.unobserved.is_empty());
     Ok(if input_errors > 0 { 2 } else { u8::from(!ok) })
 }
 
@@ -530,4 +568,136 @@ pub fn report_with_flows(
         escape(&format!("observed traffic: {}", s.headline_text()))
     );
     Ok(if s.malformed > 0 { 2 } else { code })
+}
+
+/// (from, to, protocol, port) of an observed delivered connection, sides by
+/// identity number (world and CIDR identities as 2, `reserved:world`).
+type ObservedKey = (u32, u32, verdict_core::policy::Protocol, u16);
+
+/// Most distinct observed connections remembered for the connectivity check.
+const OBSERVED_MAX: usize = 1_000_000;
+
+fn conn_key(p: &verdict_core::engine::Party) -> u32 {
+    use verdict_core::identity::IdentityKind;
+    match &p.identity.kind {
+        IdentityKind::Cidr(_) => 2,
+        IdentityKind::Reserved(n) if n.starts_with("world") => 2,
+        _ => p.identity.id,
+    }
+}
+
+fn node_key(n: &verdict_core::matrix::Node) -> u32 {
+    if n.name.starts_with("reserved:world") || n.name.starts_with("cidr") {
+        2
+    } else {
+        n.identity.unwrap_or(u32::MAX)
+    }
+}
+
+struct Connectivity {
+    observed: usize,
+    dns: usize,
+    unobserved: Vec<String>,
+    closed: usize,
+}
+
+/// The connectivity diff between the manifests and the manifests with the
+/// generated policies (workloads the manifests hold): every connection
+/// added must have been observed delivered, or be the DNS allow the
+/// generator adds. `None` when too many connections were observed to
+/// remember them.
+fn connectivity_check(
+    before: &Engine,
+    after: &Engine,
+    observed: &std::collections::HashSet<ObservedKey>,
+) -> Option<Connectivity> {
+    use verdict_core::matrix::{matrix, MatrixOptions, PortRange};
+    if observed.len() >= OBSERVED_MAX {
+        return None;
+    }
+    let m0 = matrix(before, &MatrixOptions::default());
+    let m1 = matrix(after, &MatrixOptions::default());
+    let key = |c: &verdict_core::matrix::Cell| (c.from.name.clone(), c.to.name.clone());
+    let mut old: std::collections::BTreeMap<(String, String), Vec<PortRange>> =
+        std::collections::BTreeMap::new();
+    for c in &m0.cells {
+        old.entry(key(c))
+            .or_default()
+            .extend(c.ports.iter().cloned());
+    }
+    let covered = |ranges: &[PortRange], proto, port: u16| {
+        ranges
+            .iter()
+            .any(|r| r.protocol == proto && r.from <= port && port <= r.to)
+    };
+    let is_dns = |n: &verdict_core::matrix::Node| {
+        n.identity.is_some_and(|id| {
+            after.identities.iter().any(|i| {
+                i.id == id
+                    && i.labels.get("k8s", "k8s-app") == Some("kube-dns")
+                    && i.labels.get("k8s", "io.kubernetes.pod.namespace") == Some("kube-system")
+            })
+        })
+    };
+    let mut out = Connectivity {
+        observed: 0,
+        dns: 0,
+        unobserved: Vec::new(),
+        closed: 0,
+    };
+    let mut new: std::collections::BTreeMap<(String, String), Vec<PortRange>> =
+        std::collections::BTreeMap::new();
+    for c in &m1.cells {
+        new.entry(key(c))
+            .or_default()
+            .extend(c.ports.iter().cloned());
+        let before_ports = old.get(&key(c)).map(Vec::as_slice).unwrap_or(&[]);
+        for r in &c.ports {
+            let span = u32::from(r.to) - u32::from(r.from) + 1;
+            let ports: Vec<u16> = if span <= 64 {
+                (r.from..=r.to).collect()
+            } else {
+                Vec::new()
+            };
+            let added: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|p| !covered(before_ports, r.protocol, *p))
+                .collect();
+            let wide_added = span > 64
+                && !before_ports
+                    .iter()
+                    .any(|b| b.protocol == r.protocol && b.from <= r.from && r.to <= b.to);
+            if wide_added {
+                out.unobserved
+                    .push(format!("{} -> {} {r}", c.from.name, c.to.name));
+                continue;
+            }
+            for p in added {
+                let k = (node_key(&c.from), node_key(&c.to), r.protocol, p);
+                if observed.contains(&k) {
+                    out.observed += 1;
+                } else if p == 53 && is_dns(&c.to) {
+                    out.dns += 1;
+                } else {
+                    out.unobserved.push(format!(
+                        "{} -> {} {}/{p}",
+                        c.from.name, c.to.name, r.protocol
+                    ));
+                }
+            }
+        }
+    }
+    for c in &m0.cells {
+        let now = new.get(&key(c)).map(Vec::as_slice).unwrap_or(&[]);
+        out.closed += c
+            .ports
+            .iter()
+            .filter(|r| {
+                !now.iter()
+                    .any(|n| n.protocol == r.protocol && n.from <= r.from && r.to <= n.to)
+            })
+            .count();
+    }
+    Some(out)
 }

@@ -264,3 +264,61 @@ fn report_shows_observed_traffic() {
     assert!(page.contains("class=\"observed break\""));
     assert!(page.contains("shop/web-0"));
 }
+
+/// With pods in the manifests, the connectivity diff adds only what was
+/// observed (and the DNS allow the generator states).
+#[test]
+fn generate_from_flows_adds_only_observed_connectivity() {
+    let d = tmp("connectivity");
+    let m = d.join("m.yaml");
+    std::fs::write(
+        &m,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web-0, namespace: shop, labels: {{app: web}}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: db-0, namespace: shop, labels: {{app: db}}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: coredns-0, namespace: kube-system, labels: {{k8s-app: kube-dns}}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n---\n{DB_DENY}"
+        ),
+    )
+    .unwrap();
+    let flows = d.join("f.jsonl");
+    std::fs::write(&flows, format!("{WEB_TO_DB}\n")).unwrap();
+    let o = verdict(
+        &[
+            "replay",
+            "--flows",
+            flows.to_str().unwrap(),
+            m.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "the flow breaks before");
+    let o = verdict(
+        &[
+            "generate",
+            "--from-flows",
+            flows.to_str().unwrap(),
+            m.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("1 added and observed"), "{err}");
+    assert!(err.contains("0 added but never observed"), "{err}");
+    let gen = d.join("gen.yaml");
+    std::fs::write(&gen, &o.stdout).unwrap();
+    let o = verdict(
+        &[
+            "replay",
+            "--flows",
+            flows.to_str().unwrap(),
+            m.to_str().unwrap(),
+            gen.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

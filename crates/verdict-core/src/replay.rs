@@ -91,6 +91,9 @@ pub struct FlowParty {
     pub namespace: Option<String>,
     /// The flow's own cluster label, if any.
     pub cluster: Option<String>,
+    /// The identity number of the pod in the manifests, when they hold it
+    /// (its labels may differ from the flow's).
+    pub manifest_id: Option<u32>,
 }
 
 /// One observed connection, before judging.
@@ -292,6 +295,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             group: name,
             namespace: None,
             cluster: None,
+            manifest_id: None,
         }
     }
 
@@ -312,6 +316,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             group: n,
             namespace: None,
             cluster: None,
+            manifest_id: None,
         })
     }
 
@@ -411,6 +416,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             if let Some(p) = self.manifest_party(ep) {
                 let group = p.name.clone();
                 return Ok(FlowParty {
+                    manifest_id: Some(p.identity.id),
                     party: p,
                     group,
                     namespace: ep.namespace.clone(),
@@ -480,6 +486,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             group,
             namespace,
             cluster,
+            manifest_id: manifest.as_ref().map(|m| m.identity.id),
         })
     }
 
