@@ -838,6 +838,11 @@ pub struct Summary {
     groups: BTreeMap<(Change, String, String, Protocol, u16), Group>,
 }
 
+/// Groups kept before new ones are merged (see [`Summary::add`]).
+pub const GROUPS_MAX: usize = 50_000;
+const OTHER_WORLD: &str = "cidr:(other addresses)";
+const OTHER: &str = "(other connections)";
+
 /// Most notes kept per group.
 const NOTES_MAX: usize = 8;
 
@@ -868,23 +873,34 @@ impl Summary {
             Change::NewlyAllowed => self.newly_allowed += 1,
             Change::Unchanged => self.unchanged += 1,
         }
-        let g = self
-            .groups
-            .entry((change, from.clone(), to.clone(), protocol, port))
-            .or_insert_with(|| Group {
-                from: from.clone(),
-                to: to.clone(),
-                protocol,
-                port,
-                change,
-                verdict: v.verdict,
-                observed: BTreeMap::new(),
-                count: 0,
-                deciding: v.deciding.clone(),
-                explanation: v.explanation.clone().unwrap_or_default(),
-                first: format!("{}:{}", v.file, v.line),
-                notes: BTreeSet::new(),
-            });
+        // Bounded: past GROUPS_MAX groups, new world addresses are
+        // grouped as one, past twice that every new pair is.
+        let mut key = (change, from.clone(), to.clone(), protocol, port);
+        if self.groups.len() >= GROUPS_MAX && !self.groups.contains_key(&key) {
+            for side in [&mut key.1, &mut key.2] {
+                if side.starts_with("cidr:") {
+                    *side = OTHER_WORLD.to_string();
+                }
+            }
+            if self.groups.len() >= 2 * GROUPS_MAX && !self.groups.contains_key(&key) {
+                key.1 = OTHER.to_string();
+                key.2 = OTHER.to_string();
+            }
+        }
+        let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            from: key.1.clone(),
+            to: key.2.clone(),
+            protocol,
+            port,
+            change,
+            verdict: v.verdict,
+            observed: BTreeMap::new(),
+            count: 0,
+            deciding: v.deciding.clone(),
+            explanation: v.explanation.clone().unwrap_or_default(),
+            first: format!("{}:{}", v.file, v.line),
+            notes: BTreeSet::new(),
+        });
         g.count += 1;
         *g.observed.entry(observed).or_default() += 1;
         for n in &v.notes {

@@ -464,3 +464,30 @@ fn identities_from_labels_numbers_and_addresses() {
     );
     assert_eq!(v.reason, Some(skip::REPLY));
 }
+
+/// The grouped view stays bounded however many world addresses appear.
+#[test]
+fn groups_are_bounded() {
+    use verdict_core::replay::GROUPS_MAX;
+    let inv = inventory(MANIFESTS);
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    let mut s = Summary::default();
+    let n = GROUPS_MAX + 500;
+    for i in 0..n {
+        let line = format!(
+            r#"{{"flow":{{"verdict":"FORWARDED","IP":{{"source":"100.{}.{}.{}","destination":"10.0.0.5"}},"l4":{{"TCP":{{"destination_port":8080,"flags":{{"SYN":true}}}}}},"source":{{"identity":2,"labels":["reserved:world"]}},"destination":{},"trace_observation_point":"TO_ENDPOINT"}}}}"#,
+            i / 65536,
+            (i / 256) % 256,
+            i % 256,
+            web(r#""k8s:tier=front","#)
+        );
+        s.add(&judge_text(&mut r, &line));
+    }
+    assert_eq!(s.judged, n);
+    let groups: Vec<_> = s.groups().collect();
+    assert_eq!(groups.len(), GROUPS_MAX + 1);
+    assert!(groups
+        .iter()
+        .any(|g| g.from == "cidr:(other addresses)" && g.count == 500));
+}
