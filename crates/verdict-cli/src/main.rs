@@ -6,8 +6,10 @@
 //! error), after printing what could be analysed.
 
 mod bench;
+mod bench_replay;
 mod commands;
 mod load;
+mod replay;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -199,6 +201,9 @@ enum Command {
         /// Client sources (default: world); repeatable
         #[arg(long = "client")]
         clients: Vec<String>,
+        /// Also show observed traffic from these Hubble flows (delivered, dropped, would break); repeatable
+        #[arg(long = "flows")]
+        flows: Vec<PathBuf>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -234,7 +239,10 @@ enum Command {
         /// Skip the verification (paths, connectivity diff, lint)
         #[arg(long)]
         no_verify: bool,
-        #[arg(required = true)]
+        /// Instead of routes: policies allowing exactly the connections observed delivered in these Hubble flows (file, directory or -; repeatable); PATHS then optional
+        #[arg(long = "from-flows")]
+        from_flows: Vec<PathBuf>,
+        #[arg(required_unless_present = "from_flows")]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
@@ -289,6 +297,23 @@ enum Command {
         /// Also write each generated cluster to this directory
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Instead: replay this many synthetic flow records over the first size's cluster, compared with only parsing them
+        #[arg(long, value_name = "RECORDS")]
+        replay: Option<usize>,
+    },
+    /// Replay observed Hubble flows against the policies in PATHS: connections that would break or be newly allowed
+    Replay {
+        /// Hubble flows: a file (`hubble observe -o json`, exporter files, gzip too), a directory of them, or - for stdin; repeatable
+        #[arg(long = "flows", required = true)]
+        flows: Vec<PathBuf>,
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: replay::ReplayFormat,
+        /// When to exit 1
+        #[arg(long, value_enum, default_value = "break")]
+        fail_on: replay::ReplayFail,
+        /// Manifests: policies (and optionally pods, namespaces, cilium-config)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
     /// Load manifests and report every problem found in them
     Check {
@@ -316,7 +341,16 @@ fn main() -> ExitCode {
         Command::Report {
             output,
             clients,
+            flows,
             paths,
+        } if !flows.is_empty() => {
+            replay::report_with_flows(&flows, &paths, cluster, &output, clients, cli.verbose)
+        }
+        Command::Report {
+            output,
+            clients,
+            paths,
+            ..
         } => commands::report(&paths, cluster, &output, clients, cli.verbose),
         Command::Diff {
             old,
@@ -342,6 +376,32 @@ fn main() -> ExitCode {
             paths,
         } => commands::matrix(&paths, cluster, output, namespace, workload, cli.verbose),
         Command::Generate {
+            out_dir,
+            no_verify,
+            from_flows,
+            paths,
+            ..
+        } if !from_flows.is_empty() => {
+            let out = out_dir.map(|d| d.join("verdict-flows.yaml"));
+            if let Some(d) = out.as_ref().and_then(|f| f.parent()) {
+                if let Err(e) = std::fs::create_dir_all(d) {
+                    eprintln!(
+                        "error: {}",
+                        verdict_core::text::escape(&format!("{}: {e}", d.display()))
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            replay::generate_from_flows(
+                &from_flows,
+                &paths,
+                cluster,
+                out.as_deref(),
+                no_verify,
+                cli.verbose,
+            )
+        }
+        Command::Generate {
             clients,
             controllers,
             namespace,
@@ -352,6 +412,7 @@ fn main() -> ExitCode {
             merge,
             out_dir,
             no_verify,
+            from_flows: _,
             paths,
         } => commands::generate(
             &paths,
@@ -456,9 +517,29 @@ fn main() -> ExitCode {
             cli.verbose,
         ),
         Command::Test { files } => commands::test(&files, cli.verbose),
-        Command::Bench { sizes, write } => {
+        Command::Bench {
+            sizes,
+            write,
+            replay: Some(n),
+        } => parse_sizes(&sizes).and_then(|s| {
+            let (pods, policies) = s
+                .iter()
+                .find(|(p, _)| *p == 10_000)
+                .or(s.first())
+                .copied()
+                .unwrap_or((10_000, 1_000));
+            let _ = write;
+            bench_replay::run(n, pods, policies)
+        }),
+        Command::Bench { sizes, write, .. } => {
             parse_sizes(&sizes).and_then(|s| bench::run(&s, write.as_deref()))
         }
+        Command::Replay {
+            flows,
+            output,
+            fail_on,
+            paths,
+        } => replay::replay(&flows, &paths, cluster, output, fail_on, cli.verbose),
         Command::Check { output, paths } => {
             commands::check(&paths, cluster, output == Format::Json)
         }

@@ -250,7 +250,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Whether Cilium enforces policy on an identity's own side.
-    fn enforced(&self, id: &Identity) -> bool {
+    pub fn enforced(&self, id: &Identity) -> bool {
         if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
             return false;
         }
