@@ -1107,3 +1107,42 @@ fn policy_shows_cluster_network_policy_tiers() {
         "{tiers:?}"
     );
 }
+
+/// NetworkPolicy read as the API server reads it: no (or a null) spec is an
+/// empty podSelector isolating every pod of the namespace for ingress;
+/// `endPort` without `port` is refused.
+#[test]
+fn network_policy_without_spec_and_endport_without_port() {
+    let dir = tempfile_dir("knp-spec");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {containers: []}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: null-spec, namespace: shop}\nspec:\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let o = verdict(&[
+        "trace", "--from", "world", "--to", "shop/web", "--port", "80", d,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("selected by shop/null-spec"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(
+        dir.join("p.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec: {containers: []}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: endport, namespace: shop}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{endPort: 90}]\n",
+    )
+    .unwrap();
+    let o = verdict(&[
+        "trace", "--from", "world", "--to", "shop/web", "--port", "80", d,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("may only be given together with `port`"),
+        "{err}"
+    );
+    // The refused policy takes no part: the flow is allowed.
+    assert!(stdout(&o).contains("ALLOWED"), "{}", stdout(&o));
+}

@@ -38,7 +38,28 @@ pub fn decode_knp(
     cluster: &crate::settings::ClusterConfig,
 ) -> Vec<Rule> {
     let Some(spec_node) = root.get("spec") else {
-        return Vec::new();
+        // No (or a null) spec: the API server defaults it to an empty
+        // podSelector with policyTypes [Ingress]: every pod of the
+        // namespace is isolated for ingress.
+        let Some(at) = root.get("kind").or_else(|| root.get("metadata")) else {
+            return Vec::new();
+        };
+        return vec![Rule {
+            tier: crate::policy::Tier::Normal,
+            priority: None,
+            subject: Subject::Endpoints(Selector::new(vec![Requirement::equals(
+                SOURCE_K8S,
+                POD_NAMESPACE_LABEL,
+                namespace,
+            )])),
+            entries: Vec::new(),
+            default_deny: [true, false],
+            origin: std::sync::Arc::new(Origin {
+                policy: object.clone(),
+                path: "spec (absent: podSelector {}, policyTypes [Ingress])".to_string(),
+                location: ctx.loc(at),
+            }),
+        }];
     };
     let Some(spec) = ctx.fields(
         spec_node,
@@ -291,6 +312,13 @@ fn knp_ports(ctx: &mut Ctx, n: &Node, path: &str) -> Vec<PortRule> {
         let end = f
             .get("endPort")
             .and_then(|x| ctx.int(x, &format!("{p}.endPort")));
+        if end.is_some() && f.get("port").is_none() {
+            ctx.error(
+                item,
+                format!("`{p}.endPort` may only be given together with `port` (the API server refuses this policy)"),
+            );
+            continue;
+        }
         let port = match f.get("port") {
             None => PortSel::Range { from: 0, to: 65535 },
             Some(pn) => {
