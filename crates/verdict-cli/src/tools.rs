@@ -43,7 +43,7 @@ Then, first line of a YAML file (yaml-language-server, VS Code YAML):
 pub fn run(t: Tools) -> Result<u8, String> {
     match t {
         Tools::Completions { shell } => {
-            let mut cmd = crate::invocation::command();
+            let mut cmd = without_hidden();
             let name = cmd.get_bin_name().unwrap_or("verdict").to_string();
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cmd, name, &mut buf);
@@ -77,6 +77,23 @@ pub fn run(t: Tools) -> Result<u8, String> {
             write_stdout(text.as_bytes())
         }
     }
+}
+
+/// The command without its hidden subcommands, under the name of this
+/// invocation: clap_complete would offer them otherwise (the developers'
+/// `bench`).
+fn without_hidden() -> clap::Command {
+    let cmd = crate::invocation::command();
+    let (name, bin_name) = crate::invocation::names(std::env::args_os().next().as_ref());
+    let mut out = clap::Command::new(name)
+        .bin_name(bin_name)
+        .version(crate::invocation::VERSION)
+        .args(cmd.get_arguments().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(a) = cmd.get_about() {
+        out = out.about(a.clone());
+    }
+    out
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<u8, String> {

@@ -145,6 +145,12 @@ fn completions_name_every_subcommand() {
         for sub in SUBCOMMANDS {
             assert!(text.contains(sub), "{shell} completion lacks `{sub}`");
         }
+        assert!(
+            !text.contains("bench"),
+            "{shell} completion offers the hidden bench"
+        );
+        // Global options are offered too.
+        assert!(text.contains("cilium-version"), "{shell}");
     }
     // bash reads the script without a syntax error.
     let o = verdict(&["completions", "bash"]);
