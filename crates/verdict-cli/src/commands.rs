@@ -308,7 +308,10 @@ pub fn test(
         }
     }
     if skipped > 0 && verbose {
-        eline!("skipped {skipped} file(s) without PolicyTest documents");
+        eline!(
+            "skipped {} without PolicyTest documents",
+            plural(skipped, "file", "files")
+        );
     }
     if let Some(file) = junit {
         let xml = crate::ci_output::test_junit(&t.results);
@@ -480,9 +483,9 @@ pub fn paths(
     let s = &report.summary;
     if s.not_checked > 0 {
         eline!(
-            "error: {} of {} paths not checked (the input lacks what they go through: see `not checked` above); exit 2",
+            "error: {} of {} not checked (the input lacks what they go through: see `not checked` above); exit 2",
             s.not_checked,
-            s.paths
+            plural(s.paths, "path", "paths")
         );
         return Ok(2);
     }
@@ -779,8 +782,8 @@ pub fn generate(
         );
     }
     eline!(
-        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} lint findings on generated objects",
-        objects.len(),
+        "verified: {}; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} on generated objects",
+        plural(objects.len(), "object", "objects"),
         v.paths_before.allowed,
         v.paths_before.denied,
         v.paths_after.allowed,
@@ -789,7 +792,7 @@ pub fn generate(
         v.accepted.len(),
         v.unintended.len(),
         v.closed,
-        lint_hits.len()
+        plural(lint_hits.len(), "lint finding", "lint findings")
     );
     for e in &v.load_errors {
         eline!("  generated object not accepted: {e}");
