@@ -521,3 +521,67 @@ fn annotation_regex_rejects_bad_escaping() {
         assert!(!re.is_match(bad), "{bad}");
     }
 }
+
+/// build.rs outside a git checkout (a source archive, a crates.io
+/// download): the revision is `unknown` and the script succeeds.
+#[test]
+fn build_script_without_git_says_unknown() {
+    let dir = temp("buildrs");
+    let exe = dir.join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let o = Command::new(rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(root().join("crates/verdict-cli/build.rs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A directory that is in no repository (GIT_CEILING_DIRECTORIES stops
+    // git from looking above it).
+    let outside = dir.join("src");
+    std::fs::create_dir_all(&outside).unwrap();
+    let o = exec_in(
+        &exe,
+        &outside,
+        &[("GIT_CEILING_DIRECTORIES", dir.to_str().unwrap())],
+    );
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("cargo:rustc-env=VERDICT_GIT_REVISION=unknown\n"),
+        "{}",
+        stdout(&o)
+    );
+    // Without git at all.
+    let o = exec_in(&exe, &outside, &[("PATH", "/nonexistent")]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("VERDICT_GIT_REVISION=unknown\n"));
+    // In a git checkout (CI's clone): a hexadecimal revision.
+    let in_git = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_git {
+        let o = exec_in(&exe, &root(), &[]);
+        let re = regex::Regex::new(r"VERDICT_GIT_REVISION=[0-9a-f]{4,}\n").unwrap();
+        assert!(re.is_match(&stdout(&o)), "{}", stdout(&o));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn exec_in(exe: &Path, dir: &Path, env: &[(&str, &str)]) -> Output {
+    for _ in 0..50 {
+        let mut c = Command::new(exe);
+        c.current_dir(dir);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        match c.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("{}: executable file busy", exe.display())
+}
