@@ -8,7 +8,7 @@ use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policytest;
 use verdict_core::resolved::resolve;
 use verdict_core::source::{Diagnostic, Severity};
-use verdict_core::text::{escape, escape_lines, json_safe};
+use verdict_core::text::{escape, escape_lines, json_safe, plural};
 use verdict_core::trace::{parse_flow_protocol, trace as trace_flow};
 
 /// One line on standard error, escaped as a whole: a newline or an escape
@@ -33,7 +33,7 @@ fn print(text: &str) -> Result<(), String> {
 /// Text for a terminal (text, Markdown, DOT, Mermaid): the renderers escape
 /// each line's content; any other control character left is escaped here.
 fn print_text(text: &str) -> Result<(), String> {
-    print(&escape_lines(text))
+    print(&crate::style::paint(&escape_lines(text)))
 }
 
 /// Pretty JSON; DEL, C1 controls, line separators and bidirectional
@@ -79,11 +79,36 @@ fn json_with_diagnostics<T: serde::Serialize>(
     invs: &[&Inventory],
     verbose: bool,
 ) -> Result<String, String> {
+    json(&with_diagnostics(v, invs, verbose)?)
+}
+
+/// `v` as YAML with a top-level `diagnostics` field: the `-o json` data.
+fn yaml_with_diagnostics<T: serde::Serialize>(
+    v: &T,
+    invs: &[&Inventory],
+    verbose: bool,
+) -> Result<String, String> {
+    Ok(crate::yaml_out::to_yaml(&with_diagnostics(
+        v, invs, verbose,
+    )?))
+}
+
+fn with_diagnostics<T: serde::Serialize>(
+    v: &T,
+    invs: &[&Inventory],
+    verbose: bool,
+) -> Result<serde_json::Value, String> {
     let mut value = serde_json::to_value(v).map_err(|e| e.to_string())?;
     if let serde_json::Value::Object(m) = &mut value {
         m.insert("diagnostics".to_string(), diagnostics_json(invs, verbose));
     }
-    json(&value)
+    Ok(value)
+}
+
+/// `v` as YAML (the data of the JSON output).
+fn yaml<T: serde::Serialize>(v: &T) -> Result<String, String> {
+    let value = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    Ok(crate::yaml_out::to_yaml(&value))
 }
 
 /// Error diagnostics from loading: any of them makes the command exit 2
@@ -165,7 +190,7 @@ pub fn trace(
     to: &str,
     protocol: &str,
     port: u16,
-    as_json: bool,
+    output: crate::Format,
     verbose: bool,
 ) -> Result<u8, String> {
     let inv = load::inventory(paths, cluster)?;
@@ -175,10 +200,10 @@ pub fn trace(
     let b = engine.party(to)?;
     let proto = parse_flow_protocol(protocol)?;
     let v = trace_flow(&engine, &a, &b, proto, port);
-    if as_json {
-        print(&json_with_diagnostics(&v, &[&inv], verbose)?)?;
-    } else {
-        print_text(&v.to_text())?;
+    match output {
+        crate::Format::Json => print(&json_with_diagnostics(&v, &[&inv], verbose)?)?,
+        crate::Format::Yaml => print(&yaml_with_diagnostics(&v, &[&inv], verbose)?)?,
+        crate::Format::Text => print_text(&v.to_text())?,
     }
     let code = if v.decision == Decision::Allowed {
         0
@@ -192,7 +217,7 @@ pub fn policy(
     paths: &[PathBuf],
     cluster: ClusterConfig,
     endpoint: &str,
-    as_json: bool,
+    output: crate::Format,
     verbose: bool,
 ) -> Result<u8, String> {
     let inv = load::inventory(paths, cluster)?;
@@ -200,25 +225,34 @@ pub fn policy(
     let engine = Engine::new(&inv);
     let party = engine.party(endpoint)?;
     let r = resolve(&engine, &party);
-    if as_json {
-        print(&json_with_diagnostics(&r, &[&inv], verbose)?)?;
-    } else {
-        print_text(&r.to_text())?;
+    match output {
+        crate::Format::Json => print(&json_with_diagnostics(&r, &[&inv], verbose)?)?,
+        crate::Format::Yaml => print(&yaml_with_diagnostics(&r, &[&inv], verbose)?)?,
+        crate::Format::Text => print_text(&r.to_text())?,
     }
     Ok(exit(0, input_errors(&inv)))
 }
 
-pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result<u8, String> {
+pub fn check(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    output: crate::Format,
+) -> Result<u8, String> {
     let inv = load::inventory(paths, cluster)?;
     let mut all = inv.diagnostics.clone();
     all.extend(inv.skipped_diagnostics());
     all.sort();
     let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
-    if as_json {
-        print(&json(&serde_json::json!({
+    if output != crate::Format::Text {
+        let v = serde_json::json!({
             "counts": inv.counts(),
             "diagnostics": all.iter().map(diagnostic_json).collect::<Vec<_>>(),
-        }))?)?;
+        });
+        print(&if output == crate::Format::Yaml {
+            yaml(&v)?
+        } else {
+            json(&v)?
+        })?;
     } else {
         let mut text = String::new();
         for d in &all {
@@ -226,16 +260,29 @@ pub fn check(paths: &[PathBuf], cluster: ClusterConfig, as_json: bool) -> Result
         }
         let c = inv.counts();
         text.push_str(&format!(
-            "loaded {} namespaces, {} workloads, {} services, {} policies ({} rejected by Cilium's validation); {} errors\n",
-            c.namespaces, c.workloads, c.services, c.policies, c.rejected, errors
+            "loaded {}, {}, {}, {} ({} rejected by Cilium's validation); {}\n",
+            plural(c.namespaces, "namespace", "namespaces"),
+            plural(c.workloads, "workload", "workloads"),
+            plural(c.services, "service", "services"),
+            plural(c.policies, "policy", "policies"),
+            c.rejected,
+            plural(errors, "error", "errors")
         ));
         print_text(&text)?;
     }
     Ok(exit(0, errors))
 }
 
-pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
-    let mut t = Tally::default();
+pub fn test(
+    paths: &[PathBuf],
+    output: crate::TestFormat,
+    junit: Option<&Path>,
+    verbose: bool,
+) -> Result<u8, String> {
+    let mut t = Tally {
+        github: output == crate::TestFormat::Github,
+        ..Tally::default()
+    };
     let mut skipped = 0;
     for path in paths {
         // A file named on the command line must be a test file; in a
@@ -261,7 +308,14 @@ pub fn test(paths: &[PathBuf], verbose: bool) -> Result<u8, String> {
         }
     }
     if skipped > 0 && verbose {
-        eline!("skipped {skipped} file(s) without PolicyTest documents");
+        eline!(
+            "skipped {} without PolicyTest documents",
+            plural(skipped, "file", "files")
+        );
+    }
+    if let Some(file) = junit {
+        let xml = crate::ci_output::test_junit(&t.results);
+        std::fs::write(file, xml).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     print_text(&format!("{} passed, {} failed\n", t.passed, t.failed))?;
     Ok(exit(if t.failed > 0 { 1 } else { 0 }, t.input_errors))
@@ -274,6 +328,10 @@ struct Tally {
     failed: usize,
     /// Errors in the test files or the manifests they read (exit 2).
     input_errors: usize,
+    /// Failures as GitHub Actions annotations instead of `FAIL` lines.
+    github: bool,
+    /// Every expectation checked, per test case (for `--junit`).
+    results: crate::ci_output::TestResults,
 }
 
 /// Runs the PolicyTest documents of one file.
@@ -327,11 +385,22 @@ fn run_test_file(f: &Path, text: &str, verbose: bool, t: &mut Tally) -> Result<(
         let o = c.run(&inv);
         t.passed += o.passed;
         t.failed += o.failures.len();
-        let mut text = String::new();
-        for fl in &o.failures {
-            text.push_str(&format!("FAIL {}\n", escape(&fl.to_string())));
+        if t.github {
+            let mut text = String::new();
+            for check in &o.checks {
+                text.push_str(&crate::ci_output::test_github(&name, &c.name, check));
+            }
+            print(&text)?;
+        } else {
+            let mut text = String::new();
+            for fl in &o.failures {
+                text.push_str(&format!("FAIL {}\n", escape(&fl.to_string())));
+            }
+            print_text(&text)?;
         }
-        print_text(&text)?;
+        t.results
+            .cases
+            .push((name.clone(), c.name.clone(), o.checks));
     }
     Ok(())
 }
@@ -406,15 +475,17 @@ pub fn paths(
         crate::PathsFormat::Text => print_text(&report.to_text())?,
         crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[&inv], verbose)?)?,
         crate::PathsFormat::Markdown => print_text(&report.to_markdown())?,
+        crate::PathsFormat::Yaml => print(&yaml_with_diagnostics(&report, &[&inv], verbose)?)?,
+        crate::PathsFormat::Github => print(&crate::ci_output::paths_github(&report))?,
     }
     // A path that could not be checked is no answer: like an input error
     // it exits 2 (even with --report-only, which accepts denials only).
     let s = &report.summary;
     if s.not_checked > 0 {
         eline!(
-            "error: {} of {} paths not checked (the input lacks what they go through: see `not checked` above); exit 2",
+            "error: {} of {} not checked (the input lacks what they go through: see `not checked` above); exit 2",
             s.not_checked,
-            s.paths
+            plural(s.paths, "path", "paths")
         );
         return Ok(2);
     }
@@ -534,6 +605,11 @@ pub fn lint(
             &report,
             env!("CARGO_PKG_VERSION"),
         ))?)?,
+        crate::LintFormat::Yaml => {
+            print(&yaml_with_diagnostics(&report.to_json(), &[&inv], verbose)?)?
+        }
+        crate::LintFormat::Junit => print(&crate::ci_output::lint_junit(&report))?,
+        crate::LintFormat::Github => print(&crate::ci_output::lint_github(&report))?,
     }
     let code = if report
         .findings
@@ -706,8 +782,8 @@ pub fn generate(
         );
     }
     eline!(
-        "verified: {} objects; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} lint findings on generated objects",
-        objects.len(),
+        "verified: {}; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} on generated objects",
+        plural(objects.len(), "object", "objects"),
         v.paths_before.allowed,
         v.paths_before.denied,
         v.paths_after.allowed,
@@ -716,7 +792,7 @@ pub fn generate(
         v.accepted.len(),
         v.unintended.len(),
         v.closed,
-        lint_hits.len()
+        plural(lint_hits.len(), "lint finding", "lint findings")
     );
     for e in &v.load_errors {
         eline!("  generated object not accepted: {e}");
@@ -806,6 +882,7 @@ pub fn matrix(
         crate::MatrixFormat::Csv => print(&m.to_csv())?,
         crate::MatrixFormat::Dot => print_text(&m.to_dot())?,
         crate::MatrixFormat::Mermaid => print_text(&m.to_mermaid())?,
+        crate::MatrixFormat::Yaml => print(&yaml_with_diagnostics(&m, &[&inv], verbose)?)?,
     }
     Ok(exit(0, input_errors(&inv)))
 }
@@ -970,6 +1047,7 @@ pub fn diff(
             print_text(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
         }
         crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
+        crate::DiffFormat::Yaml => print(&yaml_with_diagnostics(&d, &[&a, &b], verbose)?)?,
         crate::DiffFormat::Markdown => {
             print_text(&escaped_diff(&d, verdict_core::text::markdown).to_markdown())?
         }

@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! The `verdict` binary: argument parsing, I/O and exit codes only.
 //!
 //! Exit codes: 0 ok; 1 a finding (denied traffic, failed tests, lint
@@ -7,9 +8,18 @@
 
 mod bench;
 mod bench_replay;
+mod ci_output;
 mod commands;
+mod github;
+mod help;
+mod invocation;
+mod junit;
 mod load;
 mod replay;
+mod schema;
+mod style;
+mod tools;
+mod yaml_out;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -18,8 +28,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "verdict",
-    version,
-    about = "Will outside traffic reach my app through Cilium Ingress / Gateway API? Cilium's policy engine, offline."
+    version = invocation::VERSION,
+    about = "Will outside traffic reach my app through Cilium Ingress / Gateway API? Cilium's policy engine, offline.",
+    after_help = help::MAIN
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,12 +62,22 @@ struct Cli {
     /// Leave out files and directories matching this glob when reading directories (repeatable; `.gitignore` is honoured too)
     #[arg(long, global = true, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Colour text output: auto (on a terminal, unless NO_COLOR is set), always or never
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: style::ColorWhen,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -66,6 +87,7 @@ pub enum MatrixFormat {
     Csv,
     Dot,
     Mermaid,
+    Yaml,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -73,6 +95,7 @@ pub enum DiffFormat {
     Text,
     Json,
     Markdown,
+    Yaml,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -94,6 +117,11 @@ pub enum LintFormat {
     Text,
     Json,
     Sarif,
+    /// JUnit XML: one test case per finding
+    Junit,
+    /// GitHub Actions annotations (workflow commands)
+    Github,
+    Yaml,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -107,11 +135,22 @@ pub enum PathsFormat {
     Text,
     Json,
     Markdown,
+    /// GitHub Actions annotations: denied paths as errors, paths not checked as warnings
+    Github,
+    Yaml,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TestFormat {
+    Text,
+    /// GitHub Actions annotations: each failed expectation as an error at its file and line
+    Github,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// The verdict for one flow: egress at the source, ingress at the destination, and the deciding rules
+    #[command(after_help = help::TRACE)]
     Trace {
         /// Source: ns/pod, ns/kind/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP
         #[arg(long)]
@@ -125,14 +164,17 @@ enum Command {
         /// TCP, UDP, SCTP, ICMP or ICMPv6
         #[arg(long, default_value = "TCP")]
         protocol: String,
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
-        /// Manifests: files, directories, or - for stdin
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Every route into the cluster (Ingress, Gateway listeners) to every backend pod, hop by hop
+    #[command(after_help = help::PATHS)]
     Paths {
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: PathsFormat,
         /// Client sources (default: world); repeatable: a CIDR, an IP, or any party name
@@ -159,11 +201,14 @@ enum Command {
         /// Destination port of Cilium Envoy's hop-1 check: `listener` (current Envoy) or `backend` (Cilium 1.15-era Envoy)
         #[arg(long, value_enum, default_value = "listener")]
         envoy_hop1_port: Hop1PortArg,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Who can reach whom: allowed connectivity between identities, with ports and protocols
+    #[command(after_help = help::MATRIX)]
     Matrix {
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: MatrixFormat,
         /// Only connections from or to this namespace
@@ -172,10 +217,12 @@ enum Command {
         /// Only connections from or to workloads whose name contains this text
         #[arg(long)]
         workload: Option<String>,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Connectivity added and removed between two sets of manifests (or two git revisions)
+    #[command(after_help = help::DIFF)]
     Diff {
         /// Old manifests (a file or directory), or a git revision with --git
         old: String,
@@ -187,6 +234,7 @@ enum Command {
         /// With --git: the directories (or files) inside the repository to read
         #[arg(long = "path", default_value = ".")]
         git_paths: Vec<String>,
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: DiffFormat,
         /// When to exit 1 (comma-separated or repeated; any of them fails)
@@ -194,6 +242,7 @@ enum Command {
         fail_on: Vec<DiffFail>,
     },
     /// One self-contained HTML page: paths, enforcement-point graph, lint findings, matrix
+    #[command(after_help = help::REPORT)]
     Report {
         /// Where to write the page
         #[arg(long, short = 'o', default_value = "verdict-report.html")]
@@ -204,10 +253,12 @@ enum Command {
         /// Also show observed traffic from these Hubble flows (delivered, dropped, would break); repeatable
         #[arg(long = "flows")]
         flows: Vec<PathBuf>,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege policies for both enforcement points of every route, verified
+    #[command(after_help = help::GENERATE)]
     Generate {
         /// Client sources, repeatable: a CIDR (203.0.113.0/24), an IP, or world [default: the CIDRs the input already restricts the ingress to, else world]
         #[arg(long = "client")]
@@ -242,11 +293,14 @@ enum Command {
         /// Instead of routes: policies allowing exactly the connections observed delivered in these Hubble flows (file, directory or -; repeatable); PATHS then optional
         #[arg(long = "from-flows")]
         from_flows: Vec<PathBuf>,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required_unless_present = "from_flows")]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
+    #[command(after_help = help::LINT)]
     Lint {
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: LintFormat,
         /// Configuration file (default: .verdict.yaml in the current directory, if present)
@@ -273,23 +327,36 @@ enum Command {
         /// Print docs/rules.md and exit
         #[arg(long)]
         rules_doc: bool,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         paths: Vec<PathBuf>,
     },
     /// The resolved policy of one endpoint, as the agent would program it
+    #[command(after_help = help::POLICY)]
     Policy {
         /// ns/pod, ns/kind/name, or a reserved identity such as ingress
         endpoint: String,
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Run PolicyTest files (expected verdicts and rejections)
+    #[command(after_help = help::TEST)]
     Test {
+        /// PolicyTest files, or directories (their files holding PolicyTest documents)
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: TestFormat,
+        /// Also write the results as JUnit XML to this file (one test case per expectation)
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
-    /// Benchmark every stage on synthetic clusters (see docs/performance.md)
+    /// Benchmark every stage on synthetic clusters (see docs/performance.md); for developers
+    #[command(hide = true)]
     Bench {
         /// Sizes as PODS:POLICIES, comma-separated
         #[arg(long, default_value = "1000:100,10000:1000,50000:5000")]
@@ -302,10 +369,12 @@ enum Command {
         replay: Option<usize>,
     },
     /// Replay observed Hubble flows against the policies in PATHS: connections that would break or be newly allowed
+    #[command(after_help = help::REPLAY)]
     Replay {
         /// Hubble flows: a file (`hubble observe -o json`, exporter files, gzip too), a directory of them, or - for stdin; repeatable
         #[arg(long = "flows", required = true)]
         flows: Vec<PathBuf>,
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: replay::ReplayFormat,
         /// When to exit 1
@@ -316,16 +385,22 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Load manifests and report every problem found in them
+    #[command(after_help = help::CHECK)]
     Check {
+        /// Output format
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
+        /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Tools(tools::Tools),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = invocation::parse();
+    style::init(cli.color);
     if let Err(e) = load::set_excludes(&cli.exclude) {
         eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
         return ExitCode::from(2);
@@ -502,21 +577,19 @@ fn main() -> ExitCode {
             &to,
             &protocol,
             port,
-            output == Format::Json,
+            output,
             cli.verbose,
         ),
         Command::Policy {
             endpoint,
             output,
             paths,
-        } => commands::policy(
-            &paths,
-            cluster,
-            &endpoint,
-            output == Format::Json,
-            cli.verbose,
-        ),
-        Command::Test { files } => commands::test(&files, cli.verbose),
+        } => commands::policy(&paths, cluster, &endpoint, output, cli.verbose),
+        Command::Test {
+            files,
+            output,
+            junit,
+        } => commands::test(&files, output, junit.as_deref(), cli.verbose),
         Command::Bench {
             sizes,
             write,
@@ -540,9 +613,8 @@ fn main() -> ExitCode {
             fail_on,
             paths,
         } => replay::replay(&flows, &paths, cluster, output, fail_on, cli.verbose),
-        Command::Check { output, paths } => {
-            commands::check(&paths, cluster, output == Format::Json)
-        }
+        Command::Check { output, paths } => commands::check(&paths, cluster, output),
+        Command::Tools(t) => tools::run(t),
     };
     match result {
         Ok(code) => ExitCode::from(code),

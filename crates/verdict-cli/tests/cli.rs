@@ -452,7 +452,7 @@ fn paths_json_contract_and_markdown() {
 #[test]
 fn paths_filters_and_report_only() {
     let o = verdict(&["paths", "--backend", "frontend", SHOP]);
-    assert!(stdout(&o).contains("1 paths: 1 allowed"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 path: 1 allowed"), "{}", stdout(&o));
     let o = verdict(&[
         "paths",
         "--report-only",

@@ -339,7 +339,7 @@ fn paths_text_json_and_markdown() {
     let out = text("paths", &["paths", dir]);
     assert!(out.contains(shown), "{out}");
     assert!(
-        out.contains("1 paths: 1 allowed, 0 denied, 0 not checked"),
+        out.contains("1 path: 1 allowed, 0 denied, 0 not checked"),
         "{out}"
     );
     let v = json("paths json", &["paths", "-o", "json", dir]);

@@ -358,7 +358,7 @@ fn directories_gitignore_exclude_symlink_cycles_and_unreadable_entries() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("symbolic link cycle"), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("1 workloads, 0 services"),
+        stdout(&o).contains("1 workload, 0 services"),
         "{}",
         stdout(&o)
     );

@@ -194,7 +194,7 @@ spec:
     std::fs::remove_file(d.join("ingresses.yaml")).unwrap();
     let o = verdict(&["paths", &p]);
     assert!(
-        stdout(&o).contains("1 paths: 0 allowed, 1 denied, 0 not checked"),
+        stdout(&o).contains("1 path: 0 allowed, 1 denied, 0 not checked"),
         "{}",
         stdout(&o)
     );
@@ -221,7 +221,7 @@ fn a_backend_named_with_trailing_unicode_space_is_checked() {
     let o = verdict(&["paths", &p]);
     let out = stdout(&o);
     assert!(
-        out.contains("1 paths: 1 allowed, 0 denied, 0 not checked"),
+        out.contains("1 path: 1 allowed, 0 denied, 0 not checked"),
         "{out}"
     );
     // The invalid name is an input error: exit 2 after the analysis.

@@ -555,11 +555,11 @@ impl Diff {
             }
         }
         out.push_str(&format!(
-            "{} connections added ({} world exposure), {} removed, {} policies changed; paths: {} breaking, {} newly exposed, {} added denied, {} removed\n",
-            self.added.len(),
+            "{} added ({} world exposure), {} removed, {} changed; paths: {} breaking, {} newly exposed, {} added denied, {} removed\n",
+            crate::text::plural(self.added.len(), "connection", "connections"),
             self.added.iter().filter(|c| c.world_exposure).count(),
             self.removed.len(),
-            self.policies.len(),
+            crate::text::plural(self.policies.len(), "policy", "policies"),
             self.breaking(),
             self.path_exposure(),
             self.paths.iter().filter(|p| p.change == "added").count(),
@@ -581,16 +581,16 @@ impl Diff {
             warnings.push(":warning: paths newly reachable from outside.");
         }
         out.push_str(&format!(
-            "{} **{} connections added, {} removed, {} policies changed; {} paths broken, {} newly exposed**\n\n",
+            "{} **{} added, {} removed, {} changed; {} broken, {} newly exposed**\n\n",
             if warnings.is_empty() {
                 ":white_check_mark:".to_string()
             } else {
                 warnings.join(" ")
             },
-            self.added.len(),
+            crate::text::plural(self.added.len(), "connection", "connections"),
             self.removed.len(),
-            self.policies.len(),
-            self.breaking(),
+            crate::text::plural(self.policies.len(), "policy", "policies"),
+            crate::text::plural(self.breaking(), "path", "paths"),
             self.path_exposure(),
         ));
         if !self.paths.is_empty() {

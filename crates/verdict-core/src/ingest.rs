@@ -413,8 +413,8 @@ impl Inventory {
                     severity: Severity::Info,
                     object: None,
                     message: format!(
-                        "kind `{kind}` is not analysed: {} object(s) skipped",
-                        locs.len()
+                        "kind `{kind}` is not analysed: {} skipped",
+                        crate::text::plural(locs.len(), "object", "objects")
                     ),
                 })
             })

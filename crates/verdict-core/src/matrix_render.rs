@@ -87,9 +87,9 @@ impl Matrix {
             out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
         }
         out.push_str(&format!(
-            "\n{} allowed connections between {} identities (flags: L7 = through the L7 proxy, deny = a deny rule removes ports)\n",
-            self.cells.len(),
-            self.identities
+            "\n{} between {} (flags: L7 = through the L7 proxy, deny = a deny rule removes ports)\n",
+            crate::text::plural(self.cells.len(), "allowed connection", "allowed connections"),
+            crate::text::plural(self.identities, "identity", "identities")
         ));
         if !self.open_ingress.is_empty() {
             push_line(

@@ -36,11 +36,14 @@ fn mark(d: Status) -> &'static str {
     }
 }
 
-/// `N paths: a allowed, d denied, n not checked`.
+/// `N paths: a allowed, d denied, n not checked` (`1 path: ...`).
 pub fn summary_text(s: &Summary) -> String {
     format!(
-        "{} paths: {} allowed, {} denied, {} not checked",
-        s.paths, s.allowed, s.denied, s.not_checked
+        "{}: {} allowed, {} denied, {} not checked",
+        crate::text::plural(s.paths, "path", "paths"),
+        s.allowed,
+        s.denied,
+        s.not_checked
     )
 }
 

@@ -324,6 +324,41 @@ fn parse_cluster(ctx: &mut Ctx, c: &Node) -> ClusterConfig {
 pub struct Outcome {
     pub passed: usize,
     pub failures: Vec<String>,
+    /// Every expectation checked, in order, passed or failed (for reports
+    /// such as JUnit XML that list each one).
+    pub checks: Vec<CheckResult>,
+}
+
+/// One expectation of a test case: a flow, or a policy expected (or not
+/// expected) to be rejected.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// `world -> shop/web-0 TCP/8080`, `rejects CiliumNetworkPolicy ns/name`.
+    pub name: String,
+    /// The line of the flow in the test file (none for rejections).
+    pub line: Option<u32>,
+    /// The failure (the same text as in `failures`), if it failed.
+    pub failure: Option<String>,
+}
+
+impl Outcome {
+    fn pass(&mut self, name: String, line: Option<u32>) {
+        self.passed += 1;
+        self.checks.push(CheckResult {
+            name,
+            line,
+            failure: None,
+        });
+    }
+
+    fn fail(&mut self, name: String, line: Option<u32>, failure: String) {
+        self.failures.push(failure.clone());
+        self.checks.push(CheckResult {
+            name,
+            line,
+            failure: Some(failure),
+        });
+    }
 }
 
 impl TestCase {
@@ -347,23 +382,32 @@ impl TestCase {
             .filter_map(|p| p.rejected.as_deref().map(|r| (&p.object, r)))
             .collect();
         for exp in &self.rejected {
+            let check = format!("rejects {}", exp.object);
             match actual.iter().find(|(o, _)| **o == exp.object) {
-                Some(_) => out.passed += 1,
-                None => out.failures.push(format!(
-                    "{}: {}: expected Cilium to reject {} ({}), but verdict accepts it",
-                    self.file,
-                    self.name,
-                    exp.object,
-                    exp.reason.as_deref().unwrap_or("no reason given")
-                )),
+                Some(_) => out.pass(check, None),
+                None => out.fail(
+                    check,
+                    None,
+                    format!(
+                        "{}: {}: expected Cilium to reject {} ({}), but verdict accepts it",
+                        self.file,
+                        self.name,
+                        exp.object,
+                        exp.reason.as_deref().unwrap_or("no reason given")
+                    ),
+                ),
             }
         }
         for (o, why) in &actual {
             if !self.rejected.iter().any(|e| e.object == **o) {
-                out.failures.push(format!(
-                    "{}: {}: verdict rejects {o} ({why}), but the test does not expect it to be rejected",
-                    self.file, self.name
-                ));
+                out.fail(
+                    format!("accepts {o}"),
+                    None,
+                    format!(
+                        "{}: {}: verdict rejects {o} ({why}), but the test does not expect it to be rejected",
+                        self.file, self.name
+                    ),
+                );
             }
         }
         for f in &self.flows {
@@ -375,7 +419,11 @@ impl TestCase {
             let ((from, to), protocol) = match (parties, proto) {
                 (Ok(p), Ok(pr)) => (p, pr),
                 (Err(e), _) | (_, Err(e)) => {
-                    out.failures.push(format!("{at}: {e}"));
+                    out.fail(
+                        format!("{} -> {} {}/{}", f.from, f.to, f.protocol, f.port),
+                        Some(f.line),
+                        format!("{at}: {e}"),
+                    );
                     continue;
                 }
             };
@@ -408,10 +456,10 @@ impl TestCase {
                 }
             }
             if bad.is_empty() {
-                out.passed += 1;
+                out.pass(flow, Some(f.line));
             } else {
-                out.failures
-                    .push(format!("{at}: {flow}: {}", bad.join("; ")));
+                let failure = format!("{at}: {flow}: {}", bad.join("; "));
+                out.fail(flow, Some(f.line), failure);
             }
         }
         out

@@ -88,11 +88,12 @@ impl LintReport {
             push_line(&mut out, &format!("note: {n}"));
         }
         let count = |l: crate::Level| self.findings.iter().filter(|f| f.level == l).count();
+        use verdict_core::text::plural;
         out.push_str(&format!(
-            "{} findings: {} errors, {} warnings, {} info ({} suppressed)\n",
-            self.findings.len(),
-            count(crate::Level::Error),
-            count(crate::Level::Warning),
+            "{}: {}, {}, {} info ({} suppressed)\n",
+            plural(self.findings.len(), "finding", "findings"),
+            plural(count(crate::Level::Error), "error", "errors"),
+            plural(count(crate::Level::Warning), "warning", "warnings"),
             count(crate::Level::Info),
             self.suppressed.len()
         ));
