@@ -15,7 +15,9 @@ use crate::cidr::Cidr;
 use crate::identity::{pod_identity_labels, Identity, IdentityKind, PodLabels, FIRST_LOCAL_ID};
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
-use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier};
+use crate::policy::{
+    first_decider, Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier,
+};
 use crate::selector::Selector;
 use crate::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
 use serde::Serialize;
@@ -542,21 +544,8 @@ impl<'a> Engine<'a> {
         // Tiers in order (Admin, the ordinary policies, Baseline); inside a
         // tier by level; Deny before Accept before Pass at one level. The
         // first entry decides; a Pass skips the rest of its tier.
-        matched.sort_by_key(|e| e.precedence());
-        let mut passed_tier = None;
-        let mut decider = None;
-        for e in &matched {
-            if passed_tier == Some(e.tier) {
-                continue;
-            }
-            if e.pass {
-                passed_tier = Some(e.tier);
-                v.passed.push(Arc::clone(&e.origin));
-                continue;
-            }
-            decider = Some(e.precedence());
-            break;
-        }
+        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
+        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
         let deciding: Vec<&Entry> = matched
             .iter()
             .copied()

@@ -10,7 +10,7 @@
 //! ```
 
 use crate::engine::{Decision, Engine};
-use crate::policy::{Direction, Origin, Protocol};
+use crate::policy::{first_decider, Direction, Origin, Protocol};
 use crate::resolved::{resolve, resolve_all, MapKey, MapValue, PeerKey, ResolvedPolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -120,20 +120,7 @@ fn decide<'a>(
         };
         (v.tier, v.level, action)
     };
-    matching.sort_by_key(|(_, v)| rank(v));
-    let mut passed = None;
-    let mut decider = None;
-    for (_, v) in &matching {
-        if passed == Some(v.tier) {
-            continue;
-        }
-        if v.pass {
-            passed = Some(v.tier);
-            continue;
-        }
-        decider = Some(rank(v));
-        break;
-    }
+    let (decider, _) = first_decider(&mut matching, |(_, v)| rank(v));
     if let Some(d) = decider {
         let mut proxied = false;
         let denied = d.2 == 0;

@@ -267,6 +267,36 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// The order in which matching rules decide: tier, level, then action
+/// (0 deny, 1 allow, 2 pass).
+pub type Precedence = (Tier, u32, u8);
+
+/// Cilium's walk over the rules that match one flow on one side, sorted
+/// here by precedence: the first that is not a Pass decides, and a Pass
+/// skips the rest of its tier. Returns the deciding precedence (every item
+/// at it decided together) and the Pass items that handed the decision on.
+pub fn first_decider<T>(
+    items: &mut [T],
+    precedence: impl Fn(&T) -> Precedence,
+) -> (Option<Precedence>, Vec<&T>) {
+    items.sort_by_key(|i| precedence(i));
+    let mut passed_tier = None;
+    let mut passed = Vec::new();
+    for i in items.iter() {
+        let p = precedence(i);
+        if passed_tier == Some(p.0) {
+            continue;
+        }
+        if p.2 == 2 {
+            passed_tier = Some(p.0);
+            passed.push(i);
+            continue;
+        }
+        return (Some(p), passed);
+    }
+    (None, passed)
+}
+
 impl Entry {
     /// An allow (CiliumNetworkPolicy allow item, ClusterNetworkPolicy
     /// Accept): neither a deny nor a Pass.
@@ -277,7 +307,7 @@ impl Entry {
     /// The order in which matching entries decide: tier, then level, then
     /// Deny before Accept before Pass at the same level
     /// (pkg/policy/types/entry.go precedence).
-    pub fn precedence(&self) -> (Tier, u32, u8) {
+    pub fn precedence(&self) -> Precedence {
         let action = if self.deny {
             0
         } else if self.pass {
