@@ -181,6 +181,26 @@ impl ClusterConfig {
             .unwrap_or(self.version >= DEFAULT_LOCAL_CLUSTER_SINCE)
     }
 
+    /// A peer selector as `policy-default-local-cluster` leaves it: with
+    /// the setting on, a selector that names no cluster (under one of
+    /// `sources`) also requires the local cluster's label.
+    pub fn scope_to_local_cluster(
+        &self,
+        sel: crate::selector::Selector,
+        sources: &[&str],
+    ) -> crate::selector::Selector {
+        use crate::labels::{CLUSTER_LABEL, SOURCE_K8S};
+        if self.default_local_cluster() && !sel.has_key(sources, CLUSTER_LABEL) {
+            sel.with(crate::selector::Requirement::equals(
+                SOURCE_K8S,
+                CLUSTER_LABEL,
+                &self.name,
+            ))
+        } else {
+            sel
+        }
+    }
+
     /// Whether ClusterNetworkPolicy objects are enforced.
     pub fn cluster_network_policy(&self) -> bool {
         self.version >= CiliumVersion::V1_20 && self.enable_k8s_cluster_network_policy

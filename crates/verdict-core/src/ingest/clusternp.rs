@@ -15,7 +15,7 @@
 use super::cnp::{is_svc_name, label_selector_with};
 use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
-use crate::labels::{CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
+use crate::labels::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject, Tier,
 };
@@ -368,13 +368,8 @@ fn rule_peers(
             any = true;
             if let Some(mut sel) = pods(ctx, p, &format!("{pp}.pods")) {
                 let text = format!("pods: {sel}");
-                if cluster.default_local_cluster() {
-                    sel = sel.with(Requirement::equals(
-                        SOURCE_K8S,
-                        CLUSTER_LABEL,
-                        &cluster.name,
-                    ));
-                }
+                // Unless the pod selector names a cluster (kcnpParseNamespacedPod).
+                sel = cluster.scope_to_local_cluster(sel, &[SOURCE_K8S]);
                 peers.push(Peer {
                     from_endpoints: false,
                     text,

@@ -11,8 +11,8 @@ use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
 use crate::entity::{entity_selectors, ENTITIES};
 use crate::labels::{
-    split_source, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY,
-    SOURCE_K8S, SOURCE_RESERVED,
+    split_source, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_ANY, SOURCE_K8S,
+    SOURCE_RESERVED,
 };
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
@@ -141,17 +141,9 @@ impl RuleCtx<'_> {
         if sel.reqs.iter().any(|r| r.source == SOURCE_RESERVED) {
             return sel;
         }
-        let sel = if self.cluster.default_local_cluster()
-            && !sel.has_key(&[SOURCE_K8S, SOURCE_ANY], CLUSTER_LABEL)
-        {
-            sel.with(Requirement::equals(
-                SOURCE_K8S,
-                CLUSTER_LABEL,
-                &self.cluster.name,
-            ))
-        } else {
-            sel
-        };
+        let sel = self
+            .cluster
+            .scope_to_local_cluster(sel, &[SOURCE_K8S, SOURCE_ANY]);
         if sel.has_key(&[SOURCE_K8S, SOURCE_ANY], POD_NAMESPACE_LABEL) {
             return sel;
         }

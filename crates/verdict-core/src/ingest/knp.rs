@@ -14,7 +14,7 @@
 use super::cnp::{is_svc_name, label_selector_with};
 use crate::cidr::Cidr;
 use crate::decode::{Ctx, Fields};
-use crate::labels::{CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
+use crate::labels::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_K8S};
 use crate::policy::{
     Direction, Entry, Origin, Peer, PeerKind, PortRule, PortSel, Protocol, Rule, Subject,
 };
@@ -192,17 +192,7 @@ pub fn decode_knp(
                 // `policy-default-local-cluster`: pod and namespace peers
                 // match the local cluster only, unless the podSelector
                 // names a cluster (parseNetworkPolicyPeer).
-                let sel = if cluster.default_local_cluster()
-                    && !sel.has_key(&[SOURCE_K8S], CLUSTER_LABEL)
-                {
-                    sel.with(Requirement::equals(
-                        SOURCE_K8S,
-                        CLUSTER_LABEL,
-                        &cluster.name,
-                    ))
-                } else {
-                    sel
-                };
+                let sel = cluster.scope_to_local_cluster(sel, &[SOURCE_K8S]);
                 peers.push(Peer {
                     from_endpoints: false,
                     text,
