@@ -923,6 +923,14 @@ impl Summary {
         })
     }
 
+    /// The groups of one kind of change, in key order.
+    fn groups_of(&self, change: Change) -> Vec<&Group> {
+        self.groups
+            .values()
+            .filter(|g| g.change == change)
+            .collect()
+    }
+
     /// One line: records, judged, breaks, newly allowed, skipped.
     pub fn headline_text(&self) -> String {
         self.headline()
@@ -947,32 +955,13 @@ impl Summary {
     pub fn to_text(&self) -> String {
         use crate::text::push_line;
         let mut out = String::new();
-        for (change, title) in [
-            (
-                Change::Break,
-                "WOULD BREAK (observed delivered, denied now)",
-            ),
-            (
-                Change::NewlyAllowed,
-                "NEWLY ALLOWED (observed dropped, allowed now)",
-            ),
-            (Change::Unchanged, "UNCHANGED"),
-        ] {
-            let gs: Vec<&Group> = self
-                .groups
-                .values()
-                .filter(|g| g.change == change)
-                .collect();
+        for (change, title, _) in SECTIONS {
+            let gs = self.groups_of(change);
             if gs.is_empty() {
                 continue;
             }
             push_line(&mut out, &format!("{title}: {} group(s)", gs.len()));
             for g in gs {
-                let obs: Vec<String> = g
-                    .observed
-                    .iter()
-                    .map(|(o, n)| format!("{n} {}", observed_name(*o)))
-                    .collect();
                 push_line(
                     &mut out,
                     &format!(
@@ -982,7 +971,7 @@ impl Summary {
                         g.protocol,
                         g.port,
                         g.verdict,
-                        obs.join(", "),
+                        observed_summary(g),
                         g.first
                     ),
                 );
@@ -1006,32 +995,13 @@ impl Summary {
         use crate::text::markdown as md_cell;
         let mut out = String::new();
         let _ = writeln!(out, "### Replay of observed flows\n\n{}\n", self.headline());
-        for (change, title) in [
-            (
-                Change::Break,
-                "Would break (observed delivered, denied now)",
-            ),
-            (
-                Change::NewlyAllowed,
-                "Newly allowed (observed dropped, allowed now)",
-            ),
-            (Change::Unchanged, "Unchanged"),
-        ] {
-            let gs: Vec<&Group> = self
-                .groups
-                .values()
-                .filter(|g| g.change == change)
-                .collect();
+        for (change, _, title) in SECTIONS {
+            let gs = self.groups_of(change);
             if gs.is_empty() {
                 continue;
             }
             let _ = writeln!(out, "#### {title}\n\n| from | to | port | now | observed | records | why |\n|---|---|---|---|---|---:|---|");
             for g in gs {
-                let obs: Vec<String> = g
-                    .observed
-                    .iter()
-                    .map(|(o, n)| format!("{n} {}", observed_name(*o)))
-                    .collect();
                 let _ = writeln!(
                     out,
                     "| {} | {} | {}/{} | {} | {} | {} | {} |",
@@ -1040,7 +1010,7 @@ impl Summary {
                     g.protocol,
                     g.port,
                     g.verdict,
-                    obs.join(", "),
+                    observed_summary(g),
                     g.count,
                     md_cell(&g.explanation)
                 );
@@ -1052,6 +1022,31 @@ impl Summary {
         }
         out
     }
+}
+
+/// The three sections of a replay, in order: which change, its title in
+/// text and its title in Markdown.
+const SECTIONS: [(Change, &str, &str); 3] = [
+    (
+        Change::Break,
+        "WOULD BREAK (observed delivered, denied now)",
+        "Would break (observed delivered, denied now)",
+    ),
+    (
+        Change::NewlyAllowed,
+        "NEWLY ALLOWED (observed dropped, allowed now)",
+        "Newly allowed (observed dropped, allowed now)",
+    ),
+    (Change::Unchanged, "UNCHANGED", "Unchanged"),
+];
+
+/// What was observed of a group: "3 delivered, 1 dropped".
+fn observed_summary(g: &Group) -> String {
+    g.observed
+        .iter()
+        .map(|(o, n)| format!("{n} {}", observed_name(*o)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn observed_name(o: Observed) -> &'static str {
@@ -1174,11 +1169,6 @@ impl Summary {
                 Change::NewlyAllowed => "warning",
                 Change::Unchanged => "allowed",
             };
-            let obs: Vec<String> = g
-                .observed
-                .iter()
-                .map(|(o, n)| format!("{n} {}", observed_name(*o)))
-                .collect();
             let _ = write!(
                 out,
                 "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -1188,7 +1178,7 @@ impl Summary {
                 g.port,
                 g.change.as_str(),
                 g.verdict,
-                esc(&obs.join(", ")),
+                esc(&observed_summary(g)),
                 g.count,
                 esc(&g.explanation)
             );
