@@ -628,7 +628,7 @@ fn main() -> ExitCode {
 /// The cluster settings given on the command line (marked explicit, so
 /// that settings found in the input do not override them).
 fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, String> {
-    use verdict_core::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
+    use verdict_core::settings::{AllowLocalhost, PolicyEnforcement};
     let mut c = verdict_core::ingest::ClusterConfig::default();
     if let Some(n) = &cli.cluster_name {
         c.name = n.clone();
@@ -639,7 +639,8 @@ fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, Stri
         c.explicit.dual_stack = true;
     }
     if let Some(v) = &cli.cilium_version {
-        c.version = CiliumVersion::parse(v).map_err(|e| format!("--cilium-version: {e}"))?;
+        c.set_version(v)
+            .map_err(|e| format!("--cilium-version: {e}"))?;
         c.explicit.version = true;
     }
     if let Some(v) = &cli.policy_enforcement {
