@@ -41,7 +41,7 @@ struct Cli {
     /// Both IPv4 and IPv6 enabled (world-ipv4 / world-ipv6 identities)
     #[arg(long, global = true)]
     dual_stack: bool,
-    /// The Cilium release whose semantics apply: 1.18, 1.19 or 1.20 [default: 1.20, or the input's cilium agent image]
+    /// The Cilium release whose semantics apply: 1.18, 1.19 or 1.20, optionally with its patch (1.18.6) [default: 1.20, or the input's cilium agent image]
     #[arg(long, global = true, value_name = "VERSION")]
     cilium_version: Option<String>,
     /// The agent's enable-policy: default, always (every endpoint default deny) or never [default: default, or the input's cilium-config]

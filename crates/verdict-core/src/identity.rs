@@ -8,11 +8,11 @@
 //! * CIDR identities for addresses outside the cluster.
 
 use crate::cidr::Cidr;
-use crate::settings::ClusterConfig;
 use crate::labels::{
     Label, LabelSet, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL,
     SERVICE_ACCOUNT_LABEL, SOURCE_CIDR, SOURCE_K8S,
 };
+use crate::settings::ClusterConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;

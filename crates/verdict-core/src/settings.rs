@@ -301,7 +301,9 @@ mod tests {
         ] {
             c.set_version(text).unwrap();
             assert_eq!(c.ignores_topology_labels(), ignored, "{text}");
-            assert!(c.summary().starts_with(&format!("Cilium {}", text.trim_start_matches('v'))));
+            assert!(c
+                .summary()
+                .starts_with(&format!("Cilium {}", text.trim_start_matches('v'))));
         }
     }
 

@@ -1094,7 +1094,10 @@ mod tests {
     #[test]
     fn cidr_except_wider_than_cidr_is_refused_from_1_20() {
         let msg = "Invalid CiliumNetworkPolicy spec: allow CIDR prefix 10.0.0.0/24 does not contain exclude CIDR prefix 10.0.0.0/16";
-        assert_eq!(rejection("1.20", "10.0.0.0/24", "10.0.0.0/16").as_deref(), Some(msg));
+        assert_eq!(
+            rejection("1.20", "10.0.0.0/24", "10.0.0.0/16").as_deref(),
+            Some(msg)
+        );
         assert_eq!(rejection("1.19", "10.0.0.0/24", "10.0.0.0/16"), None);
         assert_eq!(rejection("1.18", "10.0.0.0/24", "10.0.0.0/16"), None);
         // Before 1.20 the except's address is read as written.
