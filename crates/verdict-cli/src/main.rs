@@ -41,7 +41,7 @@ struct Cli {
     /// Both IPv4 and IPv6 enabled (world-ipv4 / world-ipv6 identities)
     #[arg(long, global = true)]
     dual_stack: bool,
-    /// The Cilium release whose semantics apply: 1.18, 1.19 or 1.20 [default: 1.20, or the input's cilium agent image]
+    /// The Cilium release whose semantics apply: 1.18, 1.19 or 1.20, optionally with its patch (1.18.6) [default: 1.20, or the input's cilium agent image]
     #[arg(long, global = true, value_name = "VERSION")]
     cilium_version: Option<String>,
     /// The agent's enable-policy: default, always (every endpoint default deny) or never [default: default, or the input's cilium-config]
@@ -628,7 +628,7 @@ fn main() -> ExitCode {
 /// The cluster settings given on the command line (marked explicit, so
 /// that settings found in the input do not override them).
 fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, String> {
-    use verdict_core::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
+    use verdict_core::settings::{AllowLocalhost, PolicyEnforcement};
     let mut c = verdict_core::ingest::ClusterConfig::default();
     if let Some(n) = &cli.cluster_name {
         c.name = n.clone();
@@ -639,7 +639,8 @@ fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, Stri
         c.explicit.dual_stack = true;
     }
     if let Some(v) = &cli.cilium_version {
-        c.version = CiliumVersion::parse(v).map_err(|e| format!("--cilium-version: {e}"))?;
+        c.set_version(v)
+            .map_err(|e| format!("--cilium-version: {e}"))?;
         c.explicit.version = true;
     }
     if let Some(v) = &cli.policy_enforcement {

@@ -150,11 +150,11 @@ fn set(cfg: &mut ClusterConfig, key: &str, value: &str) -> Result<bool, String> 
             cfg.dual_stack = v;
         }
         "cilium-version" => {
-            let v = CiliumVersion::parse(value)?;
+            CiliumVersion::parse(value)?;
             if e.version {
                 return Ok(false);
             }
-            cfg.version = v;
+            cfg.set_version(value)?;
         }
         _ => return Ok(false),
     }
@@ -311,6 +311,8 @@ mod tests {
         let mut cfg = ClusterConfig::default();
         apply(&mut cfg, "ds.yaml", ds);
         assert_eq!(cfg.version, CiliumVersion::V1_18);
+        assert_eq!(cfg.patch, Some(4));
+        assert!(!cfg.ignores_topology_labels());
         let values = "policyEnforcementMode: never\nimage:\n  tag: v1.19.0\nextraConfig:\n  allow-localhost: policy\n";
         let mut cfg = ClusterConfig::default();
         apply(&mut cfg, "charts/values.yaml", values);

@@ -12,7 +12,9 @@
 //! Facts and their sources in Cilium are listed in docs/semantics.md.
 
 use crate::cidr::Cidr;
-use crate::identity::{pod_identity_labels, Identity, IdentityKind, PodLabels, FIRST_LOCAL_ID};
+use crate::identity::{
+    pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels, FIRST_LOCAL_ID,
+};
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
 use crate::policy::{
@@ -150,6 +152,7 @@ impl<'a> Engine<'a> {
                 namespace_labels: ns_labels,
                 service_account: &w.service_account,
                 cluster: &inv.cluster.name,
+                filter: LabelFilter::of(&inv.cluster),
             })));
         }
         let distinct: BTreeSet<&LabelSet> = label_sets.iter().flatten().collect();
@@ -383,6 +386,7 @@ impl<'a> Engine<'a> {
             namespace_labels: &ns_labels,
             service_account,
             cluster: &self.inv.cluster.name,
+            filter: LabelFilter::of(&self.inv.cluster),
         });
         let id = self
             .identity_index(&labels)

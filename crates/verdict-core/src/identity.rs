@@ -12,6 +12,7 @@ use crate::labels::{
     Label, LabelSet, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL,
     SERVICE_ACCOUNT_LABEL, SOURCE_CIDR, SOURCE_K8S,
 };
+use crate::settings::ClusterConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -110,13 +111,44 @@ impl fmt::Display for Identity {
     }
 }
 
-/// Whether the default identity label filter keeps a `k8s` label key.
-///
+/// The default identity label filter of one release (pkg/labelsfilter,
+/// `defaultLabelPrefixCfg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelFilter {
+    /// `!topology.kubernetes.io` is among the defaults: 1.19.0-rc.1 and
+    /// later, 1.18.7 and later (cilium/cilium PR 43725).
+    pub ignore_topology: bool,
+}
+
+impl LabelFilter {
+    /// The filter of the newest releases.
+    pub const NEWEST: LabelFilter = LabelFilter {
+        ignore_topology: true,
+    };
+
+    /// The filter of the release `cluster` describes.
+    pub fn of(cluster: &ClusterConfig) -> LabelFilter {
+        LabelFilter {
+            ignore_topology: cluster.ignores_topology_labels(),
+        }
+    }
+
+    /// Whether the filter keeps a `k8s` label key.
+    pub fn keeps(self, key: &str) -> bool {
+        keep_label_with(key, self)
+    }
+}
+
+/// Whether the newest default identity label filter keeps a `k8s` label key.
+pub fn keep_label(key: &str) -> bool {
+    LabelFilter::NEWEST.keeps(key)
+}
+
 /// pkg/labelsfilter/filter.go: every pattern must match at the start of the
 /// key; the longest matching include is compared with the shortest matching
 /// ignore, and a label is kept when nothing ignores it or the include is
 /// longer. With only the default list, unmatched labels are kept.
-pub fn keep_label(key: &str) -> bool {
+fn keep_label_with(key: &str, filter: LabelFilter) -> bool {
     const INCLUDE: &[&str] = &[
         POD_NAMESPACE_LABEL,
         "io.cilium.k8s.namespace.labels",
@@ -153,6 +185,9 @@ pub fn keep_label(key: &str) -> bool {
     if let Some(i) = key.rfind("beta.kubernetes.io") {
         ignored.push(i + "beta.kubernetes.io".len());
     }
+    if filter.ignore_topology && key.starts_with(TOPOLOGY_PREFIX) {
+        ignored.push(TOPOLOGY_PREFIX.len());
+    }
     // `annotation.*` matches the whole key.
     if key.starts_with("annotation") {
         ignored.push(key.len());
@@ -163,6 +198,10 @@ pub fn keep_label(key: &str) -> bool {
     }
 }
 
+/// Node topology labels Kubernetes 1.35 copies onto pods
+/// (`topology.kubernetes.io/zone`, `/region`).
+const TOPOLOGY_PREFIX: &str = "topology.kubernetes.io";
+
 /// The input to a pod's identity.
 pub struct PodLabels<'a> {
     pub namespace: &'a str,
@@ -170,6 +209,8 @@ pub struct PodLabels<'a> {
     pub namespace_labels: &'a BTreeMap<String, String>,
     pub service_account: &'a str,
     pub cluster: &'a str,
+    /// The release's identity label filter.
+    pub filter: LabelFilter,
 }
 
 /// A pod's identity labels after Cilium's filter.
@@ -187,7 +228,7 @@ pub fn pod_identity_labels(p: &PodLabels) -> LabelSet {
     out.push(Label::k8s(POD_NAMESPACE_LABEL, p.namespace));
     out.push(Label::k8s(SERVICE_ACCOUNT_LABEL, p.service_account));
     out.push(Label::k8s(CLUSTER_LABEL, p.cluster));
-    out.retain(|l| l.source != SOURCE_K8S || keep_label(&l.key));
+    out.retain(|l| l.source != SOURCE_K8S || p.filter.keeps(&l.key));
     LabelSet::new(out)
 }
 
@@ -207,7 +248,17 @@ mod tests {
             "io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name"
         ));
         assert!(keep_label("app"));
-        assert!(keep_label("topology.kubernetes.io/zone"));
+        assert!(!keep_label("topology.kubernetes.io/zone"));
+        let old = LabelFilter {
+            ignore_topology: false,
+        };
+        assert!(old.keeps("topology.kubernetes.io/zone"));
+        assert!(old.keeps("topology.kubernetes.io/region"));
+        assert!(!old.keeps("pod-template-hash"));
+        // Namespace labels keep their include prefix, which is longer.
+        assert!(keep_label(
+            "io.cilium.k8s.namespace.labels.topology.kubernetes.io/zone"
+        ));
         assert!(!keep_label("annotation.foo"));
         assert!(keep_label("io.kubernetes.pod.namespace"));
     }
@@ -228,6 +279,7 @@ mod tests {
             namespace_labels: &ns,
             service_account: "default",
             cluster: "default",
+            filter: LabelFilter::NEWEST,
         });
         assert_eq!(
             set.to_strings(),

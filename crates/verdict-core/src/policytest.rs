@@ -20,7 +20,7 @@
 use crate::decode::Ctx;
 use crate::engine::{Decision, Engine};
 use crate::ingest::{ClusterConfig, Inventory};
-use crate::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
+use crate::settings::{AllowLocalhost, PolicyEnforcement};
 use crate::source::{Diagnostic, ObjectRef};
 use crate::trace::{parse_flow_protocol, trace};
 use crate::yaml::{parse_documents, Document, Node};
@@ -276,9 +276,8 @@ fn parse_cluster(ctx: &mut Ctx, c: &Node) -> ClusterConfig {
         })
     };
     if let Some((n, v)) = text(ctx, "ciliumVersion") {
-        match CiliumVersion::parse(&v) {
-            Ok(v) => {
-                cluster.version = v;
+        match cluster.set_version(&v) {
+            Ok(()) => {
                 cluster.explicit.version = true;
             }
             Err(e) => ctx.error(n, format!("`spec.cluster.ciliumVersion`: {e}")),

@@ -39,6 +39,15 @@ impl CiliumVersion {
             })
     }
 
+    /// The patch release of a version text: `1.18.6` and `v1.18.6-rc.1`
+    /// give `Some(6)`, a bare minor (`1.18`) gives `None`.
+    pub fn parse_patch(s: &str) -> Option<u32> {
+        let t = s.trim().trim_start_matches('v');
+        let third = t.split('.').nth(2)?;
+        let digits: String = third.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CiliumVersion::V1_18 => "1.18",
@@ -131,6 +140,10 @@ pub struct ClusterConfig {
     pub name: String,
     pub dual_stack: bool,
     pub version: CiliumVersion,
+    /// The patch release when the input names one (`1.18.6`); `None`
+    /// means the newest patch release of `version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<u32>,
     pub policy_enforcement: PolicyEnforcement,
     pub allow_localhost: AllowLocalhost,
     /// `policy-default-local-cluster`; `None`: the release's default.
@@ -164,6 +177,7 @@ impl Default for ClusterConfig {
             name: "default".to_string(),
             dual_stack: false,
             version: CiliumVersion::NEWEST,
+            patch: None,
             policy_enforcement: PolicyEnforcement::Default,
             allow_localhost: AllowLocalhost::Always,
             policy_default_local_cluster: None,
@@ -201,6 +215,34 @@ impl ClusterConfig {
         }
     }
 
+    /// Sets the release from a version text (`1.19`, `v1.18.6`).
+    pub fn set_version(&mut self, text: &str) -> Result<(), String> {
+        self.version = CiliumVersion::parse(text)?;
+        self.patch = CiliumVersion::parse_patch(text);
+        Ok(())
+    }
+
+    /// The release as the user named it: `1.20`, or `1.18.6` with a patch.
+    pub fn version_text(&self) -> String {
+        match self.patch {
+            Some(p) => format!("{}.{p}", self.version),
+            None => self.version.to_string(),
+        }
+    }
+
+    /// Whether the default identity-label filter ignores
+    /// `topology.kubernetes.io/*` pod labels: from 1.19.0-rc.1 and from
+    /// 1.18.7 (cilium/cilium PR 43725, backports 43780 and 43777). A bare
+    /// `1.18` means its newest patch release, which ignores them.
+    pub fn ignores_topology_labels(&self) -> bool {
+        match self.version {
+            CiliumVersion::V1_18 => self
+                .patch
+                .is_none_or(|p| p >= TOPOLOGY_FILTER_SINCE_1_18_PATCH),
+            CiliumVersion::V1_19 | CiliumVersion::V1_20 => true,
+        }
+    }
+
     /// Whether ClusterNetworkPolicy objects are enforced.
     pub fn cluster_network_policy(&self) -> bool {
         self.version >= CiliumVersion::V1_20 && self.enable_k8s_cluster_network_policy
@@ -210,7 +252,7 @@ impl ClusterConfig {
     pub fn summary(&self) -> String {
         format!(
             "Cilium {}, enable-policy={}, allow-localhost={}, policy-default-local-cluster={}, enable-k8s-cluster-network-policy={}, cluster-name={}{}",
-            self.version,
+            self.version_text(),
             self.policy_enforcement,
             self.allow_localhost,
             self.default_local_cluster(),
@@ -223,6 +265,10 @@ impl ClusterConfig {
 
 /// The release from which `policy-default-local-cluster` is on by default.
 pub const DEFAULT_LOCAL_CLUSTER_SINCE: CiliumVersion = CiliumVersion::V1_19;
+
+/// The first 1.18 patch release whose label filter ignores
+/// `topology.kubernetes.io/*` (v1.18.7 release notes: backport PR 43777).
+pub const TOPOLOGY_FILTER_SINCE_1_18_PATCH: u32 = 7;
 
 #[cfg(test)]
 mod tests {
@@ -237,6 +283,28 @@ mod tests {
         );
         assert!(CiliumVersion::parse("1.17").is_err());
         assert!(CiliumVersion::parse("2").is_err());
+        assert_eq!(CiliumVersion::parse_patch("v1.19.4"), Some(4));
+        assert_eq!(CiliumVersion::parse_patch("1.18.6-rc.1"), Some(6));
+        assert_eq!(CiliumVersion::parse_patch("1.18"), None);
+    }
+
+    #[test]
+    fn topology_labels_leave_identities_from_1_18_7_and_1_19() {
+        let mut c = ClusterConfig::default();
+        for (text, ignored) in [
+            ("1.18.0", false),
+            ("v1.18.6", false),
+            ("1.18.7", true),
+            ("1.18", true),
+            ("1.19.0", true),
+            ("1.20", true),
+        ] {
+            c.set_version(text).unwrap();
+            assert_eq!(c.ignores_topology_labels(), ignored, "{text}");
+            assert!(c
+                .summary()
+                .starts_with(&format!("Cilium {}", text.trim_start_matches('v'))));
+        }
     }
 
     #[test]

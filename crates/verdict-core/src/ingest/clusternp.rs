@@ -30,8 +30,12 @@ use std::sync::Arc;
 const MAX_ITEMS: usize = 25;
 
 /// A selector over pod or namespace labels (keys of source `k8s`, after
-/// `prefix`). A selector Kubernetes cannot build (`Exists` with values...)
-/// is not refused: Cilium logs it and the selector matches nothing.
+/// `prefix`). Cilium 1.20 builds ClusterNetworkPolicy selectors without
+/// Kubernetes' validation (pkg/policy/types/requirements.go
+/// `LabelSelectorToRequirements`, "assumes that the provided LabelSelector
+/// is validated beforehand", PR 43536): a selector Kubernetes cannot build is
+/// not refused but read term by term ([`lenient`]); one whose shape the API
+/// server would refuse matches nothing.
 fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
     let n = &without_presence_values(ctx, n, path);
     let mut scratch = Vec::new();
@@ -40,6 +44,27 @@ fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
     let sel = label_selector_with(&mut inner, n, path, &|k| {
         (SOURCE_K8S.to_string(), format!("{prefix}{k}"))
     });
+    // Only the checks Cilium skips failed: the shape is one the API server
+    // accepts.
+    let semantic_only = scratch
+        .iter()
+        .filter(|d| d.severity == crate::source::Severity::Error)
+        .all(|d| {
+            d.message
+                .contains("is not one of In, NotIn, Exists, DoesNotExist")
+                || d.message.contains("values must be non-empty for operator")
+        });
+    let sel = match sel {
+        Some(sel) => Some(sel),
+        None if !semantic_only => None,
+        None => lenient(n, path, prefix).map(|(sel, notes)| {
+            for (at, msg) in notes {
+                ctx.warn(&at, msg);
+            }
+            scratch.retain(|d| d.severity != crate::source::Severity::Error);
+            sel
+        }),
+    };
     for d in scratch {
         let bad = d.severity == crate::source::Severity::Error;
         let msg = if bad {
@@ -61,6 +86,77 @@ fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
         });
     }
     sel.unwrap_or_else(|| Selector::new(vec![Requirement::new(SOURCE_K8S, "", Op::In, vec![])]))
+}
+
+/// A selector read as Cilium's unvalidated `LabelSelectorToRequirements`
+/// reads it: `In` with no values never matches, `NotIn` with no values always
+/// does, an operator other than In, NotIn, Exists, DoesNotExist is skipped
+/// (the term then constrains nothing). `None` when the shape is not one the
+/// API server accepts (a term without a string `key` or `operator`, values
+/// that are not strings). Returns the notes to warn about.
+fn lenient(n: &Node, path: &str, prefix: &str) -> Option<(Selector, Vec<(Node, String)>)> {
+    let mut reqs = Vec::new();
+    let mut notes = Vec::new();
+    let key = |k: &str| format!("{prefix}{k}");
+    if let Some(ml) = n.get("matchLabels") {
+        match &ml.value {
+            Value::Map(items) => {
+                for (k, v) in items {
+                    reqs.push(Requirement::equals(
+                        SOURCE_K8S,
+                        &key(k.as_str()?),
+                        v.as_str()?,
+                    ));
+                }
+            }
+            Value::Null => {}
+            _ => return None,
+        }
+    }
+    if let Some(me) = n.get("matchExpressions") {
+        let items = match &me.value {
+            Value::Seq(items) => items.as_slice(),
+            Value::Null => &[],
+            _ => return None,
+        };
+        for (i, e) in items.iter().enumerate() {
+            let p = format!("{path}.matchExpressions[{i}]");
+            let k = e.get("key")?.as_str()?;
+            let op_text = e.get("operator")?.as_str()?;
+            let values: Vec<String> = match e.get("values") {
+                None => Vec::new(),
+                Some(v) if v.is_null() => Vec::new(),
+                Some(v) => v
+                    .as_seq()?
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_string))
+                    .collect::<Option<_>>()?,
+            };
+            let Some(op) = Op::parse(op_text) else {
+                notes.push((e.clone(), format!("`{p}.operator` `{op_text}` is not one of In, NotIn, Exists, DoesNotExist (the API server does not check it); Cilium skips this term, so it constrains nothing")));
+                continue;
+            };
+            match op {
+                Op::In if values.is_empty() => notes.push((e.clone(), format!("`{p}`: In without values; Cilium does not validate the selector and the term matches no identity, so the selector matches nothing"))),
+                Op::NotIn if values.is_empty() => notes.push((e.clone(), format!("`{p}`: NotIn without values; Cilium does not validate the selector and the term holds for every identity"))),
+                _ => {}
+            }
+            reqs.push(Requirement::new(SOURCE_K8S, &key(k), op, values));
+        }
+    }
+    Some((Selector::new(reqs), notes))
+}
+
+/// Whether a selector node writes any term: Cilium's namespace processing
+/// turns only a selector with no `matchLabels` and no `matchExpressions`
+/// into "every namespace".
+fn writes_terms(n: &Node) -> bool {
+    let count = |field: &str| match n.get(field).map(|f| &f.value) {
+        Some(Value::Map(items)) => items.len(),
+        Some(Value::Seq(items)) => items.len(),
+        _ => 0,
+    };
+    count("matchLabels") + count("matchExpressions") > 0
 }
 
 /// Cilium builds ClusterNetworkPolicy selectors without Kubernetes'
@@ -115,7 +211,7 @@ fn ns_exists() -> Requirement {
 /// identities without a namespace (world, CIDRs, reserved identities).
 fn namespaces(ctx: &mut Ctx, n: &Node, path: &str) -> Selector {
     let sel = selector(ctx, n, path, NAMESPACE_LABELS_PREFIX);
-    if sel.is_empty() {
+    if sel.is_empty() && !writes_terms(n) {
         Selector::new(vec![ns_exists()])
     } else {
         sel

@@ -115,6 +115,23 @@ pub fn label_selector_with(
     ok.then(|| Selector::new(reqs))
 }
 
+/// Whether `CIDRRule.Validate` accepts `except` (written as `text`) under
+/// `cidr`. 1.20 (cilium/cilium PR 44637, fixing issue 44614) requires the
+/// except prefix to be no shorter than the allowed one and its address to
+/// lie inside it; 1.18 and 1.19 check only the address as written
+/// (`prefix.Contains(except.Addr())`, host bits kept), so `10.0.0.0/24`
+/// except `10.0.0.0/16` passes there.
+fn except_inside(version: CiliumVersion, cidr: &Cidr, except: &Cidr, text: &str) -> bool {
+    if version >= CiliumVersion::V1_20 {
+        return cidr.contains(except);
+    }
+    let written = text.split('/').next().unwrap_or(text).trim();
+    match written.parse::<std::net::IpAddr>() {
+        Ok(addr) => cidr.contains(&Cidr::host(addr)),
+        Err(_) => cidr.contains(except),
+    }
+}
+
 struct RuleCtx<'a> {
     namespace: Option<&'a str>,
     matches_init: bool,
@@ -542,7 +559,7 @@ fn decode_entry(
                 for e in ctx.strings(ex, &format!("{ip}.except")) {
                     match Cidr::parse(&e) {
                         Ok(x) if e.contains('/') => {
-                            if !parsed.contains(&x) {
+                            if !except_inside(rc.cluster.version, &parsed, &x, &e) {
                                 rc.invalid.push(format!("allow CIDR prefix {c} does not contain exclude CIDR prefix {e}"));
                             }
                             except.push(x);
@@ -1055,4 +1072,41 @@ pub fn decode_policy(
         }
     }
     (rules, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ingest::Inventory;
+    use crate::settings::ClusterConfig;
+
+    fn rejection(version: &str, cidr: &str, except: &str) -> Option<String> {
+        let mut cluster = ClusterConfig::default();
+        cluster.set_version(version).unwrap();
+        let mut inv = Inventory::new(cluster);
+        let text = format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: p, namespace: shop}}\nspec:\n  endpointSelector: {{}}\n  egress:\n  - toCIDRSet: [{{cidr: \"{cidr}\", except: [\"{except}\"]}}]\n"
+        );
+        inv.load_text("p.yaml", &text);
+        assert_eq!(inv.policies.len(), 1);
+        inv.policies[0].rejected.clone()
+    }
+
+    #[test]
+    fn cidr_except_wider_than_cidr_is_refused_from_1_20() {
+        let msg = "Invalid CiliumNetworkPolicy spec: allow CIDR prefix 10.0.0.0/24 does not contain exclude CIDR prefix 10.0.0.0/16";
+        assert_eq!(
+            rejection("1.20", "10.0.0.0/24", "10.0.0.0/16").as_deref(),
+            Some(msg)
+        );
+        assert_eq!(rejection("1.19", "10.0.0.0/24", "10.0.0.0/16"), None);
+        assert_eq!(rejection("1.18", "10.0.0.0/24", "10.0.0.0/16"), None);
+        // Before 1.20 the except's address is read as written.
+        assert_eq!(rejection("1.19", "10.0.0.0/24", "10.0.0.9/16"), None);
+        assert!(rejection("1.19", "10.0.0.0/24", "10.0.1.0/16").is_some());
+        // Inside in every release; another family never is.
+        for v in ["1.18", "1.19", "1.20"] {
+            assert_eq!(rejection(v, "10.0.0.0/16", "10.0.3.0/24"), None, "{v}");
+            assert!(rejection(v, "10.0.0.0/16", "fd00::/64").is_some(), "{v}");
+        }
+    }
 }
