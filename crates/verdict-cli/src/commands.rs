@@ -1069,6 +1069,7 @@ pub fn diff(
 
 pub fn report(
     paths: &[PathBuf],
+    flows: &[PathBuf],
     cluster: ClusterConfig,
     output: &Path,
     clients: Vec<String>,
@@ -1078,6 +1079,7 @@ pub fn report(
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::report::{render, ReportFinding};
     use verdict_core::routes::Routing;
+    let meta = crate::invocation::report_meta(paths, flows)?;
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
     let routing = Routing::from_inventory(&inv);
@@ -1108,15 +1110,7 @@ pub fn report(
             help: f.help.clone(),
         })
         .collect();
-    let title = format!(
-        "verdict report: {}",
-        paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let html = render(&engine, &p, &m, &findings, &title);
+    let html = render(&engine, &p, &m, &findings, &meta);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(&inv)))

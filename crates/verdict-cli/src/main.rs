@@ -426,7 +426,7 @@ fn main() -> ExitCode {
             clients,
             paths,
             ..
-        } => commands::report(&paths, cluster, &output, clients, cli.verbose),
+        } => commands::report(&paths, &[], cluster, &output, clients, cli.verbose),
         Command::Diff {
             old,
             new,

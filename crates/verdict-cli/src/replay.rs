@@ -532,7 +532,8 @@ pub fn report_with_flows(
     verbose: bool,
 ) -> Result<u8, String> {
     let stream = flow_stream(flow_paths, &mut cluster)?;
-    let code = crate::commands::report(paths, cluster.clone(), output, clients, verbose)?;
+    let code =
+        crate::commands::report(paths, flow_paths, cluster.clone(), output, clients, verbose)?;
     let inv = load::inventory(paths, cluster)?;
     let engine = Engine::new(&inv);
     let mut r = Replayer::new(&engine);

@@ -533,50 +533,75 @@ fn report_in_browser(root: &Path, dir: &str) {
     let page = std::fs::read_to_string(&html).unwrap();
     assert_eq!(
         page.matches("<script").count(),
-        2,
-        "only the page's own scripts"
+        1,
+        "only the page's own script"
     );
-    assert_eq!(page.matches("</script>").count(), 2);
+    assert_eq!(page.matches("</script>").count(), 1);
     assert!(!page.contains("<!--"), "no comment opened by a name");
     let browser = chromium()
         .expect("the report is tested in Debian's chromium: `apt-get install chromium` (.ci/run installs it)");
-    let profile = root.join("profile");
-    let o = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            &format!("--user-data-dir={}", profile.display()),
-            "--dump-dom",
-            &format!("file://{}", html.display()),
-        ])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        dom.contains("data-ready=\"true\""),
-        "page script did not finish:\n{err}"
-    );
-    assert!(dom.contains("data-errors=\"0\""), "script errors:\n{err}");
-    assert!(!err.contains("Uncaught"), "{err}");
+    let dump = |profile: &str, query: &str| {
+        let o = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+                &format!("--user-data-dir={}", root.join(profile).display()),
+                "--dump-dom",
+                &format!("file://{}{query}", html.display()),
+            ])
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&o.stdout).to_string();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            dom.contains("data-ready=\"true\""),
+            "page script did not finish:\n{err}"
+        );
+        assert!(dom.contains("data-errors=\"0\""), "script errors:\n{err}");
+        assert!(!err.contains("Uncaught"), "{err}");
+        dom
+    };
+    let dom = dump("profile", "");
     // The names are text on the page (serialised back as &lt;...).
     assert!(
         dom.contains("r&lt;/script&gt;&lt;!--&lt;script&gt;"),
         "{dom}"
     );
     assert!(dom.contains("api\\nFORGED"), "{dom}");
-    // The first node's policy was looked up and shown.
-    let pre = dom.split("id=\"policy\"").nth(1).unwrap_or_default();
+    // The first node's policy was looked up and shown (its section is no
+    // longer hidden), and the matrix filter ran over the names.
     assert!(
-        !pre.trim_start_matches(|c| c != '>')
-            .starts_with(">Select a node."),
-        "no policy shown: {pre:.200}"
+        dom.contains("<p id=\"policy-hint\" hidden=\"\">"),
+        "no policy shown: {dom}"
     );
+    let visible = dom
+        .split("<section class=\"policy-view\"")
+        .skip(1)
+        .filter(|s| !s[..s.find('>').unwrap_or(0)].contains("hidden"))
+        .count();
+    assert_eq!(visible, 1, "{dom}");
+    assert!(dom.contains("connections shown"), "{dom}");
+    // The matrix filter matches a name as shown, whatever it holds.
+    let shown = |dom: &str| {
+        let v = dom.split("data-matrix-shown=\"").nth(1).unwrap_or_default();
+        v[..v.find('"').unwrap_or(0)]
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    };
+    let all = shown(&dom);
+    let hit = dump("profile-q", "?q=%3C!--%3Cscript%3E");
+    assert!(
+        shown(&hit) > 0 && shown(&hit) < all,
+        "{} of {all}",
+        shown(&hit)
+    );
+    let miss = dump("profile-miss", "?q=%3C%2Fscript%3Enothing");
+    assert_eq!(shown(&miss), 0);
 }

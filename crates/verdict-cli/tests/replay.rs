@@ -263,6 +263,14 @@ fn report_shows_observed_traffic() {
     assert!(page.contains("Observed traffic"));
     assert!(page.contains("class=\"observed break\""));
     assert!(page.contains("shop/web-0"));
+    // The header names the flow files beside the manifests.
+    assert!(
+        page.contains(&format!(
+            "<dd id=\"meta-flows\"><ul><li><code>{}</code></li></ul></dd>",
+            flows.display()
+        )),
+        "{page:.3000}"
+    );
 }
 
 /// With pods in the manifests, the connectivity diff adds only what was

@@ -1,0 +1,212 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The HTML report as text: header facts, one graph node per Gateway and per
+//! Ingress controller, listeners without routes collapsed, the resolved
+//! policy as tables with workload names, the matrix with its filters.
+//! (The page in a real browser: crates/verdict-cli/tests/report.rs.)
+
+use verdict_core::engine::Engine;
+use verdict_core::ingest::{ClusterConfig, Inventory};
+use verdict_core::matrix::{matrix, MatrixOptions};
+use verdict_core::paths::{paths, PathOptions};
+use verdict_core::report::{render, ReportFinding, ReportMeta};
+use verdict_core::routes::Routing;
+
+const FILES: [(&str, &str); 5] = [
+    (
+        "examples/shop-gateway/namespaces.yaml",
+        include_str!("../../../examples/shop-gateway/namespaces.yaml"),
+    ),
+    (
+        "examples/shop-gateway/workloads.yaml",
+        include_str!("../../../examples/shop-gateway/workloads.yaml"),
+    ),
+    (
+        "examples/shop-gateway/gateway.yaml",
+        include_str!("../../../examples/shop-gateway/gateway.yaml"),
+    ),
+    (
+        "examples/shop-gateway/policies.yaml",
+        include_str!("../../../examples/shop-gateway/policies.yaml"),
+    ),
+    ("extra.yaml", include_str!("data/report/extra.yaml")),
+];
+
+fn meta() -> ReportMeta {
+    ReportMeta {
+        version: "9.8.7".into(),
+        revision: "abc1234".into(),
+        inputs: vec![
+            "examples/shop-gateway/".into(),
+            "in</script><!--x\n.yaml".into(),
+        ],
+        flows: Vec::new(),
+        generated: "2023-11-14T22:13:20Z".into(),
+    }
+}
+
+fn page(files: &[(&str, &str)], meta: &ReportMeta) -> String {
+    let mut inv = Inventory::new(ClusterConfig::default());
+    for (name, text) in files {
+        inv.load_text(name, text);
+    }
+    inv.complete_namespaces();
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let p = paths(&engine, &routing, &PathOptions::default());
+    let m = matrix(&engine, &MatrixOptions::default());
+    let findings = vec![ReportFinding {
+        code: "VD000".into(),
+        level: "warning".into(),
+        location: "x.yaml:1".into(),
+        message: "m".into(),
+        help: "h".into(),
+    }];
+    render(&engine, &p, &m, &findings, meta)
+}
+
+/// The `<g class="node...">...</g>` element whose tooltip starts with `name`.
+fn node<'a>(page: &'a str, name: &str) -> &'a str {
+    let at = page
+        .find(&format!("tabindex=\"0\"><title>{name}"))
+        .unwrap_or_else(|| panic!("no node {name}"));
+    let start = page[..at].rfind("<g class=\"node").unwrap();
+    let end = at + page[at..].find("</g>").unwrap();
+    &page[start..end]
+}
+
+/// The policy panel section whose heading is `name`.
+fn policy_view<'a>(page: &'a str, name: &str) -> &'a str {
+    let at = page
+        .find(&format!("hidden><h3>{name}</h3>"))
+        .unwrap_or_else(|| panic!("no policy view for {name}"));
+    let start = page[..at].rfind("<section").unwrap();
+    let end = at + page[at..].find("</section>").unwrap();
+    &page[start..end]
+}
+
+#[test]
+fn header_states_version_revision_time_and_inputs() {
+    let p = page(&FILES, &meta());
+    assert!(
+        p.contains("<dd id=\"meta-version\">9.8.7</dd>"),
+        "{p:.2000}"
+    );
+    assert!(p.contains("<dd id=\"meta-revision\">abc1234</dd>"));
+    assert!(p.contains(
+        "<dd id=\"meta-time\"><time datetime=\"2023-11-14T22:13:20Z\">2023-11-14T22:13:20Z</time></dd>"
+    ));
+    assert!(p.contains("<li><code>examples/shop-gateway/</code></li>"));
+    // An input path is text: escaped, its newline shown as `\n`.
+    assert!(p.contains("<li><code>in&lt;/script&gt;&lt;!--x\\n.yaml</code></li>"));
+    assert!(!p.contains("</script><!--") && !p.contains("<!--x"));
+    assert!(!p.contains("id=\"meta-flows\""), "no flows given");
+    let mut with_flows = meta();
+    with_flows.flows = vec!["hubble.json".into()];
+    let p = page(&FILES, &with_flows);
+    assert!(p.contains("<dd id=\"meta-flows\"><ul><li><code>hubble.json</code></li></ul></dd>"));
+}
+
+#[test]
+fn each_gateway_and_ingress_controller_is_one_node() {
+    let p = page(&FILES, &meta());
+    assert_eq!(p.matches("<g class=\"node entry\"").count(), 3, "{p}");
+    let shop = node(&p, "Gateway shop/shop");
+    assert!(
+        shop.contains("via Cilium Envoy (reserved:ingress)"),
+        "{shop}"
+    );
+    assert!(shop.contains("✓ http HTTP :80: 1 route"), "{shop}");
+    let ingress = node(&p, "Ingress controller Cilium");
+    assert!(
+        ingress.contains("✓ shop/legacy http :80: 1 backend"),
+        "{ingress}"
+    );
+    // The other Gateway: its listener with a route, and the three without
+    // routes on one line (their names in its tooltip only).
+    let internal = node(&p, "Gateway shop/internal");
+    assert!(
+        internal.contains("✓ admin HTTP :8081: 1 route"),
+        "{internal}"
+    );
+    assert_eq!(internal.matches("class=\"line ").count(), 2, "{internal}");
+    assert!(internal.contains(
+        "<title>grpc HTTP :50051; https HTTPS :443; metrics HTTP :9100</title>3 listeners without routes</text>"
+    ), "{internal}");
+    // Clients and backends: world, the two Deployments.
+    assert_eq!(p.matches("<g class=\"node\"").count(), 3);
+    assert!(p.contains("<title>reserved:world -> Gateway shop/internal: allowed</title>"));
+    assert!(p.contains("<title>Gateway shop/internal -> shop/deployment/api: allowed</title>"));
+    assert!(!p.contains("Gateway shop/internal -> shop/deployment/frontend"));
+    // The paths section lists the listeners without routes once.
+    assert!(p.contains("<h3>Listeners without routes</h3><ul class=\"idle\"><li>Gateway shop/internal: https (HTTPS :443), grpc (HTTP :50051), metrics (HTTP :9100)</li></ul>"), "{p}");
+}
+
+#[test]
+fn a_denied_hop_is_drawn_red_and_marked_on_its_listener() {
+    // Without the policies, nothing is enforced: every path allowed. With
+    // only the backends' policies, hop 2 is allowed too; drop the backend
+    // policy of the frontend and add a default deny on it instead.
+    let deny = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: lock, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: frontend}}\n  ingress: [{}]\n";
+    let mut files: Vec<(&str, &str)> = FILES.to_vec();
+    files.retain(|(n, _)| !n.ends_with("policies.yaml"));
+    files.push(("lock.yaml", deny));
+    let p = page(&files, &meta());
+    assert!(p.contains("class=\"edge denied\""), "{p}");
+    assert!(p.contains("<title>Gateway shop/shop -> shop/deployment/frontend: denied</title>"));
+    let shop = node(&p, "Gateway shop/shop");
+    assert!(shop.contains("class=\"line l-denied\""), "{shop}");
+    assert!(shop.contains("✗ http HTTP :80: 1 route"), "{shop}");
+}
+
+#[test]
+fn policy_panel_is_a_table_with_workload_names() {
+    let p = page(&FILES, &meta());
+    let gw = policy_view(&p, "reserved:ingress");
+    assert!(gw.contains("<th>direction</th><th>peer</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th>"), "{gw}");
+    assert!(gw.contains("<li><b>egress</b>: enforced, default deny; selected by CiliumClusterwideNetworkPolicy world-to-gateway spec"), "{gw}");
+    assert!(gw.contains(
+        "<tr class=\"allowed\"><td>egress</td><td>shop/deployment/api</td><td>TCP/8080</td><td>allowed</td><td>CiliumClusterwideNetworkPolicy world-to-gateway spec.egress[0] <span class=\"at\">examples/shop-gateway/policies.yaml:15</span></td></tr>"
+    ), "{gw}");
+    assert!(gw.contains("<tr class=\"allowed\"><td>ingress</td><td>reserved:world</td><td>ANY/*</td><td>allowed</td><td>CiliumClusterwideNetworkPolicy world-to-gateway spec.ingress[0] "), "{gw}");
+    let api = policy_view(&p, "shop/deployment/api");
+    assert!(api.contains("<td>ingress</td><td>reserved:ingress</td><td>TCP/8080</td><td>allowed</td><td>CiliumNetworkPolicy shop/api-from-gateway spec.ingress[0] <span class=\"at\">examples/shop-gateway/policies.yaml:52</span></td>"), "{api}");
+    // No identity label text where a workload name exists.
+    assert!(!gw.contains("k8s:app="), "{gw}");
+    // Elements carry keys, and the first graph node's view exists.
+    assert!(p.contains("data-name=\"p0\""));
+    assert!(p.contains("id=\"policy-p0\""));
+}
+
+#[test]
+fn matrix_has_filters_and_a_body_of_rows() {
+    let p = page(&FILES, &meta());
+    for id in ["mf-q", "mf-from", "mf-to", "mf-flags", "mf-count"] {
+        assert!(p.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    let table = &p[p.find("<table id=\"matrix\">").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let rows = table.matches("<tr><td class=\"clickable\"").count();
+    assert!(rows >= 4, "{table}");
+    assert!(p.contains(&format!("{rows} of {rows} connections shown")));
+    assert!(
+        table.contains("<td class=\"clickable\" data-name=\"p"),
+        "{table}"
+    );
+}
+
+#[test]
+fn page_is_self_contained_deterministic_and_has_one_script() {
+    let a = page(&FILES, &meta());
+    let b = page(&FILES, &meta());
+    assert_eq!(a, b);
+    assert_eq!(a.matches("<script").count(), 1);
+    assert!(!a.contains("src=") && !a.contains("<link") && !a.contains("url("));
+    // The only address on the page is the SVG namespace (not loaded).
+    assert_eq!(a.matches("://").count(), 1);
+    assert!(a.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(a.contains("<meta name=\"viewport\""));
+    assert!(
+        a.contains("<h2>Paths</h2>"),
+        "the replay section is inserted before it"
+    );
+}
