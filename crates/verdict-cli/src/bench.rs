@@ -31,7 +31,7 @@ fn peak_rss_mib() -> f64 {
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Sizes as PODS:POLICIES, comma-separated
-    #[arg(long, default_value = "1000:100,10000:1000")]
+    #[arg(long, default_value = "1000:100,2000:200")]
     sizes: String,
     /// Policies whose selectors reach a share of the whole cluster (`In` sets over namespaces, cluster-wide peers)
     #[arg(long)]
@@ -46,7 +46,7 @@ pub struct BenchArgs {
     #[arg(long)]
     commands: Option<String>,
     /// Seconds each command may take before it is stopped and reported as over the limit
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 120)]
     timeout: u64,
     /// Address-space limit of each command, MiB (0: none); a command over it is reported as such
     #[arg(long, default_value_t = 6144)]
