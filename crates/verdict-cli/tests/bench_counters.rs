@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The regression guard for accidental quadratics: the work counters of
 //! `verdict bench --counters` (map entries, matrix cells, path hops, lint
 //! findings, selector evaluations per stage) on fixed synthetic clusters,
