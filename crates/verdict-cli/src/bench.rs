@@ -1,11 +1,19 @@
-//! `verdict bench`: times each stage on synthetic clusters, side by side in
-//! one run, and reports ratios to plain YAML parsing of the same text.
+//! `verdict bench`: on synthetic clusters, every user command run as a
+//! child process and compared with the YAML parse of the same input
+//! (`bench/commands.rs`), the stages inside one process (`--stages`, this
+//! file), and the counters of the CI regression guard (`--counters`,
+//! `bench/counters.rs`).
 
+mod commands;
+pub mod counters;
+mod measure;
+
+use std::path::PathBuf;
 use std::time::Instant;
 use verdict_core::engine::Engine;
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::resolved::{resolve_all, resolve_all_threads};
-use verdict_core::synth::{generate, SynthSpec};
+use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
 use verdict_core::trace::trace;
 use verdict_core::yaml::parse_documents;
 
@@ -19,17 +27,128 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub fn run(sizes: &[(usize, usize)], write: Option<&std::path::Path>) -> Result<u8, String> {
+/// `verdict bench` arguments.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Sizes as PODS:POLICIES, comma-separated
+    #[arg(long, default_value = "1000:100,2000:200")]
+    sizes: String,
+    /// Policies whose selectors reach a share of the whole cluster (`In` sets over namespaces, cluster-wide peers)
+    #[arg(long)]
+    dense: bool,
+    /// Instead of whole commands: time each stage inside this process
+    #[arg(long)]
+    stages: bool,
+    /// Instead: print the work counters of the first size as JSON (the CI regression guard)
+    #[arg(long)]
+    counters: bool,
+    /// Only these commands (comma-separated), e.g. check,paths,matrix
+    #[arg(long)]
+    commands: Option<String>,
+    /// Seconds each command may take before it is stopped and reported as over the limit
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Address-space limit of each command, MiB (0: none); a command over it is reported as such
+    #[arg(long, default_value_t = 6144)]
+    mem_limit_mib: u64,
+    /// Also write each generated cluster (and the commands' other inputs) to this directory
+    #[arg(long)]
+    write: Option<PathBuf>,
+    /// Instead: replay this many synthetic flow records over the first size's cluster, compared with only parsing them
+    #[arg(long, value_name = "RECORDS")]
+    replay: Option<usize>,
+    /// Internal: parse these files only (the baseline of the whole-command table)
+    #[arg(long, hide = true, num_args = 1..)]
+    parse_only: Vec<PathBuf>,
+    /// Internal: run the command after `--` as a measured child, its standard output to this file
+    #[arg(long, hide = true, requires = "child")]
+    measure: Option<PathBuf>,
+    /// Internal: the measured command's arguments
+    #[arg(last = true, hide = true)]
+    child: Vec<String>,
+}
+
+pub fn main(args: BenchArgs) -> Result<u8, String> {
+    if let Some(out) = &args.measure {
+        return measure::run_child(out, &args.child, args.timeout, args.mem_limit_mib);
+    }
+    if !args.parse_only.is_empty() {
+        return measure::parse_only(&args.parse_only);
+    }
+    let sizes = parse_sizes(&args.sizes)?;
+    let shape = if args.dense {
+        Shape::Dense
+    } else {
+        Shape::Standard
+    };
+    let first = sizes.first().copied().unwrap_or((10_000, 1_000));
+    if args.counters {
+        let c = counters::measure(first.0, first.1, shape)?;
+        println!("{}", counters::to_json(&c));
+        return Ok(0);
+    }
+    if let Some(n) = args.replay {
+        let (pods, policies) = sizes
+            .iter()
+            .find(|(p, _)| *p == 10_000)
+            .copied()
+            .unwrap_or(first);
+        return crate::bench_replay::run(n, pods, policies);
+    }
+    if args.stages {
+        return stages(&sizes, shape, args.write.as_deref());
+    }
+    let only = match &args.commands {
+        None => None,
+        Some(list) => Some(commands::select(list)?),
+    };
+    commands::run(&commands::Plan {
+        sizes,
+        shape,
+        only,
+        timeout: args.timeout,
+        mem_limit_mib: args.mem_limit_mib,
+        keep: args.write,
+    })
+}
+
+fn parse_sizes(s: &str) -> Result<Vec<(usize, usize)>, String> {
+    s.split(',')
+        .map(|p| {
+            let (a, b) = p
+                .split_once(':')
+                .ok_or_else(|| format!("`{p}`: expected PODS:POLICIES"))?;
+            Ok((
+                a.trim()
+                    .parse()
+                    .map_err(|_| format!("`{a}` is not a number"))?,
+                b.trim()
+                    .parse()
+                    .map_err(|_| format!("`{b}` is not a number"))?,
+            ))
+        })
+        .collect()
+}
+
+/// The stage table: each stage timed inside this process.
+fn stages(
+    sizes: &[(usize, usize)],
+    shape: Shape,
+    write: Option<&std::path::Path>,
+) -> Result<u8, String> {
     let header = "| pods | policies | MiB | parse s | load s | identities s | resolve-all 1 thread s | resolve-all all cores s | trace ms | matrix s | matrix/parse | diff s | diff/parse both | resolve/parse 1 thread | resolve/parse all cores | load/parse | identities | map entries | peak RSS MiB |";
     println!("{header}");
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
     let mut base: Option<(f64, f64)> = None;
     for &(pods, policies) in sizes {
-        let text = generate(&SynthSpec {
-            pods,
-            policies,
-            seed: 42,
-        });
+        let text = generate_shaped(
+            &SynthSpec {
+                pods,
+                policies,
+                seed: 42,
+            },
+            shape,
+        );
         if let Some(dir) = write {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             let f = dir.join(format!("synthetic-{pods}-{policies}.yaml"));

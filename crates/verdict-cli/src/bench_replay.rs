@@ -55,13 +55,7 @@ pub fn run(records: usize, pods: usize, policies: usize) -> Result<u8, String> {
     inv.complete_namespaces();
     drop(text);
     let engine = Engine::new(&inv);
-    let mut parties: Vec<Party> = Vec::new();
-    for w in inv.workloads.iter().take(2000) {
-        parties.push(engine.party(&w.display_name())?);
-    }
-    for extra in ["ingress", "world", "host", "198.51.7.9", "203.0.113.5"] {
-        parties.push(engine.party(extra)?);
-    }
+    let parties = parties(&engine, &inv)?;
     println!("| records | distinct connections | pods | policies | MiB of flows | parse s | serde_json::Value s | replay s | replay/parse | records/s | judged | would break | newly allowed | peak RSS MiB |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Random pairs (every record a new connection: the worst case), then
@@ -72,14 +66,23 @@ pub fn run(records: usize, pods: usize, policies: usize) -> Result<u8, String> {
     Ok(0)
 }
 
-fn row(
-    engine: &Engine,
-    parties: &[Party],
-    records: usize,
-    pool: Option<usize>,
-    pods: usize,
-    policies: usize,
-) {
+/// The first 2,000 workloads and a few reserved and CIDR parties: the
+/// endpoints synthetic flows connect.
+pub fn parties(engine: &Engine, inv: &Inventory) -> Result<Vec<Party>, String> {
+    let mut parties: Vec<Party> = Vec::new();
+    for w in inv.workloads.iter().take(2000) {
+        parties.push(engine.party(&w.display_name())?);
+    }
+    for extra in ["ingress", "world", "host", "198.51.7.9", "203.0.113.5"] {
+        parties.push(engine.party(extra)?);
+    }
+    Ok(parties)
+}
+
+/// `records` Hubble flow records (jsonpb lines, as `hubble observe -o json`
+/// writes them) between random parties, one in ten dropped: every record a
+/// new connection (`pool` None), or drawn from `pool` distinct connections.
+pub fn flow_lines(parties: &[Party], records: usize, pool: Option<usize>) -> String {
     let ports = [80u16, 443, 5432, 6379, 8080, 9090, 53];
     let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = |n: usize| {
@@ -126,6 +129,18 @@ fn row(
         flows.push_str(&line.to_string());
         flows.push('\n');
     }
+    flows
+}
+
+fn row(
+    engine: &Engine,
+    parties: &[Party],
+    records: usize,
+    pool: Option<usize>,
+    pods: usize,
+    policies: usize,
+) {
+    let flows = flow_lines(parties, records, pool);
     let file: Arc<str> = Arc::from("bench.jsonl");
     // Baseline: read and parse every line.
     let t = Instant::now();

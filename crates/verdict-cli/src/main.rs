@@ -355,19 +355,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
-    /// Benchmark every stage on synthetic clusters (see docs/performance.md); for developers
+    /// Benchmark every command on synthetic clusters (see docs/performance.md); for developers
     #[command(hide = true)]
-    Bench {
-        /// Sizes as PODS:POLICIES, comma-separated
-        #[arg(long, default_value = "1000:100,10000:1000,50000:5000")]
-        sizes: String,
-        /// Also write each generated cluster to this directory
-        #[arg(long)]
-        write: Option<PathBuf>,
-        /// Instead: replay this many synthetic flow records over the first size's cluster, compared with only parsing them
-        #[arg(long, value_name = "RECORDS")]
-        replay: Option<usize>,
-    },
+    Bench(bench::BenchArgs),
     /// Replay observed Hubble flows against the policies in PATHS: connections that would break or be newly allowed
     #[command(after_help = help::REPLAY)]
     Replay {
@@ -590,23 +580,7 @@ fn main() -> ExitCode {
             output,
             junit,
         } => commands::test(&files, output, junit.as_deref(), cli.verbose),
-        Command::Bench {
-            sizes,
-            write,
-            replay: Some(n),
-        } => parse_sizes(&sizes).and_then(|s| {
-            let (pods, policies) = s
-                .iter()
-                .find(|(p, _)| *p == 10_000)
-                .or(s.first())
-                .copied()
-                .unwrap_or((10_000, 1_000));
-            let _ = write;
-            bench_replay::run(n, pods, policies)
-        }),
-        Command::Bench { sizes, write, .. } => {
-            parse_sizes(&sizes).and_then(|s| bench::run(&s, write.as_deref()))
-        }
+        Command::Bench(args) => bench::main(args),
         Command::Replay {
             flows,
             output,
@@ -662,22 +636,4 @@ fn cluster_config(cli: &Cli) -> Result<verdict_core::ingest::ClusterConfig, Stri
         c.explicit.enable_k8s_cluster_network_policy = true;
     }
     Ok(c)
-}
-
-fn parse_sizes(s: &str) -> Result<Vec<(usize, usize)>, String> {
-    s.split(',')
-        .map(|p| {
-            let (a, b) = p
-                .split_once(':')
-                .ok_or_else(|| format!("`{p}`: expected PODS:POLICIES"))?;
-            Ok((
-                a.trim()
-                    .parse()
-                    .map_err(|_| format!("`{a}` is not a number"))?,
-                b.trim()
-                    .parse()
-                    .map_err(|_| format!("`{b}` is not a number"))?,
-            ))
-        })
-        .collect()
 }

@@ -10,6 +10,23 @@ use crate::cidr::Cidr;
 use crate::labels::{LabelSet, SOURCE_ANY, SOURCE_CIDR};
 use serde::Serialize;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Benchmark counter: how many times a selector was evaluated against an
+/// identity's labels (`verdict bench --counters`, the CI regression guard).
+/// Off by default, so the hot path pays one relaxed load.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static EVALUATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (or stops) counting selector evaluations in this process.
+pub fn count_evaluations(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+/// Selector evaluations counted since counting was turned on.
+pub fn evaluations() -> u64 {
+    EVALUATIONS.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Op {
@@ -116,6 +133,9 @@ impl Selector {
     }
 
     pub fn matches(&self, labels: &LabelSet) -> bool {
+        if COUNTING.load(Ordering::Relaxed) {
+            EVALUATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         self.reqs.iter().all(|r| r.matches(labels))
     }
 

@@ -6,6 +6,12 @@
 //! Services for every application, and a Cilium Gateway per namespace with
 //! about one HTTPRoute per 30 pods (by named targetPort).
 //! Deterministic for a given seed.
+//!
+//! [`Shape::Dense`] keeps the objects but gives the policies selectors whose
+//! reach grows with the cluster: `In` sets over a fifth of the namespaces,
+//! namespace-label peers (`team In [...]`), and cluster-wide peers
+//! (`k8s:io.kubernetes.pod.namespace Exists`), so the resolved maps grow
+//! with subjects x peers instead of staying per-namespace.
 
 use std::fmt::Write;
 
@@ -13,6 +19,17 @@ pub struct SynthSpec {
     pub pods: usize,
     pub policies: usize,
     pub seed: u64,
+}
+
+/// The kind of selectors the generated policies use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// Mostly per-application selectors inside one namespace (reach stays
+    /// constant as the cluster grows), a few clusterwide ones.
+    #[default]
+    Standard,
+    /// Selectors whose reach grows with the cluster (see the module docs).
+    Dense,
 }
 
 struct Rng(u64);
@@ -36,6 +53,11 @@ const PORTS: &[u16] = &[80, 443, 5432, 6379, 8080, 9090];
 
 /// Generates the cluster as one multi-document YAML text.
 pub fn generate(spec: &SynthSpec) -> String {
+    generate_shaped(spec, Shape::Standard)
+}
+
+/// Generates the cluster with policies of the given shape.
+pub fn generate_shaped(spec: &SynthSpec, shape: Shape) -> String {
     let mut rng = Rng(spec.seed.max(1));
     let namespaces = (spec.pods / 250).max(3);
     let apps_per_ns = 25;
@@ -118,6 +140,10 @@ pub fn generate(spec: &SynthSpec) -> String {
             );
             continue;
         }
+        if shape == Shape::Dense && p % 5 != 4 {
+            dense_policy(&mut out, &mut rng, p, namespaces, (n, a, port));
+            continue;
+        }
         match p % 5 {
             0 | 1 => {
                 let _ = write!(
@@ -150,4 +176,124 @@ pub fn generate(spec: &SynthSpec) -> String {
         }
     }
     out
+}
+
+/// One policy of the dense shape: its peers (or subjects) are a share of the
+/// whole cluster, so their number grows with it.
+fn dense_policy(
+    out: &mut String,
+    rng: &mut Rng,
+    p: usize,
+    namespaces: usize,
+    (n, a, port): (usize, usize, u16),
+) {
+    // A fifth of the namespaces, starting at a random one.
+    let share = (namespaces / 5).max(1);
+    let first = rng.below(namespaces);
+    let set = (0..share)
+        .map(|k| format!("ns-{}", (first + k) % namespaces))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tier = TIERS[rng.below(TIERS.len())];
+    match p % 5 {
+        0 => {
+            let _ = write!(
+                out,
+                "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: dense-{p}\n  namespace: ns-{n}\nspec:\n  endpointSelector:\n    matchLabels:\n      app: app-{a}\n  ingress:\n    - fromEndpoints:\n        - matchExpressions:\n            - key: k8s:io.kubernetes.pod.namespace\n              operator: In\n              values: [{set}]\n            - key: tier\n              operator: In\n              values: [{tier}, web]\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n              protocol: TCP\n"
+            );
+        }
+        1 => {
+            let _ = write!(
+                out,
+                "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: dense-knp-{p}\n  namespace: ns-{n}\nspec:\n  podSelector:\n    matchLabels:\n      app: app-{a}\n  policyTypes: [Ingress, Egress]\n  ingress:\n    - from:\n        - namespaceSelector:\n            matchExpressions:\n              - key: team\n                operator: In\n                values: [team-{}, team-{}]\n          podSelector: {{}}\n      ports:\n        - port: {port}\n  egress:\n    - to:\n        - namespaceSelector: {{}}\n          podSelector:\n            matchLabels:\n              tier: {tier}\n",
+                rng.below(7),
+                rng.below(7)
+            );
+        }
+        2 => {
+            let _ = write!(
+                out,
+                "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata:\n  name: dense-ccnp-{p}\nspec:\n  endpointSelector:\n    matchExpressions:\n      - key: k8s:io.kubernetes.pod.namespace\n        operator: In\n        values: [{set}]\n  egress:\n    - toEndpoints:\n        - matchExpressions:\n            - key: k8s:io.kubernetes.pod.namespace\n              operator: Exists\n          matchLabels:\n            tier: {tier}\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n              protocol: TCP\n"
+            );
+        }
+        _ => {
+            let _ = write!(
+                out,
+                "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata:\n  name: dense-deny-{p}\nspec:\n  endpointSelector:\n    matchLabels:\n      tier: {tier}\n  ingressDeny:\n    - fromEndpoints:\n        - matchLabels:\n            k8s:io.cilium.k8s.namespace.labels.env: dev\n            app: app-{a}\n      toPorts:\n        - ports:\n            - port: \"{port}\"\n              protocol: TCP\n"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::ingest::{ClusterConfig, Inventory};
+
+    /// Loads a generated cluster; returns (pods, policies, map entries per
+    /// endpoint identity).
+    fn load(pods: usize, shape: Shape) -> (usize, usize, f64) {
+        let text = generate_shaped(
+            &SynthSpec {
+                pods,
+                policies: pods / 10,
+                seed: 3,
+            },
+            shape,
+        );
+        let mut inv = Inventory::new(ClusterConfig {
+            enable_k8s_cluster_network_policy: true,
+            ..ClusterConfig::default()
+        });
+        inv.load_text("synthetic.yaml", &text);
+        inv.complete_namespaces();
+        assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics.first());
+        let engine = Engine::new(&inv);
+        let maps = crate::resolved::resolve_all(&engine);
+        let entries: usize = maps.iter().map(|r| r.entries.len()).sum();
+        (
+            inv.workloads.len(),
+            inv.policies.len(),
+            entries as f64 / maps.len().max(1) as f64,
+        )
+    }
+
+    /// The dense shape loads cleanly, and what each identity's map holds
+    /// grows with the cluster (its selectors reach a share of it), while
+    /// the standard shape's grows far less.
+    #[test]
+    fn dense_selectors_reach_grows_with_the_cluster() {
+        let (pods, policies, dense_small) = load(1000, Shape::Dense);
+        assert_eq!((pods, policies), (1000, 100));
+        let (_, _, dense_big) = load(4000, Shape::Dense);
+        let (_, _, std_small) = load(1000, Shape::Standard);
+        let (_, _, std_big) = load(4000, Shape::Standard);
+        assert!(
+            dense_big > 3.0 * dense_small,
+            "dense: {dense_small:.0} -> {dense_big:.0} entries per identity"
+        );
+        assert!(
+            dense_big / dense_small > std_big / std_small,
+            "dense {dense_small:.0} -> {dense_big:.0}, standard {std_small:.0} -> {std_big:.0}"
+        );
+        assert!(dense_small > std_small);
+    }
+
+    #[test]
+    fn dense_shape_is_deterministic_and_keeps_routes_by_named_port() {
+        let spec = SynthSpec {
+            pods: 600,
+            policies: 60,
+            seed: 9,
+        };
+        let a = generate_shaped(&spec, Shape::Dense);
+        assert_eq!(a, generate_shaped(&spec, Shape::Dense));
+        assert_ne!(a, generate(&spec));
+        // About one route per 30 pods (rounded up per namespace).
+        let routes = a.matches("kind: HTTPRoute").count();
+        assert!((600 / 30..=600 / 30 + 3).contains(&routes), "{routes}");
+        assert!(a.contains("targetPort: http"));
+        assert!(a.contains("operator: In"));
+    }
 }

@@ -1,0 +1,376 @@
+//! The whole-command table: every user command run the way users run it
+//! (the `verdict` binary on files), each as its own child process
+//! (`measure.rs`), compared with parsing the same input in the same run.
+
+use super::measure::{measure, Outcome};
+use crate::bench_replay::{flow_lines, parties};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use verdict_core::engine::Engine;
+use verdict_core::ingest::{ClusterConfig, Inventory};
+use verdict_core::policy::Protocol;
+use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+use verdict_core::trace::trace;
+
+/// Every user command, in the order of the table.
+pub const COMMANDS: &[&str] = &[
+    "check", "paths", "trace", "policy", "matrix", "lint", "diff", "generate", "report", "test",
+    "replay",
+];
+
+/// The commands named in a comma-separated list; an unknown name is an error.
+pub fn select(list: &str) -> Result<Vec<&'static str>, String> {
+    list.split(',')
+        .map(|n| {
+            COMMANDS
+                .iter()
+                .find(|c| **c == n.trim())
+                .copied()
+                .ok_or_else(|| format!("--commands: `{n}` is not one of {}", COMMANDS.join(", ")))
+        })
+        .collect()
+}
+
+pub struct Plan {
+    pub sizes: Vec<(usize, usize)>,
+    pub shape: Shape,
+    pub only: Option<Vec<&'static str>>,
+    pub timeout: u64,
+    pub mem_limit_mib: u64,
+    pub keep: Option<PathBuf>,
+}
+
+/// The endpoint `trace` and `policy` ask about (present at every size).
+const ENDPOINT: &str = "ns-1/app-3-0";
+const CLUSTER: &str = "cluster.yaml";
+const CHANGED: &str = "changed.yaml";
+const FLOWS: &str = "flows.jsonl";
+const TEST: &str = "policytest.yaml";
+
+/// One size's results: the parse baselines by input, then each command.
+struct SizeRun {
+    pods: usize,
+    policies: usize,
+    input_bytes: BTreeMap<&'static str, u64>,
+    parse: BTreeMap<&'static str, Outcome>,
+    commands: Vec<(&'static str, Outcome)>,
+}
+
+pub fn run(plan: &Plan) -> Result<u8, String> {
+    let root = match &plan.keep {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("verdict-bench-{}", std::process::id())),
+    };
+    let mut runs = Vec::new();
+    for &(pods, policies) in &plan.sizes {
+        let dir = root.join(format!(
+            "{pods}-{policies}{}",
+            if plan.shape == Shape::Dense {
+                "-dense"
+            } else {
+                ""
+            }
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        eprintln!("bench: generating {pods} pods, {policies} policies");
+        let input_bytes = prepare(&dir, pods, policies, plan.shape)?;
+        let mut r = SizeRun {
+            pods,
+            policies,
+            input_bytes,
+            parse: BTreeMap::new(),
+            commands: Vec::new(),
+        };
+        for cmd in COMMANDS {
+            if plan.only.as_ref().is_some_and(|o| !o.contains(cmd)) {
+                continue;
+            }
+            let (args, base) = invocation(cmd);
+            if !r.parse.contains_key(base) {
+                let files: Vec<String> = base.split('+').map(str::to_string).collect();
+                let mut a = vec!["bench".to_string(), "--parse-only".to_string()];
+                a.extend(files);
+                let o = measure(&dir, "parse", &a, plan.timeout, plan.mem_limit_mib)?;
+                eprintln!("bench: {pods} pods: parse {base}: {}", cell(&o, None));
+                r.parse.insert(base, o);
+            }
+            let mut o = measure(&dir, cmd, &args, plan.timeout, plan.mem_limit_mib)?;
+            if *cmd == "report" {
+                // The page is written to a file, not to standard output.
+                o.output_bytes = std::fs::metadata(dir.join("report.html")).map_or(0, |m| m.len());
+            }
+            eprintln!(
+                "bench: {pods} pods: {cmd}: {}",
+                cell(&o, r.parse.get(base).map(|p| p.secs))
+            );
+            r.commands.push((cmd, o));
+        }
+        if plan.keep.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        runs.push(r);
+    }
+    if plan.keep.is_none() {
+        let _ = std::fs::remove_dir(&root);
+    }
+    print!("{}", render(&runs, plan));
+    Ok(0)
+}
+
+/// The command line of `cmd` and the inputs its parse baseline reads.
+fn invocation(cmd: &str) -> (Vec<String>, &'static str) {
+    let cnp = "--enable-k8s-cluster-network-policy";
+    let (args, base): (Vec<&str>, &'static str) = match cmd {
+        "trace" => (
+            vec![
+                cnp, "trace", "--from", "ingress", "--to", ENDPOINT, "--port", "5432", CLUSTER,
+            ],
+            CLUSTER,
+        ),
+        "policy" => (vec![cnp, "policy", ENDPOINT, CLUSTER], CLUSTER),
+        "diff" => (
+            vec![cnp, "diff", CLUSTER, CHANGED],
+            "cluster.yaml+changed.yaml",
+        ),
+        "report" => (vec![cnp, "report", "-o", "report.html", CLUSTER], CLUSTER),
+        "test" => (vec!["test", TEST], CLUSTER),
+        "replay" => (
+            vec![cnp, "replay", "--flows", FLOWS, CLUSTER],
+            "cluster.yaml+flows.jsonl",
+        ),
+        other => (vec![cnp, other, CLUSTER], CLUSTER),
+    };
+    (args.into_iter().map(str::to_string).collect(), base)
+}
+
+/// Writes the inputs of every command into `dir`; returns their sizes.
+fn prepare(
+    dir: &Path,
+    pods: usize,
+    policies: usize,
+    shape: Shape,
+) -> Result<BTreeMap<&'static str, u64>, String> {
+    let text = generate_shaped(
+        &SynthSpec {
+            pods,
+            policies,
+            seed: 42,
+        },
+        shape,
+    );
+    let write = |name: &str, body: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, body).map_err(|e| format!("{}: {e}", f.display()))
+    };
+    write(CLUSTER, &text)?;
+    // diff: the same cluster plus one policy.
+    let extra = "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: bench-change, namespace: ns-1}\nspec:\n  endpointSelector: {matchLabels: {app: app-3}}\n  ingress:\n    - fromEntities: [world]\n";
+    write(CHANGED, &format!("{text}{extra}"))?;
+    let mut inv = Inventory::new(ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..ClusterConfig::default()
+    });
+    inv.load_text(CLUSTER, &text);
+    inv.complete_namespaces();
+    drop(text);
+    let engine = Engine::new(&inv);
+    let parties = parties(&engine, &inv)?;
+    // replay: one flow record per pod, every record a new connection.
+    write(FLOWS, &flow_lines(&parties, pods, None))?;
+    // test: a few flows, expected as the engine decides them now.
+    let mut test = String::from("apiVersion: verdict.dev/v1\nkind: PolicyTest\nmetadata: {name: bench}\nspec:\n  cluster: {enableK8sClusterNetworkPolicy: true}\n  files: [cluster.yaml]\n  flows:\n");
+    let flows = [
+        ("ingress", ENDPOINT, 5432u16),
+        ("world", "ns-0/app-0-0", 80),
+        ("ns-0/app-1-0", "ns-1/app-2-0", 5432),
+        ("ns-2/app-4-0", "ns-0/app-0-0", 8080),
+        ("host", ENDPOINT, 443),
+        ("ns-1/app-5-0", "world", 443),
+    ];
+    for (from, to, port) in flows {
+        let v = trace(
+            &engine,
+            &engine.party(from)?,
+            &engine.party(to)?,
+            Protocol::Tcp,
+            port,
+        );
+        let _ = writeln!(
+            test,
+            "    - {{from: {from}, to: {to}, protocol: TCP, port: {port}, expect: {}}}",
+            v.decision.to_string().to_lowercase()
+        );
+    }
+    write(TEST, &test)?;
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    Ok(BTreeMap::from([
+        (CLUSTER, size(CLUSTER)),
+        ("cluster.yaml+changed.yaml", size(CLUSTER) + size(CHANGED)),
+        ("cluster.yaml+flows.jsonl", size(CLUSTER) + size(FLOWS)),
+    ]))
+}
+
+/// "1.23 s, 1.4x, 512 MiB", or what stopped it.
+fn cell(o: &Outcome, parse: Option<f64>) -> String {
+    if o.timeout {
+        return format!("> {:.0} s (timeout)", o.secs);
+    }
+    if o.out_of_memory {
+        return format!("> limit (out of memory at {:.1} s)", o.secs);
+    }
+    if !o.ok() {
+        return format!(
+            "failed (exit {:?}: {})",
+            o.code,
+            o.error.as_deref().unwrap_or("")
+        );
+    }
+    let ratio = parse.map_or(String::new(), |p| format!(", {:.2}x", o.secs / p.max(1e-9)));
+    format!(
+        "{:.2} s{ratio}, {:.0} MiB",
+        o.secs,
+        o.max_rss_kib as f64 / 1024.0
+    )
+}
+
+/// Log-log slope of `y` against `x` between two points; None when `x`
+/// barely changes (the slope would be noise).
+pub fn exponent(x0: f64, y0: f64, x1: f64, y1: f64) -> Option<f64> {
+    if x0 <= 0.0 || x1 <= 0.0 || y0 <= 0.0 || y1 <= 0.0 || (x1 / x0 - 1.0).abs() < 0.05 {
+        return None;
+    }
+    Some((y1 / y0).ln() / (x1 / x0).ln())
+}
+
+fn render(runs: &[SizeRun], plan: &Plan) -> String {
+    let mut s = String::new();
+    let shape = if plan.shape == Shape::Dense {
+        " (dense)"
+    } else {
+        ""
+    };
+    let _ = write!(s, "\n| command |");
+    for r in runs {
+        let _ = write!(s, " {} pods / {} policies{shape} |", r.pods, r.policies);
+    }
+    let _ = write!(s, "\n|---|{}\n", "---:|".repeat(runs.len()));
+    let _ = write!(s, "| input MiB |");
+    for r in runs {
+        let _ = write!(
+            s,
+            " {:.1} |",
+            r.input_bytes.get(CLUSTER).copied().unwrap_or(0) as f64 / 1_048_576.0
+        );
+    }
+    s.push('\n');
+    let _ = write!(s, "| parse (baseline) |");
+    for r in runs {
+        let _ = write!(
+            s,
+            " {} |",
+            r.parse
+                .get(CLUSTER)
+                .map_or("-".to_string(), |o| cell(o, None))
+        );
+    }
+    s.push('\n');
+    for cmd in COMMANDS {
+        if !runs
+            .iter()
+            .any(|r| r.commands.iter().any(|(c, _)| c == cmd))
+        {
+            continue;
+        }
+        let _ = write!(s, "| {cmd} |");
+        for r in runs {
+            let o = r.commands.iter().find(|(c, _)| c == cmd).map(|(_, o)| o);
+            let base = invocation(cmd).1;
+            let text = o.map_or("-".to_string(), |o| {
+                cell(o, r.parse.get(base).map(|p| p.secs))
+            });
+            let _ = write!(s, " {text} |");
+        }
+        s.push('\n');
+    }
+    if runs.len() > 1 {
+        s.push_str("\nGrowth exponents (log-log slope of time between consecutive sizes; vs input bytes / vs output bytes; - when a side is over a limit or the output does not grow):\n\n| command |");
+        for w in runs.windows(2) {
+            let _ = write!(s, " {} -> {} pods |", w[0].pods, w[1].pods);
+        }
+        let _ = write!(s, "\n|---|{}\n", "---:|".repeat(runs.len() - 1));
+        let fmt = |e: Option<f64>| e.map_or("-".to_string(), |e| format!("{e:.2}"));
+        let _ = write!(s, "| parse |");
+        for w in runs.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let e = match (a.parse.get(CLUSTER), b.parse.get(CLUSTER)) {
+                (Some(p), Some(q)) => exponent(
+                    a.input_bytes.get(CLUSTER).copied().unwrap_or(0) as f64,
+                    p.secs,
+                    b.input_bytes.get(CLUSTER).copied().unwrap_or(0) as f64,
+                    q.secs,
+                ),
+                _ => None,
+            };
+            let _ = write!(s, " {} |", fmt(e));
+        }
+        s.push('\n');
+        for cmd in COMMANDS {
+            if !runs
+                .iter()
+                .any(|r| r.commands.iter().any(|(c, _)| c == cmd))
+            {
+                continue;
+            }
+            let base = invocation(cmd).1;
+            let _ = write!(s, "| {cmd} |");
+            for w in runs.windows(2) {
+                let get = |r: &SizeRun| {
+                    r.commands
+                        .iter()
+                        .find(|(c, _)| c == cmd)
+                        .map(|(_, o)| o.clone())
+                        .filter(Outcome::ok)
+                };
+                let text = match (get(&w[0]), get(&w[1])) {
+                    (Some(p), Some(q)) => {
+                        let input = |r: &SizeRun| r.input_bytes.get(base).copied().unwrap_or(0);
+                        let vs_in =
+                            exponent(input(&w[0]) as f64, p.secs, input(&w[1]) as f64, q.secs);
+                        let vs_out =
+                            exponent(p.output_bytes as f64, p.secs, q.output_bytes as f64, q.secs);
+                        format!("{} / {}", fmt(vs_in), fmt(vs_out))
+                    }
+                    _ => "-".to_string(),
+                };
+                let _ = write!(s, " {text} |");
+            }
+            s.push('\n');
+        }
+        s.push_str("\nOutput sizes (bytes written: standard output; the HTML page for report):\n\n| command |");
+        for r in runs {
+            let _ = write!(s, " {} pods |", r.pods);
+        }
+        let _ = write!(s, "\n|---|{}\n", "---:|".repeat(runs.len()));
+        for cmd in COMMANDS {
+            if !runs
+                .iter()
+                .any(|r| r.commands.iter().any(|(c, _)| c == cmd))
+            {
+                continue;
+            }
+            let _ = write!(s, "| {cmd} |");
+            for r in runs {
+                let o = r.commands.iter().find(|(c, _)| c == cmd).map(|(_, o)| o);
+                let _ = write!(
+                    s,
+                    " {} |",
+                    o.filter(|o| o.ok())
+                        .map_or("-".to_string(), |o| o.output_bytes.to_string())
+                );
+            }
+            s.push('\n');
+        }
+    }
+    s
+}

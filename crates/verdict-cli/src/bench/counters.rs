@@ -1,0 +1,123 @@
+//! Work counters of the regression guard (`verdict bench --counters`): how
+//! many identities, map entries, matrix cells, path hops and lint findings a
+//! synthetic cluster of fixed size produces, and how many selector
+//! evaluations each stage spends. They are deterministic (fixed seed, sorted
+//! maps), so an accidental quadratic shows up as a count that grows, not as a
+//! flaky time. `crates/verdict-cli/tests/bench_counters.rs` compares them
+//! with the values checked in beside it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use verdict_core::engine::Engine;
+use verdict_core::ingest::{ClusterConfig, Inventory};
+use verdict_core::paths::{paths, PathOptions};
+use verdict_core::routes::Routing;
+use verdict_core::selector::{count_evaluations, evaluations};
+use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+
+/// The counters of one synthetic cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub pods: usize,
+    pub policies: usize,
+    pub seed: u64,
+    pub shape: String,
+    /// Counter name -> value, sorted by name.
+    pub counters: BTreeMap<String, u64>,
+}
+
+fn n(x: usize) -> u64 {
+    u64::try_from(x).unwrap_or(u64::MAX)
+}
+
+/// Generates the cluster and counts the work of each stage.
+pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, String> {
+    let seed = 42;
+    let text = generate_shaped(
+        &SynthSpec {
+            pods,
+            policies,
+            seed,
+        },
+        shape,
+    );
+    let mut c = BTreeMap::new();
+    c.insert(
+        "yaml_documents".to_string(),
+        n(verdict_core::yaml::parse_documents(&text).len()),
+    );
+    let mut inv = Inventory::new(ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..ClusterConfig::default()
+    });
+    inv.load_text("synthetic.yaml", &text);
+    inv.complete_namespaces();
+    drop(text);
+    if let Some(d) = inv.diagnostics.first() {
+        return Err(format!("the synthetic cluster does not load cleanly: {d}"));
+    }
+    c.insert("rules".to_string(), n(inv.policies.len()));
+    let routing = Routing::from_inventory(&inv);
+    count_evaluations(true);
+    let stage = |name: &str, c: &mut BTreeMap<String, u64>, since: &mut u64| {
+        let now = evaluations();
+        c.insert(format!("selector_evaluations_{name}"), now - *since);
+        *since = now;
+    };
+    let mut since = evaluations();
+    let engine = Engine::new(&inv);
+    stage("identities", &mut c, &mut since);
+    c.insert("identities".to_string(), n(engine.identities.len()));
+    // One thread: the counts must not depend on scheduling.
+    let maps = verdict_core::resolved::resolve_all_threads(&engine, 1);
+    stage("resolve_all", &mut c, &mut since);
+    c.insert(
+        "map_entries".to_string(),
+        n(maps.iter().map(|r| r.entries.len()).sum()),
+    );
+    drop(maps);
+    let m = verdict_core::matrix::matrix(&engine, &verdict_core::matrix::MatrixOptions::default());
+    stage("matrix", &mut c, &mut since);
+    c.insert("matrix_cells".to_string(), n(m.cells.len()));
+    drop(m);
+    let report = paths(&engine, &routing, &PathOptions::default());
+    stage("paths", &mut c, &mut since);
+    let pod_paths = report
+        .entry_points
+        .iter()
+        .flat_map(|e| &e.routes)
+        .flat_map(|r| &r.backends)
+        .flat_map(|b| &b.paths);
+    c.insert("paths".to_string(), n(pod_paths.clone().count()));
+    c.insert(
+        "path_hops".to_string(),
+        n(pod_paths.map(|p| p.hops.len()).sum()),
+    );
+    let config = verdict_lint::LintConfig::default();
+    let cx = verdict_lint::Context {
+        inv: &inv,
+        engine: &engine,
+        routing: &routing,
+        paths: &report,
+        config: &config,
+    };
+    let lint = verdict_lint::run(&cx, &config);
+    stage("lint", &mut c, &mut since);
+    c.insert("lint_findings".to_string(), n(lint.findings.len()));
+    count_evaluations(false);
+    Ok(Counters {
+        pods,
+        policies,
+        seed,
+        shape: match shape {
+            Shape::Standard => "standard",
+            Shape::Dense => "dense",
+        }
+        .to_string(),
+        counters: c,
+    })
+}
+
+pub fn to_json(c: &Counters) -> String {
+    serde_json::to_string_pretty(c).unwrap_or_default()
+}
