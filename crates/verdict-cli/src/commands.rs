@@ -550,7 +550,7 @@ pub fn lint(
         print(&verdict_lint::rules_markdown())?;
         return Ok(0);
     }
-    if paths.is_empty() {
+    if paths.is_empty() && !load::live() {
         return Err("give the manifests to lint (files, directories or -)".to_string());
     }
     let mut config = match &args.config {
@@ -1006,6 +1006,7 @@ fn escaped_diff(
 pub fn diff(
     old: &str,
     new: &str,
+    cluster_base: &[PathBuf],
     git: bool,
     git_paths: &[String],
     cluster: ClusterConfig,
@@ -1017,7 +1018,13 @@ pub fn diff(
     use verdict_core::matrix::{matrix, MatrixOptions};
     use verdict_core::paths::{paths as routes_paths, PathOptions};
     use verdict_core::routes::Routing;
-    let (a, b) = if git {
+    let (a, b) = if !cluster_base.is_empty() {
+        // The live state, and the live state overlaid with the manifests.
+        (
+            load::inventory(&[], cluster.clone())?,
+            load::inventory(cluster_base, cluster)?,
+        )
+    } else if git {
         (
             git_inventory(old, git_paths, cluster.clone())?,
             git_inventory(new, git_paths, cluster)?,
@@ -1108,14 +1115,11 @@ pub fn report(
             help: f.help.clone(),
         })
         .collect();
-    let title = format!(
-        "verdict report: {}",
-        paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let mut inputs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    if load::live() {
+        inputs.insert(0, "the live cluster".to_string());
+    }
+    let title = format!("verdict report: {}", inputs.join(", "));
     let html = render(&engine, &p, &m, &findings, &title);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eline!("wrote {}", output.display());
