@@ -67,9 +67,19 @@ const KINDS: &[Kind] = &[
     kind("DaemonSet", "apps", &["v1"], "daemonsets"),
     kind("Job", "batch", &["v1"], "jobs"),
     kind("CronJob", "batch", &["v1"], "cronjobs"),
-    kind("NetworkPolicy", "networking.k8s.io", &["v1"], "networkpolicies"),
+    kind(
+        "NetworkPolicy",
+        "networking.k8s.io",
+        &["v1"],
+        "networkpolicies",
+    ),
     kind("Ingress", "networking.k8s.io", &["v1"], "ingresses"),
-    kind("IngressClass", "networking.k8s.io", &["v1"], "ingressclasses"),
+    kind(
+        "IngressClass",
+        "networking.k8s.io",
+        &["v1"],
+        "ingressclasses",
+    ),
     kind(
         "CiliumNetworkPolicy",
         "cilium.io",
@@ -218,7 +228,8 @@ async fn client(args: &LiveArgs) -> Result<(kube::Client, String), String> {
         let kc = match &args.kubeconfig {
             Some(p) => Kubeconfig::read_from(p)
                 .map_err(|e| format!("--kubeconfig {}: {e}", p.display()))?,
-            None => Kubeconfig::read().map_err(|e| format!("kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"))?,
+            None => Kubeconfig::read()
+                .map_err(|e| format!("kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"))?,
         };
         let context = args
             .context
@@ -275,8 +286,8 @@ async fn fetch_async(args: &LiveArgs) -> Result<LiveState, String> {
                         &source,
                         Severity::Info,
                         format!(
-                            "read {} {} from the cluster ({})",
-                            objects.len(),
+                            "read {} of kind {} from the cluster ({})",
+                            verdict_core::text::plural(objects.len(), "object", "objects"),
                             k.kind,
                             verdict_core::text::plural(pages, "page", "pages")
                         ),

@@ -119,10 +119,14 @@ pub fn represented_by_owner(state: &mut LiveState) {
         for (why, n) in left_out {
             let message = match why {
                 "terminated" => format!(
-                    "{n} terminated pods (phase Succeeded or Failed) have no endpoint and are left out"
+                    "{} (phase Succeeded or Failed) {} no endpoint and {} left out",
+                    verdict_core::text::plural(n, "terminated pod", "terminated pods"),
+                    if n == 1 { "has" } else { "have" },
+                    if n == 1 { "is" } else { "are" }
                 ),
                 _ => format!(
-                    "{n} objects are represented by the controller that owns them (ownerReferences, controller: true) and are left out"
+                    "{} represented by the controller that owns them (ownerReferences, controller: true) and left out",
+                    verdict_core::text::plural(n, "object is", "objects are")
                 ),
             };
             state.diagnostics.push(Diagnostic {
@@ -154,7 +158,9 @@ mod tests {
         let out = normalise(items, "v1", "Pod");
         let names: Vec<_> = out.iter().map(|o| meta_str(o, "name").unwrap()).collect();
         assert_eq!(names, ["z", "a", "b"]);
-        assert!(out.iter().all(|o| o["kind"] == "Pod" && o["apiVersion"] == "v1"));
+        assert!(out
+            .iter()
+            .all(|o| o["kind"] == "Pod" && o["apiVersion"] == "v1"));
         assert!(out[2]["metadata"].get("managedFields").is_none());
     }
 

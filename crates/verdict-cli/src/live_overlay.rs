@@ -12,7 +12,9 @@ use verdict_core::ingest::Inventory;
 use verdict_core::source::{Diagnostic, Location, ObjectRef, Severity};
 
 /// The objects the files define, with where (when ingest keeps it).
-fn file_objects(files: &[(String, Result<String, String>)]) -> BTreeMap<ObjectRef, Option<Location>> {
+fn file_objects(
+    files: &[(String, Result<String, String>)],
+) -> BTreeMap<ObjectRef, Option<Location>> {
     let mut inv = Inventory::default();
     for (name, text) in files {
         if let Ok(text) = text {

@@ -450,8 +450,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        Command::Snapshot { output } => live::fetch(&live_args)
-            .and_then(|state| snapshot::write(&state, &output, cli.verbose)),
+        Command::Snapshot { output } => {
+            live::fetch(&live_args).and_then(|state| snapshot::write(&state, &output, cli.verbose))
+        }
         Command::Report {
             output,
             clients,
@@ -674,7 +675,10 @@ fn read_live(command: &Command, args: &live::LiveArgs) -> Result<(), String> {
             return if args.given() {
                 Ok(())
             } else {
-                Err("snapshot reads a live cluster: give --context, --kubeconfig or --in-cluster".to_string())
+                Err(
+                    "snapshot reads a live cluster: give --context, --kubeconfig or --in-cluster"
+                        .to_string(),
+                )
             };
         }
         Command::Diff { cluster_base, .. } => {
