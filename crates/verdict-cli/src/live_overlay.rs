@@ -11,6 +11,9 @@ use std::sync::Arc;
 use verdict_core::ingest::Inventory;
 use verdict_core::source::{Diagnostic, Location, ObjectRef, Severity};
 
+/// A source name and its text (or why it could not be read).
+pub type Text = (String, Result<String, String>);
+
 /// The objects the files define, with where (when ingest keeps it).
 fn file_objects(
     files: &[(String, Result<String, String>)],
@@ -47,10 +50,7 @@ fn file_objects(
 /// The live state's texts, leaving out every object the files define, and
 /// the diagnostics of reading the cluster plus one (informational) per
 /// object replaced.
-pub fn overlay(
-    live: &LiveState,
-    files: &[(String, Result<String, String>)],
-) -> (Vec<(String, Result<String, String>)>, Vec<Diagnostic>) {
+pub fn overlay(live: &LiveState, files: &[Text]) -> (Vec<Text>, Vec<Diagnostic>) {
     let defined = if files.is_empty() {
         BTreeMap::new()
     } else {
