@@ -550,7 +550,7 @@ pub fn lint(
         print(&verdict_lint::rules_markdown())?;
         return Ok(0);
     }
-    if paths.is_empty() {
+    if paths.is_empty() && !load::live() {
         return Err("give the manifests to lint (files, directories or -)".to_string());
     }
     let mut config = match &args.config {
@@ -1006,6 +1006,7 @@ fn escaped_diff(
 pub fn diff(
     old: &str,
     new: &str,
+    cluster_base: &[PathBuf],
     git: bool,
     git_paths: &[String],
     cluster: ClusterConfig,
@@ -1017,7 +1018,13 @@ pub fn diff(
     use verdict_core::matrix::{matrix, MatrixOptions};
     use verdict_core::paths::{paths as routes_paths, PathOptions};
     use verdict_core::routes::Routing;
-    let (a, b) = if git {
+    let (a, b) = if !cluster_base.is_empty() {
+        // The live state, and the live state overlaid with the manifests.
+        (
+            load::inventory(&[], cluster.clone())?,
+            load::inventory(cluster_base, cluster)?,
+        )
+    } else if git {
         (
             git_inventory(old, git_paths, cluster.clone())?,
             git_inventory(new, git_paths, cluster)?,
@@ -1079,7 +1086,10 @@ pub fn report(
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::report::{render, ReportFinding};
     use verdict_core::routes::Routing;
-    let meta = crate::invocation::report_meta(paths, flows)?;
+    let mut meta = crate::invocation::report_meta(paths, flows)?;
+    if load::live() {
+        meta.inputs.insert(0, "the live cluster".to_string());
+    }
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
     let routing = Routing::from_inventory(&inv);

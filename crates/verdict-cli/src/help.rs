@@ -12,6 +12,8 @@ pub const PATHS: &str = "Examples:
   verdict paths --client 203.0.113.0/24 --namespace shop manifests/
   verdict paths -o markdown manifests/ >> \"$GITHUB_STEP_SUMMARY\"
   verdict paths -o github manifests/      # annotations in a GitHub Actions job
+  verdict paths --context prod            # the live cluster
+  verdict paths --context prod pr/        # the live cluster plus the manifests of a PR
 
 Exit: 0 every path allowed, 1 a path denied, 2 input error or a path not checked.";
 
@@ -32,8 +34,16 @@ pub const DIFF: &str = "Examples:
   verdict diff old/ new/
   verdict diff --git origin/main HEAD --path deploy/ -o markdown
   verdict diff --git HEAD~1 HEAD --fail-on breaking,path-exposure
+  verdict diff --context prod --cluster-base policies/   # the cluster now vs with this PR applied
 
 Exit: 0 nothing --fail-on fails on, 1 it does, 2 input or git error.";
+
+pub const SNAPSHOT: &str = "Examples:
+  verdict snapshot --context prod -o prod-snapshot/
+  verdict snapshot --kubeconfig ~/.kube/staging.yaml -o snap/ && verdict paths snap/
+  verdict snapshot --in-cluster -o /tmp/state/
+
+Exit: 0 every kind read, 2 a kind could not be listed (the others are written) or the cluster cannot be read.";
 
 pub const REPORT: &str = "Examples:
   verdict report examples/shop-gateway/ -o shop.html
@@ -69,12 +79,14 @@ Exit: 0 every expectation holds, 1 one fails, 2 input error.";
 
 pub const CHECK: &str = "Examples:
   verdict check manifests/
-  kubectl get cnp,netpol,pods,svc -A -o yaml | verdict check -";
+  kubectl get cnp,netpol,pods,svc -A -o yaml | verdict check -
+  verdict check --context prod            # what verdict reads from the live cluster, and what it cannot list";
 
 pub const MAIN: &str = "Examples:
   verdict paths examples/shop-gateway/
   verdict lint manifests/
   verdict diff --git origin/main HEAD --path deploy/
+  verdict paths --context prod            # read the live cluster (see docs/live-cluster.md)
   kubectl verdict paths manifests/        # installed as the kubectl plugin kubectl-verdict
 
 Documentation: README.md and docs/ in the repository.";

@@ -182,14 +182,24 @@ fn display(path: &Path) -> String {
     }
 }
 
+static LIVE: OnceLock<crate::live::LiveState> = OnceLock::new();
+
+/// Sets the live cluster state read at start-up (`--kubeconfig`,
+/// `--context`, `--in-cluster`): every inventory then starts from it, and
+/// the files given overlay it.
+pub fn set_live(state: crate::live::LiveState) {
+    let _ = LIVE.set(state);
+}
+
+/// Whether a live cluster state was read.
+pub fn live() -> bool {
+    LIVE.get().is_some()
+}
+
 /// Loads every input into an inventory. Unreadable files become error
 /// diagnostics; loading goes on.
 pub fn inventory(paths: &[PathBuf], cluster: ClusterConfig) -> Result<Inventory, String> {
-    let files = expand(paths)?;
-    let mut inv = Inventory::new(cluster);
-    add_files(&mut inv, files);
-    finish(&mut inv);
-    Ok(inv)
+    load(paths, cluster, None)
 }
 
 /// After loading: duplicate objects resolved, missing namespaces added.
@@ -198,8 +208,14 @@ pub fn finish(inv: &mut Inventory) {
     inv.complete_namespaces();
 }
 
+/// Adds files (never the live cluster) to an inventory.
 pub fn add_files(inv: &mut Inventory, files: Expanded) {
-    add_files_keeping(inv, files, None);
+    let Expanded {
+        files,
+        mut diagnostics,
+    } = files;
+    inv.diagnostics.append(&mut diagnostics);
+    add_texts(inv, read_all(&files), None);
 }
 
 /// Loads every input, keeping each file's text (for source snippets).
@@ -207,28 +223,47 @@ pub fn inventory_with_sources(
     paths: &[PathBuf],
     cluster: ClusterConfig,
 ) -> Result<(Inventory, std::collections::BTreeMap<String, String>), String> {
-    let files = expand(paths)?;
-    let mut inv = Inventory::new(cluster);
     let mut sources = std::collections::BTreeMap::new();
-    add_files_keeping(&mut inv, files, Some(&mut sources));
-    finish(&mut inv);
+    let inv = load(paths, cluster, Some(&mut sources))?;
     Ok((inv, sources))
 }
 
-fn add_files_keeping(
-    inv: &mut Inventory,
-    files: Expanded,
-    mut keep: Option<&mut std::collections::BTreeMap<String, String>>,
-) {
+/// The live state (when one was read) overlaid with the files of `paths`.
+fn load(
+    paths: &[PathBuf],
+    cluster: ClusterConfig,
+    keep: Option<&mut std::collections::BTreeMap<String, String>>,
+) -> Result<Inventory, String> {
     let Expanded {
         files,
         mut diagnostics,
-    } = files;
+    } = expand(paths)?;
+    let mut inv = Inventory::new(cluster);
     inv.diagnostics.append(&mut diagnostics);
+    let mut texts = read_all(&files);
+    if let Some(live) = LIVE.get() {
+        let (mut all, mut diags) = crate::live_overlay::overlay(live, &texts);
+        inv.diagnostics.append(&mut diags);
+        all.append(&mut texts);
+        texts = all;
+    }
+    add_texts(&mut inv, texts, keep);
+    finish(&mut inv);
+    Ok(inv)
+}
+
+/// Each file's display name and text (or why it cannot be read).
+fn read_all(files: &[PathBuf]) -> Vec<(String, Result<String, String>)> {
+    files.iter().map(|f| (display(f), read(f))).collect()
+}
+
+fn add_texts(
+    inv: &mut Inventory,
+    texts: Vec<(String, Result<String, String>)>,
+    mut keep: Option<&mut std::collections::BTreeMap<String, String>>,
+) {
     // Read everything first: agent settings (cilium-config, the agent
     // image) shape how policies are read, wherever they are in the input.
-    let texts: Vec<(String, Result<String, String>)> =
-        files.iter().map(|f| (display(f), read(f))).collect();
     for (name, text) in &texts {
         if let Ok(text) = text {
             if verdict_core::agent_config::may_hold_settings(name, text) {

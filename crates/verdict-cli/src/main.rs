@@ -14,9 +14,13 @@ mod github;
 mod help;
 mod invocation;
 mod junit;
+mod live;
+mod live_objects;
+mod live_overlay;
 mod load;
 mod replay;
 mod schema;
+mod snapshot;
 mod style;
 mod tools;
 mod yaml_out;
@@ -71,7 +75,19 @@ struct Cli {
         value_name = "WHEN"
     )]
     color: style::ColorWhen,
+    /// Read the live cluster of this kubeconfig file; files given are applied on top (see docs/live-cluster.md)
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Read the live cluster of this kubeconfig context ($KUBECONFIG or ~/.kube/config unless --kubeconfig); files given are applied on top
+    #[arg(long, global = true, value_name = "NAME")]
+    context: Option<String>,
+    /// Read the live cluster with the service account of the pod verdict runs in; files given are applied on top
+    #[arg(long, global = true)]
+    in_cluster: bool,
 }
+
+/// The options that read a live cluster: with one of them, manifests are optional.
+const LIVE_ARGS: [&str; 3] = ["kubeconfig", "context", "in_cluster"];
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
@@ -168,7 +184,7 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Every route into the cluster (Ingress, Gateway listeners) to every backend pod, hop by hop
@@ -202,7 +218,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "listener")]
         envoy_hop1_port: Hop1PortArg,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Who can reach whom: allowed connectivity between identities, with ports and protocols
@@ -218,16 +234,21 @@ enum Command {
         #[arg(long)]
         workload: Option<String>,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Connectivity added and removed between two sets of manifests (or two git revisions)
     #[command(after_help = help::DIFF)]
     Diff {
         /// Old manifests (a file or directory), or a git revision with --git
-        old: String,
+        #[arg(required_unless_present = "cluster_base")]
+        old: Option<String>,
         /// New manifests (a file or directory), or a git revision with --git
-        new: String,
+        #[arg(required_unless_present = "cluster_base")]
+        new: Option<String>,
+        /// Compare the live cluster (--context, --kubeconfig or --in-cluster) with the live cluster plus these manifests
+        #[arg(long, value_name = "PATHS", num_args = 1.., conflicts_with_all = ["old", "new", "git"])]
+        cluster_base: Vec<PathBuf>,
         /// OLD and NEW are git revisions of the repository in the current directory
         #[arg(long)]
         git: bool,
@@ -254,7 +275,7 @@ enum Command {
         #[arg(long = "flows")]
         flows: Vec<PathBuf>,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege policies for both enforcement points of every route, verified
@@ -294,7 +315,7 @@ enum Command {
         #[arg(long = "from-flows")]
         from_flows: Vec<PathBuf>,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required_unless_present = "from_flows")]
+        #[arg(required_unless_present_any = ["from_flows", "kubeconfig", "context", "in_cluster"])]
         paths: Vec<PathBuf>,
     },
     /// Least-privilege findings with stable rule ids (text, JSON, SARIF)
@@ -339,7 +360,7 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Run PolicyTest files (expected verdicts and rejections)
@@ -371,7 +392,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "break")]
         fail_on: replay::ReplayFail,
         /// Manifests: policies (and optionally pods, namespaces, cilium-config)
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
     },
     /// Load manifests and report every problem found in them
@@ -381,8 +402,15 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
         /// Manifests: files, directories (searched recursively), or - for standard input
-        #[arg(required = true)]
+        #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
+    },
+    /// Write the live cluster state that verdict reads as YAML files, one per kind (to keep, diff or attach to a bug report)
+    #[command(after_help = help::SNAPSHOT)]
+    Snapshot {
+        /// Directory to write (created; must be empty)
+        #[arg(long, short = 'o', value_name = "DIR")]
+        output: PathBuf,
     },
     #[command(flatten)]
     Tools(tools::Tools),
@@ -402,7 +430,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let live_args = live::LiveArgs {
+        kubeconfig: cli.kubeconfig.clone(),
+        context: cli.context.clone(),
+        in_cluster: cli.in_cluster,
+    };
+    if let Err(e) = read_live(&cli.command, &live_args) {
+        eprintln!("error: {}", verdict_core::text::escape(&e));
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
+        Command::Snapshot { output } => {
+            live::fetch(&live_args).and_then(|state| snapshot::write(&state, &output, cli.verbose))
+        }
         Command::Report {
             output,
             clients,
@@ -420,13 +460,15 @@ fn main() -> ExitCode {
         Command::Diff {
             old,
             new,
+            cluster_base,
             git,
             git_paths,
             output,
             fail_on,
         } => commands::diff(
-            &old,
-            &new,
+            &old.unwrap_or_default(),
+            &new.unwrap_or_default(),
+            &cluster_base,
             git,
             &git_paths,
             cluster,
@@ -597,6 +639,41 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Reads the live cluster when asked to, for the commands that read
+/// manifests (`snapshot` reads it itself).
+fn read_live(command: &Command, args: &live::LiveArgs) -> Result<(), String> {
+    let reads_manifests = match command {
+        Command::Snapshot { .. } => {
+            return if args.given() {
+                Ok(())
+            } else {
+                Err(
+                    "snapshot reads a live cluster: give --context, --kubeconfig or --in-cluster"
+                        .to_string(),
+                )
+            };
+        }
+        Command::Diff { cluster_base, .. } => {
+            if !cluster_base.is_empty() && !args.given() {
+                return Err("--cluster-base compares with a live cluster: give --context, --kubeconfig or --in-cluster".to_string());
+            }
+            !cluster_base.is_empty()
+        }
+        Command::Test { .. } | Command::Bench { .. } | Command::Tools(_) => false,
+        _ => true,
+    };
+    if !args.given() {
+        return Ok(());
+    }
+    if !reads_manifests {
+        return Err(
+            "--context, --kubeconfig and --in-cluster apply to commands that read manifests (and to diff with --cluster-base)".to_string(),
+        );
+    }
+    load::set_live(live::fetch(args)?);
+    Ok(())
 }
 
 /// The cluster settings given on the command line (marked explicit, so
