@@ -19,6 +19,7 @@ mod replay;
 mod schema;
 mod style;
 mod tools;
+mod wrap;
 mod yaml_out;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -71,6 +72,9 @@ struct Cli {
         value_name = "WHEN"
     )]
     color: style::ColorWhen,
+    /// Wrap long lines of text output at N columns (0: never); by default the terminal's width on a terminal, no wrapping into pipes and files
+    #[arg(long, global = true, value_name = "N")]
+    width: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -401,6 +405,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = invocation::parse();
     style::init(cli.color);
+    wrap::init(cli.width);
     if let Err(e) = load::set_excludes(&cli.exclude) {
         eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
         return ExitCode::from(2);
