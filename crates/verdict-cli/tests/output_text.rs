@@ -445,3 +445,37 @@ fn on_a_terminal_lines_wrap_to_its_width_and_colour_does_not_count() {
     assert_fits(&wide, 200);
     assert!(wide.lines().count() < text.lines().count());
 }
+
+#[test]
+fn a_service_names_the_workload_behind_it() {
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "world",
+        "--to",
+        "shop/service/api",
+        "--port",
+        "8080",
+        SHOP,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("world -> shop/deployment/api TCP/8080: DENIED\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = verdict(&["policy", "shop/svc/frontend", SHOP]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("shop/deployment/frontend\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = verdict(&["policy", "shop/service/fronted", SHOP]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("names no Service in the input; did you mean `shop/service/frontend`?"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -344,6 +344,14 @@ impl<'a> Engine<'a> {
             },
             _ => None,
         });
+        let found = match (found, parts.as_slice()) {
+            (None, [ns, kind, name])
+                if kind.eq_ignore_ascii_case("service") || kind.eq_ignore_ascii_case("svc") =>
+            {
+                Some(self.service_backend(ns, name)?)
+            }
+            (f, _) => f,
+        };
         let Some((wi, w)) = found else {
             let names: Vec<String> = self
                 .inv
@@ -358,7 +366,7 @@ impl<'a> Engine<'a> {
                 .collect();
             let near = crate::names::closest(t, names.iter().map(String::as_str));
             return Err(format!(
-                "`{t}` names no pod or workload in the input (use ns/pod, ns/kind/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP){}",
+                "`{t}` names no pod or workload in the input (use ns/pod, ns/kind/name, ns/service/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP){}",
                 crate::names::did_you_mean(&near)
             ));
         };
@@ -380,6 +388,69 @@ impl<'a> Engine<'a> {
             identity: id,
             ports: w.ports.clone(),
         })
+    }
+
+    /// The workload behind `ns/service/name`: the Service's selector picks
+    /// the workloads of its namespace (an empty or absent selector picks
+    /// none); they must share one identity, else the name is ambiguous and
+    /// the error names them.
+    fn service_backend(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<(usize, &'a crate::ingest::Workload), String> {
+        let svc = self
+            .inv
+            .services
+            .iter()
+            .find(|s| s.namespace == ns && s.object.name == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = self
+                    .inv
+                    .services
+                    .iter()
+                    .map(|s| format!("{}/service/{}", s.namespace, s.object.name))
+                    .collect();
+                format!(
+                    "`{ns}/service/{name}` names no Service in the input{}",
+                    crate::names::did_you_mean(&crate::names::closest(
+                        &format!("{ns}/service/{name}"),
+                        names.iter().map(String::as_str)
+                    ))
+                )
+            })?;
+        let mut picked: Vec<(usize, &'a crate::ingest::Workload)> = self
+            .inv
+            .workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.namespace == ns && !w.host_network)
+            .filter(|(_, w)| {
+                svc.selector.as_ref().is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+                })
+            })
+            .collect();
+        picked.sort_by_key(|(_, w)| w.display_name());
+        let ids: BTreeSet<usize> = picked
+            .iter()
+            .filter_map(|(wi, _)| self.endpoints.get(*wi).cloned().flatten())
+            .map(|e| e.identity)
+            .collect();
+        match (picked.first(), ids.len()) {
+            (None, _) => Err(format!(
+                "Service {ns}/{name} selects no pod or workload of the input with its own identity (host-network pods have the node's)"
+            )),
+            (Some(first), 1) => Ok(*first),
+            _ => Err(format!(
+                "Service {ns}/{name} selects workloads of different identities ({}); name one of them",
+                picked
+                    .iter()
+                    .map(|(_, w)| w.display_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// A pod that is not in the input (created at run time, or deployed by
