@@ -888,6 +888,11 @@ pub fn matrix(
     use verdict_core::matrix::{matrix as compute, MatrixOptions};
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
+    // A bare pod as the text views print it, `ns/pod/name`, is `ns/name`.
+    let workload = workload.map(|w| match w.split('/').collect::<Vec<_>>().as_slice() {
+        [ns, kind, name] if kind.eq_ignore_ascii_case("pod") => format!("{ns}/{name}"),
+        _ => w,
+    });
     if let Some(ns) = &namespace {
         if !inv.workloads.iter().any(|w| &w.namespace == ns) {
             return Err(format!(

@@ -185,7 +185,7 @@ fn malformed_input_is_reported_with_locations_and_the_rest_is_analysed() {
         "trace", "--from", "world", "--to", "shop/web", "--port", "8080", f,
     ]);
     assert!(
-        stdout(&o).contains("world -> shop/web TCP/8080"),
+        stdout(&o).contains("world -> shop/pod/web TCP/8080"),
         "{}",
         stdout(&o)
     );

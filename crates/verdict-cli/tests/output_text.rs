@@ -479,3 +479,33 @@ fn a_service_names_the_workload_behind_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_bare_pod_is_shown_as_ns_pod_name_and_accepted_back() {
+    let dir = std::env::temp_dir().join(format!("verdict-bare-pod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: api-7d4f9c-abcde\n  namespace: shop\n  labels: {app: api}\nspec:\n  containers: [{name: c, image: x}]\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: api\n  namespace: shop\nspec:\n  endpointSelector: {matchLabels: {app: api}}\n  ingress:\n  - fromEntities: [world]\n    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = stdout(&verdict(&["matrix", f]));
+    assert!(
+        out.contains("\nworld  shop/pod/api-7d4f9c-abcde  TCP/80"),
+        "{out}"
+    );
+    for name in ["shop/pod/api-7d4f9c-abcde", "shop/api-7d4f9c-abcde"] {
+        let o = verdict(&["trace", "--from", "world", "--to", name, "--port", "80", f]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        assert!(
+            stdout(&o).starts_with("world -> shop/pod/api-7d4f9c-abcde TCP/80: ALLOWED\n"),
+            "{}",
+            stdout(&o)
+        );
+        let o = verdict(&["matrix", "--workload", name, f]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

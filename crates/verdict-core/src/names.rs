@@ -1,7 +1,8 @@
 //! Party names as a person reads them, and "did you mean" suggestions.
 //!
 //! Text views show workloads as the input names them (`shop/deployment/api`,
-//! `shop/pod/api-7d4f9c-abcde` is written `shop/api-7d4f9c-abcde`), reserved
+//! bare pods `shop/pod/api-7d4f9c-abcde`, which the model names
+//! `shop/api-7d4f9c-abcde`), reserved
 //! identities by their entity name (`world`, `host`) and CIDR identities as
 //! CIDRs; `trace --from/--to`, `policy` and `matrix --workload` accept every
 //! one of these back. JSON keeps Cilium's names (`reserved:world`,
@@ -20,7 +21,12 @@ pub fn party_text(name: &str, described: bool) -> String {
     if let Some(c) = name.strip_prefix("cidr:") {
         return c.to_string();
     }
-    name.to_string()
+    // A bare pod is `ns/name` in the model (every other workload is
+    // `ns/kind/name`): shown as `ns/pod/name`, which is accepted back too.
+    match name.split_once('/') {
+        Some((ns, pod)) if !pod.contains('/') && !ns.is_empty() => format!("{ns}/pod/{pod}"),
+        _ => name.to_string(),
+    }
 }
 
 /// A party of the matrix or of a connectivity diff as `trace --from/--to`
@@ -29,7 +35,12 @@ pub fn party_text(name: &str, described: bool) -> String {
 pub fn node_text(name: &str) -> String {
     match name.strip_prefix("cidr ") {
         Some(c) => c.to_string(),
-        None => party_text(name, false),
+        // Several workloads of one identity: `a, b`.
+        None => name
+            .split(", ")
+            .map(|n| party_text(n, false))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -181,7 +181,11 @@ impl PathsReport {
                             .unwrap_or_default();
                         push_line(
                             &mut out,
-                            &format!("      {}{port}: {}{why}", p.backend, mark(p.decision)),
+                            &format!(
+                                "      {}{port}: {}{why}",
+                                party_text(&p.backend, false),
+                                mark(p.decision)
+                            ),
                         );
                         for f in p
                             .findings
