@@ -36,6 +36,15 @@ fn print_text(text: &str) -> Result<(), String> {
     print(&crate::style::paint(&escape_lines(text)))
 }
 
+/// Text views a person reads (trace, policy, paths, matrix, diff): as
+/// [`print_text`], with long lines wrapped to the terminal width (see
+/// `wrap.rs`) before colour is added.
+fn print_wrapped(text: &str) -> Result<(), String> {
+    print(&crate::style::paint(&crate::wrap::wrap(&escape_lines(
+        text,
+    ))))
+}
+
 /// Pretty JSON; DEL, C1 controls, line separators and bidirectional
 /// formatting characters, which serde_json leaves raw, as `\uXXXX`.
 fn json<T: serde::Serialize>(v: &T) -> Result<String, String> {
@@ -129,6 +138,13 @@ fn exit(code: u8, input_errors: usize) -> u8 {
     }
 }
 
+/// `; did you mean `a`, `b`?` with the (at most 3) names of `known` closest
+/// to `wanted`, or nothing.
+fn suggest<'k>(wanted: &str, known: impl IntoIterator<Item = &'k str>) -> String {
+    use verdict_core::names::{closest, did_you_mean};
+    did_you_mean(&closest(wanted, known))
+}
+
 /// Checks that `--namespace`, `--route` and `--backend` each name something
 /// in the input: a filter that matches nothing is an error, not "0 paths".
 fn check_path_filters(
@@ -153,8 +169,16 @@ fn check_path_filters(
             || inv.services.iter().any(|s| s.namespace == ns)
             || inv.workloads.iter().any(|w| w.namespace == ns);
         if !found {
+            let known: Vec<&str> = inv
+                .routing
+                .iter()
+                .filter_map(|r| r.object.namespace.as_deref())
+                .chain(inv.services.iter().map(|s| s.namespace.as_str()))
+                .chain(inv.workloads.iter().map(|w| w.namespace.as_str()))
+                .collect();
             return Err(format!(
-                "--namespace `{ns}` matches nothing: no route, Service or workload of the input is in namespace `{ns}`"
+                "--namespace `{ns}` matches nothing: no route, Service or workload of the input is in namespace `{ns}`{}",
+                suggest(ns, known)
             ));
         }
     }
@@ -164,9 +188,16 @@ fn check_path_filters(
                 && (o.object.name == r || o.object.short() == r)
         });
         if !found {
+            let known: Vec<String> = inv
+                .routing
+                .iter()
+                .filter(|o| ROUTE_KINDS.contains(&o.object.kind.as_str()))
+                .flat_map(|o| [o.object.name.clone(), o.object.short()])
+                .collect();
             return Err(format!(
-                "--route `{r}` matches nothing: no {} of the input is named `{r}`",
-                ROUTE_KINDS.join(", ")
+                "--route `{r}` matches nothing: no {} of the input is named `{r}`{}",
+                ROUTE_KINDS.join(", "),
+                suggest(r, known.iter().map(String::as_str))
             ));
         }
     }
@@ -174,8 +205,15 @@ fn check_path_filters(
         let found = inv.services.iter().any(|s| s.object.short().contains(b))
             || inv.workloads.iter().any(|w| w.display_name().contains(b));
         if !found {
+            let known: Vec<String> = inv
+                .services
+                .iter()
+                .map(|s| s.object.short())
+                .chain(inv.workloads.iter().map(|w| w.display_name()))
+                .collect();
             return Err(format!(
-                "--backend `{b}` matches nothing: no Service or workload name of the input contains `{b}`"
+                "--backend `{b}` matches nothing: no Service or workload name of the input contains `{b}`{}",
+                suggest(b, known.iter().map(String::as_str))
             ));
         }
     }
@@ -203,7 +241,7 @@ pub fn trace(
     match output {
         crate::Format::Json => print(&json_with_diagnostics(&v, &[&inv], verbose)?)?,
         crate::Format::Yaml => print(&yaml_with_diagnostics(&v, &[&inv], verbose)?)?,
-        crate::Format::Text => print_text(&v.to_text())?,
+        crate::Format::Text => print_wrapped(&v.text(verbose))?,
     }
     let code = if v.decision == Decision::Allowed {
         0
@@ -228,7 +266,7 @@ pub fn policy(
     match output {
         crate::Format::Json => print(&json_with_diagnostics(&r, &[&inv], verbose)?)?,
         crate::Format::Yaml => print(&yaml_with_diagnostics(&r, &[&inv], verbose)?)?,
-        crate::Format::Text => print_text(&r.to_text())?,
+        crate::Format::Text => print_wrapped(&r.to_text())?,
     }
     Ok(exit(0, input_errors(&inv)))
 }
@@ -472,7 +510,7 @@ pub fn paths(
     };
     let report = compute(&engine, &routing, &opts);
     match args.output {
-        crate::PathsFormat::Text => print_text(&report.to_text())?,
+        crate::PathsFormat::Text => print_wrapped(&report.to_text())?,
         crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[&inv], verbose)?)?,
         crate::PathsFormat::Markdown => print_text(&report.to_markdown())?,
         crate::PathsFormat::Yaml => print(&yaml_with_diagnostics(&report, &[&inv], verbose)?)?,
@@ -850,10 +888,16 @@ pub fn matrix(
     use verdict_core::matrix::{matrix as compute, MatrixOptions};
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
+    // A bare pod as the text views print it, `ns/pod/name`, is `ns/name`.
+    let workload = workload.map(|w| match w.split('/').collect::<Vec<_>>().as_slice() {
+        [ns, kind, name] if kind.eq_ignore_ascii_case("pod") => format!("{ns}/{name}"),
+        _ => w,
+    });
     if let Some(ns) = &namespace {
         if !inv.workloads.iter().any(|w| &w.namespace == ns) {
             return Err(format!(
-                "--namespace `{ns}` matches nothing: no workload of the input is in namespace `{ns}`"
+                "--namespace `{ns}` matches nothing: no workload of the input is in namespace `{ns}`{}",
+                suggest(ns, inv.workloads.iter().map(|w| w.namespace.as_str()))
             ));
         }
     }
@@ -863,8 +907,10 @@ pub fn matrix(
             .iter()
             .any(|x| x.display_name().contains(w.as_str()))
         {
+            let known: Vec<String> = inv.workloads.iter().map(|x| x.display_name()).collect();
             return Err(format!(
-                "--workload `{w}` matches nothing: no workload name of the input contains `{w}`"
+                "--workload `{w}` matches nothing: no workload name of the input contains `{w}`{}",
+                suggest(w, known.iter().map(String::as_str))
             ));
         }
     }
@@ -877,7 +923,7 @@ pub fn matrix(
         },
     );
     match output {
-        crate::MatrixFormat::Text => print_text(&m.to_text())?,
+        crate::MatrixFormat::Text => print_wrapped(&m.to_text())?,
         crate::MatrixFormat::Json => print(&json_with_diagnostics(&m, &[&inv], verbose)?)?,
         crate::MatrixFormat::Csv => print(&m.to_csv())?,
         crate::MatrixFormat::Dot => print_text(&m.to_dot())?,
@@ -1051,7 +1097,7 @@ pub fn diff(
     d.paths = path_changes(&pa, &pb);
     match output {
         crate::DiffFormat::Text => {
-            print_text(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
+            print_wrapped(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
         }
         crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
         crate::DiffFormat::Yaml => print(&yaml_with_diagnostics(&d, &[&a, &b], verbose)?)?,

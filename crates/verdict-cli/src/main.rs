@@ -23,6 +23,7 @@ mod schema;
 mod snapshot;
 mod style;
 mod tools;
+mod wrap;
 mod yaml_out;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -84,6 +85,9 @@ struct Cli {
     /// Read the live cluster with the service account of the pod verdict runs in; files given are applied on top
     #[arg(long, global = true)]
     in_cluster: bool,
+    /// Wrap long lines of text output at N columns (0: never); by default the terminal's width on a terminal, no wrapping into pipes and files
+    #[arg(long, global = true, value_name = "N")]
+    width: Option<usize>,
 }
 
 /// The options that read a live cluster: with one of them, manifests are optional.
@@ -419,6 +423,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = invocation::parse();
     style::init(cli.color);
+    wrap::init(cli.width);
     if let Err(e) = load::set_excludes(&cli.exclude) {
         eprintln!("error: {}", verdict_core::text::escape(&e.to_string()));
         return ExitCode::from(2);

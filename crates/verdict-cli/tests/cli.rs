@@ -185,7 +185,7 @@ fn malformed_input_is_reported_with_locations_and_the_rest_is_analysed() {
         "trace", "--from", "world", "--to", "shop/web", "--port", "8080", f,
     ]);
     assert!(
-        stdout(&o).contains("reserved:world -> shop/web TCP/8080"),
+        stdout(&o).contains("world -> shop/pod/web TCP/8080"),
         "{}",
         stdout(&o)
     );
@@ -573,7 +573,7 @@ fn matrix_formats() {
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     assert!(
-        out.contains("reserved:ingress  shop/deployment/api       TCP/8080"),
+        out.contains("ingress  shop/deployment/api       TCP/8080"),
         "{out}"
     );
     assert!(out.contains("no egress policy"), "{out}");
@@ -695,7 +695,7 @@ fn diff_between_directories_and_git_revisions() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
     assert!(
-        out.contains("+ reserved:world -> shop/deployment/frontend TCP/8080  [WORLD EXPOSURE]"),
+        out.contains("+ world -> shop/deployment/frontend TCP/8080  [WORLD EXPOSURE]"),
         "{out}"
     );
     assert!(
@@ -703,7 +703,7 @@ fn diff_between_directories_and_git_revisions() {
         "{out}"
     );
     assert!(
-        out.contains("- reserved:ingress -> shop/deployment/frontend TCP/8080"),
+        out.contains("- ingress -> shop/deployment/frontend TCP/8080"),
         "{out}"
     );
     // The reverse change only closes exposure: exit 0.

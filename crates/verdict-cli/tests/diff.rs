@@ -76,7 +76,7 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
         "{text}"
     );
     assert!(
-        text.contains("failing hop: ingress -> backend: ingress of shop/deployment/api: reserved:ingress -> shop/deployment/api TCP/8080 denied"),
+        text.contains("failing hop: ingress -> backend: at the backend (ingress): ingress (Cilium's Envoy) -> shop/deployment/api TCP/8080: denied"),
         "{text}"
     );
     assert!(text.contains("api-from-gateway"), "{text}");
@@ -104,14 +104,14 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
     assert!(paths[0]["new"]["failing"]
         .as_str()
         .unwrap()
-        .starts_with("ingress -> backend: ingress of shop/deployment/api"));
+        .starts_with("ingress -> backend: at the backend (ingress): ingress (Cilium's Envoy) -> shop/deployment/api"));
     let o = run(None, &["diff", o_s, n_s, "-o", "markdown"]);
     assert_eq!(o.status.code(), Some(1));
     let md = out(&o);
     assert!(md.contains(":x: paths broken."), "{md}");
     assert!(!md.contains(":white_check_mark:"), "{md}");
     assert!(
-        md.contains(&format!("| :x: breaking | {API_PATH} | allowed -> denied | ingress -> backend: ingress of shop/deployment/api")),
+        md.contains(&format!("| :x: breaking | {API_PATH} | allowed -> denied | ingress -> backend: at the backend (ingress)")),
         "{md}"
     );
 
@@ -220,9 +220,7 @@ fn git_reads_files_whose_names_git_quotes() {
         "{text}"
     );
     assert!(
-        text.contains(
-            "+ reserved:world -> shop/deployment/api TCP/* UDP/* SCTP/*  [WORLD EXPOSURE]"
-        ),
+        text.contains("+ world -> shop/deployment/api TCP/* UDP/* SCTP/*  [WORLD EXPOSURE]"),
         "{text}"
     );
     // From a subdirectory: paths are relative to it, read from the root.

@@ -190,7 +190,7 @@ fn every_bad_input_class_is_located_and_exits_2_from_every_command() {
         // What could be analysed is still printed: the trace answers.
         let o = verdict(&["trace", "--from", "world", "--to", "x/a", "--port", "80", f]);
         assert!(
-            stdout(&o).contains("reserved:world -> x/a TCP/80"),
+            stdout(&o).contains("world -> x/pod/a TCP/80"),
             "{}: {}",
             c.name,
             stdout(&o)

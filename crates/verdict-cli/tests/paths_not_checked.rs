@@ -110,7 +110,7 @@ fn paths_that_cannot_be_evaluated_are_not_checked_and_exit_2() {
         "{out}"
     );
     assert!(
-        out.contains("shop/api-0 targetPort 8080: NOT CHECKED (the pods of controller `k8s.io/ingress-nginx` are not in the input"),
+        out.contains("shop/pod/api-0 targetPort 8080: NOT CHECKED (the pods of controller `k8s.io/ingress-nginx` are not in the input"),
         "{out}"
     );
     assert!(

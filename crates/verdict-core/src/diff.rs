@@ -99,10 +99,14 @@ fn failing(p: &PodPath) -> Option<String> {
             .iter()
             .filter(|c| c.decision == Decision::Denied)
             .map(|c| {
-                format!(
-                    "{}: {} -> {} {}/{} denied - {}",
-                    c.side, c.source, c.destination, c.protocol, c.port, c.explanation
-                )
+                let mut t = crate::paths_render::check_text(c);
+                if let Some(m) = c.near_miss.first() {
+                    t.push_str(&format!(
+                        " (near miss: {})",
+                        m.to_text(|p| crate::names::party_text(p, true))
+                    ));
+                }
+                t
             })
             .collect();
         parts.push(format!("{}: {}", h.name, checks.join("; ")));
@@ -531,8 +535,8 @@ impl Diff {
                 };
                 out.push_str(&format!(
                     "  {sign} {} -> {} {}{flag}\n",
-                    c.from,
-                    c.to,
+                    crate::names::node_text(&c.from),
+                    crate::names::node_text(&c.to),
                     c.ports.join(" ")
                 ));
                 if !c.because.is_empty() {

@@ -109,6 +109,10 @@ pub struct SideVerdict {
     /// decision on to the next tier.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub passed: Vec<Arc<Origin>>,
+    /// Allow rules of this side that miss the flow only by its port or only
+    /// by its peer (filled by `trace`; see `near_miss.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub near_miss: Vec<crate::near_miss::NearMiss>,
 }
 
 pub struct Engine<'a> {
@@ -285,8 +289,9 @@ impl<'a> Engine<'a> {
             let id = Identity::reserved(name).ok_or_else(|| {
                 let known: Vec<&str> = crate::identity::RESERVED.iter().map(|(n, _)| *n).collect();
                 format!(
-                    "unknown reserved identity `{name}`; known: {}",
-                    known.join(", ")
+                    "unknown reserved identity `{name}`; known: {}{}",
+                    known.join(", "),
+                    crate::names::did_you_mean(&crate::names::closest(name, known.iter().copied()))
                 )
             })?;
             return Ok(Party {
@@ -296,9 +301,14 @@ impl<'a> Engine<'a> {
                 ports: Vec::new(),
             });
         }
+        // `cidr:P`, an address, or a prefix written bare (`10.0.0.0/8`, as
+        // the matrix prints it).
+        let bare_prefix = t
+            .split_once('/')
+            .is_some_and(|(a, n)| a.parse::<IpAddr>().is_ok() && n.parse::<u8>().is_ok());
         let cidr_text = t
             .strip_prefix("cidr:")
-            .or_else(|| t.parse::<IpAddr>().ok().map(|_| t));
+            .or_else(|| (t.parse::<IpAddr>().is_ok() || bare_prefix).then_some(t));
         if let Some(c) = cidr_text {
             let cidr = Cidr::parse(c)?;
             let id = Identity::cidr(cidr, self.inv.cluster.dual_stack);
@@ -337,9 +347,30 @@ impl<'a> Engine<'a> {
             },
             _ => None,
         });
+        let found = match (found, parts.as_slice()) {
+            (None, [ns, kind, name])
+                if kind.eq_ignore_ascii_case("service") || kind.eq_ignore_ascii_case("svc") =>
+            {
+                Some(self.service_backend(ns, name)?)
+            }
+            (f, _) => f,
+        };
         let Some((wi, w)) = found else {
+            let names: Vec<String> = self
+                .inv
+                .workloads
+                .iter()
+                .map(crate::ingest::Workload::display_name)
+                .chain(
+                    crate::identity::RESERVED
+                        .iter()
+                        .map(|(n, _)| (*n).to_string()),
+                )
+                .collect();
+            let near = crate::names::closest(t, names.iter().map(String::as_str));
             return Err(format!(
-                "`{t}` names no pod or workload in the input (use ns/pod, ns/kind/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP)"
+                "`{t}` names no pod or workload in the input (use ns/pod, ns/kind/name, ns/service/name, world, ingress, reserved:NAME, cidr:A.B.C.D/N or an IP){}",
+                crate::names::did_you_mean(&near)
             ));
         };
         let ep = self
@@ -360,6 +391,69 @@ impl<'a> Engine<'a> {
             identity: id,
             ports: w.ports.clone(),
         })
+    }
+
+    /// The workload behind `ns/service/name`: the Service's selector picks
+    /// the workloads of its namespace (an empty or absent selector picks
+    /// none); they must share one identity, else the name is ambiguous and
+    /// the error names them.
+    fn service_backend(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<(usize, &'a crate::ingest::Workload), String> {
+        let svc = self
+            .inv
+            .services
+            .iter()
+            .find(|s| s.namespace == ns && s.object.name == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = self
+                    .inv
+                    .services
+                    .iter()
+                    .map(|s| format!("{}/service/{}", s.namespace, s.object.name))
+                    .collect();
+                format!(
+                    "`{ns}/service/{name}` names no Service in the input{}",
+                    crate::names::did_you_mean(&crate::names::closest(
+                        &format!("{ns}/service/{name}"),
+                        names.iter().map(String::as_str)
+                    ))
+                )
+            })?;
+        let mut picked: Vec<(usize, &'a crate::ingest::Workload)> = self
+            .inv
+            .workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.namespace == ns && !w.host_network)
+            .filter(|(_, w)| {
+                svc.selector.as_ref().is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+                })
+            })
+            .collect();
+        picked.sort_by_key(|(_, w)| w.display_name());
+        let ids: BTreeSet<usize> = picked
+            .iter()
+            .filter_map(|(wi, _)| self.endpoints.get(*wi).cloned().flatten())
+            .map(|e| e.identity)
+            .collect();
+        match (picked.first(), ids.len()) {
+            (None, _) => Err(format!(
+                "Service {ns}/{name} selects no pod or workload of the input with its own identity (host-network pods have the node's)"
+            )),
+            (Some(first), 1) => Ok(*first),
+            _ => Err(format!(
+                "Service {ns}/{name} selects workloads of different identities ({}); name one of them",
+                picked
+                    .iter()
+                    .map(|(_, w)| w.display_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// A pod that is not in the input (created at run time, or deployed by
@@ -497,6 +591,7 @@ impl<'a> Engine<'a> {
             unevaluable: Vec::new(),
             tier: None,
             passed: Vec::new(),
+            near_miss: Vec::new(),
         };
         v.enforced = subject.enforced;
         if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
@@ -660,7 +755,19 @@ impl<'a> Engine<'a> {
         port: u16,
         requires: &[&Selector],
     ) -> bool {
-        let peer_ok = e.peers.iter().any(|p| match &p.kind {
+        self.entry_peer_matches(e, peer, requires)
+            && self.entry_port_matches(e, subject, peer, dir, protocol, port)
+    }
+
+    /// Whether one of an entry's peers selects `peer` (with the
+    /// `fromRequires`/`toRequires` selectors `requires` on endpoint peers).
+    pub(crate) fn entry_peer_matches(
+        &self,
+        e: &Entry,
+        peer: &Party,
+        requires: &[&Selector],
+    ) -> bool {
+        e.peers.iter().any(|p| match &p.kind {
             PeerKind::Selectors { selectors } => selectors.iter().any(|s| {
                 s.matches(&peer.identity.labels)
                     && (!p.from_endpoints
@@ -670,10 +777,19 @@ impl<'a> Engine<'a> {
                 cidr_peer_matches(cidr, except, &peer.identity, self.inv.cluster.dual_stack)
             }
             PeerKind::Unevaluable { .. } => false,
-        });
-        if !peer_ok {
-            return false;
-        }
+        })
+    }
+
+    /// Whether an entry's ports (none: any port) cover `protocol`/`port`.
+    pub(crate) fn entry_port_matches(
+        &self,
+        e: &Entry,
+        subject: &Party,
+        peer: &Party,
+        dir: Direction,
+        protocol: Protocol,
+        port: u16,
+    ) -> bool {
         let Some(ports) = &e.ports else {
             return true;
         };

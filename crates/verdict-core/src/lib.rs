@@ -23,6 +23,8 @@ pub mod ingest;
 pub mod labels;
 pub mod matrix;
 pub mod matrix_render;
+pub mod names;
+pub mod near_miss;
 pub mod paths;
 pub mod paths_render;
 pub mod policy;

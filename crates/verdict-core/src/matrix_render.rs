@@ -15,6 +15,8 @@ fn ports(c: &Cell) -> String {
         .join(" ")
 }
 
+use crate::names::node_text as party;
+
 fn flags(c: &Cell) -> String {
     let mut f = Vec::new();
     if c.proxied {
@@ -49,18 +51,19 @@ fn id<'a>(ids: &'a BTreeMap<&str, String>, name: &str) -> &'a str {
 
 impl Matrix {
     pub fn to_text(&self) -> String {
-        let rows: Vec<[String; 4]> = self
+        let mut rows: Vec<[String; 4]> = self
             .cells
             .iter()
             .map(|c| {
                 [
-                    escape(&c.from.name).into_owned(),
-                    escape(&c.to.name).into_owned(),
+                    escape(&party(&c.from.name)).into_owned(),
+                    escape(&party(&c.to.name)).into_owned(),
                     ports(c),
                     flags(c),
                 ]
             })
             .collect();
+        rows.sort();
         let head = ["FROM", "TO", "PORTS", "FLAGS"];
         let mut w = head.map(|h| h.chars().count());
         for r in &rows {
@@ -96,7 +99,11 @@ impl Matrix {
                 &mut out,
                 &format!(
                     "no ingress policy (any source may connect, subject to its egress policy): {}",
-                    self.open_ingress.join("; ")
+                    self.open_ingress
+                        .iter()
+                        .map(|n| party(n))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             );
         }
@@ -105,7 +112,11 @@ impl Matrix {
                 &mut out,
                 &format!(
                     "no egress policy (may connect to any destination that admits it): {}",
-                    self.open_egress.join("; ")
+                    self.open_egress
+                        .iter()
+                        .map(|n| party(n))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             );
         }

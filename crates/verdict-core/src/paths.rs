@@ -16,6 +16,7 @@
 use crate::engine::{Decision, Engine, Party, SideVerdict};
 use crate::ingest::{Service, TargetPort, Workload};
 use crate::labels::{Label, LabelSet, SOURCE_K8S};
+use crate::near_miss::{near_misses, NearMiss};
 use crate::policy::{Direction, PeerKind, Protocol};
 use crate::routes::{
     AllowedNamespaces, Gateway, Listener, Route, Routing, ServicePortRef,
@@ -152,6 +153,33 @@ pub struct Check {
     /// select the side.
     #[serde(skip)]
     pub at: Vec<std::sync::Arc<crate::policy::Origin>>,
+    /// Where the check is made: at the `source` (egress of the client), at
+    /// the `ingress` (either side of the ingress) or at the `backend`.
+    pub role: Role,
+    pub direction: Direction,
+    /// Allow rules of this side that miss the flow only by its port or only
+    /// by its peer (sides denied by default deny).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub near_miss: Vec<NearMiss>,
+}
+
+/// Where a check is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Source,
+    Ingress,
+    Backend,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Ingress => "ingress",
+            Role::Backend => "backend",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -259,15 +287,21 @@ struct Source {
     pod: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
+    role: Role,
     side: &str,
     v: &SideVerdict,
     src: &str,
     dst: &str,
     protocol: Protocol,
     port: u16,
+    near_miss: Vec<NearMiss>,
 ) -> Check {
     Check {
+        role,
+        direction: v.direction,
+        near_miss,
         side: side.to_string(),
         source: src.to_string(),
         destination: dst.to_string(),
@@ -491,13 +525,16 @@ impl Ctx<'_, '_> {
                     self.proto.get(),
                     target,
                 );
+                let near = self.near(&v, &s.party, Direction::Egress, backend, target);
                 checks.push(check(
+                    Role::Source,
                     &format!("egress of {} (checked by Envoy)", s.party.name),
                     &v,
                     &s.party.name,
                     &backend.name,
                     self.proto.get(),
                     target,
+                    near,
                 ));
             }
             let v = self.engine.side(
@@ -507,13 +544,16 @@ impl Ctx<'_, '_> {
                 self.proto.get(),
                 port,
             );
+            let near = self.near(&v, ingress, Direction::Ingress, &s.party, port);
             checks.push(check(
+                Role::Ingress,
                 "ingress of reserved:ingress",
                 &v,
                 &s.party.name,
                 &ingress.name,
                 self.proto.get(),
                 port,
+                near,
             ));
         }
         hop("outside -> ingress", checks, Vec::new())
@@ -527,25 +567,31 @@ impl Ctx<'_, '_> {
                 let v = self
                     .engine
                     .side(&s.party, Direction::Egress, ctrl, self.proto.get(), port);
+                let near = self.near(&v, &s.party, Direction::Egress, ctrl, port);
                 checks.push(check(
+                    Role::Source,
                     &format!("egress of {}", s.party.name),
                     &v,
                     &s.party.name,
                     &ctrl.name,
                     self.proto.get(),
                     port,
+                    near,
                 ));
             }
             let v = self
                 .engine
                 .side(ctrl, Direction::Ingress, &s.party, self.proto.get(), port);
+            let near = self.near(&v, ctrl, Direction::Ingress, &s.party, port);
             let mut c = check(
+                Role::Ingress,
                 &format!("ingress of {}", ctrl.name),
                 &v,
                 &s.party.name,
                 &ctrl.name,
                 self.proto.get(),
                 port,
+                near,
             );
             c.explanation = format!("[{}] {}", s.why, c.explanation);
             checks.push(c);
@@ -571,6 +617,18 @@ impl Ctx<'_, '_> {
         hop("outside -> ingress", checks, notes)
     }
 
+    /// The near misses of a side verdict of this path's protocol.
+    fn near(
+        &self,
+        v: &SideVerdict,
+        subject: &Party,
+        dir: Direction,
+        peer: &Party,
+        port: u16,
+    ) -> Vec<NearMiss> {
+        near_misses(self.engine, v, subject, dir, peer, self.proto.get(), port)
+    }
+
     fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
         let e = self
             .engine
@@ -578,24 +636,30 @@ impl Ctx<'_, '_> {
         let i = self
             .engine
             .side(to, Direction::Ingress, from, self.proto.get(), port);
+        let near_e = self.near(&e, from, Direction::Egress, to, port);
+        let near_i = self.near(&i, to, Direction::Ingress, from, port);
         hop(
             "ingress -> backend",
             vec![
                 check(
+                    Role::Ingress,
                     &format!("egress of {}", from.name),
                     &e,
                     &from.name,
                     &to.name,
                     self.proto.get(),
                     port,
+                    near_e,
                 ),
                 check(
+                    Role::Backend,
                     &format!("ingress of {}", to.name),
                     &i,
                     &from.name,
                     &to.name,
                     self.proto.get(),
                     port,
+                    near_i,
                 ),
             ],
             Vec::new(),

@@ -3,7 +3,8 @@
 //! an escape sequence in a name is shown as `\n`, `\u{1b}`, never raw.
 
 use crate::engine::Decision;
-use crate::paths::{Controller, EntryPoint, Hop, PathsReport, PodPath, Status, Summary};
+use crate::names::party_text;
+use crate::paths::{Check, Controller, EntryPoint, Hop, PathsReport, PodPath, Status, Summary};
 use crate::text::{markdown, push_line};
 
 fn controller_text(c: &Controller) -> String {
@@ -82,19 +83,43 @@ fn entry_title(ep: &EntryPoint) -> String {
     )
 }
 
+/// Where a check is made and what it decided: `at the backend (ingress):
+/// ingress (Cilium's Envoy) -> shop/deployment/api TCP/8080: denied - why`.
+pub fn check_text(c: &Check) -> String {
+    let enforced = if c.enforced { "" } else { " (not enforced)" };
+    let by_envoy = if c.side.ends_with("(checked by Envoy)") {
+        ", checked by Envoy"
+    } else {
+        ""
+    };
+    format!(
+        "at the {} ({}{by_envoy}): {} -> {} {}/{}: {}{enforced} - {}",
+        c.role,
+        c.direction,
+        party_text(&c.source, true),
+        party_text(&c.destination, true),
+        c.protocol,
+        c.port,
+        c.decision,
+        c.explanation
+    )
+}
+
 /// A hop and its checks; notes repeating `said` (the path's reason for not
 /// being checked, already shown) are left out.
 fn hop_text(out: &mut String, h: &Hop, indent: &str, said: Option<&String>) {
     push_line(out, &format!("{indent}{}: {}", h.name, h.decision));
     for c in &h.checks {
-        let enforced = if c.enforced { "" } else { " (not enforced)" };
-        push_line(
-            out,
-            &format!(
-                "{indent}  {} {} -> {} {}/{}: {}{enforced} - {}",
-                c.side, c.source, c.destination, c.protocol, c.port, c.decision, c.explanation
-            ),
-        );
+        push_line(out, &format!("{indent}  {}", check_text(c)));
+        for m in &c.near_miss {
+            push_line(
+                out,
+                &format!(
+                    "{indent}    near miss: {}",
+                    m.to_text(|p| party_text(p, true))
+                ),
+            );
+        }
     }
     for n in h.notes.iter().filter(|n| Some(*n) != said) {
         push_line(out, &format!("{indent}  note: {n}"));
@@ -156,7 +181,11 @@ impl PathsReport {
                             .unwrap_or_default();
                         push_line(
                             &mut out,
-                            &format!("      {}{port}: {}{why}", p.backend, mark(p.decision)),
+                            &format!(
+                                "      {}{port}: {}{why}",
+                                party_text(&p.backend, false),
+                                mark(p.decision)
+                            ),
                         );
                         for f in p
                             .findings

@@ -2,6 +2,7 @@
 //! and the ingress side of the destination.
 
 use crate::engine::{Decision, Engine, Party, SideVerdict};
+use crate::near_miss::near_misses;
 use crate::policy::{Direction, Protocol};
 use serde::Serialize;
 
@@ -25,8 +26,18 @@ pub fn trace(
     protocol: Protocol,
     port: u16,
 ) -> FlowVerdict {
-    let egress = engine.side(from, Direction::Egress, to, protocol, port);
-    let ingress = engine.side(to, Direction::Ingress, from, protocol, port);
+    let mut egress = engine.side(from, Direction::Egress, to, protocol, port);
+    egress.near_miss = near_misses(engine, &egress, from, Direction::Egress, to, protocol, port);
+    let mut ingress = engine.side(to, Direction::Ingress, from, protocol, port);
+    ingress.near_miss = near_misses(
+        engine,
+        &ingress,
+        to,
+        Direction::Ingress,
+        from,
+        protocol,
+        port,
+    );
     let passes = |s: &SideVerdict| s.decision == Decision::Allowed || !s.enforced;
     let decision = if passes(&egress) && passes(&ingress) {
         Decision::Allowed
@@ -55,28 +66,36 @@ pub fn parse_flow_protocol(s: &str) -> Result<Protocol, String> {
 }
 
 impl FlowVerdict {
-    /// A text rendering: one line per side and the overall verdict. Each
-    /// line is escaped as a whole: names cannot add lines or escape
+    /// A text rendering: the flow and its verdict, then each side with why
+    /// and its near misses. Parties read as the input names them (`world`,
+    /// `shop/deployment/api`); identity label sets only with `verbose`.
+    /// Each line is escaped as a whole: names cannot add lines or escape
     /// sequences.
     pub fn to_text(&self) -> String {
+        self.text(false)
+    }
+
+    /// [`FlowVerdict::to_text`], with identity labels when `verbose`.
+    pub fn text(&self, verbose: bool) -> String {
+        use crate::names::party_text;
         use crate::text::push_line;
         let mut out = String::new();
+        let from = party_text(&self.from.name, true);
+        let to = party_text(&self.to.name, true);
         push_line(
             &mut out,
             &format!(
-                "{} -> {} {}/{}: {}",
-                self.from.name,
-                self.to.name,
+                "{from} -> {to} {}/{}: {}",
                 self.protocol,
                 self.port,
                 self.decision.to_string().to_uppercase()
             ),
         );
-        for (label, side) in [
-            ("egress  (at source)", &self.egress),
-            ("ingress (at destination)", &self.ingress),
+        for (label, party, side) in [
+            ("at the source (egress)", &from, &self.egress),
+            ("at the destination (ingress)", &to, &self.ingress),
         ] {
-            push_line(&mut out, &format!("  {label}: {}", side.decision));
+            push_line(&mut out, &format!("  {label} {party}: {}", side.decision));
             push_line(&mut out, &format!("    {}", side.explanation));
             if !side.enforced {
                 out.push_str("    (not enforced: this side is not a local endpoint, so the datapath does not apply its policy)\n");
@@ -92,12 +111,26 @@ impl FlowVerdict {
             for u in &side.unevaluable {
                 push_line(&mut out, &format!("    note: not evaluable offline: {u}"));
             }
+            for m in &side.near_miss {
+                push_line(
+                    &mut out,
+                    &format!("    near miss: {}", m.to_text(|p| party_text(p, true))),
+                );
+            }
         }
+        let identity = |p: &Party| {
+            if verbose {
+                p.identity.to_string()
+            } else {
+                p.identity.id.to_string()
+            }
+        };
         push_line(
             &mut out,
             &format!(
-                "  identities: {} = {}; {} = {}",
-                self.from.name, self.from.identity, self.to.name, self.to.identity
+                "  identities: {from} = {}; {to} = {}",
+                identity(&self.from),
+                identity(&self.to)
             ),
         );
         out
