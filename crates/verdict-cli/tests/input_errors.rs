@@ -655,7 +655,7 @@ fn encodings_and_control_characters_are_read_or_refused_with_a_location() {
     let f = ctl.to_str().unwrap();
     let o = verdict(&["check", f]);
     assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = format!("{}{}", stdout(&o), stderr(&o));
     assert!(
         err.lines()
             .any(|l| l.starts_with(&format!("{f}:9: error: "))

@@ -344,7 +344,7 @@ fn path_match(ctx: &mut Ctx, n: &Node, path: &str) {
         }
     }
     if !path_chars_ok(value) {
-        cel(ctx, n, path, &format!("must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{{2}})+$) for types ['Exact', 'PathPrefix']"));
+        cel(ctx, n, path, "must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$) for types ['Exact', 'PathPrefix']");
     }
 }
 
