@@ -171,7 +171,24 @@ pub fn read(path: &Path) -> Result<String, String> {
         return Ok(s);
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
+}
+
+/// Why a file is not read: UTF-16 (a byte order mark) or the line of the
+/// first byte that is not UTF-8. Nothing of it is analysed.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> String {
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return format!(
+            "{}: UTF-16 text; verdict reads UTF-8 (convert it: iconv -f UTF-16 -t UTF-8); nothing of this file is analysed",
+            path.display()
+        );
+    }
+    let ok = bytes.get(..e.valid_up_to()).unwrap_or_default();
+    let line = ok.iter().filter(|b| **b == b'\n').count() + 1;
+    format!(
+        "{}: not UTF-8 text (invalid byte at line {line}); nothing of this file is analysed",
+        path.display()
+    )
 }
 
 fn display(path: &Path) -> String {

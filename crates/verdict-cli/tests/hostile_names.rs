@@ -19,6 +19,10 @@ const SLASHED_YAML: &str = r#"r</script><!--<script>\nFORGED|`\r\x1b]0;title\x07
 /// The manifests' file name.
 const FILE: &str = "evil\nFORGED \u{1b}[2J|`<!--<script>,\"q\".yaml";
 
+/// Hostile strings sit where verdict still reads an object that holds
+/// them (object names are reported, and read). A listener name or route
+/// hostname holding them makes the API server refuse the whole Gateway or
+/// HTTPRoute (docs/validation.md), so those fields hold plain values.
 fn manifests() -> String {
     let long = "l".repeat(300);
     format!(
@@ -74,14 +78,14 @@ kind: Gateway
 metadata: {{name: "gw\x1b]0;pwned\x07{NAME_YAML}", namespace: shop}}
 spec:
   gatewayClassName: cilium
-  listeners: [{{name: "l\n|`<!--", protocol: HTTP, port: 80}}]
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: "{SLASHED_YAML}", namespace: shop}}
 spec:
   parentRefs: [{{name: "gw\x1b]0;pwned\x07{NAME_YAML}"}}]
-  hostnames: ["h\nFORGED|.example.com"]
+  hostnames: ["h.example.com"]
   rules:
     - backendRefs: [{{name: api, port: 80}}]
 ---

@@ -140,6 +140,30 @@ fn cases() -> Vec<Case> {
             needle: "the value of a merge key `<<` must be a mapping",
         },
         Case {
+            name: "route matches not a list",
+            text: format!("{POD}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: x}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - matches: x\n    backendRefs: [{{name: a, port: 80}}]\n"),
+            line: 12,
+            needle: "`spec.rules[0].matches` must be a list, found string",
+        },
+        Case {
+            name: "backend port not a number",
+            text: format!("{POD}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: x}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs:\n    - name: a\n      port: eighty\n"),
+            line: 14,
+            needle: "`spec.rules[0].backendRefs[0].port` must be an integer, found string",
+        },
+        Case {
+            name: "ingress path without pathType",
+            text: format!("{POD}---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: i, namespace: x}}\nspec:\n  rules:\n  - http:\n      paths:\n      - path: /\n        backend: {{service: {{name: a, port: {{number: 80}}}}}}\n"),
+            line: 13,
+            needle: "`spec.rules[0].http.paths[0].pathType`: Required value",
+        },
+        Case {
+            name: "listener port out of range",
+            text: format!("{POD}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: x}}\nspec:\n  gatewayClassName: cilium\n  listeners:\n  - {{name: http, protocol: HTTP, port: 70000}}\n"),
+            line: 12,
+            needle: "`spec.listeners[0].port`: Invalid value: 70000: should be less than or equal to 65535",
+        },
+        Case {
             name: "broken policy",
             text: format!("{POD}---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: p, namespace: x}}\nspec:\n  endpointSelector: {{}}\n  ingress: {{fromEntities: [world]}}\n"),
             line: 11,
@@ -553,4 +577,95 @@ fn exit_codes_of_every_command() {
             );
         }
     }
+}
+
+#[test]
+fn encodings_and_control_characters_are_read_or_refused_with_a_location() {
+    let dir = tmp("encodings");
+    let json_diags = |f: &str| -> Vec<serde_json::Value> {
+        let o = verdict(&["check", "-o", "json", f]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{f}: not JSON ({e}): {}", stdout(&o)));
+        v["diagnostics"].as_array().unwrap().clone()
+    };
+    // A UTF-8 byte order mark is read (YAML allows it, kubectl reads it).
+    let bom = dir.join("bom.yaml");
+    std::fs::write(&bom, format!("\u{feff}{POD}")).unwrap();
+    let f = bom.to_str().unwrap();
+    let o = verdict(&["check", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = verdict(&["trace", "--from", "world", "--to", "x/a", "--port", "80", f]);
+    assert!(
+        stdout(&o).contains("reserved:world -> x/a TCP/80"),
+        "{}",
+        stdout(&o)
+    );
+    // Bytes that are not UTF-8, and UTF-16: refused, naming the file (and
+    // the line of the bad byte); the other files are still analysed.
+    let latin1 = dir.join("latin1.yaml");
+    let mut bytes = POD.as_bytes().to_vec();
+    bytes.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(&latin1, bytes).unwrap();
+    let utf16 = dir.join("utf16.yaml");
+    let mut bytes = vec![0xff, 0xfe];
+    bytes.extend(POD.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&utf16, bytes).unwrap();
+    for (file, needle) in [
+        (&latin1, "not UTF-8 text (invalid byte at line 5)"),
+        (&utf16, "UTF-16 text"),
+    ] {
+        let f = file.to_str().unwrap();
+        let o = verdict(&[
+            "trace",
+            "--from",
+            "world",
+            "--to",
+            "x/a",
+            "--port",
+            "80",
+            f,
+            bom.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{f}");
+        assert!(
+            stderr(&o)
+                .lines()
+                .any(|l| l.starts_with(f) && l.contains(needle)),
+            "{f}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).contains("reserved:world -> x/a TCP/80"),
+            "{f}: {}",
+            stdout(&o)
+        );
+        let d = json_diags(f);
+        assert!(
+            d.iter().any(|x| x["file"] == f && x["severity"] == "error"),
+            "{d:?}"
+        );
+    }
+    // Control characters in a name: refused at their line, never printed raw.
+    let ctl = dir.join("ctl.yaml");
+    std::fs::write(
+        &ctl,
+        format!("{POD}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: \"s\\u0007\\u001b[31m\"\n  namespace: x\nspec: {{selector: {{app: a}}, ports: [{{port: 80}}]}}\n"),
+    )
+    .unwrap();
+    let f = ctl.to_str().unwrap();
+    let o = verdict(&["check", f]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("{f}:9: error: "))
+                && l.contains("is not a DNS-1123 subdomain")),
+        "{err}"
+    );
+    assert!(!err.contains('\u{7}') && !err.contains('\u{1b}'), "{err:?}");
+    let d = json_diags(f);
+    assert!(
+        d.iter().any(|x| x["line"] == 9 && x["severity"] == "error"),
+        "{d:?}"
+    );
 }

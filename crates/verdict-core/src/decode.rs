@@ -113,13 +113,15 @@ impl<'d> Ctx<'d> {
         }
     }
 
+    /// A string: a number or boolean is refused, as the API server refuses
+    /// it (kubectl sends JSON, where `80` is not `"80"`).
     pub fn string(&mut self, n: &Node, path: &str) -> Option<String> {
         match &n.value {
-            Value::Scalar { text, .. } => Some(text.clone()),
+            Value::Scalar { text, .. } if json_type(n) == "string" => Some(text.clone()),
             _ => {
                 self.error(
                     n,
-                    format!("`{path}` must be a string, found {}", n.type_name()),
+                    format!("`{path}` must be a string, found {}", json_type(n)),
                 );
                 None
             }
@@ -137,6 +139,7 @@ impl<'d> Ctx<'d> {
                         "`{path}` is a number; the CRD schema wants a string (write \"{text}\")"
                     ),
                 );
+                return Some(text.clone());
             }
         }
         self.string(n, path)
@@ -217,11 +220,11 @@ impl<'d> Ctx<'d> {
                     };
                     let value = match &v.value {
                         Value::Null => String::new(),
-                        Value::Scalar { text, .. } => text.clone(),
+                        Value::Scalar { text, .. } if json_type(v) == "string" => text.clone(),
                         _ => {
                             self.error(
                                 v,
-                                format!("`{path}.{key}` must be a string, found {}", v.type_name()),
+                                format!("`{path}.{key}` must be a string, found {}", json_type(v)),
                             );
                             continue;
                         }
@@ -236,6 +239,22 @@ impl<'d> Ctx<'d> {
             ),
         }
         out
+    }
+}
+
+/// The JSON type of a node once kubectl has converted the YAML (what Go's
+/// decoder and the API server's schema check see): `null`, `boolean`,
+/// `integer`, `number`, `string`, `list` or `mapping`.
+pub fn json_type(n: &Node) -> &'static str {
+    match &n.value {
+        Value::Scalar { text, plain: true } if n.type_name() == "string" => {
+            if text.parse::<f64>().is_ok() && text.chars().any(|c| c.is_ascii_digit()) {
+                "number"
+            } else {
+                "string"
+            }
+        }
+        _ => n.type_name(),
     }
 }
 

@@ -6,6 +6,9 @@ pub mod cnp;
 mod dedup;
 pub mod k8s;
 pub mod knp;
+mod routing_rules;
+pub mod routing_schema;
+pub mod schema;
 
 use crate::decode::Ctx;
 use crate::policy::Policy;
@@ -356,13 +359,24 @@ impl Inventory {
                     source: Some(node.clone()),
                 });
             }
-            k if ROUTING_KINDS.contains(&k) => self.routing.push(RawObject {
-                object,
-                api_version,
-                node: node.clone(),
-                file: Arc::clone(file),
-                location,
-            }),
+            k if ROUTING_KINDS.contains(&k) => {
+                let before = ctx.diags.len();
+                validate_routing(&mut ctx, k, node);
+                if let Some(why) = schema_error(&ctx.diags[before..]) {
+                    ctx.error(
+                        node,
+                        format!("the API server refuses this {k}: {why}; it takes no part in the analysis"),
+                    );
+                    return;
+                }
+                self.routing.push(RawObject {
+                    object,
+                    api_version,
+                    node: node.clone(),
+                    file: Arc::clone(file),
+                    location,
+                })
+            }
             _ => {
                 self.skipped_objects.push(object);
                 self.skipped.entry(kind).or_default().push(location);
@@ -434,6 +448,24 @@ fn meta_string(ctx: &mut Ctx, n: &Node, path: &str) -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// Checks a routing object (Ingress, IngressClass, Gateway API) as the API
+/// server does: its structural schema, then the rules on its values.
+fn validate_routing(ctx: &mut Ctx, kind: &str, node: &Node) {
+    let Some(ty) = routing_schema::of_kind(kind) else {
+        return;
+    };
+    let before = ctx.diags.len();
+    schema::check(ctx, node, "object", &ty);
+    let typed = ctx.diags[before..]
+        .iter()
+        .all(|d| d.severity != Severity::Error || d.message.starts_with("unknown field"));
+    // Value rules need well-typed values; with a wrong type the object is
+    // refused anyway.
+    if typed {
+        routing_rules::check(ctx, kind, node);
     }
 }
 

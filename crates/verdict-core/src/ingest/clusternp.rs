@@ -66,7 +66,10 @@ fn selector(ctx: &mut Ctx, n: &Node, path: &str, prefix: &str) -> Selector {
         }),
     };
     for d in scratch {
-        let bad = d.severity == crate::source::Severity::Error;
+        // A wrong type or unknown field is refused by the CRD schema before
+        // Cilium sees the object: it stays an error.
+        let schema = d.message.contains(", found ") || d.message.starts_with("unknown field");
+        let bad = d.severity == crate::source::Severity::Error && !schema;
         let msg = if bad {
             format!(
                 "{}; Cilium cannot build this selector and it matches nothing",
@@ -322,6 +325,9 @@ pub fn decode(
             else {
                 continue;
             };
+            if let Some(nm) = f.get("name") {
+                ctx.string(nm, &format!("{path}.name"));
+            }
             let action = f
                 .get("action")
                 .and_then(|a| ctx.string(a, &format!("{path}.action")));

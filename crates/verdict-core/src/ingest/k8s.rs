@@ -130,6 +130,9 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<Cont
             let Some(cf) = ctx.fields_loose(c, &cp) else {
                 continue;
             };
+            if let Some(nm) = cf.get("name") {
+                ctx.string(nm, &format!("{cp}.name"));
+            }
             let Some(pl) = cf.get("ports") else { continue };
             for (j, p) in ctx
                 .seq(pl, &format!("{cp}.ports"))
@@ -157,8 +160,11 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<Cont
                     .and_then(|x| ctx.string(x, &format!("{pp}.protocol")))
                 {
                     None => Protocol::Tcp,
-                    Some(t) => match Protocol::parse(&t) {
-                        Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => p,
+                    // Case matters: the API server refuses `tcp`.
+                    Some(t) => match t.as_str() {
+                        "TCP" => Protocol::Tcp,
+                        "UDP" => Protocol::Udp,
+                        "SCTP" => Protocol::Sctp,
                         _ => {
                             ctx.error(p, format!("`{pp}.protocol` `{t}` is not TCP, UDP or SCTP"));
                             continue;
@@ -216,7 +222,10 @@ pub fn workload(
             return None;
         };
         let tf = ctx.fields_loose(tmpl, tpath)?;
-        let labels = match tf.get("metadata").and_then(|m| m.get("labels")) {
+        let meta = tf
+            .get("metadata")
+            .and_then(|m| ctx.fields_loose(m, &format!("{tpath}.metadata")));
+        let labels = match meta.and_then(|m| m.get("labels")) {
             Some(l) => {
                 let path = format!("{tpath}.metadata.labels");
                 ctx.check_label_syntax(l, &path);
@@ -285,7 +294,7 @@ pub fn service(
             };
             let target = match pf.get("targetPort") {
                 None => TargetPort::Number(port),
-                Some(t) => match (t.type_name(), t.as_str()) {
+                Some(t) => match (crate::decode::json_type(t), t.as_str()) {
                     ("integer", Some(v)) => match v.parse::<u16>() {
                         Ok(x) => TargetPort::Number(x),
                         Err(_) => {
@@ -293,10 +302,16 @@ pub fn service(
                             continue;
                         }
                     },
-                    (_, Some(v)) => match v.parse::<u16>() {
-                        Ok(x) => TargetPort::Number(x),
-                        Err(_) => TargetPort::Name(v.to_string()),
-                    },
+                    // int-or-string: a string is a port name, which must
+                    // hold a letter (IsValidPortName); "8080" is refused.
+                    ("string", Some(v)) if !v.chars().any(|c| c.is_ascii_alphabetic()) => {
+                        ctx.error(
+                            t,
+                            format!("`{pp}.targetPort`: Invalid value: {v:?}: must contain at least one letter (a-z); write a number without quotes"),
+                        );
+                        continue;
+                    }
+                    ("string", Some(v)) => TargetPort::Name(v.to_string()),
                     _ => {
                         ctx.error(
                             t,
@@ -306,11 +321,21 @@ pub fn service(
                     }
                 },
             };
-            let protocol = pf
+            let protocol = match pf
                 .get("protocol")
-                .and_then(|x| x.as_str())
-                .and_then(Protocol::parse)
-                .unwrap_or(Protocol::Tcp);
+                .and_then(|x| ctx.string(x, &format!("{pp}.protocol")))
+            {
+                None => Protocol::Tcp,
+                Some(t) => match t.as_str() {
+                    "TCP" => Protocol::Tcp,
+                    "UDP" => Protocol::Udp,
+                    "SCTP" => Protocol::Sctp,
+                    _ => {
+                        ctx.error(p, format!("`{pp}.protocol` `{t}` is not TCP, UDP or SCTP"));
+                        continue;
+                    }
+                },
+            };
             let name = pf
                 .get("name")
                 .and_then(|x| ctx.string(x, &format!("{pp}.name")));

@@ -312,6 +312,17 @@ fn knp_ports(ctx: &mut Ctx, n: &Node, path: &str) -> Vec<PortRule> {
         let port = match f.get("port") {
             None => PortSel::Range { from: 0, to: 65535 },
             Some(pn) => {
+                // int-or-string: a boolean, list or mapping is refused.
+                if !matches!(crate::decode::json_type(pn), "integer" | "string") {
+                    ctx.error(
+                        pn,
+                        format!(
+                            "`{p}.port` must be a port number or name, found {}",
+                            crate::decode::json_type(pn)
+                        ),
+                    );
+                    continue;
+                }
                 let text = pn.as_str().unwrap_or_default().to_string();
                 match text.parse::<u16>() {
                     Ok(v) if v >= 1 && pn.type_name() == "integer" => {
