@@ -10,7 +10,7 @@
 //! ```
 
 use crate::engine::{Decision, Engine, Party};
-use crate::peerset::PeerRef;
+use crate::peerset::{PeerRef, PeerSet};
 use crate::policy::{Direction, Origin, Protocol};
 use crate::resolved::{decide, resolve_all_with, DirectionState, ResolvedPolicy, SetEntry};
 use serde::Serialize;
@@ -69,16 +69,30 @@ pub struct Matrix {
 }
 
 /// One side of a resolved map for the matrix: its direction state and the
-/// entries of that direction.
+/// entries of that direction, grouped by peer set (entries of one rule
+/// entry, and of rule entries with equal peers, share one interned set:
+/// one membership test for all of them).
 struct Side<'p, 'r> {
     state: &'p DirectionState<'r>,
-    entries: Vec<&'p SetEntry<'r>>,
+    by_set: Vec<(&'p PeerSet, Vec<&'p SetEntry<'r>>)>,
 }
 
 fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
+    let mut index: HashMap<*const PeerSet, usize> = HashMap::new();
+    let mut by_set: Vec<(&PeerSet, Vec<&SetEntry>)> = Vec::new();
+    for e in p.entries.iter().filter(|e| e.direction == dir) {
+        let set: &PeerSet = &e.peers;
+        let i = *index.entry(std::ptr::from_ref(set)).or_insert_with(|| {
+            by_set.push((set, Vec::new()));
+            by_set.len() - 1
+        });
+        if let Some((_, v)) = by_set.get_mut(i) {
+            v.push(e);
+        }
+    }
     Side {
         state: p.state(dir),
-        entries: p.entries.iter().filter(|e| e.direction == dir).collect(),
+        by_set,
     }
 }
 
@@ -86,7 +100,11 @@ fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
 fn holding<'p, 'r>(s: Option<&Side<'p, 'r>>, peer: PeerRef, out: &mut Vec<&'p SetEntry<'r>>) {
     out.clear();
     if let Some(s) = s {
-        out.extend(s.entries.iter().copied().filter(|e| e.peers.contains(peer)));
+        for (set, entries) in &s.by_set {
+            if set.contains(peer) {
+                out.extend_from_slice(entries);
+            }
+        }
     }
 }
 
@@ -417,11 +435,13 @@ fn candidate_pairs(
             union.fill(0);
             cidrs.clear();
             // Only allow entries can make a cell (a deny alone allows nothing).
-            for e in s.entries.iter().filter(|e| e.decision == Decision::Allowed) {
-                for (u, w) in union.iter_mut().zip(e.peers.identity_bits()) {
+            for (set, _) in s.by_set.iter().filter(|(_, es)| {
+                es.iter().any(|e| e.decision == Decision::Allowed)
+            }) {
+                for (u, w) in union.iter_mut().zip(set.identity_bits()) {
                     *u |= w;
                 }
-                cidrs.extend_from_slice(e.peers.cidrs());
+                cidrs.extend_from_slice(set.cidrs());
             }
             for (wi, &w) in union.iter().enumerate() {
                 let mut w = w;
@@ -440,15 +460,36 @@ fn candidate_pairs(
             pairs.push(pair(h as usize, me));
         }
     }
-    // Users read identities by number, CIDR selections by text (rank).
+    // Users read identities by number, CIDR selections by text (rank):
+    // sort by the rank of each end in that order.
     let key = |q: usize| -> u64 {
         match nodes.get(q).and_then(Option::as_ref).and_then(|n| n.identity) {
             Some(id) if q < n => u64::from(id),
             _ => (1 << 32) + u64::try_from(q).unwrap_or(u64::MAX >> 1),
         }
     };
-    pairs.sort_unstable_by_key(|&p| (key((p >> 32) as usize), key((p & 0xffff_ffff) as usize)));
-    pairs.dedup();
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by_key(|&q| key(q));
+    let mut rank = vec![0u64; nodes.len()];
+    for (r, &q) in order.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(q) {
+            *slot = u64::try_from(r).unwrap_or(u64::MAX);
+        }
+    }
+    let rank_of = |q: u64| rank.get(usize::try_from(q).unwrap_or(usize::MAX)).copied();
+    let unrank = |r: u64| order.get(usize::try_from(r).unwrap_or(usize::MAX)).copied();
+    let mut ranked: Vec<u64> = pairs
+        .iter()
+        .filter_map(|&p| Some((rank_of(p >> 32)? << 32) | rank_of(p & 0xffff_ffff)?))
+        .collect();
+    ranked.sort_unstable();
+    ranked.dedup();
+    pairs.clear();
+    pairs.extend(
+        ranked
+            .iter()
+            .filter_map(|&r| Some(pair(unrank(r >> 32)?, unrank(r & 0xffff_ffff)?))),
+    );
     pairs
 }
 

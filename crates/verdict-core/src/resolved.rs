@@ -170,7 +170,14 @@ struct EntryRes {
     ranges: Option<Vec<(Protocol, u16, u16)>>,
     /// `peers` as a shared set (set by [`Resolver::finalize`]).
     set: Option<Arc<PeerSet>>,
+    /// Egress entries naming ports, where names resolve against each
+    /// destination (1.20+): the peers grouped by the ranges their ports
+    /// give, for endpoint subjects (set by [`Resolver::finalize`]).
+    per_peer: Option<Vec<PeerGroup>>,
 }
+
+/// Peers sharing the same resolved port ranges.
+type PeerGroup = (Vec<(Protocol, u16, u16)>, Arc<PeerSet>);
 
 /// Resolution state shared by every subject: the selector cache, each
 /// entry's resolved peers, the names of identities and CIDR selections.
@@ -187,6 +194,8 @@ pub struct Resolver<'e, 'a> {
     by_id: HashMap<u32, usize>,
     sets: PeerSets,
     names: Arc<PeerNames>,
+    /// Every prepared entry, in preparation order.
+    entry_ptrs: Vec<&'a Entry>,
 }
 
 /// The identity of an entry: its address (entries live as long as the
@@ -223,6 +232,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 .collect(),
             sets: PeerSets::default(),
             names: Arc::new(PeerNames::default()),
+            entry_ptrs: Vec::new(),
         }
     }
 
@@ -292,15 +302,17 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 endpoint_only,
                 ranges,
                 set: None,
+                per_peer: None,
             },
         );
     }
 
     /// Prepares every entry of `rules`.
-    pub fn prepare_rules(&mut self, rules: &[&Rule]) {
+    pub fn prepare_rules(&mut self, rules: &[&'a Rule]) {
         for r in rules {
             for e in &r.entries {
                 self.prepare(e);
+                self.entry_ptrs.push(e);
             }
         }
     }
@@ -348,6 +360,9 @@ impl<'e, 'a> Resolver<'e, 'a> {
             res.peers.sort();
             res.set = Some(self.sets.intern(PeerSet::new(res.peers.iter().copied())));
         }
+        if self.engine.egress_named_per_peer() {
+            self.group_per_peer();
+        }
         let ids = &self.engine.identities;
         self.names = Arc::new(PeerNames {
             numbers: ids.iter().map(|id| id.id).collect(),
@@ -358,6 +373,67 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 .position(|id| id.reserved_name() == Some("host"))
                 .map(index_u32),
         });
+    }
+
+    /// Groups the peers of egress entries with named ports by the ranges
+    /// the names resolve to against each peer's own ports. On egress from
+    /// 1.20 the subject only matters by being an endpoint or not
+    /// ([`Engine::named_port`]), so one endpoint subject stands for all.
+    fn group_per_peer(&mut self) {
+        let engine = self.engine;
+        let Some(rep) = engine.identities.iter().find(|i| i.is_endpoint()) else {
+            return;
+        };
+        let subject = Party {
+            name: String::new(),
+            identity: rep.clone(),
+            ports: Vec::new(),
+            enforced: true,
+        };
+        let mut groups_of: HashMap<usize, Vec<PeerGroup>> = HashMap::new();
+        for &e in &self.entry_ptrs {
+            let Some(res) = self.entries.get(&entry_key(e)) else {
+                continue;
+            };
+            if res.ranges.is_some() || e.direction != Direction::Egress {
+                continue;
+            }
+            let mut by_ports: BTreeMap<&[crate::ingest::ContainerPort], usize> = BTreeMap::new();
+            let mut groups: BTreeMap<Vec<(Protocol, u16, u16)>, Vec<PeerRef>> = BTreeMap::new();
+            let mut ranges_of: Vec<Vec<(Protocol, u16, u16)>> = Vec::new();
+            for &peer in &res.peers {
+                let ports = match peer {
+                    PeerRef::Identity(i) => engine
+                        .identities
+                        .get(i as usize)
+                        .map_or(&[][..], |id| engine.identity_ports(id.id)),
+                    PeerRef::Cidr(_) => &[],
+                };
+                let k = *by_ports.entry(ports).or_insert_with(|| {
+                    let dst = Party {
+                        name: String::new(),
+                        identity: subject.identity.clone(),
+                        ports: ports.to_vec(),
+                        enforced: false,
+                    };
+                    ranges_of.push(named_ranges(e, &subject, engine, Direction::Egress, Some(&dst)));
+                    ranges_of.len() - 1
+                });
+                if let Some(r) = ranges_of.get(k) {
+                    groups.entry(r.clone()).or_default().push(peer);
+                }
+            }
+            let groups = groups
+                .into_iter()
+                .map(|(r, peers)| (r, self.sets.intern(PeerSet::new(peers))))
+                .collect();
+            groups_of.insert(entry_key(e), groups);
+        }
+        for (k, g) in groups_of {
+            if let Some(res) = self.entries.get_mut(&k) {
+                res.per_peer = Some(g);
+            }
+        }
     }
 
     /// The resolved policy of `subject`, selected by `rules` (which must
@@ -440,14 +516,14 @@ impl<'e, 'a> Resolver<'e, 'a> {
         dir: Direction,
         e: &'r Entry,
         res: &EntryRes,
-        set: &Arc<PeerSet>,
+        set_in: &Arc<PeerSet>,
         requires: &(Vec<&Selector>, Vec<&Selector>),
         out: &mut Vec<SetEntry<'r>>,
     ) {
         let engine = self.engine;
         let requires = if e.deny { &requires.1 } else { &requires.0 };
         let set = if requires.is_empty() || res.endpoint_only.is_empty() {
-            set.clone()
+            set_in.clone()
         } else {
             Arc::new(PeerSet::new(res.peers.iter().copied().filter(|p| {
                 res.endpoint_only.binary_search(p).is_err() || self.meets(*p, requires)
@@ -483,6 +559,18 @@ impl<'e, 'a> Resolver<'e, 'a> {
         };
         let per_peer =
             res.ranges.is_none() && dir == Direction::Egress && engine.egress_named_per_peer();
+        if let (true, true, Some(groups)) = (
+            per_peer,
+            Arc::ptr_eq(&set, set_in),
+            res.per_peer.as_ref().filter(|_| subject.identity.is_endpoint()),
+        ) {
+            for (ranges, peers) in groups {
+                for &r in ranges {
+                    push(peers, r);
+                }
+            }
+            return;
+        }
         if per_peer {
             // Peers with the same resolved ports share one set.
             let mut groups: BTreeMap<Vec<(Protocol, u16, u16)>, Vec<PeerRef>> = BTreeMap::new();
