@@ -22,6 +22,7 @@ pub mod identity;
 pub mod ingest;
 pub mod labels;
 pub mod matrix;
+pub mod matrix_json;
 pub mod matrix_render;
 pub mod paths;
 pub mod paths_render;

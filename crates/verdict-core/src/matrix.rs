@@ -242,7 +242,11 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
             continue;
         };
         let side_of = |q: usize, sides: &[Side<'_, '_>]| -> Option<usize> {
-            policy_of.get(q).copied().flatten().filter(|&pi| pi < sides.len())
+            policy_of
+                .get(q)
+                .copied()
+                .flatten()
+                .filter(|&pi| pi < sides.len())
         };
         let to_side = side_of(to, &ingress).and_then(|pi| ingress.get(pi));
         let from_side = side_of(from, &egress).and_then(|pi| egress.get(pi));
@@ -435,9 +439,11 @@ fn candidate_pairs(
             union.fill(0);
             cidrs.clear();
             // Only allow entries can make a cell (a deny alone allows nothing).
-            for (set, _) in s.by_set.iter().filter(|(_, es)| {
-                es.iter().any(|e| e.decision == Decision::Allowed)
-            }) {
+            for (set, _) in s
+                .by_set
+                .iter()
+                .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
+            {
                 for (u, w) in union.iter_mut().zip(set.identity_bits()) {
                     *u |= w;
                 }
@@ -463,7 +469,11 @@ fn candidate_pairs(
     // Users read identities by number, CIDR selections by text (rank):
     // sort by the rank of each end in that order.
     let key = |q: usize| -> u64 {
-        match nodes.get(q).and_then(Option::as_ref).and_then(|n| n.identity) {
+        match nodes
+            .get(q)
+            .and_then(Option::as_ref)
+            .and_then(|n| n.identity)
+        {
             Some(id) if q < n => u64::from(id),
             _ => (1 << 32) + u64::try_from(q).unwrap_or(u64::MAX >> 1),
         }

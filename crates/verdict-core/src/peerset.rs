@@ -107,7 +107,10 @@ pub struct PeerSets {
 impl PeerSets {
     pub fn intern(&mut self, set: PeerSet) -> Arc<PeerSet> {
         let key = (set.ids.clone(), set.cidrs.clone());
-        self.sets.entry(key).or_insert_with(|| Arc::new(set)).clone()
+        self.sets
+            .entry(key)
+            .or_insert_with(|| Arc::new(set))
+            .clone()
     }
 }
 
