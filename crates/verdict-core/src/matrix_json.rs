@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn streamed_json_equals_value_json() {
-        let node = |name: &str, id| Node {
+        let node = |name: &str, id: Option<u32>| Node {
             name: name.to_string(),
             namespace: id.map(|_| "shop".to_string()),
             identity: id,
