@@ -924,7 +924,17 @@ pub fn matrix(
     );
     match output {
         crate::MatrixFormat::Text => print_wrapped(&m.to_text())?,
-        crate::MatrixFormat::Json => print(&json_with_diagnostics(&m, &[&inv], verbose)?)?,
+        crate::MatrixFormat::Json => {
+            // Streamed: the JSON of a dense cluster is hundreds of MiB.
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let diagnostics = diagnostics_json(&[&inv], verbose);
+            match verdict_core::matrix_json::write_json(&m, &diagnostics, out) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(format!("writing standard output: {e}"));
+                }
+                _ => {}
+            }
+        }
         crate::MatrixFormat::Csv => print(&m.to_csv())?,
         crate::MatrixFormat::Dot => print_text(&m.to_dot())?,
         crate::MatrixFormat::Mermaid => print_text(&m.to_mermaid())?,

@@ -9,11 +9,12 @@
 //!  pairs where neither side has a policy are unrestricted: summarised, not listed
 //! ```
 
-use crate::engine::{Decision, Engine};
-use crate::policy::{first_decider, Direction, Origin, Protocol};
-use crate::resolved::{resolve, resolve_all, MapKey, MapValue, PeerKey, ResolvedPolicy};
+use crate::engine::{Decision, Engine, Party};
+use crate::peerset::{PeerRef, PeerSet};
+use crate::policy::{Direction, Origin, Protocol};
+use crate::resolved::{decide, resolve_all_with, DirectionState, ResolvedPolicy, SetEntry};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// A node of the matrix: an identity, shown by its workloads.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -67,96 +68,63 @@ pub struct Matrix {
     pub identities: usize,
 }
 
-#[derive(Default)]
-struct Side<'r> {
-    enforced: bool,
-    default_deny: bool,
-    allow_localhost: bool,
-    by_peer: HashMap<PK, Vec<(&'r MapKey, &'r MapValue<'r>)>>,
+/// One side of a resolved map for the matrix: its direction state and the
+/// entries of that direction, grouped by peer set (entries of one rule
+/// entry, and of rule entries with equal peers, share one interned set:
+/// one membership test for all of them).
+struct Side<'p, 'r> {
+    state: &'p DirectionState<'r>,
+    by_set: Vec<(&'p PeerSet, Vec<&'p SetEntry<'r>>)>,
 }
 
-fn side<'r>(p: &'r ResolvedPolicy<'r>, dir: Direction) -> Side<'r> {
-    let st = if dir == Direction::Ingress {
-        &p.ingress
-    } else {
-        &p.egress
-    };
-    let mut by_peer: HashMap<PK, Vec<(&MapKey, &MapValue)>> = HashMap::new();
-    for (k, v) in p.entries.iter().filter(|(k, _)| k.direction == dir) {
-        by_peer.entry(sort_key(&k.peer)).or_default().push((k, v));
+fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
+    let mut index: HashMap<*const PeerSet, usize> = HashMap::new();
+    let mut by_set: Vec<(&PeerSet, Vec<&SetEntry>)> = Vec::new();
+    for e in p.entries.iter().filter(|e| e.direction == dir) {
+        let set: &PeerSet = &e.peers;
+        let i = *index.entry(std::ptr::from_ref(set)).or_insert_with(|| {
+            by_set.push((set, Vec::new()));
+            by_set.len() - 1
+        });
+        if let Some((_, v)) = by_set.get_mut(i) {
+            v.push(e);
+        }
     }
     Side {
-        enforced: st.enforced,
-        default_deny: st.default_deny,
-        allow_localhost: st.allow_localhost,
-        by_peer,
+        state: p.state(dir),
+        by_set,
     }
 }
 
-/// The verdict of one side for one peer at one port: (allowed, proxied,
-/// denied by a rule); the deciding origins are pushed to `origins`. A side
-/// that is absent or not enforced allows.
-fn decide<'a>(
-    s: Option<&Side<'a>>,
-    peer: &PK,
-    proto: Protocol,
-    port: u16,
-    origins: &mut Vec<&'a Origin>,
-) -> (bool, bool, bool) {
-    let Some(s) = s.filter(|s| s.enforced) else {
-        return (true, false, false);
-    };
-    let entries = s.by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
-    let covers = |k: &MapKey| k.protocol.covers(proto) && k.from_port <= port && port <= k.to_port;
-    // Tiers in order (Admin, ordinary, Baseline), by level; at one level
-    // a deny before an allow before a pass; a pass skips its tier.
-    let mut matching: Vec<&(&MapKey, &MapValue)> =
-        entries.iter().filter(|(k, _)| covers(k)).collect();
-    let rank = |v: &MapValue| {
-        let action = match (v.decision, v.pass) {
-            (Decision::Denied, _) => 0,
-            (_, false) => 1,
-            (_, true) => 2,
-        };
-        (v.tier, v.level, action)
-    };
-    let (decider, _) = first_decider(&mut matching, |(_, v)| rank(v));
-    if let Some(d) = decider {
-        let mut proxied = false;
-        let denied = d.2 == 0;
-        for (_, v) in matching.iter().filter(|(_, v)| rank(v) == d) {
-            proxied |= !v.proxied.is_empty();
-            origins.extend(v.origins.iter().copied());
-        }
-        return if denied {
-            (false, false, true)
-        } else {
-            (true, proxied, false)
-        };
-    }
-    if s.default_deny && s.allow_localhost && *peer == host_key() {
-        return (true, false, false);
-    }
-    (!s.default_deny, false, false)
-}
-
-/// The sort key of the node's identity (`reserved:host`, number 1).
-fn host_key() -> PK {
-    (0, 1, String::new())
-}
-
-fn breakpoints(sides: &[Option<&Side>], peers: &[&PK], proto: Protocol) -> Vec<u32> {
-    let mut set: BTreeSet<u32> = BTreeSet::from([0]);
-    for (s, peer) in sides.iter().zip(peers) {
-        let Some(s) = s else { continue };
-        for (k, _) in s.by_peer.get(*peer).map(Vec::as_slice).unwrap_or(&[]) {
-            if k.protocol.covers(proto) {
-                set.insert(u32::from(k.from_port));
-                set.insert(u32::from(k.to_port) + 1);
+/// The entries of `s` whose peer set holds `peer`, into `out`.
+fn holding<'p, 'r>(s: Option<&Side<'p, 'r>>, peer: PeerRef, out: &mut Vec<&'p SetEntry<'r>>) {
+    out.clear();
+    if let Some(s) = s {
+        for (set, entries) in &s.by_set {
+            if set.contains(peer) {
+                out.extend_from_slice(entries);
             }
         }
     }
-    set.into_iter().filter(|p| *p <= 65535).collect()
+}
+
+/// The verdict of one side (absent: no policy, allows) for the peer whose
+/// entries are `held`, at one port.
+fn side_verdict<'p, 'r>(
+    s: Option<&Side<'p, 'r>>,
+    held: &[&'p SetEntry<'r>],
+    peer_is_host: bool,
+    proto: Protocol,
+    port: u16,
+    scratch: &mut Vec<&'p SetEntry<'r>>,
+    origins: &mut Vec<&'r Origin>,
+) -> (bool, bool, bool) {
+    let Some(s) = s else {
+        return (true, false, false);
+    };
+    scratch.clear();
+    scratch.extend(held.iter().copied().filter(|e| e.covers(proto, port)));
+    decide(s.state, peer_is_host, scratch, origins)
 }
 
 /// Options of the matrix.
@@ -166,26 +134,45 @@ pub struct MatrixOptions {
     pub workload: Option<String>,
 }
 
+/// Peers are numbered densely: identity index `i` is `i`, CIDR selection
+/// of rank `c` is `identities + c`.
+fn peer_of(q: usize, n: usize) -> PeerRef {
+    let q32 = u32::try_from(q).unwrap_or(u32::MAX);
+    match q.checked_sub(n) {
+        Some(c) => PeerRef::Cidr(u32::try_from(c).unwrap_or(u32::MAX)),
+        None => PeerRef::Identity(q32),
+    }
+}
+
+fn pair(from: usize, to: usize) -> u64 {
+    (u64::try_from(from).unwrap_or(u64::MAX) << 32) | u64::try_from(to).unwrap_or(0)
+}
+
 /// Computes the matrix of every identity.
 pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
-    let mut policies = resolve_all(engine);
     // Reserved identities that are local endpoints enforce policy too.
-    for name in ["ingress", "health", "init", "unmanaged"] {
-        if let Ok(p) = engine.party(name) {
-            policies.push(resolve(engine, &p));
-        }
-    }
-    // Node of every identity.
-    let mut names: BTreeMap<u32, Node> = BTreeMap::new();
+    let extra: Vec<Party> = ["ingress", "health", "init", "unmanaged"]
+        .iter()
+        .filter_map(|name| engine.party(name).ok())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let policies = resolve_all_with(engine, threads, &extra);
+    let n = engine.identities.len();
+    let ncidr = policies.first().map_or(0, |p| p.names().cidr_count());
+    let host = policies.first().and_then(|p| p.names().host());
+    let is_host = |q: usize| host.is_some_and(|h| h as usize == q);
+    // Node of every peer.
+    let mut nodes: Vec<Option<Node>> = vec![None; n + ncidr];
     for ep in engine.endpoints.iter().flatten() {
-        let (Some(w), Some(id)) = (
+        let (Some(w), Some(id), Some(slot)) = (
             engine.inv.workloads.get(ep.workload),
             engine.identities.get(ep.identity),
+            nodes.get_mut(ep.identity),
         ) else {
             continue;
         };
         let wname = w.display_name();
-        let node = names.entry(id.id).or_insert_with(|| Node {
+        let node = slot.get_or_insert_with(|| Node {
             name: String::new(),
             namespace: Some(w.namespace.clone()),
             identity: Some(id.id),
@@ -206,114 +193,95 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
             n == "world-ipv4" || n == "world-ipv6"
         }
     };
-    for id in &engine.identities {
-        if let Some(n) = id.reserved_name() {
-            if !impossible(n) {
-                names.insert(
-                    id.id,
-                    Node {
-                        name: format!("reserved:{n}"),
-                        namespace: None,
-                        identity: Some(id.id),
-                    },
-                );
-            }
-        }
-    }
-    let ingress_sides: HashMap<u32, Side> = policies
-        .iter()
-        .map(|p| (p.identity.id, side(p, Direction::Ingress)))
-        .collect();
-    let egress_sides: HashMap<u32, Side> = policies
-        .iter()
-        .map(|p| (p.identity.id, side(p, Direction::Egress)))
-        .collect();
-    // Candidate pairs: every peer named by an enforced side.
-    let mut pairs: BTreeSet<(PK, PK)> = BTreeSet::new();
-    for p in &policies {
-        let me: PK = (0, p.identity.id, String::new());
-        // Only allow entries can make a cell (a deny alone allows nothing).
-        for (k, _) in p
-            .entries
-            .iter()
-            .filter(|(_, v)| v.decision == Decision::Allowed)
-        {
-            match k.direction {
-                Direction::Ingress if p.ingress.enforced => {
-                    pairs.insert((sort_key(&k.peer), me.clone()));
-                }
-                Direction::Egress if p.egress.enforced => {
-                    pairs.insert((me.clone(), sort_key(&k.peer)));
-                }
-                _ => {}
-            }
-        }
-    }
-    // allow-localhost: the node reaches endpoints whose rules do not decide.
-    for p in policies.iter().filter(|p| p.ingress.allow_localhost) {
-        pairs.insert((host_key(), (0, p.identity.id, String::new())));
-    }
-    // A side enforced without default deny admits every peer it does not
-    // deny: pair it with every identity.
-    let all: Vec<u32> = names.keys().copied().collect();
-    for p in &policies {
-        let me: PK = (0, p.identity.id, String::new());
-        for &other in &all {
-            let o: PK = (0, other, String::new());
-            if p.ingress.enforced && !p.ingress.default_deny {
-                pairs.insert((o.clone(), me.clone()));
-            }
-            if p.egress.enforced && !p.egress.default_deny {
-                pairs.insert((me.clone(), o));
-            }
-        }
-    }
-    let node_of = |pk: &PK| -> Node {
-        match pk {
-            (0, id, _) => names.get(id).cloned().unwrap_or(Node {
-                name: format!("identity {id}"),
+    for (id, slot) in engine.identities.iter().zip(nodes.iter_mut()) {
+        if let Some(name) = id.reserved_name().filter(|n| !impossible(n)) {
+            *slot = Some(Node {
+                name: format!("reserved:{name}"),
                 namespace: None,
-                identity: Some(*id),
-            }),
-            (_, _, cidr) => Node {
-                name: format!("cidr {cidr}"),
+                identity: Some(id.id),
+            });
+        }
+    }
+    if let Some(p) = policies.first() {
+        for (c, slot) in nodes.iter_mut().skip(n).enumerate() {
+            let text = p
+                .names()
+                .cidr(u32::try_from(c).unwrap_or(u32::MAX))
+                .unwrap_or_default();
+            *slot = Some(Node {
+                name: format!("cidr {text}"),
                 namespace: None,
                 identity: None,
-            },
+            });
         }
-    };
+    }
+    // The policy of each identity index, and its two sides.
+    let mut policy_of: Vec<Option<usize>> = vec![None; n];
+    for (pi, p) in policies.iter().enumerate() {
+        if let Some(slot) = p.index.and_then(|i| policy_of.get_mut(i as usize)) {
+            *slot = Some(pi);
+        }
+    }
+    let ingress: Vec<Side> = policies
+        .iter()
+        .map(|p| side(p, Direction::Ingress))
+        .collect();
+    let egress: Vec<Side> = policies
+        .iter()
+        .map(|p| side(p, Direction::Egress))
+        .collect();
+    let pairs = candidate_pairs(&policies, &ingress, &egress, &nodes, host, n);
     let mut cells = Vec::new();
-    for (from_pk, to_pk) in pairs {
-        let id_of = |pk: &PK| (pk.0 == 0).then_some(pk.1);
-        let (from_id, to_id) = (id_of(&from_pk), id_of(&to_pk));
-        if [from_id, to_id]
-            .iter()
-            .flatten()
-            .any(|i| !names.contains_key(i))
-        {
+    let mut rule_text: HashMap<usize, String> = HashMap::new();
+    let (mut to_held, mut from_held, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+    let mut origins: Vec<&Origin> = Vec::new();
+    let mut bps: Vec<u32> = Vec::new();
+    for pr in pairs {
+        let (from, to) = ((pr >> 32) as usize, (pr & 0xffff_ffff) as usize);
+        let (Some(Some(from_node)), Some(Some(to_node))) = (nodes.get(from), nodes.get(to)) else {
             continue;
-        }
-        let to_side = to_id.and_then(|i| ingress_sides.get(&i));
-        let from_side = from_id.and_then(|i| egress_sides.get(&i));
+        };
+        let side_of = |q: usize, sides: &[Side<'_, '_>]| -> Option<usize> {
+            policy_of
+                .get(q)
+                .copied()
+                .flatten()
+                .filter(|&pi| pi < sides.len())
+        };
+        let to_side = side_of(to, &ingress).and_then(|pi| ingress.get(pi));
+        let from_side = side_of(from, &egress).and_then(|pi| egress.get(pi));
+        let (from_ref, to_ref) = (peer_of(from, n), peer_of(to, n));
+        holding(to_side, from_ref, &mut to_held);
+        holding(from_side, to_ref, &mut from_held);
         // Nothing can be allowed when an enforced default-deny side has no
         // allow entry for the peer.
-        let may_allow = |s: Option<&Side>, peer: &PK| match s {
-            Some(s) if s.enforced && s.default_deny => {
-                (s.allow_localhost && *peer == host_key())
-                    || s.by_peer
-                        .get(peer)
-                        .is_some_and(|es| es.iter().any(|(_, v)| v.decision == Decision::Allowed))
+        let may_allow = |s: Option<&Side>, held: &[&SetEntry], peer_host: bool| match s {
+            Some(s) if s.state.enforced && s.state.default_deny => {
+                (s.state.allow_localhost && peer_host)
+                    || held.iter().any(|e| e.decision == Decision::Allowed)
             }
             _ => true,
         };
-        if !may_allow(to_side, &from_pk) || !may_allow(from_side, &to_pk) {
+        if !may_allow(to_side, &to_held, is_host(from))
+            || !may_allow(from_side, &from_held, is_host(to))
+        {
             continue;
         }
         let mut ports = Vec::new();
         let (mut proxied, mut denied) = (false, false);
-        let mut origins: Vec<&Origin> = Vec::new();
+        origins.clear();
         for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-            let bps = breakpoints(&[to_side, from_side], &[&from_pk, &to_pk], proto);
+            bps.clear();
+            bps.push(0);
+            for e in to_held.iter().chain(&from_held) {
+                if e.protocol.covers(proto) {
+                    bps.push(u32::from(e.from_port));
+                    bps.push(u32::from(e.to_port) + 1);
+                }
+            }
+            bps.sort_unstable();
+            bps.dedup();
+            bps.retain(|p| *p <= 65535);
             let mut open: Option<(u16, u16)> = None;
             for (i, &start) in bps.iter().enumerate() {
                 let end = bps.get(i + 1).map_or(65535, |n| n - 1);
@@ -321,8 +289,24 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
                     continue;
                 };
                 let mark = origins.len();
-                let (ia, ip, idn) = decide(to_side, &from_pk, proto, s, &mut origins);
-                let (ea, ep, edn) = decide(from_side, &to_pk, proto, s, &mut origins);
+                let (ia, ip, idn) = side_verdict(
+                    to_side,
+                    &to_held,
+                    is_host(from),
+                    proto,
+                    s,
+                    &mut scratch,
+                    &mut origins,
+                );
+                let (ea, ep, edn) = side_verdict(
+                    from_side,
+                    &from_held,
+                    is_host(to),
+                    proto,
+                    s,
+                    &mut scratch,
+                    &mut origins,
+                );
                 denied |= idn || edn;
                 let allowed = ia && ea;
                 if !(allowed || idn || edn) {
@@ -354,8 +338,8 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
             continue;
         }
         let cell = Cell {
-            from: node_of(&from_pk),
-            to: node_of(&to_pk),
+            from: from_node.clone(),
+            to: to_node.clone(),
             ports,
             proxied,
             deny_decided: denied,
@@ -364,14 +348,21 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
                 origins.dedup_by_key(|o| std::ptr::from_ref::<Origin>(*o) as usize);
                 let mut r: Vec<String> = origins
                     .iter()
-                    .map(|o| format!("{} {} ({})", o.policy.short(), o.path, o.location))
+                    .map(|o| {
+                        rule_text
+                            .entry(std::ptr::from_ref::<Origin>(*o) as usize)
+                            .or_insert_with(|| {
+                                format!("{} {} ({})", o.policy.short(), o.path, o.location)
+                            })
+                            .clone()
+                    })
                     .collect();
                 r.sort();
                 r.dedup();
                 r
             },
         };
-        if keep(opts, &cell) && !cell.ports.is_empty() {
+        if keep(opts, &cell) {
             cells.push(cell);
         }
     }
@@ -385,11 +376,12 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
         ) {
             continue;
         }
-        let name = names
-            .get(&p.identity.id)
-            .map(|n| n.name.clone())
-            .unwrap_or_default();
-        if !node_matches(opts, names.get(&p.identity.id)) {
+        let node = p
+            .index
+            .and_then(|i| nodes.get(i as usize))
+            .and_then(Option::as_ref);
+        let name = node.map(|n| n.name.clone()).unwrap_or_default();
+        if !node_matches(opts, node) {
             continue;
         }
         if !p.ingress.enforced {
@@ -409,6 +401,108 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
     }
 }
 
+/// Candidate pairs `(from << 32) | to` over dense peer numbers: every peer
+/// an enforced side's allow entries name (the union of their peer sets, as
+/// a bitset), the node for allow-localhost, and every identity for a side
+/// enforced without default deny. Sorted the way users read them
+/// (identities by number, then CIDR selections by text), no duplicates.
+fn candidate_pairs(
+    policies: &[ResolvedPolicy],
+    ingress: &[Side],
+    egress: &[Side],
+    nodes: &[Option<Node>],
+    host: Option<u32>,
+    n: usize,
+) -> Vec<u64> {
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut union = vec![0u64; n.div_ceil(64)];
+    let mut cidrs: Vec<u32> = Vec::new();
+    let named: Vec<usize> = (0..n)
+        .filter(|&q| nodes.get(q).is_some_and(Option::is_some))
+        .collect();
+    for ((p, ing), eg) in policies.iter().zip(ingress).zip(egress) {
+        let Some(me) = p.index.map(|i| i as usize) else {
+            continue;
+        };
+        for (s, dir) in [(ing, Direction::Ingress), (eg, Direction::Egress)] {
+            if !s.state.enforced {
+                continue;
+            }
+            let mk = |q: usize| match dir {
+                Direction::Ingress => pair(q, me),
+                Direction::Egress => pair(me, q),
+            };
+            if !s.state.default_deny {
+                // Admits every peer it does not deny.
+                pairs.extend(named.iter().map(|&q| mk(q)));
+            }
+            union.fill(0);
+            cidrs.clear();
+            // Only allow entries can make a cell (a deny alone allows nothing).
+            for (set, _) in s
+                .by_set
+                .iter()
+                .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
+            {
+                for (u, w) in union.iter_mut().zip(set.identity_bits()) {
+                    *u |= w;
+                }
+                cidrs.extend_from_slice(set.cidrs());
+            }
+            for (wi, &w) in union.iter().enumerate() {
+                let mut w = w;
+                while w != 0 {
+                    let bit = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    pairs.push(mk(wi * 64 + bit));
+                }
+            }
+            cidrs.sort_unstable();
+            cidrs.dedup();
+            pairs.extend(cidrs.iter().map(|&c| mk(n + c as usize)));
+        }
+        // allow-localhost: the node reaches endpoints whose rules do not decide.
+        if let (true, Some(h)) = (p.ingress.allow_localhost, host) {
+            pairs.push(pair(h as usize, me));
+        }
+    }
+    // Users read identities by number, CIDR selections by text (rank):
+    // sort by the rank of each end in that order.
+    let key = |q: usize| -> u64 {
+        match nodes
+            .get(q)
+            .and_then(Option::as_ref)
+            .and_then(|n| n.identity)
+        {
+            Some(id) if q < n => u64::from(id),
+            _ => (1 << 32) + u64::try_from(q).unwrap_or(u64::MAX >> 1),
+        }
+    };
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by_key(|&q| key(q));
+    let mut rank = vec![0u64; nodes.len()];
+    for (r, &q) in order.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(q) {
+            *slot = u64::try_from(r).unwrap_or(u64::MAX);
+        }
+    }
+    let rank_of = |q: u64| rank.get(usize::try_from(q).unwrap_or(usize::MAX)).copied();
+    let unrank = |r: u64| order.get(usize::try_from(r).unwrap_or(usize::MAX)).copied();
+    let mut ranked: Vec<u64> = pairs
+        .iter()
+        .filter_map(|&p| Some((rank_of(p >> 32)? << 32) | rank_of(p & 0xffff_ffff)?))
+        .collect();
+    ranked.sort_unstable();
+    ranked.dedup();
+    pairs.clear();
+    pairs.extend(
+        ranked
+            .iter()
+            .filter_map(|&r| Some(pair(unrank(r >> 32)?, unrank(r & 0xffff_ffff)?))),
+    );
+    pairs
+}
+
 fn node_matches(opts: &MatrixOptions, n: Option<&Node>) -> bool {
     let Some(n) = n else {
         return opts.namespace.is_none() && opts.workload.is_none();
@@ -421,14 +515,4 @@ fn node_matches(opts: &MatrixOptions, n: Option<&Node>) -> bool {
 
 fn keep(opts: &MatrixOptions, c: &Cell) -> bool {
     node_matches(opts, Some(&c.from)) || node_matches(opts, Some(&c.to))
-}
-
-/// A peer by identity number, or by CIDR text.
-type PK = (u8, u32, String);
-
-fn sort_key(p: &PeerKey) -> PK {
-    match p {
-        PeerKey::Identity { id, .. } => (0, *id, String::new()),
-        PeerKey::Cidr { cidr } => (1, 0, cidr.clone()),
-    }
 }

@@ -187,7 +187,7 @@ pub fn json_safe(json: &str) -> Cow<'_, str> {
 /// Unsafe characters that serde_json leaves raw: those from DEL on. (It
 /// escapes the C0 controls inside strings; outside, they are the
 /// whitespace of pretty printing.)
-fn json_unsafe(c: char) -> bool {
+pub fn json_unsafe(c: char) -> bool {
     c >= '\u{7f}' && is_unsafe(c)
 }
 

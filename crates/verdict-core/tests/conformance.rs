@@ -176,7 +176,8 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
             serde_json::to_string(&single).unwrap(),
             serde_json::to_string(r).unwrap()
         );
-        for (k, _) in &r.entries {
+        let rows = r.rows();
+        for (k, _) in &rows {
             let PeerKey::Identity { id, .. } = &k.peer else {
                 continue;
             };
@@ -198,8 +199,7 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
             // The map's own answer: covering entries of this peer in
             // Cilium's order (tier, level, deny before allow before pass),
             // the first non-pass decides, a pass skips its tier.
-            let mut covering: Vec<_> = r
-                .entries
+            let mut covering: Vec<_> = rows
                 .iter()
                 .filter(|(k2, _)| {
                     k2.direction == k.direction
@@ -252,6 +252,44 @@ fn maps_agree_with_flows(inv: &verdict_core::ingest::Inventory) -> usize {
             );
             checked += 1;
         }
+        // The summarised map answers a (peer, port) lookup exactly: for
+        // peers in and out of its peer sets, on ports in and out of its
+        // ranges, as the flow evaluator does.
+        let mut ports: Vec<u16> = rows.iter().map(|(k, _)| k.from_port).collect();
+        ports.extend([53, 80, 8080, 65535]);
+        ports.sort_unstable();
+        ports.dedup();
+        for (i, peer_id) in engine.identities.iter().enumerate().step_by(5) {
+            let peer = Party {
+                name: peer_id.to_string(),
+                identity: peer_id.clone(),
+                ports: engine.identity_ports(peer_id.id).to_vec(),
+                enforced: true,
+            };
+            for dir in verdict_core::policy::Direction::BOTH {
+                if !r.state(dir).enforced {
+                    continue;
+                }
+                for &port in ports.iter().take(8) {
+                    let side = engine.side(&subject, dir, &peer, Protocol::Tcp, port);
+                    let got = r.lookup(
+                        dir,
+                        verdict_core::peerset::PeerRef::Identity(u32::try_from(i).unwrap()),
+                        Protocol::Tcp,
+                        port,
+                    );
+                    assert_eq!(
+                        got.allowed,
+                        side.decision == Decision::Allowed,
+                        "lookup {} {dir:?} {} TCP/{port}: {}",
+                        r.subject,
+                        peer.name,
+                        side.explanation
+                    );
+                    checked += 1;
+                }
+            }
+        }
     }
     checked
 }
@@ -292,9 +330,9 @@ fn resolved_maps_apply_from_requires_like_flows() {
     let map = verdict_core::resolved::resolve(&engine, &db);
     use verdict_core::engine::Decision;
     use verdict_core::resolved::PeerKey;
+    let rows = map.rows();
     let find = |team: &str, port: u16| {
-        map.entries
-            .iter()
+        rows.iter()
             .filter(|(k, _)| matches!(&k.peer, PeerKey::Identity { name, .. } if name.contains(&format!("k8s:team={team}"))))
             .filter(|(k, _)| k.from_port <= port && port <= k.to_port)
             .map(|(_, v)| v.decision)
