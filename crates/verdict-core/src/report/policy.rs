@@ -105,12 +105,13 @@ pub(super) fn view(
         out.push_str("</li>");
     }
     out.push_str("</ul>");
-    if p.entries.is_empty() {
+    let rows = p.rows();
+    if rows.is_empty() {
         out.push_str("<p>No entries: no rule names a peer of this endpoint.</p></section>");
         return out;
     }
     out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peer</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
-    for (k, v) in &p.entries {
+    for (k, v) in &rows {
         let mut decision = v.decision.to_string();
         if v.pass {
             decision = "pass (the next tier decides)".to_string();
