@@ -596,7 +596,7 @@ fn encodings_and_control_characters_are_read_or_refused_with_a_location() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = verdict(&["trace", "--from", "world", "--to", "x/a", "--port", "80", f]);
     assert!(
-        stdout(&o).contains("reserved:world -> x/a TCP/80"),
+        stdout(&o).contains("world -> x/pod/a TCP/80"),
         "{}",
         stdout(&o)
     );
@@ -635,7 +635,7 @@ fn encodings_and_control_characters_are_read_or_refused_with_a_location() {
             stderr(&o)
         );
         assert!(
-            stdout(&o).contains("reserved:world -> x/a TCP/80"),
+            stdout(&o).contains("world -> x/pod/a TCP/80"),
             "{f}: {}",
             stdout(&o)
         );

@@ -232,7 +232,7 @@ mod tests {
     use crate::ingest::{ClusterConfig, Inventory};
 
     /// Loads a generated cluster; returns (pods, policies, map entries per
-    /// endpoint identity).
+    /// endpoint identity, expanded per peer identity).
     fn load(pods: usize, shape: Shape) -> (usize, usize, f64) {
         let text = generate_shaped(
             &SynthSpec {
@@ -251,7 +251,7 @@ mod tests {
         assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics.first());
         let engine = Engine::new(&inv);
         let maps = crate::resolved::resolve_all(&engine);
-        let entries: usize = maps.iter().map(|r| r.entries.len()).sum();
+        let entries: usize = maps.iter().map(|r| r.rows().len()).sum();
         (
             inv.workloads.len(),
             inv.policies.len(),
