@@ -255,8 +255,9 @@ fn colour_only_when_asked_or_on_a_terminal() {
     }
 }
 
-/// Runs `verdict ARGS` under a pseudo-terminal (util-linux `script`).
-fn under_pty(args: &str, env: &[(&str, &str)]) -> Option<Vec<u8>> {
+/// Runs `verdict ARGS` under a pseudo-terminal (util-linux `script`,
+/// installed by `.ci/run`; its absence fails the test rather than skipping).
+fn under_pty(args: &str, env: &[(&str, &str)]) -> Vec<u8> {
     let exe = env!("CARGO_BIN_EXE_verdict");
     let mut c = Command::new("script");
     c.args(["-qec", &format!("{exe} {args}"), "/dev/null"])
@@ -267,24 +268,20 @@ fn under_pty(args: &str, env: &[(&str, &str)]) -> Option<Vec<u8>> {
         c.env(k, v);
     }
     match c.output() {
-        Ok(o) => Some(o.stdout),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
-            eprintln!("`script` (util-linux) not found: pseudo-terminal check not run");
-            None
-        }
-        Err(e) => panic!("script: {e}"),
+        Ok(o) => o.stdout,
+        Err(e) => panic!(
+            "`script` (util-linux, package bsdutils) is needed for the pseudo-terminal check: {e}"
+        ),
     }
 }
 
 #[test]
 fn colour_on_a_terminal_by_default() {
     let args = format!("paths {}", BROKEN_SET.join(" "));
-    if let Some(out) = under_pty(&args, &[]) {
-        assert!(has_ansi(&out), "{}", String::from_utf8_lossy(&out));
-    }
-    if let Some(out) = under_pty(&args, &[("NO_COLOR", "1")]) {
-        assert!(!has_ansi(&out), "{}", String::from_utf8_lossy(&out));
-    }
+    let out = under_pty(&args, &[]);
+    assert!(has_ansi(&out), "{}", String::from_utf8_lossy(&out));
+    let out = under_pty(&args, &[("NO_COLOR", "1")]);
+    assert!(!has_ansi(&out), "{}", String::from_utf8_lossy(&out));
 }
 
 #[test]
