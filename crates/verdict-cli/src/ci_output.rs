@@ -4,6 +4,7 @@
 use crate::github::{annotation, Annotation, Level as Gh};
 use crate::junit::{Case, Failure, Suite};
 use verdict_core::paths::{PathsReport, Status};
+use verdict_core::paths_render::why_not;
 use verdict_lint::{Level, LintReport};
 
 fn gh_level(l: Level) -> Gh {
@@ -84,7 +85,6 @@ pub fn lint_github(report: &LintReport) -> String {
 /// Paths that are not allowed, as annotations at the route rule that leads
 /// to them: denied ones as errors, those not checked as warnings.
 pub fn paths_github(report: &PathsReport) -> String {
-    use verdict_core::engine::Decision;
     let mut out = String::new();
     for ep in &report.entry_points {
         for r in &ep.routes {
@@ -112,22 +112,7 @@ pub fn paths_github(report: &PathsReport) -> String {
                     emit(b.decision, "(no backend)", why);
                 }
                 for p in &b.paths {
-                    let why = p
-                        .hops
-                        .iter()
-                        .find(|h| h.decision == Status::Denied)
-                        .map(|h| {
-                            let c = h.checks.iter().find(|c| c.decision == Decision::Denied);
-                            format!(
-                                "{}: {}",
-                                h.name,
-                                c.map(|c| c.explanation.as_str()).unwrap_or_default()
-                            )
-                        })
-                        .or_else(|| p.not_checked.clone())
-                        .or_else(|| p.findings.first().cloned())
-                        .unwrap_or_default();
-                    emit(p.decision, &p.backend, why);
+                    emit(p.decision, &p.backend, why_not(p));
                 }
             }
         }

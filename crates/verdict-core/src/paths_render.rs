@@ -50,7 +50,7 @@ pub fn summary_text(s: &Summary) -> String {
 
 /// Why a path is not allowed: the first denying check, else why it was not
 /// checked, else its first finding.
-fn why_not(p: &PodPath) -> String {
+pub fn why_not(p: &PodPath) -> String {
     p.hops
         .iter()
         .find(|h| h.decision == Status::Denied)
