@@ -365,6 +365,12 @@ async fn fetch_async(args: &LiveArgs) -> Result<LiveState, String> {
 
 /// Lists every object of one resource, page by page (`limit` and
 /// `continue`); returns the items and the number of pages.
+///
+/// As client-go's pager: when the `continue` token of a later page has
+/// expired (410 Gone, the API server compacted that resourceVersion), the
+/// list starts over once as a single full list without `limit`, so no page
+/// is lost or read twice. A 429 (API priority and fairness throttling) is
+/// retried after a growing pause, up to [`THROTTLE_RETRIES`] times.
 async fn list(
     client: &kube::Client,
     path: &str,
@@ -373,8 +379,13 @@ async fn list(
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
+    let mut full_list = false;
+    let mut throttled = 0;
     loop {
-        let mut lp = kube::api::ListParams::default().limit(PAGE);
+        let mut lp = kube::api::ListParams::default();
+        if !full_list {
+            lp = lp.limit(PAGE);
+        }
         if let Some(s) = field_selector {
             lp = lp.fields(s);
         }
@@ -384,7 +395,23 @@ async fn list(
         let req = kube::core::Request::new(path)
             .list(&lp)
             .map_err(kube::Error::BuildRequest)?;
-        let mut page: Value = client.request(req).await?;
+        let mut page: Value = match client.request(req).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(e)) if e.code == 410 && token.is_some() && !full_list => {
+                items.clear();
+                token = None;
+                pages = 0;
+                full_list = true;
+                continue;
+            }
+            Err(kube::Error::Api(e)) if e.code == 429 && throttled < THROTTLE_RETRIES => {
+                throttled += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(throttled)))
+                    .await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         pages += 1;
         match page.get_mut("items").map(Value::take) {
             Some(Value::Array(a)) => items.extend(a),
@@ -408,3 +435,7 @@ async fn list(
         }
     }
 }
+
+/// How many times one list request is retried when the API server
+/// throttles it (429).
+const THROTTLE_RETRIES: u32 = 5;

@@ -8,7 +8,7 @@
 //! same application as manifests is examples/shop-gateway/.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,11 +24,26 @@ fn data() -> PathBuf {
 
 const CONTINUE: &str = "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDgyMTMsInN0YXJ0Ijoic2hvcC9hcGktNjRiOGY3YzlkLXhrMnBxXHUwMDAwIn0";
 
-/// One request the client made: path with query, and its Authorization.
+/// One request the client made: path with query, its Authorization, and
+/// whether the client presented a certificate (TLS servers only).
 #[derive(Clone, Debug)]
 struct Seen {
     target: String,
     authorization: Option<String>,
+    client_certificate: bool,
+}
+
+/// How the fake API server behaves beyond serving tests/data/live.
+#[derive(Clone, Default)]
+struct Behaviour {
+    /// Resources (plural) that answer 403.
+    forbidden: &'static [&'static str],
+    /// HTTPS with this configuration instead of plain HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// A `continue` token answers 410 Gone (expired) once.
+    expire_continue_once: bool,
+    /// Resources (plural) that answer 429 the first time they are listed.
+    throttle_once: &'static [&'static str],
 }
 
 struct ApiServer {
@@ -39,48 +54,87 @@ struct ApiServer {
 impl ApiServer {
     /// Serves tests/data/live; `forbidden` resources (plural) answer 403.
     fn start(forbidden: &'static [&'static str]) -> ApiServer {
+        ApiServer::start_with(Behaviour {
+            forbidden,
+            ..Behaviour::default()
+        })
+    }
+
+    fn start_with(behaviour: Behaviour) -> ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if behaviour.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = Arc::clone(&seen);
         std::thread::spawn(move || {
+            let mut expired = false;
+            let mut throttled: BTreeSet<String> = BTreeSet::new();
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
-                }
-                let mut authorization = None;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("authorization") {
-                            authorization = Some(v.trim().to_string());
+                let Ok(stream) = stream else { continue };
+                let served = match &behaviour.tls {
+                    None => serve(stream.try_clone().unwrap(), stream, false),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                            continue;
+                        };
+                        let mut tls = rustls::StreamOwned::new(conn, stream);
+                        // The handshake; a client that does not trust the
+                        // server (or has no certificate) fails here.
+                        while tls.conn.is_handshaking() {
+                            if tls.conn.complete_io(&mut tls.sock).is_err() {
+                                break;
+                            }
                         }
+                        if tls.conn.is_handshaking() {
+                            continue;
+                        }
+                        let has_cert = tls.conn.peer_certificates().is_some();
+                        serve_tls(tls, has_cert)
                     }
-                }
-                let target = first.split(' ').nth(1).unwrap_or_default().to_string();
-                log.lock().unwrap().push(Seen {
-                    target: target.clone(),
-                    authorization,
-                });
-                let (status, content_type, body) = respond(&target, forbidden);
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(body.as_bytes());
-                let _ = stream.flush();
+                };
+                let Some((request, respond_with)) = served else {
+                    continue;
+                };
+                log.lock().unwrap().push(request.clone());
+                let plural = request
+                    .target
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let answer = if behaviour.expire_continue_once
+                    && !expired
+                    && request.target.contains("continue=")
+                {
+                    expired = true;
+                    (
+                        "410 Gone",
+                        "application/json",
+                        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.","reason":"Expired","code":410}"#.to_string(),
+                    )
+                } else if behaviour.throttle_once.contains(&plural.as_str())
+                    && throttled.insert(plural.clone())
+                {
+                    (
+                        "429 Too Many Requests",
+                        "application/json",
+                        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":1},"code":429}"#.to_string(),
+                    )
+                } else {
+                    respond(&request.target, behaviour.forbidden)
+                };
+                respond_with(answer);
             }
         });
         ApiServer { url, seen }
     }
-
     fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let file = dir.join("kubeconfig");
         std::fs::write(
@@ -120,6 +174,20 @@ fn respond(target: &str, forbidden: &[&str]) -> (&'static str, &'static str, Str
         return ("403 Forbidden", "application/json", body);
     }
     let mut name = path.trim_start_matches('/').replace('/', "_");
+    if name == "api_v1_pods" && !query.contains("limit=") {
+        // A list without `limit` is answered in one piece.
+        let page = |n: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(data().join(n)).unwrap()).unwrap()
+        };
+        let mut all = page("api_v1_pods_page1.json");
+        let rest = page("api_v1_pods_page2.json")["items"].clone();
+        all["items"]
+            .as_array_mut()
+            .unwrap()
+            .extend(rest.as_array().unwrap().iter().cloned());
+        all["metadata"] = serde_json::json!({"resourceVersion": "48213"});
+        return ("200 OK", "application/json", all.to_string());
+    }
     if name == "api_v1_pods" {
         name = if query.contains(&format!("continue={CONTINUE}")) {
             "api_v1_pods_page2".to_string()
@@ -135,6 +203,86 @@ fn respond(target: &str, forbidden: &[&str]) -> (&'static str, &'static str, Str
             "404 page not found\n".to_string(),
         ),
     }
+}
+
+type Answer = (&'static str, &'static str, String);
+
+/// Writes the answer to one request and closes its connection.
+type Reply = Box<dyn FnOnce(Answer)>;
+
+/// Reads one request from a connection; returns what was asked and a
+/// function that writes the answer and closes the connection.
+fn serve<R: Read, W: Write + 'static>(
+    read: R,
+    write: W,
+    client_certificate: bool,
+) -> Option<(Seen, Reply)> {
+    let (target, authorization) = read_request(read)?;
+    let mut write = write;
+    Some((
+        Seen {
+            target,
+            authorization,
+            client_certificate,
+        },
+        Box::new(move |answer: Answer| write_answer(&mut write, answer)),
+    ))
+}
+
+/// As [`serve`], over one TLS stream (read and written through the same
+/// session).
+fn serve_tls(
+    mut tls: rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
+    client_certificate: bool,
+) -> Option<(Seen, Reply)> {
+    let (target, authorization) = read_request(&mut tls)?;
+    Some((
+        Seen {
+            target,
+            authorization,
+            client_certificate,
+        },
+        Box::new(move |answer: Answer| {
+            write_answer(&mut tls, answer);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }),
+    ))
+}
+
+/// The request line's target and the Authorization header.
+fn read_request(read: impl Read) -> Option<(String, Option<String>)> {
+    let mut reader = BufReader::new(read);
+    let mut first = String::new();
+    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            }
+        }
+    }
+    Some((
+        first.split(' ').nth(1).unwrap_or_default().to_string(),
+        authorization,
+    ))
+}
+
+fn write_answer(stream: &mut impl Write, (status, content_type, body): Answer) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
 }
 
 fn verdict(args: &[&str]) -> Output {
@@ -604,4 +752,207 @@ fn unreachable_cluster_and_unknown_context_exit_2() {
         "{}",
         err(&o)
     );
+}
+
+/// A test PKI: a CA, a server certificate for 127.0.0.1 and a client
+/// certificate, all signed by the CA.
+struct Pki {
+    ca_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn make_pki(require_client_certificate: bool) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "verdict-test-ca");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let mut server_params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    let server_cert = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "verdict-reader");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if require_client_certificate {
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let server = builder
+        .with_single_cert(
+            vec![CertificateDer::from(server_cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+        server: Arc::new(server),
+    }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A kubeconfig for `server` whose cluster trusts `ca_pem` and whose user
+/// is `user` (YAML, indented under `user:`).
+fn tls_kubeconfig(dir: &Path, server: &ApiServer, ca_pem: &str, user: &str) -> PathBuf {
+    let file = dir.join("kubeconfig");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: tls\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: tls\n  context:\n    cluster: tls\n    user: u\ncurrent-context: tls\nusers:\n- name: u\n  user:\n{user}",
+            server.url,
+            b64(ca_pem)
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// HTTPS with the cluster CA of the kubeconfig and a client certificate
+/// that the server requires: every kind is read, the verdicts are those of
+/// the manifests, and every request carried the certificate.
+#[test]
+fn tls_with_a_client_certificate() {
+    let pki = make_pki(true);
+    let server = ApiServer::start_with(Behaviour {
+        tls: Some(Arc::clone(&pki.server)),
+        ..Behaviour::default()
+    });
+    let dir = temp("tls-client-cert");
+    let user = format!(
+        "    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(&pki.client_cert_pem),
+        b64(&pki.client_key_pem)
+    );
+    let kc = tls_kubeconfig(&dir, &server, &pki.ca_pem, &user);
+    let live = verdict(&["paths", "-o", "json", "--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(live.status.code(), Some(0), "{}", err(&live));
+    let files = verdict(&["paths", "-o", "json", root().join(SHOP).to_str().unwrap()]);
+    assert_eq!(verdicts(&out(&live)), verdicts(&out(&files)));
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 26, "{seen:#?}");
+    assert!(seen.iter().all(|s| s.client_certificate), "{seen:#?}");
+}
+
+/// A server certificate that the kubeconfig's CA did not sign is refused:
+/// nothing is analysed and the command exits 2 (never a green run on a
+/// cluster that was not read).
+#[test]
+fn tls_server_signed_by_another_ca_is_refused() {
+    let pki = make_pki(false);
+    let other = make_pki(false);
+    let server = ApiServer::start_with(Behaviour {
+        tls: Some(Arc::clone(&pki.server)),
+        ..Behaviour::default()
+    });
+    let dir = temp("tls-other-ca");
+    let kc = tls_kubeconfig(&dir, &server, &other.ca_pem, "    token: t\n");
+    let o = verdict(&["paths", "--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("nothing was analysed"), "{}", err(&o));
+    assert!(out(&o).is_empty(), "{}", out(&o));
+    assert!(server.seen.lock().unwrap().is_empty());
+}
+
+/// An exec credential plugin (as `aws eks get-token`, `kubelogin`,
+/// `gke-gcloud-auth-plugin` are configured): verdict runs it and sends the
+/// token it prints.
+#[cfg(unix)]
+#[test]
+fn exec_plugin_token_is_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = make_pki(false);
+    let server = ApiServer::start_with(Behaviour {
+        tls: Some(Arc::clone(&pki.server)),
+        ..Behaviour::default()
+    });
+    let dir = temp("exec-plugin");
+    let plugin = dir.join("get-token");
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"token-from-exec-plugin\"}}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+        plugin.display()
+    );
+    let kc = tls_kubeconfig(&dir, &server, &pki.ca_pem, &user);
+    let o = verdict(&["check", "--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer token-from-exec-plugin")),
+        "{seen:#?}"
+    );
+}
+
+/// An expired `continue` token (410) restarts the list once as one full
+/// list, as client-go's pager does; a throttled list (429) is retried. No
+/// pod is lost or read twice: the verdicts equal the manifests'.
+#[test]
+fn expired_continue_and_throttling_are_recovered() {
+    let server = ApiServer::start_with(Behaviour {
+        expire_continue_once: true,
+        throttle_once: &["services", "httproutes"],
+        ..Behaviour::default()
+    });
+    let dir = temp("expired");
+    let kc = server.kubeconfig(&dir);
+    let live = verdict(&["paths", "-o", "json", "--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(live.status.code(), Some(0), "{}", err(&live));
+    let files = verdict(&["paths", "-o", "json", root().join(SHOP).to_str().unwrap()]);
+    assert_eq!(verdicts(&out(&live)), verdicts(&out(&files)));
+    let targets = server.targets();
+    // Page 1, page 2 (410), then one full list without `limit`.
+    let pods: Vec<&String> = targets
+        .iter()
+        .filter(|t| t.starts_with("/api/v1/pods"))
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:#?}");
+    assert!(pods[1].contains("continue="), "{pods:#?}");
+    assert!(
+        !pods[2].contains("continue=") && !pods[2].contains("limit="),
+        "{pods:#?}"
+    );
+    let services = targets
+        .iter()
+        .filter(|t| t.starts_with("/api/v1/services"))
+        .count();
+    assert_eq!(services, 2, "{targets:#?}");
 }
