@@ -17,9 +17,7 @@ use crate::identity::{
 };
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
-use crate::policy::{
-    first_decider, Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier,
-};
+use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule, Subject, Tier};
 use crate::selector::Selector;
 use crate::settings::{AllowLocalhost, CiliumVersion, PolicyEnforcement};
 use serde::Serialize;
@@ -133,6 +131,10 @@ pub struct Engine<'a> {
     by_name: HashMap<(String, String), Vec<usize>>,
     /// Identity index -> the rules selecting it (built on first use).
     selecting_index: std::sync::OnceLock<Vec<Vec<u32>>>,
+    /// The identities each peer selector of the rules selects (on first use).
+    selector_memo: std::sync::OnceLock<crate::selector_memo::SelectorMemo<'a>>,
+    /// Namespace -> its Services, in input order (built on first use).
+    services_by_ns: std::sync::OnceLock<HashMap<String, Vec<usize>>>,
     host_firewall: bool,
 }
 
@@ -250,12 +252,69 @@ impl<'a> Engine<'a> {
             ports_by_identity,
             by_name,
             selecting_index: std::sync::OnceLock::new(),
+            selector_memo: std::sync::OnceLock::new(),
+            services_by_ns: std::sync::OnceLock::new(),
             host_firewall,
         }
     }
 
     pub fn identity_index(&self, labels: &LabelSet) -> Option<usize> {
         self.by_labels.get(labels).copied()
+    }
+
+    /// The index of a party's identity among the engine's identities, when
+    /// it is one of them (same labels and number); `None` for CIDR
+    /// identities and pods that are not in the input.
+    pub fn known_index(&self, id: &Identity) -> Option<usize> {
+        self.by_labels
+            .get(&id.labels)
+            .copied()
+            .filter(|&i| self.identities.get(i).is_some_and(|k| k.id == id.id))
+    }
+
+    /// The workload whose display name (`ns/pod`, `ns/kind/name`) is
+    /// `name`, the first in input order, through the (namespace, name) index.
+    pub fn workload_by_display_name(&self, name: &str) -> Option<&'a crate::ingest::Workload> {
+        let (ns, obj) = match name.split('/').collect::<Vec<_>>().as_slice() {
+            [ns, n] | [ns, _, n] => (ns.to_string(), n.to_string()),
+            _ => return None,
+        };
+        let inv: &'a Inventory = self.inv;
+        self.by_name
+            .get(&(ns, obj))?
+            .iter()
+            .filter_map(|&wi| inv.workloads.get(wi))
+            .find(|w| w.display_name() == name)
+    }
+
+    /// The Services of a namespace, in input order.
+    pub fn services_in(&self, ns: &str) -> impl Iterator<Item = &'a crate::ingest::Service> + '_ {
+        let inv: &'a Inventory = self.inv;
+        self.services_by_ns
+            .get_or_init(|| {
+                let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+                for (i, s) in inv.services.iter().enumerate() {
+                    m.entry(s.namespace.clone()).or_default().push(i);
+                }
+                m
+            })
+            .get(ns)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(move |&i| inv.services.get(i))
+    }
+
+    /// Whether `sel` selects `peer` (whose known index is `peer_idx`):
+    /// a bit test in the selector memo for the rules' own selectors and
+    /// known identities, else the labels are matched.
+    fn peer_selected(&self, sel: &Selector, peer: &Party, peer_idx: Option<usize>) -> bool {
+        let memo = self.selector_memo.get_or_init(|| {
+            crate::selector_memo::SelectorMemo::new(self.rules.iter().map(|(_, r)| r))
+        });
+        peer_idx
+            .and_then(|i| memo.selects(&self.identities, sel, i))
+            .unwrap_or_else(|| sel.matches(&peer.identity.labels))
     }
 
     /// Whether Cilium enforces policy on an identity's own side.
@@ -568,9 +627,8 @@ impl<'a> Engine<'a> {
         table
     }
 
-    /// The verdict of `subject`'s policy in `dir` for traffic with `peer`.
-    /// `dst_ports` are the container ports of the destination (for named
-    /// ports on ingress).
+    /// The verdict of `subject`'s policy in `dir` for traffic with `peer`
+    /// (`Engine::decide`, then `Engine::explain`; see side.rs).
     pub fn side(
         &self,
         subject: &Party,
@@ -579,135 +637,8 @@ impl<'a> Engine<'a> {
         protocol: Protocol,
         port: u16,
     ) -> SideVerdict {
-        let mut v = SideVerdict {
-            direction: dir,
-            enforced: true,
-            decision: Decision::Allowed,
-            reason: Reason::NoPolicy,
-            explanation: String::new(),
-            deciding: Vec::new(),
-            selecting: Vec::new(),
-            proxied: Vec::new(),
-            unevaluable: Vec::new(),
-            tier: None,
-            passed: Vec::new(),
-            near_miss: Vec::new(),
-        };
-        v.enforced = subject.enforced;
-        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
-            v.reason = Reason::PolicyDisabled;
-            v.explanation = "policy enforcement is off (enable-policy=never): allowed".to_string();
-            return v;
-        }
-        let rules: Vec<&Rule> = self.selecting_rules(&subject.identity).collect();
-        let d = dir.index();
-        let active: Vec<&Rule> = rules
-            .iter()
-            .copied()
-            .filter(|r| r.applies_to(dir))
-            .collect();
-        v.selecting = active.iter().map(|r| Arc::clone(&r.origin)).collect();
-        let forced = self.forced_default_deny(&subject.identity);
-        if active.is_empty() && forced.is_none() {
-            v.reason = Reason::NoPolicy;
-            v.explanation = format!(
-                "no policy selects {} for {dir}: default allow",
-                subject.name
-            );
-            return v;
-        }
-        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
-        let requires_allow = requirements(&active, dir, false);
-        let requires_deny = requirements(&active, dir, true);
-        let entries = active
-            .iter()
-            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
-        let mut matched: Vec<&Entry> = Vec::new();
-        for e in entries {
-            let requires = if e.deny {
-                &requires_deny
-            } else {
-                &requires_allow
-            };
-            if !self.entry_matches(e, subject, peer, dir, protocol, port, requires) {
-                for u in &e.unevaluable {
-                    let note = format!("{}: {u}", e.origin);
-                    if !v.unevaluable.contains(&note) {
-                        v.unevaluable.push(note);
-                    }
-                }
-                continue;
-            }
-            matched.push(e);
-        }
-        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
-        // tier by level; Deny before Accept before Pass at one level. The
-        // first entry decides; a Pass skips the rest of its tier.
-        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
-        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
-        let deciding: Vec<&Entry> = matched
-            .iter()
-            .copied()
-            .filter(|e| Some(e.precedence()) == decider)
-            .collect();
-        let flow = format!("{} on {protocol}/{port}", peer.name);
-        let note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
-        v.tier = deciding.first().map(|e| e.tier);
-        if deciding.first().is_some_and(|e| e.deny) {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DeniedByRule;
-            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            v.explanation = if note.is_empty() {
-                format!(
-                    "denied by {} ({flow}); deny rules take precedence over allow rules",
-                    list(&v.deciding)
-                )
-            } else {
-                format!("denied by {}{note} ({flow})", list(&v.deciding))
-            };
-        } else if !deciding.is_empty() {
-            v.reason = Reason::AllowedByRule;
-            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
-            l7.sort();
-            l7.dedup();
-            v.proxied = l7;
-            v.explanation = format!("allowed by {}{note} ({flow})", list(&v.deciding));
-            if !v.proxied.is_empty() {
-                v.explanation.push_str(&format!(
-                    "; redirected to the L7 proxy ({})",
-                    v.proxied.join(", ")
-                ));
-            }
-        } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
-            v.reason = Reason::AllowLocalhost;
-            v.explanation = format!(
-                "no rule matches {flow}, but the node reaches its local endpoints (allow-localhost=always): allowed"
-            );
-        } else if default_deny {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DefaultDeny;
-            let mut sel: Vec<String> = active
-                .iter()
-                .filter(|r| r.default_deny[d])
-                .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location))
-                .collect();
-            if let Some(why) = forced {
-                sel.insert(0, why.to_string());
-            }
-            v.explanation = format!(
-                "default deny: {} is selected by {} for {dir}, no rule allows {flow}",
-                subject.name,
-                sel.join(", ")
-            );
-        } else {
-            v.reason = Reason::NoDefaultDeny;
-            v.explanation = format!(
-                "no rule matches {flow}, and every policy selecting {} sets enableDefaultDeny.{dir}: false: allowed",
-                subject.name
-            );
-        }
-        v
+        let d = self.decide(subject, dir, peer, protocol, port);
+        self.explain(&d, subject, peer, protocol, port)
     }
 
     /// Why an identity is default-deny in both directions whatever selects
@@ -745,33 +676,38 @@ impl<'a> Engine<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn entry_matches(
+    pub(crate) fn entry_matches(
         &self,
         e: &Entry,
         subject: &Party,
         peer: &Party,
+        peer_idx: Option<usize>,
         dir: Direction,
         protocol: Protocol,
         port: u16,
         requires: &[&Selector],
     ) -> bool {
-        self.entry_peer_matches(e, peer, requires)
+        self.entry_peer_matches(e, peer, peer_idx, requires)
             && self.entry_port_matches(e, subject, peer, dir, protocol, port)
     }
 
     /// Whether one of an entry's peers selects `peer` (with the
-    /// `fromRequires`/`toRequires` selectors `requires` on endpoint peers).
+    /// `fromRequires`/`toRequires` selectors `requires` on endpoint peers);
+    /// `peer_idx` is the peer's [`Engine::known_index`].
     pub(crate) fn entry_peer_matches(
         &self,
         e: &Entry,
         peer: &Party,
+        peer_idx: Option<usize>,
         requires: &[&Selector],
     ) -> bool {
         e.peers.iter().any(|p| match &p.kind {
             PeerKind::Selectors { selectors } => selectors.iter().any(|s| {
-                s.matches(&peer.identity.labels)
+                self.peer_selected(s, peer, peer_idx)
                     && (!p.from_endpoints
-                        || requires.iter().all(|r| r.matches(&peer.identity.labels)))
+                        || requires
+                            .iter()
+                            .all(|r| self.peer_selected(r, peer, peer_idx)))
             }),
             PeerKind::Cidr { cidr, except } => {
                 cidr_peer_matches(cidr, except, &peer.identity, self.inv.cluster.dual_stack)
@@ -889,7 +825,7 @@ pub fn requirements<'r>(rules: &[&'r Rule], dir: Direction, deny: bool) -> Vec<&
         .collect()
 }
 
-fn list(origins: &[Arc<Origin>]) -> String {
+pub(crate) fn list(origins: &[Arc<Origin>]) -> String {
     origins
         .iter()
         .map(ToString::to_string)

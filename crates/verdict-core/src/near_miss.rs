@@ -86,16 +86,33 @@ pub fn near_misses(
     if v.reason != Reason::DefaultDeny {
         return Vec::new();
     }
-    let rules: Vec<_> = engine
-        .selecting_rules(&subject.identity)
-        .filter(|r| r.applies_to(dir))
-        .collect();
-    let requires = requirements(&rules, dir, false);
     let destination = match dir {
         Direction::Ingress => subject,
         Direction::Egress => peer,
     };
     let service_ports = service_ports(engine, destination, port);
+    near_misses_at(engine, subject, dir, peer, protocol, port, &service_ports)
+}
+
+/// The near misses of a side denied by default deny, given the `port`s of
+/// the Services in front of the destination whose `targetPort` is the
+/// flow's port ([`service_ports`]). The result depends on the parties'
+/// identities and ports; only its `peer` fields carry the peer's name.
+pub fn near_misses_at(
+    engine: &Engine,
+    subject: &Party,
+    dir: Direction,
+    peer: &Party,
+    protocol: Protocol,
+    port: u16,
+    service_ports: &[u16],
+) -> Vec<NearMiss> {
+    let rules: Vec<_> = engine
+        .selecting_rules(&subject.identity)
+        .filter(|r| r.applies_to(dir))
+        .collect();
+    let requires = requirements(&rules, dir, false);
+    let peer_idx = engine.known_index(&peer.identity);
     let mut out = Vec::new();
     for e in rules
         .iter()
@@ -106,7 +123,7 @@ pub fn near_misses(
             // An entry for any port that misses the peer is not a near miss.
             continue;
         };
-        let peer_ok = engine.entry_peer_matches(e, peer, &requires);
+        let peer_ok = engine.entry_peer_matches(e, peer, peer_idx, &requires);
         let port_ok = engine.entry_port_matches(e, subject, peer, dir, protocol, port);
         let misses = match (peer_ok, port_ok) {
             (true, false) => Miss::Port,
@@ -138,20 +155,12 @@ pub fn near_misses(
 /// The `port`s of the Services in front of `party`'s workload whose
 /// `targetPort` (a number, or a name resolved against the workload's
 /// container ports) is `target`.
-fn service_ports(engine: &Engine, party: &Party, target: u16) -> Vec<u16> {
-    let Some(w) = engine
-        .inv
-        .workloads
-        .iter()
-        .find(|w| w.display_name() == party.name)
-    else {
+pub fn service_ports(engine: &Engine, party: &Party, target: u16) -> Vec<u16> {
+    let Some(w) = engine.workload_by_display_name(&party.name) else {
         return Vec::new();
     };
     engine
-        .inv
-        .services
-        .iter()
-        .filter(|s| s.namespace == w.namespace)
+        .services_in(&w.namespace)
         .filter(|s| {
             s.selector.as_ref().is_some_and(|sel| {
                 !sel.is_empty() && sel.iter().all(|(k, v)| w.labels.get(k) == Some(v))

@@ -14,18 +14,22 @@
 //! occur. Facts about ports and source identities are in docs/semantics.md.
 
 use crate::engine::{Decision, Engine, Party, SideVerdict};
+use crate::ingest::ContainerPort;
 use crate::ingest::{Service, TargetPort, Workload};
 use crate::labels::{Label, LabelSet, SOURCE_K8S};
-use crate::near_miss::{near_misses, NearMiss};
+use crate::near_miss::{near_misses_at, service_ports, NearMiss};
 use crate::policy::{Direction, PeerKind, Protocol};
 use crate::routes::{
     AllowedNamespaces, Gateway, Listener, Route, Routing, ServicePortRef,
     CILIUM_GATEWAY_CONTROLLER, CILIUM_INGRESS_CONTROLLER,
 };
 use crate::selector::Selector;
+use crate::side::Decided;
 use crate::source::{Location, ObjectRef};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What the user tells `paths`.
 #[derive(Debug, Clone, Default)]
@@ -377,6 +381,30 @@ struct Ctx<'e, 'a> {
     /// The transport of the entry point being followed (UDP for UDP
     /// listeners, TCP otherwise).
     proto: std::cell::Cell<Protocol>,
+    /// (namespace, name) -> the first Service of that name.
+    services: HashMap<(&'e str, &'e str), &'e Service>,
+    /// Namespace -> its workloads, in input order.
+    workloads: HashMap<&'e str, Vec<&'e Workload>>,
+    /// Side decisions per identity pair and port: the replicas of a
+    /// workload (one identity) share them.
+    decided: RefCell<HashMap<SideKey, Arc<Decided>>>,
+    /// Near misses per side and Service ports of the destination.
+    near: RefCell<HashMap<(SideKey, Vec<u16>), Vec<NearMiss>>>,
+}
+
+/// What a side decision depends on: the two identities (by index), the
+/// direction, the flow's protocol and port, whether the subject enforces,
+/// and the parties' container ports (named ports).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SideKey {
+    subject: usize,
+    peer: usize,
+    dir: Direction,
+    proto: Protocol,
+    port: u16,
+    enforced: bool,
+    subject_ports: Vec<ContainerPort>,
+    peer_ports: Vec<ContainerPort>,
 }
 
 impl Ctx<'_, '_> {
@@ -518,14 +546,7 @@ impl Ctx<'_, '_> {
                 // Envoy checks an in-cluster client's own egress policy
                 // towards the selected backend on its target port (cilium/proxy
                 // PR 1172; cilium/cilium issue 47617).
-                let v = self.engine.side(
-                    &s.party,
-                    Direction::Egress,
-                    backend,
-                    self.proto.get(),
-                    target,
-                );
-                let near = self.near(&v, &s.party, Direction::Egress, backend, target);
+                let (v, near) = self.side(&s.party, Direction::Egress, backend, target);
                 checks.push(check(
                     Role::Source,
                     &format!("egress of {} (checked by Envoy)", s.party.name),
@@ -537,14 +558,7 @@ impl Ctx<'_, '_> {
                     near,
                 ));
             }
-            let v = self.engine.side(
-                ingress,
-                Direction::Ingress,
-                &s.party,
-                self.proto.get(),
-                port,
-            );
-            let near = self.near(&v, ingress, Direction::Ingress, &s.party, port);
+            let (v, near) = self.side(ingress, Direction::Ingress, &s.party, port);
             checks.push(check(
                 Role::Ingress,
                 "ingress of reserved:ingress",
@@ -564,10 +578,7 @@ impl Ctx<'_, '_> {
         let mut notes = Vec::new();
         for s in self.sources(etp_cluster, false) {
             if s.pod {
-                let v = self
-                    .engine
-                    .side(&s.party, Direction::Egress, ctrl, self.proto.get(), port);
-                let near = self.near(&v, &s.party, Direction::Egress, ctrl, port);
+                let (v, near) = self.side(&s.party, Direction::Egress, ctrl, port);
                 checks.push(check(
                     Role::Source,
                     &format!("egress of {}", s.party.name),
@@ -579,10 +590,7 @@ impl Ctx<'_, '_> {
                     near,
                 ));
             }
-            let v = self
-                .engine
-                .side(ctrl, Direction::Ingress, &s.party, self.proto.get(), port);
-            let near = self.near(&v, ctrl, Direction::Ingress, &s.party, port);
+            let (v, near) = self.side(ctrl, Direction::Ingress, &s.party, port);
             let mut c = check(
                 Role::Ingress,
                 &format!("ingress of {}", ctrl.name),
@@ -617,27 +625,75 @@ impl Ctx<'_, '_> {
         hop("outside -> ingress", checks, notes)
     }
 
-    /// The near misses of a side verdict of this path's protocol.
-    fn near(
+    /// The verdict of `subject`'s side `dir` for a flow with `peer` on
+    /// this path's protocol and `port`, with its near misses. Decisions and
+    /// near misses are computed once per identity pair and port; only the
+    /// sentences name the parties.
+    fn side(
         &self,
-        v: &SideVerdict,
         subject: &Party,
         dir: Direction,
         peer: &Party,
         port: u16,
-    ) -> Vec<NearMiss> {
-        near_misses(self.engine, v, subject, dir, peer, self.proto.get(), port)
+    ) -> (SideVerdict, Vec<NearMiss>) {
+        let engine = self.engine;
+        let proto = self.proto.get();
+        let key = match (
+            engine.known_index(&subject.identity),
+            engine.known_index(&peer.identity),
+        ) {
+            (Some(s), Some(p)) => Some(SideKey {
+                subject: s,
+                peer: p,
+                dir,
+                proto,
+                port,
+                enforced: subject.enforced,
+                subject_ports: subject.ports.clone(),
+                peer_ports: peer.ports.clone(),
+            }),
+            _ => None,
+        };
+        let decided = match &key {
+            Some(k) => {
+                let cached = self.decided.borrow().get(k).cloned();
+                cached.unwrap_or_else(|| {
+                    let d = Arc::new(engine.decide(subject, dir, peer, proto, port));
+                    self.decided.borrow_mut().insert(k.clone(), Arc::clone(&d));
+                    d
+                })
+            }
+            None => Arc::new(engine.decide(subject, dir, peer, proto, port)),
+        };
+        let v = engine.explain(&decided, subject, peer, proto, port);
+        if v.reason != crate::engine::Reason::DefaultDeny {
+            return (v, Vec::new());
+        }
+        let destination = match dir {
+            Direction::Ingress => subject,
+            Direction::Egress => peer,
+        };
+        let sp = service_ports(engine, destination, port);
+        let Some(k) = key else {
+            let near = near_misses_at(engine, subject, dir, peer, proto, port, &sp);
+            return (v, near);
+        };
+        let k = (k, sp);
+        let cached = self.near.borrow().get(&k).cloned();
+        let mut near = cached.unwrap_or_else(|| {
+            let n = near_misses_at(engine, subject, dir, peer, proto, port, &k.1);
+            self.near.borrow_mut().insert(k, n.clone());
+            n
+        });
+        for n in &mut near {
+            n.peer.clone_from(&peer.name);
+        }
+        (v, near)
     }
 
     fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
-        let e = self
-            .engine
-            .side(from, Direction::Egress, to, self.proto.get(), port);
-        let i = self
-            .engine
-            .side(to, Direction::Ingress, from, self.proto.get(), port);
-        let near_e = self.near(&e, from, Direction::Egress, to, port);
-        let near_i = self.near(&i, to, Direction::Ingress, from, port);
+        let (e, near_e) = self.side(from, Direction::Egress, to, port);
+        let (i, near_i) = self.side(to, Direction::Ingress, from, port);
         hop(
             "ingress -> backend",
             vec![
@@ -667,11 +723,7 @@ impl Ctx<'_, '_> {
     }
 
     fn service(&self, ns: &str, name: &str) -> Option<&Service> {
-        self.engine
-            .inv
-            .services
-            .iter()
-            .find(|s| s.namespace == ns && s.object.name == name)
+        self.services.get(&(ns, name)).copied()
     }
 
     /// The controller of a class, and its pods.
@@ -952,11 +1004,13 @@ impl Ctx<'_, '_> {
             return out;
         };
         let pods: Vec<&Workload> = self
-            .engine
-            .inv
             .workloads
+            .get(ns)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
             .iter()
-            .filter(|w| w.namespace == ns && selects(sel, w))
+            .copied()
+            .filter(|w| selects(sel, w))
             .collect();
         let mut no_pods = None;
         if pods.is_empty() {
@@ -1182,11 +1236,25 @@ fn included(opts: &PathOptions, route: &ObjectRef, backend_ns: &str) -> bool {
 
 /// Computes every path.
 pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
+    let mut services: HashMap<(&str, &str), &Service> = HashMap::new();
+    for s in &engine.inv.services {
+        services
+            .entry((s.namespace.as_str(), s.object.name.as_str()))
+            .or_insert(s);
+    }
+    let mut workloads: HashMap<&str, Vec<&Workload>> = HashMap::new();
+    for w in &engine.inv.workloads {
+        workloads.entry(w.namespace.as_str()).or_default().push(w);
+    }
     let ctx = Ctx {
         engine,
         routing,
         opts,
         proto: std::cell::Cell::new(Protocol::Tcp),
+        services,
+        workloads,
+        decided: RefCell::new(HashMap::new()),
+        near: RefCell::new(HashMap::new()),
     };
     let mut entry_points = Vec::new();
     let mut findings = Vec::new();

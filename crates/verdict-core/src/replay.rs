@@ -20,8 +20,7 @@ use crate::engine::{Decision, Engine, Party};
 use crate::flows::{Flow, FlowEndpoint};
 use crate::identity::{Identity, IdentityKind, RESERVED};
 use crate::labels::{split_source, Label, LabelSet, CLUSTER_LABEL, POD_NAMESPACE_LABEL};
-use crate::policy::Protocol;
-use crate::trace::trace;
+use crate::policy::{Direction, Protocol};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -204,7 +203,16 @@ struct Judged {
 /// A flow's label set for a pod and the disagreement note it gave.
 type LabelNote = (LabelSet, Option<String>);
 
-type CacheKey = (Identity, bool, Identity, bool, Protocol, u16, u64);
+type CacheKey = (IdKey, bool, IdKey, bool, Protocol, u16, u64);
+
+/// A party's identity in the verdict cache: its index among the engine's
+/// identities when it is one of them (no label set to clone or hash), else
+/// the identity itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Known(usize),
+    Other(Identity),
+}
 
 /// Judges flow records one at a time.
 pub struct Replayer<'e, 'a> {
@@ -513,10 +521,14 @@ impl<'e, 'a> Replayer<'e, 'a> {
             p.port.hash(&mut h);
             p.protocol.hash(&mut h);
         }
+        let id_key = |p: &Party| match self.engine.known_index(&p.identity) {
+            Some(i) => IdKey::Known(i),
+            None => IdKey::Other(p.identity.clone()),
+        };
         let key: CacheKey = (
-            from.identity.clone(),
+            id_key(from),
             from.enforced,
-            to.identity.clone(),
+            id_key(to),
             to.enforced,
             protocol,
             port,
@@ -525,18 +537,30 @@ impl<'e, 'a> Replayer<'e, 'a> {
         if let Some(j) = self.cache.get(&key) {
             return Arc::clone(j);
         }
-        let v = trace(self.engine, from, to, protocol, port);
+        // Both sides as `trace` evaluates them, without the near misses
+        // (replay does not print them).
+        let egress = self
+            .engine
+            .side(from, Direction::Egress, to, protocol, port);
+        let ingress = self
+            .engine
+            .side(to, Direction::Ingress, from, protocol, port);
         let pass = |s: &crate::engine::SideVerdict| s.decision == Decision::Allowed || !s.enforced;
+        let decision = if pass(&egress) && pass(&ingress) {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        };
         let j = Arc::new(Judged {
-            egress: v.egress.decision,
-            ingress: v.ingress.decision,
-            egress_pass: pass(&v.egress),
-            ingress_pass: pass(&v.ingress),
-            decision: v.decision,
-            egress_rules: v.egress.deciding.iter().map(ToString::to_string).collect(),
-            ingress_rules: v.ingress.deciding.iter().map(ToString::to_string).collect(),
-            egress_why: v.egress.explanation.clone(),
-            ingress_why: v.ingress.explanation.clone(),
+            egress: egress.decision,
+            ingress: ingress.decision,
+            egress_pass: pass(&egress),
+            ingress_pass: pass(&ingress),
+            decision,
+            egress_rules: egress.deciding.iter().map(ToString::to_string).collect(),
+            ingress_rules: ingress.deciding.iter().map(ToString::to_string).collect(),
+            egress_why: egress.explanation,
+            ingress_why: ingress.explanation,
         });
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();

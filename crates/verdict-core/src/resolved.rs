@@ -109,23 +109,32 @@ pub struct SelectorCache<'e> {
     identities: &'e [Identity],
     /// (key, value) -> identities carrying such a label (any source).
     index: HashMap<(&'e str, &'e str), Vec<u32>>,
+    /// key -> identities carrying a label with that key (any source).
+    by_key: HashMap<&'e str, Vec<u32>>,
     cache: HashMap<Selector, Vec<u32>>,
 }
 
 impl<'e> SelectorCache<'e> {
     pub fn new(identities: &'e [Identity]) -> SelectorCache<'e> {
         let mut index: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
+        let mut by_key: HashMap<&str, Vec<u32>> = HashMap::new();
         for (i, id) in identities.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
             for l in id.labels.iter() {
                 index
                     .entry((l.key.as_str(), l.value.as_str()))
                     .or_default()
-                    .push(u32::try_from(i).unwrap_or(u32::MAX));
+                    .push(i);
+                let list = by_key.entry(l.key.as_str()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
             }
         }
         SelectorCache {
             identities,
             index,
+            by_key,
             cache: HashMap::new(),
         }
     }
@@ -133,15 +142,29 @@ impl<'e> SelectorCache<'e> {
     /// Indices (into the engine's identities) selected by `sel`.
     pub fn select(&mut self, sel: &Selector) -> &[u32] {
         if !self.cache.contains_key(sel) {
-            let candidates: Option<&Vec<u32>> = sel
-                .equalities()
-                .filter_map(|(_, k, v)| self.index.get(&(k, v)).or(Some(&EMPTY)))
-                .min_by_key(|c| c.len());
+            // The smallest `In` requirement's identities (the union over
+            // its values) are the only candidates.
+            let index = &self.index;
+            let candidates: Option<Vec<u32>> = sel
+                .in_sets()
+                .map(|(k, values)| match values {
+                    Some(values) => values
+                        .iter()
+                        .map(|v| index.get(&(k, v.as_str())).unwrap_or(&EMPTY))
+                        .collect::<Vec<_>>(),
+                    None => vec![self.by_key.get(k).unwrap_or(&EMPTY)],
+                })
+                .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
+                .map(|lists| {
+                    let mut c: Vec<u32> = lists.into_iter().flatten().copied().collect();
+                    c.sort_unstable();
+                    c.dedup();
+                    c
+                });
             let ids = self.identities;
             let result: Vec<u32> = match candidates {
                 Some(c) => c
-                    .iter()
-                    .copied()
+                    .into_iter()
                     .filter(|&i| {
                         ids.get(i as usize)
                             .is_some_and(|id| sel.matches(&id.labels))

@@ -155,6 +155,22 @@ impl Selector {
         self.reqs.iter().any(|r| r.source == source)
     }
 
+    /// `In` and `Exists` requirements `(key, values)` (not on CIDR keys;
+    /// `None`: any value): an identity the selector selects carries `key`
+    /// (with one of `values`), so the identities carrying such labels are
+    /// the only candidates.
+    pub fn in_sets(&self) -> impl Iterator<Item = (&str, Option<&[String]>)> {
+        self.reqs
+            .iter()
+            .filter(|r| matches!(r.op, Op::In | Op::Exists) && r.source != SOURCE_CIDR)
+            .map(|r| {
+                (
+                    r.key.as_str(),
+                    (r.op == Op::In).then_some(r.values.as_slice()),
+                )
+            })
+    }
+
     /// Equality requirements `(source, key, value)`: candidates for indexing.
     pub fn equalities(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.reqs

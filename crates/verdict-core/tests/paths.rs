@@ -551,3 +551,62 @@ spec:
     );
     assert_eq!(p[0].decision, Decision::Allowed, "{}", r.to_text());
 }
+
+/// Replicas share one identity: their hop verdicts are computed once, but
+/// every check, explanation and near miss names its own pod; a pod of the
+/// same identity whose named target port resolves elsewhere gets its own
+/// verdict.
+#[test]
+fn replicas_of_one_identity_get_their_own_names_and_ports() {
+    let broken = POLICIES.replace("port: \"8080\"", "port: \"80\"");
+    let replicas = r#"
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: c, image: x, ports: [{name: http, containerPort: 80}]}]}
+"#;
+    let r = run(
+        &(route("shop", "a.example.com", "shop", 80) + &broken + replicas),
+        &PathOptions::default(),
+    );
+    let p = all_paths(&r);
+    let names: Vec<&str> = p.iter().map(|x| x.backend.as_str()).collect();
+    assert_eq!(names, ["shop/web-0", "shop/web-1", "shop/web-2"]);
+    for (pod, decision) in [
+        (p[0], Decision::Denied),
+        (p[1], Decision::Denied),
+        (p[2], Decision::Allowed),
+    ] {
+        assert_eq!(pod.decision, decision, "{}", pod.backend);
+        let c = &pod.hops[1].checks[1];
+        assert_eq!(c.side, format!("ingress of {}", pod.backend));
+        assert_eq!(c.destination, pod.backend);
+        if decision == Decision::Denied {
+            assert!(
+                c.explanation
+                    .starts_with(&format!("default deny: {} is selected by", pod.backend)),
+                "{}",
+                c.explanation
+            );
+            assert_eq!(c.near_miss.len(), 1, "{:?}", c.near_miss);
+            assert!(c.near_miss[0].service_port);
+            assert_eq!(c.near_miss[0].flow, "TCP/8080");
+        } else {
+            assert!(c.explanation.starts_with("allowed by"), "{}", c.explanation);
+            assert!(c.near_miss.is_empty());
+        }
+        // The egress check of the ingress names the backend as its peer.
+        let e = &pod.hops[1].checks[0];
+        assert!(
+            e.explanation.contains(&format!("({} on TCP/", pod.backend)),
+            "{}",
+            e.explanation
+        );
+    }
+}

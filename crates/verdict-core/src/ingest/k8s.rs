@@ -14,7 +14,7 @@ pub struct Namespace {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ContainerPort {
     pub name: Option<String>,
     pub port: u16,

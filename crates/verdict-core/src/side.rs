@@ -1,0 +1,217 @@
+//! The verdict of one side of a flow, in two steps:
+//!
+//! * [`Engine::decide`]: which entries of the rules selecting the subject
+//!   match the flow, and what they decide. It reads the parties' identities,
+//!   container ports and enforcement, never their names, so a caller that
+//!   checks many pods of one identity (`paths`) computes it once per
+//!   (subject identity, direction, peer identity, protocol, port).
+//! * [`Engine::explain`]: the [`SideVerdict`] with its sentence for the
+//!   named parties (the deciding rules are formatted once, in `decide`).
+
+use crate::engine::{list, Decision, Engine, Party, Reason, SideVerdict};
+use crate::policy::{first_decider, Direction, Entry, Origin, Protocol, Rule, Tier};
+use crate::settings::PolicyEnforcement;
+use std::sync::Arc;
+
+/// A side's decision, free of the parties' names.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub direction: Direction,
+    pub enforced: bool,
+    pub decision: Decision,
+    pub reason: Reason,
+    pub deciding: Vec<Arc<Origin>>,
+    pub selecting: Vec<Arc<Origin>>,
+    pub proxied: Vec<String>,
+    pub unevaluable: Vec<String>,
+    pub tier: Option<Tier>,
+    pub passed: Vec<Arc<Origin>>,
+    /// The deciding entries' origins, formatted once (`a, b`).
+    deciding_text: String,
+    /// The tier note of the first deciding entry (` (Admin tier, priority 3)`).
+    note: String,
+    /// What makes the side default deny (forced first, then the rules).
+    default_deny_by: Vec<String>,
+}
+
+impl Engine<'_> {
+    /// The decision of `subject`'s policy in `dir` for traffic with `peer`
+    /// on `protocol`/`port`, without an explanation.
+    pub fn decide(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decided {
+        let mut v = Decided {
+            direction: dir,
+            enforced: subject.enforced,
+            decision: Decision::Allowed,
+            reason: Reason::NoPolicy,
+            deciding: Vec::new(),
+            selecting: Vec::new(),
+            proxied: Vec::new(),
+            unevaluable: Vec::new(),
+            tier: None,
+            passed: Vec::new(),
+            deciding_text: String::new(),
+            note: String::new(),
+            default_deny_by: Vec::new(),
+        };
+        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
+            v.reason = Reason::PolicyDisabled;
+            return v;
+        }
+        let d = dir.index();
+        let active: Vec<&Rule> = self
+            .selecting_rules(&subject.identity)
+            .filter(|r| r.applies_to(dir))
+            .collect();
+        v.selecting = active.iter().map(|r| Arc::clone(&r.origin)).collect();
+        let forced = self.forced_default_deny(&subject.identity);
+        if active.is_empty() && forced.is_none() {
+            v.reason = Reason::NoPolicy;
+            return v;
+        }
+        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
+        let requires_allow = crate::engine::requirements(&active, dir, false);
+        let requires_deny = crate::engine::requirements(&active, dir, true);
+        let peer_idx = self.known_index(&peer.identity);
+        let entries = active
+            .iter()
+            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
+        let mut matched: Vec<&Entry> = Vec::new();
+        for e in entries {
+            let requires = if e.deny {
+                &requires_deny
+            } else {
+                &requires_allow
+            };
+            if !self.entry_matches(e, subject, peer, peer_idx, dir, protocol, port, requires) {
+                for u in &e.unevaluable {
+                    let note = format!("{}: {u}", e.origin);
+                    if !v.unevaluable.contains(&note) {
+                        v.unevaluable.push(note);
+                    }
+                }
+                continue;
+            }
+            matched.push(e);
+        }
+        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
+        // tier by level; Deny before Accept before Pass at one level. The
+        // first entry decides; a Pass skips the rest of its tier.
+        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
+        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
+        let deciding: Vec<&Entry> = matched
+            .iter()
+            .copied()
+            .filter(|e| Some(e.precedence()) == decider)
+            .collect();
+        v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
+        v.tier = deciding.first().map(|e| e.tier);
+        if !deciding.is_empty() {
+            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
+            v.deciding_text = list(&v.deciding);
+        }
+        if deciding.first().is_some_and(|e| e.deny) {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DeniedByRule;
+        } else if !deciding.is_empty() {
+            v.reason = Reason::AllowedByRule;
+            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
+            l7.sort();
+            l7.dedup();
+            v.proxied = l7;
+        } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
+            v.reason = Reason::AllowLocalhost;
+        } else if default_deny {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DefaultDeny;
+            v.default_deny_by = forced
+                .map(str::to_string)
+                .into_iter()
+                .chain(
+                    active
+                        .iter()
+                        .filter(|r| r.default_deny[d])
+                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
+                )
+                .collect();
+        } else {
+            v.reason = Reason::NoDefaultDeny;
+        }
+        v
+    }
+
+    /// The verdict of a decision for the named parties, with its sentence.
+    pub fn explain(
+        &self,
+        d: &Decided,
+        subject: &Party,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        let dir = d.direction;
+        let flow = || format!("{} on {protocol}/{port}", peer.name);
+        let explanation = match d.reason {
+            Reason::PolicyDisabled => {
+                "policy enforcement is off (enable-policy=never): allowed".to_string()
+            }
+            Reason::NoPolicy => format!(
+                "no policy selects {} for {dir}: default allow",
+                subject.name
+            ),
+            Reason::DeniedByRule if d.note.is_empty() => format!(
+                "denied by {} ({}); deny rules take precedence over allow rules",
+                d.deciding_text,
+                flow()
+            ),
+            Reason::DeniedByRule => {
+                format!("denied by {}{} ({})", d.deciding_text, d.note, flow())
+            }
+            Reason::AllowedByRule => {
+                let mut s = format!("allowed by {}{} ({})", d.deciding_text, d.note, flow());
+                if !d.proxied.is_empty() {
+                    s.push_str(&format!(
+                        "; redirected to the L7 proxy ({})",
+                        d.proxied.join(", ")
+                    ));
+                }
+                s
+            }
+            Reason::AllowLocalhost => format!(
+                "no rule matches {}, but the node reaches its local endpoints (allow-localhost=always): allowed",
+                flow()
+            ),
+            Reason::DefaultDeny => format!(
+                "default deny: {} is selected by {} for {dir}, no rule allows {}",
+                subject.name,
+                d.default_deny_by.join(", "),
+                flow()
+            ),
+            Reason::NoDefaultDeny => format!(
+                "no rule matches {}, and every policy selecting {} sets enableDefaultDeny.{dir}: false: allowed",
+                flow(),
+                subject.name
+            ),
+        };
+        SideVerdict {
+            direction: dir,
+            enforced: d.enforced,
+            decision: d.decision,
+            reason: d.reason.clone(),
+            explanation,
+            deciding: d.deciding.clone(),
+            selecting: d.selecting.clone(),
+            proxied: d.proxied.clone(),
+            unevaluable: d.unevaluable.clone(),
+            tier: d.tier,
+            passed: d.passed.clone(),
+            near_miss: Vec::new(),
+        }
+    }
+}
