@@ -33,13 +33,7 @@ fn lint(files: &[&str], config: &LintConfig) -> Run {
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     let report_paths = paths(&engine, &routing, &PathOptions::default());
-    let cx = Context {
-        inv: &inv,
-        engine: &engine,
-        routing: &routing,
-        paths: &report_paths,
-        config,
-    };
+    let cx = Context::new(&inv, &engine, &routing, &report_paths, config);
     Run {
         report: verdict_lint::run(&cx, config),
         sources,
