@@ -11,6 +11,11 @@ use verdict_core::source::Location;
 /// `reserved:ingress` or the controller pods on the target port) or by the
 /// ingress's own egress policy.
 ///
+/// The pods of one route backend (a Service's replicas) that fail for the
+/// same reason are one finding: it names the first pod and ends with
+/// `the same for N more backend pods of SERVICE (first three, ...)`. A pod
+/// that fails for another reason (another rule denies it) gets its own.
+///
 /// ## Why is this bad
 /// The route is published but its traffic is dropped: users get 503s or
 /// resets from the gateway, and nothing in the Ingress or HTTPRoute shows why.
