@@ -626,13 +626,7 @@ pub fn lint(
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     let report_paths = compute(&engine, &routing, &PathOptions::default());
-    let cx = Context {
-        inv: &inv,
-        engine: &engine,
-        routing: &routing,
-        paths: &report_paths,
-        config: &config,
-    };
+    let cx = Context::new(&inv, &engine, &routing, &report_paths, &config);
     let report = verdict_lint::run(&cx, &config);
     match args.output {
         crate::LintFormat::Text => print_text(&report.to_text(&sources))?,
@@ -789,13 +783,8 @@ pub fn generate(
     let after_engine = Engine::new(&after);
     let after_paths = compute(&after_engine, &after_routing, &opts.paths);
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context {
-        inv: &after,
-        engine: &after_engine,
-        routing: &after_routing,
-        paths: &after_paths,
-        config: &config,
-    };
+    let cx =
+        verdict_lint::Context::new(&after, &after_engine, &after_routing, &after_paths, &config);
     let lint = verdict_lint::run(&cx, &config);
     // Lint-clean as `verdict lint` judges it (findings at or above failOn);
     // info-level notes (a generated rule repeating an existing one) are listed.
@@ -1157,13 +1146,7 @@ pub fn report(
     let p = compute(&engine, &routing, &opts);
     let m = matrix(&engine, &MatrixOptions::default());
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context {
-        inv: &inv,
-        engine: &engine,
-        routing: &routing,
-        paths: &p,
-        config: &config,
-    };
+    let cx = verdict_lint::Context::new(&inv, &engine, &routing, &p, &config);
     let lint = verdict_lint::run(&cx, &config);
     let findings: Vec<ReportFinding> = lint
         .findings

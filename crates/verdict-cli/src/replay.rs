@@ -449,13 +449,7 @@ pub fn generate_from_flows(
         &verdict_core::paths::PathOptions::default(),
     );
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context {
-        inv: &after,
-        engine: &after_engine,
-        routing: &routing,
-        paths: &paths_report,
-        config: &config,
-    };
+    let cx = verdict_lint::Context::new(&after, &after_engine, &routing, &paths_report, &config);
     let lint = verdict_lint::run(&cx, &config);
     let hits: Vec<_> = lint
         .findings

@@ -32,13 +32,7 @@ fn check(inv: &Inventory, opts: &GenerateOptions) -> (usize, usize, usize) {
     let e2 = Engine::new(&after);
     let p2 = paths(&e2, &r2, &opts.paths);
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context {
-        inv: &after,
-        engine: &e2,
-        routing: &r2,
-        paths: &p2,
-        config: &config,
-    };
+    let cx = verdict_lint::Context::new(&after, &e2, &r2, &p2, &config);
     let lint = verdict_lint::run(&cx, &config);
     let hits: Vec<_> = lint
         .findings

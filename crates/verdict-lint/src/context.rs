@@ -1,12 +1,14 @@
 //! What rules see: the inventory, the engine, the routes and their paths,
 //! and helpers shared by rules.
 
+use crate::index::{accepted_rules, Index};
 use crate::LintConfig;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use verdict_core::engine::Engine;
 use verdict_core::ingest::{Inventory, Workload};
 use verdict_core::paths::{Controller, PathsReport};
-use verdict_core::policy::{Peer, PeerKind, Policy, Rule, Subject};
+use verdict_core::policy::{Peer, PeerKind, Policy, Rule};
 use verdict_core::routes::Routing;
 use verdict_core::selector::Selector;
 use verdict_core::source::ObjectRef;
@@ -21,57 +23,65 @@ pub struct Context<'a> {
     pub routing: &'a Routing,
     pub paths: &'a PathsReport,
     pub config: &'a LintConfig,
+    ix: Index<'a>,
 }
 
 impl<'a> Context<'a> {
-    /// The rules of every policy Cilium accepts.
-    pub fn rules(&self) -> impl Iterator<Item = (&'a Policy, &'a Rule)> {
-        self.inv
-            .policies
-            .iter()
-            .filter(|p| p.rejected.is_none() && p.ignored.is_none())
-            .flat_map(|p| p.rules.iter().map(move |r| (p, r)))
-    }
-
-    /// Indices of the identities a selector matches.
-    pub fn matching(&self, sel: &Selector) -> Vec<usize> {
-        self.engine
-            .identities
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| sel.matches(&id.labels))
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// Indices of the identities a rule applies to (an endpoint selector
-    /// never selects the host).
-    pub fn selected(&self, rule: &Rule) -> Vec<usize> {
-        match &rule.subject {
-            Subject::Endpoints(sel) => self
-                .matching(sel)
-                .into_iter()
-                .filter(|&i| {
-                    self.engine
-                        .identities
-                        .get(i)
-                        .and_then(|id| id.reserved_name())
-                        != Some("host")
-                })
-                .collect(),
-            Subject::Nodes(_) => Vec::new(),
+    /// A context with its indices (each rule's selected identities,
+    /// identity -> workloads, workloads by namespace) built once, so
+    /// that rules look things up instead of scanning the cluster.
+    pub fn new(
+        inv: &'a Inventory,
+        engine: &'a Engine<'a>,
+        routing: &'a Routing,
+        paths: &'a PathsReport,
+        config: &'a LintConfig,
+    ) -> Context<'a> {
+        Context {
+            inv,
+            engine,
+            routing,
+            paths,
+            config,
+            ix: Index::new(inv, engine),
         }
     }
 
-    /// The workloads that have identity `idx`.
+    /// The rules of every policy Cilium accepts.
+    pub fn rules(&self) -> impl Iterator<Item = (&'a Policy, &'a Rule)> {
+        accepted_rules(self.inv)
+    }
+
+    /// Indices of the identities a selector matches, ascending (memoised:
+    /// each distinct selector is evaluated once, through the label index).
+    pub fn matching(&self, sel: &Selector) -> Arc<[usize]> {
+        self.ix.matching(sel)
+    }
+
+    /// Indices of the identities a rule applies to (an endpoint selector
+    /// never selects the host), ascending.
+    pub fn selected(&self, rule: &Rule) -> Arc<[usize]> {
+        self.ix.selected(rule)
+    }
+
+    /// The workloads that have identity `idx`, in input order.
     pub fn workloads_of(&self, idx: usize) -> Vec<&'a Workload> {
-        self.engine
-            .endpoints
+        self.ix
+            .workloads_of(idx)
             .iter()
-            .flatten()
-            .filter(|e| e.identity == idx)
-            .filter_map(|e| self.inv.workloads.get(e.workload))
+            .filter_map(|&w| self.inv.workloads.get(w))
             .collect()
+    }
+
+    /// Indices of the workloads of a namespace, in input order.
+    pub fn workloads_in(&self, namespace: &str) -> &[usize] {
+        self.ix.workloads_in(namespace)
+    }
+
+    /// The values of label `key` on the workloads of `namespace` (or of the
+    /// whole input when `None`), sorted; `None` when no workload has it.
+    pub fn label_values(&self, namespace: Option<&str>, key: &str) -> Option<&BTreeSet<&'a str>> {
+        self.ix.label_values(namespace, key)
     }
 
     /// `ns/kind/name` of the workloads with identity `idx`, or the identity.
@@ -94,39 +104,48 @@ impl<'a> Context<'a> {
     }
 
     /// Identities that receive outside traffic: `reserved:ingress` and the
-    /// pods of other ingress controllers found by `paths`.
-    pub fn ingress_identities(&self) -> BTreeSet<usize> {
-        let mut out = BTreeSet::new();
-        if let Some(i) = self.index_of_party("ingress") {
-            out.insert(i);
-        }
-        for ep in &self.paths.entry_points {
-            if let Controller::Pods { pods, .. } = &ep.controller {
-                for p in pods {
-                    if let Some(i) = self.index_of_party(p) {
-                        out.insert(i);
-                    }
-                }
+    /// pods of other ingress controllers found by `paths` (computed once).
+    pub fn ingress_identities(&self) -> &BTreeSet<usize> {
+        self.ix.ingress.get_or_init(|| {
+            let mut out = BTreeSet::new();
+            if let Some(i) = self.index_of_party("ingress") {
+                out.insert(i);
             }
-        }
-        out
-    }
-
-    /// Identities of route backends, with the routes that reach them.
-    pub fn backend_identities(&self) -> BTreeMap<usize, BTreeSet<String>> {
-        let mut out: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-        for ep in &self.paths.entry_points {
-            for r in &ep.routes {
-                for b in &r.backends {
-                    for p in &b.paths {
-                        if let Some(i) = self.index_of_party(&p.backend) {
-                            out.entry(i).or_default().insert(r.route.to_string());
+            for ep in &self.paths.entry_points {
+                if let Controller::Pods { pods, .. } = &ep.controller {
+                    for p in pods {
+                        if let Some(i) = self.index_of_party(p) {
+                            out.insert(i);
                         }
                     }
                 }
             }
-        }
-        out
+            out
+        })
+    }
+
+    /// Identities of route backends, with the routes that reach them
+    /// (computed once; each backend name resolved once).
+    pub fn backend_identities(&self) -> &BTreeMap<usize, BTreeSet<String>> {
+        self.ix.backends.get_or_init(|| {
+            let mut out: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+            let mut resolved: HashMap<&str, Option<usize>> = HashMap::new();
+            for ep in &self.paths.entry_points {
+                for r in &ep.routes {
+                    for b in &r.backends {
+                        for p in &b.paths {
+                            let i = *resolved
+                                .entry(p.backend.as_str())
+                                .or_insert_with(|| self.index_of_party(&p.backend));
+                            if let Some(i) = i {
+                                out.entry(i).or_default().insert(r.route.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        })
     }
 
     /// Namespaces that have at least one workload in the input.

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod context;
+mod index;
 pub mod render;
 pub mod rules;
 pub mod sarif;
@@ -176,12 +177,19 @@ pub fn run(cx: &Context, config: &LintConfig) -> LintReport {
     raw.dedup();
     let (suppressions, notes) = context::suppressions(cx.inv);
     report.notes = notes;
+    // (object, code) -> the first reason given.
+    let mut reasons: std::collections::HashMap<(ObjectRef, String), String> =
+        std::collections::HashMap::new();
+    for (obj, code, why) in suppressions {
+        reasons
+            .entry((obj, code.to_ascii_uppercase()))
+            .or_insert(why);
+    }
     for f in raw {
         let reason = f.object.as_ref().and_then(|o| {
-            suppressions
-                .iter()
-                .find(|(obj, code, _)| obj == o && code.eq_ignore_ascii_case(f.code))
-                .map(|(_, _, why)| why.clone())
+            reasons
+                .get(&(o.clone(), f.code.to_ascii_uppercase()))
+                .cloned()
         });
         match reason {
             Some(why) => report.suppressed.push((f, why)),

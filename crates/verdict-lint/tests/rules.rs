@@ -33,13 +33,7 @@ fn lint(files: &[&str], config: &LintConfig) -> Run {
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     let report_paths = paths(&engine, &routing, &PathOptions::default());
-    let cx = Context {
-        inv: &inv,
-        engine: &engine,
-        routing: &routing,
-        paths: &report_paths,
-        config,
-    };
+    let cx = Context::new(&inv, &engine, &routing, &report_paths, config);
     Run {
         report: verdict_lint::run(&cx, config),
         sources,
@@ -241,4 +235,41 @@ fn rules_doc_is_current() {
             assert!(doc.contains(section), "{} lacks `{section}`", r.meta().code);
         }
     }
+}
+
+#[test]
+fn route_backend_replicas_failing_alike_are_one_finding() {
+    let r = lint(
+        &["base.yaml", "VRD005/fires.yaml", "VRD005/replicas.yaml"],
+        &LintConfig::default(),
+    );
+    let mine: Vec<String> = r
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.code == "VRD005")
+        .map(|f| format!("{} {}", f.location.file, f.message))
+        .collect();
+    // The three plain replicas: one finding naming the first and counting
+    // the others; the canary (also denied by canary-deny): its own.
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    assert!(
+        mine[0].starts_with("VRD005/fires.yaml HTTPRoute shop/api -> shop/api-0 (shop/api:80) is broken at ingress of shop/api-0: denied by shop/api-extra")
+            && mine[0].ends_with("; the same for 2 more backend pods of shop/api:80 (shop/api-1, shop/api-2)"),
+        "{mine:#?}"
+    );
+    assert!(
+        mine[1].contains("-> shop/api-canary (shop/api:80)")
+            && mine[1].contains("shop/canary-deny")
+            && !mine[1].contains("the same for"),
+        "{mine:#?}"
+    );
+    // Alone, a pod's finding has no count (the fixture's snapshot).
+    let one = lint(&["base.yaml", "VRD005/fires.yaml"], &LintConfig::default());
+    assert!(one
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.code == "VRD005")
+        .all(|f| !f.message.contains("the same for")));
 }

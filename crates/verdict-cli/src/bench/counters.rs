@@ -94,13 +94,7 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
         n(pod_paths.map(|p| p.hops.len()).sum()),
     );
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context {
-        inv: &inv,
-        engine: &engine,
-        routing: &routing,
-        paths: &report,
-        config: &config,
-    };
+    let cx = verdict_lint::Context::new(&inv, &engine, &routing, &report, &config);
     let lint = verdict_lint::run(&cx, &config);
     stage("lint", &mut c, &mut since);
     c.insert("lint_findings".to_string(), n(lint.findings.len()));

@@ -75,8 +75,8 @@ impl SelectorSelectsNothing {
             if !unscoped.is_empty() {
                 let elsewhere: BTreeSet<String> = cx
                     .matching(&unscoped)
-                    .into_iter()
-                    .flat_map(|i| cx.workloads_of(i))
+                    .iter()
+                    .flat_map(|&i| cx.workloads_of(i))
                     .filter(|w| w.namespace != ns)
                     .map(|w| w.namespace.clone())
                     .collect();
@@ -99,25 +99,17 @@ impl SelectorSelectsNothing {
             .skipped_objects
             .iter()
             .any(|o| ns.is_none_or(|n| o.namespace.as_deref() == Some(n)));
-        let workloads: Vec<_> = cx
-            .inv
-            .workloads
-            .iter()
-            .filter(|w| ns.is_none_or(|n| w.namespace == n))
-            .collect();
-        if incomplete || workloads.is_empty() {
+        let no_workloads = match ns {
+            Some(n) => cx.workloads_in(n).is_empty(),
+            None => cx.inv.workloads.is_empty(),
+        };
+        if incomplete || no_workloads {
             return None;
         }
         let mut values = BTreeSet::new();
         for k in &keys {
-            let used: Vec<String> = workloads
-                .iter()
-                .filter_map(|w| w.labels.get(*k).map(|v| format!("{k}={v}")))
-                .collect();
-            if used.is_empty() {
-                return None;
-            }
-            values.extend(used);
+            let used = cx.label_values(ns, k)?;
+            values.extend(used.iter().map(|v| format!("{k}={v}")));
         }
         let place = ns
             .map(|n| format!("namespace `{n}`"))

@@ -58,7 +58,7 @@ impl Rule for ServicePortNotTargetPort {
             {
                 continue;
             }
-            for id in cx.selected(r) {
+            for &id in cx.selected(r).iter() {
                 rules_of.entry(id).or_default().push((p, r));
             }
         }

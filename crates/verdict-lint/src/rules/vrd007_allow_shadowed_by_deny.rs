@@ -1,5 +1,6 @@
 use crate::{Context, Finding, Level, Meta, Rule};
-use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel};
+use std::collections::HashMap;
+use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel, Rule as PolicyRule};
 
 /// ## What it does
 /// Flags an allow rule whose every peer and port is also denied by a deny
@@ -78,21 +79,15 @@ pub(crate) fn peers_cover(deny: &Entry, allow: &Entry) -> bool {
 /// selectors select is also selected by the deny entry's selectors (rules
 /// written differently, e.g. a ClusterNetworkPolicy `pods` peer against a
 /// CiliumNetworkPolicy `fromEndpoints`).
-fn selects_within(
-    cx: &Context,
-    cache: &mut std::collections::HashMap<verdict_core::selector::Selector, Vec<usize>>,
-    deny: &Entry,
-    allow: &Entry,
-) -> bool {
-    let mut ids = |e: &Entry| -> Option<std::collections::BTreeSet<usize>> {
+fn selects_within(cx: &Context, deny: &Entry, allow: &Entry) -> bool {
+    let ids = |e: &Entry| -> Option<std::collections::BTreeSet<usize>> {
         let mut out = std::collections::BTreeSet::new();
         for p in &e.peers {
             let PeerKind::Selectors { selectors } = &p.kind else {
                 return None;
             };
             for s in selectors {
-                let m = cache.entry(s.clone()).or_insert_with(|| cx.matching(s));
-                out.extend(m.iter().copied());
+                out.extend(cx.matching(s).iter().copied());
             }
         }
         Some(out)
@@ -101,6 +96,11 @@ fn selects_within(
         (Some(a), Some(d)) => !a.is_empty() && a.is_subset(&d),
         _ => false,
     }
+}
+
+/// Whether sorted `a` is a subset of sorted `b`.
+fn sorted_subset(a: &[usize], b: &[usize]) -> bool {
+    a.len() <= b.len() && a.iter().all(|i| b.binary_search(i).is_ok())
 }
 
 impl Rule for AllowShadowedByDeny {
@@ -115,16 +115,35 @@ impl Rule for AllowShadowedByDeny {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let rules: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
-        let mut cache = std::collections::HashMap::new();
+        // Rules with a deny entry, by the identities they select (in rule
+        // order): a rule that shadows another selects its first identity.
+        let mut deny_rules_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (ri, (_, r, sel)) in rules.iter().enumerate() {
+            if r.entries.iter().any(|e| e.deny) {
+                for &i in sel.iter() {
+                    deny_rules_of.entry(i).or_default().push(ri);
+                }
+            }
+        }
         for (p, r, sel) in &rules {
-            if sel.is_empty() {
+            let Some(&first) = sel.first() else {
+                continue;
+            };
+            // The deny rules applying to every endpoint this rule applies to.
+            let covering: Vec<&PolicyRule> = deny_rules_of
+                .get(&first)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|&ri| rules.get(ri))
+                .filter(|(_, _, sel2)| sorted_subset(sel, sel2))
+                .map(|(_, r2, _)| *r2)
+                .collect();
+            if covering.is_empty() {
                 continue;
             }
             for a in r.entries.iter().filter(|e| e.is_allow()) {
-                let shadow = rules.iter().find_map(|(_, r2, sel2)| {
-                    if !sel.iter().all(|i| sel2.contains(i)) {
-                        return None;
-                    }
+                let shadow = covering.iter().find_map(|r2| {
                     r2.entries
                         .iter()
                         // A deny shadows an allow it is evaluated before
@@ -137,7 +156,7 @@ impl Rule for AllowShadowedByDeny {
                         })
                         .find(|d| {
                             ports_cover(d.ports.as_ref(), a.ports.as_ref())
-                                && (peers_cover(d, a) || selects_within(cx, &mut cache, d, a))
+                                && (peers_cover(d, a) || selects_within(cx, d, a))
                         })
                 });
                 if let Some(d) = shadow {

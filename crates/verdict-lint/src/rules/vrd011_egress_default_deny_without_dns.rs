@@ -1,5 +1,5 @@
 use crate::{Context, Finding, Level, Meta, Rule};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use verdict_core::engine::Decision;
 use verdict_core::policy::{Direction, Protocol};
 
@@ -57,23 +57,31 @@ impl Rule for EgressDefaultDenyWithoutDns {
                     "kube-system/kube-dns".to_string(),
                 )
             });
+        // Per identity, once: the first of its workloads that resolves as a
+        // party, if its egress to DNS is denied (every rule selecting an
+        // identity sees the same verdict).
+        let mut verdicts: HashMap<usize, Option<String>> = HashMap::new();
         for (p, r) in cx.rules() {
             if !r.default_deny[Direction::Egress.index()] {
                 continue;
             }
             let mut broken = Vec::new();
-            for idx in cx.selected(r) {
-                for w in cx.workloads_of(idx) {
-                    let Ok(pod) = cx.engine.party(&w.display_name()) else {
-                        continue;
-                    };
-                    let v = cx
-                        .engine
-                        .side(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
-                    if v.decision == Decision::Denied {
-                        broken.push(w.display_name());
+            for &idx in cx.selected(r).iter() {
+                let denied = verdicts.entry(idx).or_insert_with(|| {
+                    for w in cx.workloads_of(idx) {
+                        let name = w.display_name();
+                        let Ok(pod) = cx.engine.party(&name) else {
+                            continue;
+                        };
+                        let v = cx
+                            .engine
+                            .side(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
+                        return (v.decision == Decision::Denied).then_some(name);
                     }
-                    break;
+                    None
+                });
+                if let Some(name) = denied {
+                    broken.push(name.clone());
                 }
             }
             if broken.is_empty() {

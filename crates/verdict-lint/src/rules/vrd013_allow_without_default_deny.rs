@@ -1,4 +1,5 @@
 use crate::{Context, Finding, Level, Meta, Rule};
+use std::collections::HashSet;
 use verdict_core::policy::Direction;
 
 /// ## What it does
@@ -38,6 +39,17 @@ impl Rule for AllowWithoutDefaultDeny {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let all: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
+        // Per direction, the identities some rule puts into default deny.
+        let mut denied: [HashSet<usize>; 2] = [HashSet::new(), HashSet::new()];
+        for (_, r, sel) in &all {
+            for dir in Direction::BOTH {
+                if r.default_deny[dir.index()] {
+                    if let Some(set) = denied.get_mut(dir.index()) {
+                        set.extend(sel.iter().copied());
+                    }
+                }
+            }
+        }
         for (p, r, sel) in &all {
             for dir in Direction::BOTH {
                 // ClusterNetworkPolicy rules never turn on default deny by
@@ -51,10 +63,7 @@ impl Rule for AllowWithoutDefaultDeny {
                 }
                 let open: Vec<String> = sel
                     .iter()
-                    .filter(|i| {
-                        !all.iter()
-                            .any(|(_, r2, s2)| r2.default_deny[dir.index()] && s2.contains(i))
-                    })
+                    .filter(|i| denied.get(dir.index()).is_some_and(|d| !d.contains(i)))
                     .flat_map(|&i| cx.workloads_of(i))
                     .map(|w| w.display_name())
                     .collect();
