@@ -36,7 +36,12 @@ fn verdict(args: &[&str]) -> Output {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -76,7 +81,10 @@ fn large_matrix_text_is_grouped_and_json_keeps_pairs() {
                 .collect()
         };
         let (from, to) = (members("from"), members("to"));
-        assert_eq!(r["connections"].as_u64().unwrap() as usize, from.len() * to.len());
+        assert_eq!(
+            r["connections"].as_u64().unwrap() as usize,
+            from.len() * to.len()
+        );
         for a in &from {
             for b in &to {
                 assert_eq!(
@@ -94,12 +102,19 @@ fn large_matrix_text_is_grouped_and_json_keeps_pairs() {
     assert_eq!(o.status.code(), Some(0));
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("1640 allowed connections"), "{text}");
-    assert!(text.contains("Groups (the identities a row names together)"), "{text}");
+    assert!(
+        text.contains("Groups (the identities a row names together)"),
+        "{text}"
+    );
     assert!(text.contains("G1 (40)"), "{text}");
     assert!(text.lines().count() < 20, "{text}");
     let o = verdict(&["matrix", "--pairs", f]);
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.lines().count() > 1640, "{} lines", text.lines().count());
+    assert!(
+        text.lines().count() > 1640,
+        "{} lines",
+        text.lines().count()
+    );
     assert!(!text.contains("Groups ("));
     // Groups apply to text, JSON and YAML only.
     let o = verdict(&["matrix", "--summarise", "-o", "csv", f]);
@@ -120,7 +135,11 @@ fn small_matrix_text_stays_pairs_unless_asked() {
     // Same number of connections either way.
     let count = |t: &str| {
         t.lines()
-            .find_map(|l| l.split(" allowed connection").next().filter(|_| l.contains(" allowed connection")))
+            .find_map(|l| {
+                l.split(" allowed connection")
+                    .next()
+                    .filter(|_| l.contains(" allowed connection"))
+            })
             .map(str::to_string)
     };
     assert_eq!(count(&text), count(&grouped));

@@ -284,7 +284,11 @@ impl<'p, 'r> Ctx<'p, 'r> {
     }
 
     /// The side of peer `q` in `sides` (`None`: no policy, allows).
-    pub(crate) fn side_of<'s>(&self, q: usize, sides: &'s [Side<'p, 'r>]) -> Option<&'s Side<'p, 'r>> {
+    pub(crate) fn side_of<'s>(
+        &self,
+        q: usize,
+        sides: &'s [Side<'p, 'r>],
+    ) -> Option<&'s Side<'p, 'r>> {
         self.policy_of
             .get(q)
             .copied()
@@ -309,7 +313,8 @@ impl<'p, 'r> Ctx<'p, 'r> {
             }
             _ => true,
         };
-        if !may_allow(to_side, &s.to_held, from_host) || !may_allow(from_side, &s.from_held, to_host)
+        if !may_allow(to_side, &s.to_held, from_host)
+            || !may_allow(from_side, &s.from_held, to_host)
         {
             return None;
         }
@@ -451,7 +456,14 @@ pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
 pub fn matrix_by_pairs(engine: &Engine, opts: &MatrixOptions) -> Matrix {
     let policies = resolve_for_matrix(engine);
     let ctx = Ctx::new(engine, &policies);
-    let pairs = candidate_pairs(&policies, &ctx.ingress, &ctx.egress, &ctx.nodes, ctx.host, ctx.n);
+    let pairs = candidate_pairs(
+        &policies,
+        &ctx.ingress,
+        &ctx.egress,
+        &ctx.nodes,
+        ctx.host,
+        ctx.n,
+    );
     let mut cells = Vec::new();
     let mut s = Scratch::default();
     for pr in pairs {

@@ -273,7 +273,12 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
     }
     let ident_classes = |members: &[Vec<usize>]| -> Vec<u32> {
         (0..members.len())
-            .filter(|&c| members.get(c).and_then(|m| m.first()).is_some_and(|&q| q < n))
+            .filter(|&c| {
+                members
+                    .get(c)
+                    .and_then(|m| m.first())
+                    .is_some_and(|&q| q < n)
+            })
             .map(|c| u32::try_from(c).unwrap_or(NONE))
             .collect()
     };
@@ -344,7 +349,8 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
         ) else {
             continue;
         };
-        let kept = matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
+        let kept =
+            matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
         if !kept {
             continue;
         }

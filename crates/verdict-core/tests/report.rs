@@ -223,7 +223,12 @@ fn big_namespace() -> String {
         ));
     }
     let ports: String = (0..13)
-        .map(|i| format!("            - port: \"{}\"\n              protocol: TCP\n", 8000 + i))
+        .map(|i| {
+            format!(
+                "            - port: \"{}\"\n              protocol: TCP\n",
+                8000 + i
+            )
+        })
         .collect();
     y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: all-in-ns\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
     y
@@ -246,12 +251,22 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
     for a in 0..40 {
         assert!(groups.contains(&format!(">big/app-{a}</span>")), "app-{a}");
     }
-    assert_eq!(groups.matches("class=\"clickable\" data-name=\"p").count(), 40);
+    assert_eq!(
+        groups.matches("class=\"clickable\" data-name=\"p").count(),
+        40
+    );
     // Panels: 40 peers x 13 ports = 520 rows, shown as 13 entries.
     let panel = &p[p.find("<section class=\"policy-view\"").unwrap()..];
     let panel = &panel[..panel.find("</section>").unwrap()];
-    assert!(panel.contains("13 entries standing for 520 (peer, port) rows"), "{panel}");
-    assert_eq!(panel.matches("<tr class=\"allowed\">").count(), 13, "{panel}");
+    assert!(
+        panel.contains("13 entries standing for 520 (peer, port) rows"),
+        "{panel}"
+    );
+    assert_eq!(
+        panel.matches("<tr class=\"allowed\">").count(),
+        13,
+        "{panel}"
+    );
     assert!(panel.contains("40 peers: big/app-"), "{panel}");
     // Linear: the page stays far smaller than a row per pair would make it.
     assert!(p.len() < 400_000, "{} bytes", p.len());

@@ -66,7 +66,7 @@ fn origin_cell(origins: &[&Origin]) -> String {
 }
 
 /// Above this many (peer, entry) rows a panel lists summarised entries.
-pub(super) const PANEL_ROWS: usize = 500;
+pub(super) const PANEL_ROWS: usize = 64;
 
 /// The peers of a set as the panel names them: all of a small set, else
 /// the first few and the count.
