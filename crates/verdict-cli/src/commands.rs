@@ -866,15 +866,40 @@ fn write_new_or_regular(file: &Path, text: &str) -> Result<(), String> {
     })
 }
 
+/// `verdict matrix`: rows between groups (`--summarise`), one row per
+/// pair (`--pairs`), or groups for text above
+/// [`verdict_core::matrix_render::SUMMARISE_ABOVE`] connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MatrixForm {
+    Auto,
+    Groups,
+    Pairs,
+}
+
+impl MatrixForm {
+    pub fn pick(summarise: bool, pairs: bool) -> MatrixForm {
+        match (summarise, pairs) {
+            (true, _) => MatrixForm::Groups,
+            (_, true) => MatrixForm::Pairs,
+            _ => MatrixForm::Auto,
+        }
+    }
+}
+
 pub fn matrix(
     paths: &[PathBuf],
     cluster: ClusterConfig,
     output: crate::MatrixFormat,
-    namespace: Option<String>,
-    workload: Option<String>,
+    (namespace, workload): (Option<String>, Option<String>),
+    form: MatrixForm,
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::matrix::{matrix as compute, MatrixOptions};
+    use crate::MatrixFormat as F;
+    use verdict_core::matrix::MatrixOptions;
+    use verdict_core::matrix_summary::summarise;
+    if form == MatrixForm::Groups && matches!(output, F::Csv | F::Dot | F::Mermaid) {
+        return Err("--summarise applies to -o text, json and yaml".to_string());
+    }
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
     // A bare pod as the text views print it, `ns/pod/name`, is `ns/name`.
@@ -904,30 +929,41 @@ pub fn matrix(
         }
     }
     let engine = Engine::new(&inv);
-    let m = compute(
+    let s = summarise(
         &engine,
         &MatrixOptions {
             namespace,
             workload,
         },
     );
+    let groups = match form {
+        MatrixForm::Groups => true,
+        MatrixForm::Pairs => false,
+        MatrixForm::Auto => {
+            output == F::Text && s.connections > verdict_core::matrix_render::SUMMARISE_ABOVE
+        }
+    };
     match output {
-        crate::MatrixFormat::Text => print_wrapped(&m.to_text())?,
-        crate::MatrixFormat::Json => {
-            // Streamed: the JSON of a dense cluster is hundreds of MiB.
+        F::Text if groups => print_wrapped(&s.to_text())?,
+        F::Json if groups => print(&json_with_diagnostics(&s, &[&inv], verbose)?)?,
+        F::Yaml if groups => print(&yaml_with_diagnostics(&s, &[&inv], verbose)?)?,
+        F::Json => {
+            // Streamed from the rows: the JSON of a dense cluster is
+            // hundreds of MiB.
             let out = std::io::BufWriter::new(std::io::stdout().lock());
             let diagnostics = diagnostics_json(&[&inv], verbose);
-            match verdict_core::matrix_json::write_json(&m, &diagnostics, out) {
+            match verdict_core::matrix_json::write_json_pairs(&s, &diagnostics, out) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     return Err(format!("writing standard output: {e}"));
                 }
                 _ => {}
             }
         }
-        crate::MatrixFormat::Csv => print(&m.to_csv())?,
-        crate::MatrixFormat::Dot => print_text(&m.to_dot())?,
-        crate::MatrixFormat::Mermaid => print_text(&m.to_mermaid())?,
-        crate::MatrixFormat::Yaml => print(&yaml_with_diagnostics(&m, &[&inv], verbose)?)?,
+        F::Text => print_wrapped(&s.expand().to_text())?,
+        F::Csv => print(&s.expand().to_csv())?,
+        F::Dot => print_text(&s.expand().to_dot())?,
+        F::Mermaid => print_text(&s.expand().to_mermaid())?,
+        F::Yaml => print(&yaml_with_diagnostics(&s.expand(), &[&inv], verbose)?)?,
     }
     Ok(exit(0, input_errors(&inv)))
 }
@@ -1127,7 +1163,8 @@ pub fn report(
     clients: Vec<String>,
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::matrix::{matrix, MatrixOptions};
+    use verdict_core::matrix::MatrixOptions;
+    use verdict_core::matrix_summary::summarise;
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::report::{render, ReportFinding};
     use verdict_core::routes::Routing;
@@ -1144,7 +1181,7 @@ pub fn report(
         ..PathOptions::default()
     };
     let p = compute(&engine, &routing, &opts);
-    let m = matrix(&engine, &MatrixOptions::default());
+    let m = summarise(&engine, &MatrixOptions::default());
     let config = verdict_lint::LintConfig::default();
     let cx = verdict_lint::Context::new(&inv, &engine, &routing, &p, &config);
     let lint = verdict_lint::run(&cx, &config);

@@ -28,7 +28,8 @@ Exit: 0 nothing --fail-on fails on, 1 an observed connection would break, 2 inpu
 pub const MATRIX: &str = "Examples:
   verdict matrix examples/shop-gateway/
   verdict matrix --namespace shop -o csv manifests/ > matrix.csv
-  verdict matrix -o dot manifests/ | dot -Tsvg > matrix.svg";
+  verdict matrix -o dot manifests/ | dot -Tsvg > matrix.svg
+  verdict matrix --summarise -o json manifests/   # rows between groups of identities";
 
 pub const DIFF: &str = "Examples:
   verdict diff old/ new/

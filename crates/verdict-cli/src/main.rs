@@ -237,6 +237,12 @@ enum Command {
         /// Only connections from or to workloads whose name contains this text
         #[arg(long)]
         workload: Option<String>,
+        /// Rows between groups of identities that every policy treats alike (text, json, yaml); text uses them above 1000 connections anyway
+        #[arg(long, conflicts_with = "pairs")]
+        summarise: bool,
+        /// One text row per connected pair of identities, however many
+        #[arg(long)]
+        pairs: bool,
         /// Manifests: files, directories (searched recursively), or - for standard input
         #[arg(required_unless_present_any = LIVE_ARGS)]
         paths: Vec<PathBuf>,
@@ -485,8 +491,17 @@ fn main() -> ExitCode {
             output,
             namespace,
             workload,
+            summarise,
+            pairs,
             paths,
-        } => commands::matrix(&paths, cluster, output, namespace, workload, cli.verbose),
+        } => commands::matrix(
+            &paths,
+            cluster,
+            output,
+            (namespace, workload),
+            commands::MatrixForm::pick(summarise, pairs),
+            cli.verbose,
+        ),
         Command::Generate {
             out_dir,
             no_verify,

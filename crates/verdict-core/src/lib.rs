@@ -24,6 +24,7 @@ pub mod labels;
 pub mod matrix;
 pub mod matrix_json;
 pub mod matrix_render;
+pub mod matrix_summary;
 pub mod names;
 pub mod near_miss;
 pub mod paths;

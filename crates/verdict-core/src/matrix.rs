@@ -25,7 +25,7 @@ pub struct Node {
     pub identity: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PortRange {
     pub protocol: Protocol,
     pub from: u16,
@@ -72,9 +72,9 @@ pub struct Matrix {
 /// entries of that direction, grouped by peer set (entries of one rule
 /// entry, and of rule entries with equal peers, share one interned set:
 /// one membership test for all of them).
-struct Side<'p, 'r> {
-    state: &'p DirectionState<'r>,
-    by_set: Vec<(&'p PeerSet, Vec<&'p SetEntry<'r>>)>,
+pub(crate) struct Side<'p, 'r> {
+    pub(crate) state: &'p DirectionState<'r>,
+    pub(crate) by_set: Vec<(&'p PeerSet, Vec<&'p SetEntry<'r>>)>,
 }
 
 fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
@@ -136,7 +136,7 @@ pub struct MatrixOptions {
 
 /// Peers are numbered densely: identity index `i` is `i`, CIDR selection
 /// of rank `c` is `identities + c`.
-fn peer_of(q: usize, n: usize) -> PeerRef {
+pub(crate) fn peer_of(q: usize, n: usize) -> PeerRef {
     let q32 = u32::try_from(q).unwrap_or(u32::MAX);
     match q.checked_sub(n) {
         Some(c) => PeerRef::Cidr(u32::try_from(c).unwrap_or(u32::MAX)),
@@ -148,251 +148,347 @@ fn pair(from: usize, to: usize) -> u64 {
     (u64::try_from(from).unwrap_or(u64::MAX) << 32) | u64::try_from(to).unwrap_or(0)
 }
 
-/// Computes the matrix of every identity.
-pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
-    // Reserved identities that are local endpoints enforce policy too.
+/// Everything the cells are computed from: the resolved maps of every
+/// identity (and of the reserved identities that are local endpoints),
+/// their sides grouped by peer set, and the node of every dense peer
+/// number. Built once per matrix; [`Ctx::cell`] reads it.
+pub(crate) struct Ctx<'p, 'r> {
+    pub(crate) policies: &'p [ResolvedPolicy<'r>],
+    pub(crate) ingress: Vec<Side<'p, 'r>>,
+    pub(crate) egress: Vec<Side<'p, 'r>>,
+    /// The node of every peer (`None`: not shown, e.g. a world identity
+    /// that cannot occur in this cluster).
+    pub(crate) nodes: Vec<Option<Node>>,
+    /// The policy (index into `policies`) of each identity index.
+    pub(crate) policy_of: Vec<Option<usize>>,
+    pub(crate) host: Option<u32>,
+    /// Identities (peers `0..n`); CIDR selections follow.
+    pub(crate) n: usize,
+}
+
+/// Reusable buffers of [`Ctx::cell`], and the text of each rule.
+#[derive(Default)]
+pub(crate) struct Scratch<'p, 'r> {
+    to_held: Vec<&'p SetEntry<'r>>,
+    from_held: Vec<&'p SetEntry<'r>>,
+    scratch: Vec<&'p SetEntry<'r>>,
+    origins: Vec<&'r Origin>,
+    bps: Vec<u32>,
+    rule_text: HashMap<usize, String>,
+}
+
+/// What a connected pair gets: ports, flags and the deciding rules.
+pub(crate) struct CellData {
+    pub(crate) ports: Vec<PortRange>,
+    pub(crate) proxied: bool,
+    pub(crate) deny_decided: bool,
+    pub(crate) rules: Vec<String>,
+}
+
+/// The maps of every identity and of the reserved identities that are
+/// local endpoints.
+pub(crate) fn resolve_for_matrix<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
     let extra: Vec<Party> = ["ingress", "health", "init", "unmanaged"]
         .iter()
         .filter_map(|name| engine.party(name).ok())
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let policies = resolve_all_with(engine, threads, &extra);
-    let n = engine.identities.len();
-    let ncidr = policies.first().map_or(0, |p| p.names().cidr_count());
-    let host = policies.first().and_then(|p| p.names().host());
-    let is_host = |q: usize| host.is_some_and(|h| h as usize == q);
-    // Node of every peer.
-    let mut nodes: Vec<Option<Node>> = vec![None; n + ncidr];
-    for ep in engine.endpoints.iter().flatten() {
-        let (Some(w), Some(id), Some(slot)) = (
-            engine.inv.workloads.get(ep.workload),
-            engine.identities.get(ep.identity),
-            nodes.get_mut(ep.identity),
-        ) else {
-            continue;
-        };
-        let wname = w.display_name();
-        let node = slot.get_or_insert_with(|| Node {
-            name: String::new(),
-            namespace: Some(w.namespace.clone()),
-            identity: Some(id.id),
-        });
-        if node.name.is_empty() {
-            node.name = wname;
-        } else if !node.name.split(", ").any(|n| n == wname) {
-            node.name = format!("{}, {wname}", node.name);
-        }
-    }
-    // World identities that cannot occur in this cluster (world-ipv4/ipv6 in
-    // a single-stack cluster, plain world in a dual-stack one) are left out.
-    let dual = engine.inv.cluster.dual_stack;
-    let impossible = |n: &str| {
-        if dual {
-            n == "world"
-        } else {
-            n == "world-ipv4" || n == "world-ipv6"
-        }
-    };
-    for (id, slot) in engine.identities.iter().zip(nodes.iter_mut()) {
-        if let Some(name) = id.reserved_name().filter(|n| !impossible(n)) {
-            *slot = Some(Node {
-                name: format!("reserved:{name}"),
-                namespace: None,
+    resolve_all_with(engine, threads, &extra)
+}
+
+impl<'p, 'r> Ctx<'p, 'r> {
+    pub(crate) fn new(engine: &Engine, policies: &'p [ResolvedPolicy<'r>]) -> Ctx<'p, 'r> {
+        let n = engine.identities.len();
+        let ncidr = policies.first().map_or(0, |p| p.names().cidr_count());
+        let host = policies.first().and_then(|p| p.names().host());
+        // Node of every peer.
+        let mut nodes: Vec<Option<Node>> = vec![None; n + ncidr];
+        for ep in engine.endpoints.iter().flatten() {
+            let (Some(w), Some(id), Some(slot)) = (
+                engine.inv.workloads.get(ep.workload),
+                engine.identities.get(ep.identity),
+                nodes.get_mut(ep.identity),
+            ) else {
+                continue;
+            };
+            let wname = w.display_name();
+            let node = slot.get_or_insert_with(|| Node {
+                name: String::new(),
+                namespace: Some(w.namespace.clone()),
                 identity: Some(id.id),
             });
+            if node.name.is_empty() {
+                node.name = wname;
+            } else if !node.name.split(", ").any(|n| n == wname) {
+                node.name = format!("{}, {wname}", node.name);
+            }
         }
-    }
-    if let Some(p) = policies.first() {
-        for (c, slot) in nodes.iter_mut().skip(n).enumerate() {
-            let text = p
-                .names()
-                .cidr(u32::try_from(c).unwrap_or(u32::MAX))
-                .unwrap_or_default();
-            *slot = Some(Node {
-                name: format!("cidr {text}"),
-                namespace: None,
-                identity: None,
-            });
-        }
-    }
-    // The policy of each identity index, and its two sides.
-    let mut policy_of: Vec<Option<usize>> = vec![None; n];
-    for (pi, p) in policies.iter().enumerate() {
-        if let Some(slot) = p.index.and_then(|i| policy_of.get_mut(i as usize)) {
-            *slot = Some(pi);
-        }
-    }
-    let ingress: Vec<Side> = policies
-        .iter()
-        .map(|p| side(p, Direction::Ingress))
-        .collect();
-    let egress: Vec<Side> = policies
-        .iter()
-        .map(|p| side(p, Direction::Egress))
-        .collect();
-    let pairs = candidate_pairs(&policies, &ingress, &egress, &nodes, host, n);
-    let mut cells = Vec::new();
-    let mut rule_text: HashMap<usize, String> = HashMap::new();
-    let (mut to_held, mut from_held, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    let mut origins: Vec<&Origin> = Vec::new();
-    let mut bps: Vec<u32> = Vec::new();
-    for pr in pairs {
-        let (from, to) = ((pr >> 32) as usize, (pr & 0xffff_ffff) as usize);
-        let (Some(Some(from_node)), Some(Some(to_node))) = (nodes.get(from), nodes.get(to)) else {
-            continue;
+        // World identities that cannot occur in this cluster (world-ipv4/ipv6 in
+        // a single-stack cluster, plain world in a dual-stack one) are left out.
+        let dual = engine.inv.cluster.dual_stack;
+        let impossible = |n: &str| {
+            if dual {
+                n == "world"
+            } else {
+                n == "world-ipv4" || n == "world-ipv6"
+            }
         };
-        let side_of = |q: usize, sides: &[Side<'_, '_>]| -> Option<usize> {
-            policy_of
-                .get(q)
-                .copied()
-                .flatten()
-                .filter(|&pi| pi < sides.len())
-        };
-        let to_side = side_of(to, &ingress).and_then(|pi| ingress.get(pi));
-        let from_side = side_of(from, &egress).and_then(|pi| egress.get(pi));
-        let (from_ref, to_ref) = (peer_of(from, n), peer_of(to, n));
-        holding(to_side, from_ref, &mut to_held);
-        holding(from_side, to_ref, &mut from_held);
+        for (id, slot) in engine.identities.iter().zip(nodes.iter_mut()) {
+            if let Some(name) = id.reserved_name().filter(|n| !impossible(n)) {
+                *slot = Some(Node {
+                    name: format!("reserved:{name}"),
+                    namespace: None,
+                    identity: Some(id.id),
+                });
+            }
+        }
+        if let Some(p) = policies.first() {
+            for (c, slot) in nodes.iter_mut().skip(n).enumerate() {
+                let text = p
+                    .names()
+                    .cidr(u32::try_from(c).unwrap_or(u32::MAX))
+                    .unwrap_or_default();
+                *slot = Some(Node {
+                    name: format!("cidr {text}"),
+                    namespace: None,
+                    identity: None,
+                });
+            }
+        }
+        // The policy of each identity index, and its two sides.
+        let mut policy_of: Vec<Option<usize>> = vec![None; n];
+        for (pi, p) in policies.iter().enumerate() {
+            if let Some(slot) = p.index.and_then(|i| policy_of.get_mut(i as usize)) {
+                *slot = Some(pi);
+            }
+        }
+        Ctx {
+            policies,
+            ingress: policies
+                .iter()
+                .map(|p| side(p, Direction::Ingress))
+                .collect(),
+            egress: policies
+                .iter()
+                .map(|p| side(p, Direction::Egress))
+                .collect(),
+            nodes,
+            policy_of,
+            host,
+            n,
+        }
+    }
+
+    pub(crate) fn is_host(&self, q: usize) -> bool {
+        self.host.is_some_and(|h| h as usize == q)
+    }
+
+    /// The side of peer `q` in `sides` (`None`: no policy, allows).
+    pub(crate) fn side_of<'s>(
+        &self,
+        q: usize,
+        sides: &'s [Side<'p, 'r>],
+    ) -> Option<&'s Side<'p, 'r>> {
+        self.policy_of
+            .get(q)
+            .copied()
+            .flatten()
+            .and_then(|pi| sides.get(pi))
+    }
+
+    /// The cell of peers `from` -> `to`: `None` when nothing is delivered.
+    pub(crate) fn cell(&self, from: usize, to: usize, s: &mut Scratch<'p, 'r>) -> Option<CellData> {
+        let to_side = self.side_of(to, &self.ingress);
+        let from_side = self.side_of(from, &self.egress);
+        let (from_ref, to_ref) = (peer_of(from, self.n), peer_of(to, self.n));
+        let (from_host, to_host) = (self.is_host(from), self.is_host(to));
+        holding(to_side, from_ref, &mut s.to_held);
+        holding(from_side, to_ref, &mut s.from_held);
         // Nothing can be allowed when an enforced default-deny side has no
         // allow entry for the peer.
-        let may_allow = |s: Option<&Side>, held: &[&SetEntry], peer_host: bool| match s {
-            Some(s) if s.state.enforced && s.state.default_deny => {
-                (s.state.allow_localhost && peer_host)
+        let may_allow = |side: Option<&Side>, held: &[&SetEntry], peer_host: bool| match side {
+            Some(side) if side.state.enforced && side.state.default_deny => {
+                (side.state.allow_localhost && peer_host)
                     || held.iter().any(|e| e.decision == Decision::Allowed)
             }
             _ => true,
         };
-        if !may_allow(to_side, &to_held, is_host(from))
-            || !may_allow(from_side, &from_held, is_host(to))
+        if !may_allow(to_side, &s.to_held, from_host)
+            || !may_allow(from_side, &s.from_held, to_host)
         {
-            continue;
+            return None;
         }
         let mut ports = Vec::new();
         let (mut proxied, mut denied) = (false, false);
-        origins.clear();
+        s.origins.clear();
         for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-            bps.clear();
-            bps.push(0);
-            for e in to_held.iter().chain(&from_held) {
+            s.bps.clear();
+            s.bps.push(0);
+            for e in s.to_held.iter().chain(&s.from_held) {
                 if e.protocol.covers(proto) {
-                    bps.push(u32::from(e.from_port));
-                    bps.push(u32::from(e.to_port) + 1);
+                    s.bps.push(u32::from(e.from_port));
+                    s.bps.push(u32::from(e.to_port) + 1);
                 }
             }
-            bps.sort_unstable();
-            bps.dedup();
-            bps.retain(|p| *p <= 65535);
+            s.bps.sort_unstable();
+            s.bps.dedup();
+            s.bps.retain(|p| *p <= 65535);
             let mut open: Option<(u16, u16)> = None;
-            for (i, &start) in bps.iter().enumerate() {
-                let end = bps.get(i + 1).map_or(65535, |n| n - 1);
-                let (Ok(s), Ok(e)) = (u16::try_from(start), u16::try_from(end)) else {
+            for (i, &start) in s.bps.iter().enumerate() {
+                let end = s.bps.get(i + 1).map_or(65535, |n| n - 1);
+                let (Ok(a), Ok(b)) = (u16::try_from(start), u16::try_from(end)) else {
                     continue;
                 };
-                let mark = origins.len();
+                let mark = s.origins.len();
                 let (ia, ip, idn) = side_verdict(
                     to_side,
-                    &to_held,
-                    is_host(from),
+                    &s.to_held,
+                    from_host,
                     proto,
-                    s,
-                    &mut scratch,
-                    &mut origins,
+                    a,
+                    &mut s.scratch,
+                    &mut s.origins,
                 );
                 let (ea, ep, edn) = side_verdict(
                     from_side,
-                    &from_held,
-                    is_host(to),
+                    &s.from_held,
+                    to_host,
                     proto,
-                    s,
-                    &mut scratch,
-                    &mut origins,
+                    a,
+                    &mut s.scratch,
+                    &mut s.origins,
                 );
                 denied |= idn || edn;
                 let allowed = ia && ea;
                 if !(allowed || idn || edn) {
-                    origins.truncate(mark);
+                    s.origins.truncate(mark);
                 }
                 if allowed {
                     proxied |= ip || ep;
                     open = Some(match open {
-                        Some((a, _)) => (a, e),
-                        None => (s, e),
+                        Some((x, _)) => (x, b),
+                        None => (a, b),
                     });
-                } else if let Some((a, b)) = open.take() {
+                } else if let Some((x, y)) = open.take() {
                     ports.push(PortRange {
                         protocol: proto,
-                        from: a,
-                        to: b,
+                        from: x,
+                        to: y,
                     });
                 }
             }
-            if let Some((a, b)) = open {
+            if let Some((x, y)) = open {
                 ports.push(PortRange {
                     protocol: proto,
-                    from: a,
-                    to: b,
+                    from: x,
+                    to: y,
                 });
             }
         }
         if ports.is_empty() {
-            continue;
+            return None;
         }
-        let cell = Cell {
-            from: from_node.clone(),
-            to: to_node.clone(),
+        let origins = &mut s.origins;
+        origins.sort_by_key(|o| std::ptr::from_ref::<Origin>(*o) as usize);
+        origins.dedup_by_key(|o| std::ptr::from_ref::<Origin>(*o) as usize);
+        let mut rules: Vec<String> = origins
+            .iter()
+            .map(|o| {
+                s.rule_text
+                    .entry(std::ptr::from_ref::<Origin>(*o) as usize)
+                    .or_insert_with(|| format!("{} {} ({})", o.policy.short(), o.path, o.location))
+                    .clone()
+            })
+            .collect();
+        rules.sort();
+        rules.dedup();
+        Some(CellData {
             ports,
             proxied,
             deny_decided: denied,
-            rules: {
-                origins.sort_by_key(|o| std::ptr::from_ref::<Origin>(*o) as usize);
-                origins.dedup_by_key(|o| std::ptr::from_ref::<Origin>(*o) as usize);
-                let mut r: Vec<String> = origins
-                    .iter()
-                    .map(|o| {
-                        rule_text
-                            .entry(std::ptr::from_ref::<Origin>(*o) as usize)
-                            .or_insert_with(|| {
-                                format!("{} {} ({})", o.policy.short(), o.path, o.location)
-                            })
-                            .clone()
-                    })
-                    .collect();
-                r.sort();
-                r.dedup();
-                r
-            },
+            rules,
+        })
+    }
+
+    /// Identities with no ingress / no egress policy (as listed, sorted).
+    pub(crate) fn open_lists(&self, opts: &MatrixOptions) -> (Vec<String>, Vec<String>) {
+        let mut open_ingress: Vec<String> = Vec::new();
+        let mut open_egress: Vec<String> = Vec::new();
+        for p in self.policies {
+            if matches!(
+                p.identity.reserved_name(),
+                Some("health" | "init" | "unmanaged")
+            ) {
+                continue;
+            }
+            let node = p
+                .index
+                .and_then(|i| self.nodes.get(i as usize))
+                .and_then(Option::as_ref);
+            let name = node.map(|n| n.name.clone()).unwrap_or_default();
+            if !node_matches(opts, node) {
+                continue;
+            }
+            if !p.ingress.enforced {
+                open_ingress.push(name.clone());
+            }
+            if !p.egress.enforced {
+                open_egress.push(name);
+            }
+        }
+        open_ingress.sort();
+        open_egress.sort();
+        (open_ingress, open_egress)
+    }
+}
+
+/// Computes the matrix of every identity: summarised by groups of
+/// identities that every policy treats alike ([`crate::matrix_summary`]),
+/// then expanded to one cell per connected pair.
+pub fn matrix(engine: &Engine, opts: &MatrixOptions) -> Matrix {
+    crate::matrix_summary::summarise(engine, opts).expand()
+}
+
+/// The matrix computed pair by pair: every candidate pair of identities
+/// tested on its own. The reference the grouped computation is checked
+/// against (tests); its cost grows with the number of connected pairs.
+#[doc(hidden)]
+pub fn matrix_by_pairs(engine: &Engine, opts: &MatrixOptions) -> Matrix {
+    let policies = resolve_for_matrix(engine);
+    let ctx = Ctx::new(engine, &policies);
+    let pairs = candidate_pairs(
+        &policies,
+        &ctx.ingress,
+        &ctx.egress,
+        &ctx.nodes,
+        ctx.host,
+        ctx.n,
+    );
+    let mut cells = Vec::new();
+    let mut s = Scratch::default();
+    for pr in pairs {
+        let (from, to) = ((pr >> 32) as usize, (pr & 0xffff_ffff) as usize);
+        let (Some(Some(from_node)), Some(Some(to_node))) = (ctx.nodes.get(from), ctx.nodes.get(to))
+        else {
+            continue;
+        };
+        let Some(c) = ctx.cell(from, to, &mut s) else {
+            continue;
+        };
+        let cell = Cell {
+            from: from_node.clone(),
+            to: to_node.clone(),
+            ports: c.ports,
+            proxied: c.proxied,
+            deny_decided: c.deny_decided,
+            rules: c.rules,
         };
         if keep(opts, &cell) {
             cells.push(cell);
         }
     }
     cells.sort_by(|a, b| (&a.from.name, &a.to.name).cmp(&(&b.from.name, &b.to.name)));
-    let mut open_ingress: Vec<String> = Vec::new();
-    let mut open_egress: Vec<String> = Vec::new();
-    for p in &policies {
-        if matches!(
-            p.identity.reserved_name(),
-            Some("health" | "init" | "unmanaged")
-        ) {
-            continue;
-        }
-        let node = p
-            .index
-            .and_then(|i| nodes.get(i as usize))
-            .and_then(Option::as_ref);
-        let name = node.map(|n| n.name.clone()).unwrap_or_default();
-        if !node_matches(opts, node) {
-            continue;
-        }
-        if !p.ingress.enforced {
-            open_ingress.push(name.clone());
-        }
-        if !p.egress.enforced {
-            open_egress.push(name);
-        }
-    }
-    open_ingress.sort();
-    open_egress.sort();
+    let (open_ingress, open_egress) = ctx.open_lists(opts);
     Matrix {
         cells,
         open_ingress,
@@ -503,7 +599,7 @@ fn candidate_pairs(
     pairs
 }
 
-fn node_matches(opts: &MatrixOptions, n: Option<&Node>) -> bool {
+pub(crate) fn node_matches(opts: &MatrixOptions, n: Option<&Node>) -> bool {
     let Some(n) = n else {
         return opts.namespace.is_none() && opts.workload.is_none();
     };

@@ -6,6 +6,7 @@
 //! output is the same bytes as serialising through a `Value`.
 
 use crate::matrix::{Cell, Matrix, Node, PortRange};
+use crate::matrix_summary::Summary;
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 use serde_json::ser::{Formatter, PrettyFormatter};
 use std::io::{self, Write};
@@ -13,29 +14,81 @@ use std::io::{self, Write};
 /// Writes `m` with a top-level `diagnostics` field, pretty-printed, and a
 /// final newline.
 pub fn write_json<W: Write>(m: &Matrix, diagnostics: &serde_json::Value, out: W) -> io::Result<()> {
+    write_top(
+        &Top {
+            cells: Cells(&m.cells),
+            open_ingress: &m.open_ingress,
+            open_egress: &m.open_egress,
+            identities: m.identities,
+            diagnostics,
+        },
+        out,
+    )
+}
+
+/// The same bytes as [`write_json`] of `s.expand()`, written from the
+/// rows: the cells are never held in memory.
+pub fn write_json_pairs<W: Write>(
+    s: &Summary,
+    diagnostics: &serde_json::Value,
+    out: W,
+) -> io::Result<()> {
+    write_top(
+        &Top {
+            cells: Expanded(s),
+            open_ingress: &s.open_ingress,
+            open_egress: &s.open_egress,
+            identities: s.identities,
+            diagnostics,
+        },
+        out,
+    )
+}
+
+fn write_top<C: Serialize, W: Write>(top: &Top<'_, C>, out: W) -> io::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, Safe(PrettyFormatter::new()));
-    Top { m, diagnostics }
-        .serialize(&mut ser)
-        .map_err(io::Error::other)?;
+    top.serialize(&mut ser).map_err(io::Error::other)?;
     let mut out = ser.into_inner();
     out.write_all(b"\n")?;
     out.flush()
 }
 
-struct Top<'a> {
-    m: &'a Matrix,
+struct Top<'a, C> {
+    cells: C,
+    open_ingress: &'a [String],
+    open_egress: &'a [String],
+    identities: usize,
     diagnostics: &'a serde_json::Value,
 }
 
-impl Serialize for Top<'_> {
+impl<C: Serialize> Serialize for Top<'_, C> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Matrix", 5)?;
-        st.serialize_field("cells", &Cells(&self.m.cells))?;
+        st.serialize_field("cells", &self.cells)?;
         st.serialize_field("diagnostics", self.diagnostics)?;
-        st.serialize_field("identities", &self.m.identities)?;
-        st.serialize_field("open_egress", &self.m.open_egress)?;
-        st.serialize_field("open_ingress", &self.m.open_ingress)?;
+        st.serialize_field("identities", &self.identities)?;
+        st.serialize_field("open_egress", self.open_egress)?;
+        st.serialize_field("open_ingress", self.open_ingress)?;
         st.end()
+    }
+}
+
+struct Expanded<'a>(&'a Summary);
+
+impl Serialize for Expanded<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.connections))?;
+        self.0.try_each_cell(|from, to, r| {
+            seq.serialize_element(&CellFields {
+                from,
+                to,
+                ports: &r.ports,
+                proxied: r.proxied,
+                deny_decided: r.deny_decided,
+                rules: &r.rules,
+            })
+        })?;
+        seq.end()
     }
 }
 
@@ -56,13 +109,36 @@ struct CellJson<'a>(&'a Cell);
 impl Serialize for CellJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.0;
+        CellFields {
+            from: &c.from,
+            to: &c.to,
+            ports: &c.ports,
+            proxied: c.proxied,
+            deny_decided: c.deny_decided,
+            rules: &c.rules,
+        }
+        .serialize(s)
+    }
+}
+
+struct CellFields<'a> {
+    from: &'a Node,
+    to: &'a Node,
+    ports: &'a [PortRange],
+    proxied: bool,
+    deny_decided: bool,
+    rules: &'a [String],
+}
+
+impl Serialize for CellFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Cell", 6)?;
-        st.serialize_field("deny_decided", &c.deny_decided)?;
-        st.serialize_field("from", &NodeJson(&c.from))?;
-        st.serialize_field("ports", &Ports(&c.ports))?;
-        st.serialize_field("proxied", &c.proxied)?;
-        st.serialize_field("rules", &c.rules)?;
-        st.serialize_field("to", &NodeJson(&c.to))?;
+        st.serialize_field("deny_decided", &self.deny_decided)?;
+        st.serialize_field("from", &NodeJson(self.from))?;
+        st.serialize_field("ports", &Ports(self.ports))?;
+        st.serialize_field("proxied", &self.proxied)?;
+        st.serialize_field("rules", self.rules)?;
+        st.serialize_field("to", &NodeJson(self.to))?;
         st.end()
     }
 }

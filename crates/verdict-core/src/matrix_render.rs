@@ -201,3 +201,126 @@ impl Matrix {
         out
     }
 }
+
+/// Above this many connections, `verdict matrix` text (and the report)
+/// show rows between groups unless asked for pairs.
+pub const SUMMARISE_ABOVE: usize = 1000;
+
+impl crate::matrix_summary::Summary {
+    /// How a group is named in rows: a group of one by its member's name,
+    /// others `G1`, `G2`, ... in group order.
+    pub fn group_labels(&self) -> Vec<String> {
+        let mut k = 0;
+        self.groups
+            .iter()
+            .map(|g| match g.members.as_slice() {
+                [one] => party(&one.name),
+                _ => {
+                    k += 1;
+                    format!("G{k}")
+                }
+            })
+            .collect()
+    }
+
+    /// The text table of rows between groups, then the groups' members.
+    pub fn to_text(&self) -> String {
+        let labels = self.group_labels();
+        let label = |g: usize| {
+            let l = labels.get(g).map_or("", String::as_str);
+            match self.groups.get(g).map_or(0, |x| x.members.len()) {
+                1 => escape(l).into_owned(),
+                n => format!("{l} ({n})"),
+            }
+        };
+        let mut rows: Vec<[String; 4]> = Vec::new();
+        for r in &self.rows {
+            let mut f = Vec::new();
+            if r.proxied {
+                f.push("L7");
+            }
+            if r.deny_decided {
+                f.push("deny");
+            }
+            let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+            rows.push([label(r.from), label(r.to), ports.join(" "), f.join(",")]);
+        }
+        let head = ["FROM", "TO", "PORTS", "FLAGS"];
+        let mut w = head.map(|h| h.chars().count());
+        for r in &rows {
+            for (i, v) in r.iter().enumerate() {
+                if let Some(x) = w.get_mut(i) {
+                    *x = (*x).max(v.chars().count());
+                }
+            }
+        }
+        let line = |r: [&str; 4]| {
+            format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            )
+        };
+        let mut out = line(head);
+        for r in &rows {
+            out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+        }
+        out.push_str(&format!(
+            "\n{} between {}, as {} between groups: every member of FROM reaches every member of TO (flags: L7 = through the L7 proxy, deny = a deny rule removes ports; `--pairs` lists every pair)\n",
+            crate::text::plural(self.connections, "allowed connection", "allowed connections"),
+            crate::text::plural(self.identities, "identity", "identities"),
+            crate::text::plural(self.rows.len(), "row", "rows"),
+        ));
+        let multi: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| self.groups.get(g).is_some_and(|x| x.members.len() > 1))
+            .collect();
+        if !multi.is_empty() {
+            out.push_str("\nGroups (the identities a row names together):\n");
+            for g in multi {
+                let Some(grp) = self.groups.get(g) else {
+                    continue;
+                };
+                let names: Vec<String> = grp.members.iter().map(|m| party(&m.name)).collect();
+                push_line(
+                    &mut out,
+                    &format!(
+                        "  {} ({}): {}",
+                        labels.get(g).map_or("", String::as_str),
+                        grp.members.len(),
+                        names.join("; ")
+                    ),
+                );
+            }
+        }
+        let open = |title: &str, list: &[String], out: &mut String| {
+            if !list.is_empty() {
+                push_line(
+                    out,
+                    &format!(
+                        "{title}: {}",
+                        list.iter().map(|n| party(n)).collect::<Vec<_>>().join("; ")
+                    ),
+                );
+            }
+        };
+        if !self.open_ingress.is_empty() || !self.open_egress.is_empty() {
+            out.push('\n');
+        }
+        open(
+            "no ingress policy (any source may connect, subject to its egress policy)",
+            &self.open_ingress,
+            &mut out,
+        );
+        open(
+            "no egress policy (may connect to any destination that admits it)",
+            &self.open_egress,
+            &mut out,
+        );
+        out
+    }
+}

@@ -15,9 +15,9 @@ mod page;
 mod policy;
 
 use crate::engine::{Decision, Engine};
-use crate::matrix::Matrix;
+use crate::matrix_summary::Summary;
 use crate::paths::{Controller, PathsReport, Status};
-use crate::resolved::resolve;
+use crate::resolved::Resolver;
 use crate::text::{escape, html};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ fn key<'a>(keys: &'a Keys, name: &str) -> &'a str {
 pub fn render(
     engine: &Engine,
     paths: &PathsReport,
-    m: &Matrix,
+    m: &Summary,
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) -> String {
@@ -85,11 +85,9 @@ pub fn render(
     {
         lookup.insert(n.clone(), n.split(" (").next().unwrap_or(n).to_string());
     }
-    for c in &m.cells {
-        for n in [&c.from.name, &c.to.name] {
-            lookup
-                .entry(n.clone())
-                .or_insert_with(|| n.split(", ").next().unwrap_or(n).to_string());
+    for n in m.groups.iter().flat_map(|g| &g.members).map(|x| &x.name) {
+        if !lookup.contains_key(n) {
+            lookup.insert(n.clone(), n.split(", ").next().unwrap_or(n).to_string());
         }
     }
     let keys: Keys = lookup
@@ -99,8 +97,10 @@ pub fn render(
         .collect();
     let names = policy::workload_names(engine);
     let mut views = String::new();
+    // One resolution for every panel: each selector evaluated once.
+    let resolver = Resolver::for_all(engine);
     for (n, look) in &lookup {
-        let resolved = engine.party(look).ok().map(|p| resolve(engine, &p));
+        let resolved = engine.party(look).ok().map(|p| resolver.resolve(&p));
         views.push_str(&policy::view(key(&keys, n), n, resolved.as_ref(), &names));
     }
     let mut body = String::new();
@@ -113,7 +113,7 @@ pub fn render(
         s.denied,
         s.not_checked,
         findings.len(),
-        m.cells.len()
+        m.connections
     );
     body.push_str("<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
     body.push_str(&graph::svg(&g, &keys));

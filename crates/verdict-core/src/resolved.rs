@@ -761,6 +761,26 @@ fn named_ranges(
     out
 }
 
+impl<'e, 'a> Resolver<'e, 'a> {
+    /// A resolver with every rule of the engine prepared: any number of
+    /// parties' maps can then be built from it ([`Resolver::resolve`]),
+    /// each selector evaluated once for all of them.
+    pub fn for_all(engine: &'e Engine<'a>) -> Resolver<'e, 'a> {
+        let mut r = Resolver::new(engine);
+        let all: Vec<&'a Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
+        r.prepare_rules(&all);
+        r.finalize();
+        r
+    }
+
+    /// The whole policy of one party (the resolver must hold every rule
+    /// selecting it: [`Resolver::for_all`]).
+    pub fn resolve(&self, subject: &Party) -> ResolvedPolicy<'a> {
+        let rules: Vec<&'a Rule> = self.engine.selecting_rules(&subject.identity).collect();
+        self.build(subject, &rules)
+    }
+}
+
 /// Resolves the whole policy of one party.
 pub fn resolve<'a>(engine: &Engine<'a>, subject: &Party) -> ResolvedPolicy<'a> {
     let rules: Vec<&Rule> = engine.selecting_rules(&subject.identity).collect();

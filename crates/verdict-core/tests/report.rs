@@ -6,7 +6,8 @@
 
 use verdict_core::engine::Engine;
 use verdict_core::ingest::{ClusterConfig, Inventory};
-use verdict_core::matrix::{matrix, MatrixOptions};
+use verdict_core::matrix::MatrixOptions;
+use verdict_core::matrix_summary::summarise;
 use verdict_core::paths::{paths, PathOptions};
 use verdict_core::report::{render, ReportFinding, ReportMeta};
 use verdict_core::routes::Routing;
@@ -53,7 +54,7 @@ fn page(files: &[(&str, &str)], meta: &ReportMeta) -> String {
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
     let p = paths(&engine, &routing, &PathOptions::default());
-    let m = matrix(&engine, &MatrixOptions::default());
+    let m = summarise(&engine, &MatrixOptions::default());
     let findings = vec![ReportFinding {
         code: "VD000".into(),
         level: "warning".into(),
@@ -209,4 +210,64 @@ fn page_is_self_contained_deterministic_and_has_one_script() {
         a.contains("<h2>Paths</h2>"),
         "the replay section is inserted before it"
     );
+}
+
+/// 40 applications of one namespace admitting each other on 13 ports:
+/// 1,600 connections (grouped matrix) and maps of 520 (peer, port) rows
+/// (summarised policy panels).
+fn big_namespace() -> String {
+    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n");
+    for a in 0..40 {
+        y.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}\n  namespace: big\n  labels:\n    app: app-{a}\n    part: member\nspec:\n  containers:\n    - name: c\n      image: x\n"
+        ));
+    }
+    let ports: String = (0..13)
+        .map(|i| {
+            format!(
+                "            - port: \"{}\"\n              protocol: TCP\n",
+                8000 + i
+            )
+        })
+        .collect();
+    y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: all-in-ns\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
+    y
+}
+
+#[test]
+fn large_matrix_is_grouped_and_large_maps_are_summarised() {
+    let text = big_namespace();
+    let p = page(&[("big.yaml", &text)], &meta());
+    let table = &p[p.find("<table id=\"matrix\">").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    // One row: every member of the 40 reaches every member of the 40.
+    assert_eq!(table.matches("<tr><td").count(), 1, "{table}");
+    assert!(table.contains("G1 (40: big/app-0, …)"), "{table}");
+    assert!(p.contains("1600 allowed connections, shown as 1 rows between groups"));
+    assert!(p.contains("1 of 1 rows shown"));
+    // The groups table lists every member, each clickable to its panel.
+    let groups = &p[p.find("<table id=\"matrix-groups\">").unwrap()..];
+    let groups = &groups[..groups.find("</table>").unwrap()];
+    for a in 0..40 {
+        assert!(groups.contains(&format!(">big/app-{a}</span>")), "app-{a}");
+    }
+    assert_eq!(
+        groups.matches("class=\"clickable\" data-name=\"p").count(),
+        40
+    );
+    // Panels: 40 peers x 13 ports = 520 rows, shown as 13 entries.
+    let panel = &p[p.find("<section class=\"policy-view\"").unwrap()..];
+    let panel = &panel[..panel.find("</section>").unwrap()];
+    assert!(
+        panel.contains("13 entries standing for 520 (peer, port) rows"),
+        "{panel}"
+    );
+    assert_eq!(
+        panel.matches("<tr class=\"allowed\">").count(),
+        13,
+        "{panel}"
+    );
+    assert!(panel.contains("40 peers: big/app-"), "{panel}");
+    // Linear: the page stays far smaller than a row per pair would make it.
+    assert!(p.len() < 400_000, "{} bytes", p.len());
 }

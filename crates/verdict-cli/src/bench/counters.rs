@@ -76,9 +76,14 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
         n(maps.iter().map(|r| r.entries.len()).sum()),
     );
     drop(maps);
-    let m = verdict_core::matrix::matrix(&engine, &verdict_core::matrix::MatrixOptions::default());
+    let m = verdict_core::matrix_summary::summarise(
+        &engine,
+        &verdict_core::matrix::MatrixOptions::default(),
+    );
     stage("matrix", &mut c, &mut since);
-    c.insert("matrix_cells".to_string(), n(m.cells.len()));
+    c.insert("matrix_cells".to_string(), n(m.connections));
+    // Rows between groups: each decided once (the matrix's work).
+    c.insert("matrix_rows".to_string(), n(m.rows.len()));
     drop(m);
     let report = paths(&engine, &routing, &PathOptions::default());
     stage("paths", &mut c, &mut since);

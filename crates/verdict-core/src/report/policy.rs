@@ -5,7 +5,7 @@
 use super::esc;
 use crate::engine::{Decision, Engine};
 use crate::policy::{port_text, Direction, Origin, Tier};
-use crate::resolved::{PeerKey, ResolvedPolicy};
+use crate::resolved::{PeerKey, PeerRef, PeerSet, ResolvedPolicy};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -65,6 +65,73 @@ fn origin_cell(origins: &[&Origin]) -> String {
     out
 }
 
+/// Above this many (peer, entry) rows a panel lists summarised entries.
+pub(super) const PANEL_ROWS: usize = 64;
+
+/// The peers of a set as the panel names them: all of a small set, else
+/// the first few and the count.
+fn peers_text(p: &ResolvedPolicy, set: &PeerSet, names: &BTreeMap<u32, String>) -> String {
+    const SHOWN: usize = 3;
+    let text = |r: PeerRef| match r {
+        PeerRef::Identity(i) => {
+            let id = p.names().number(i);
+            id.and_then(|id| names.get(&id).cloned())
+                .or_else(|| p.names().name(i).map(ToString::to_string))
+                .unwrap_or_default()
+        }
+        PeerRef::Cidr(c) => format!("cidr {}", p.names().cidr(c).unwrap_or_default()),
+    };
+    let shown: Vec<String> = set.iter().take(SHOWN).map(text).collect();
+    if set.len() <= SHOWN {
+        shown.join(", ")
+    } else {
+        format!("{} peers: {}, …", set.len(), shown.join(", "))
+    }
+}
+
+/// One row per summarised entry of a large map.
+fn entries_table(
+    out: &mut String,
+    p: &ResolvedPolicy,
+    names: &BTreeMap<u32, String>,
+    expanded: usize,
+) {
+    let _ = write!(
+        out,
+        "<p>{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (<code>verdict policy</code> lists every row).</p>",
+        p.entries.len()
+    );
+    out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peers</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
+    for e in &p.entries {
+        let mut decision = e.decision.to_string();
+        if e.pass {
+            decision = "pass (the next tier decides)".to_string();
+        }
+        if e.tier != Tier::Normal {
+            let _ = write!(decision, ", {} tier", e.tier);
+        }
+        if !e.proxied.is_empty() {
+            let _ = write!(decision, ", L7 proxy: {}", e.proxied.join(", "));
+        }
+        let class = match (e.pass, e.decision) {
+            (true, _) => "unchecked",
+            (false, Decision::Allowed) => "allowed",
+            (false, Decision::Denied) => "denied",
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+            e.direction,
+            esc(&peers_text(p, &e.peers, names)),
+            e.protocol,
+            port_text(e.from_port, e.to_port),
+            esc(&decision),
+            origin_cell(&[e.origin])
+        );
+    }
+    out.push_str("</tbody></table></section>");
+}
+
 /// The panel for one endpoint: how each direction is enforced, then one
 /// table row per entry of its map. `policy` is `None` for a name that is
 /// not an endpoint of the input.
@@ -105,6 +172,13 @@ pub(super) fn view(
         out.push_str("</li>");
     }
     out.push_str("</ul>");
+    // Expanded rows are peers x entries: above this many, one row per
+    // summarised entry (its peer set shown by size and first members).
+    let expanded: usize = p.entries.iter().map(|e| e.peers.len()).sum();
+    if expanded > PANEL_ROWS {
+        entries_table(&mut out, p, names, expanded);
+        return out;
+    }
     let rows = p.rows();
     if rows.is_empty() {
         out.push_str("<p>No entries: no rule names a peer of this endpoint.</p></section>");

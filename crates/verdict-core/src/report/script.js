@@ -76,7 +76,10 @@
       rows[i].hidden = !ok;
       if (ok) shown++;
     }
-    if (count) count.textContent = shown + ' of ' + rows.length + ' connections shown';
+    if (count) {
+      count.textContent = shown + ' of ' + rows.length + ' ' +
+        (count.dataset.unit || 'connections') + ' shown';
+    }
     body.dataset.matrixShown = String(shown);
   }
   Object.keys(fields).forEach(function (k) {
