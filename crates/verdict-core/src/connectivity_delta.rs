@@ -116,7 +116,7 @@ fn changed_rules<'a>(mine: &Engine<'a>, other: &Engine) -> Vec<&'a Rule> {
         .filter(|r| {
             !by_origin
                 .get(&r.origin.to_string())
-                .is_some_and(|v| v.iter().any(|o| *o == *r))
+                .is_some_and(|v| v.contains(r))
         })
         .collect()
 }
