@@ -200,7 +200,19 @@ fn backend_selector(
     backend: &str,
     port: u16,
 ) -> Option<Labels> {
-    let workload = |name: &str| inv.workloads.iter().find(|w| w.display_name() == name);
+    // `display_name` without formatting every workload's name per lookup.
+    let named =
+        |w: &crate::ingest::Workload, name: &str| match name.split('/').collect::<Vec<_>>()[..] {
+            [ns, n] => w.object.kind == "Pod" && w.namespace == ns && w.object.name == n,
+            [ns, kind, n] => {
+                w.object.kind != "Pod"
+                    && w.namespace == ns
+                    && w.object.name == n
+                    && w.object.kind.to_ascii_lowercase() == kind
+            }
+            _ => false,
+        };
+    let workload = |name: &str| inv.workloads.iter().find(|w| named(w, name));
     let others: Vec<&crate::ingest::Workload> = b
         .paths
         .iter()
