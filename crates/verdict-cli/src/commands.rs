@@ -675,7 +675,8 @@ pub fn generate(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::generate::{
-        check_client, clients_from_input, generate as gen, to_stream, verify, GenerateOptions,
+        check_client, clients_from_input, generate as gen, load_generated, to_stream,
+        verify_loaded, GenerateOptions,
     };
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
@@ -707,6 +708,7 @@ pub fn generate(
         only_missing: args.only_missing,
         ..GenerateOptions::default()
     };
+    let mut report = None;
     if opts.paths.clients.is_empty() {
         // Keep the clients the input already restricts the entry points to.
         let with_world = compute(&engine, &routing, &opts.paths);
@@ -716,9 +718,11 @@ pub fn generate(
             }
             opts.paths.clients = clients;
             opts.client_except = except;
+        } else {
+            report = Some(with_world);
         }
     }
-    let report = compute(&engine, &routing, &opts.paths);
+    let report = report.unwrap_or_else(|| compute(&engine, &routing, &opts.paths));
     let (objects, skipped) = gen(&engine, &report, &opts);
     let merged_names: Vec<(String, Option<String>, String)>;
     let objects = if args.merge {
@@ -775,13 +779,19 @@ pub fn generate(
             p.object.kind == *k && p.object.namespace == *ns && p.object.name == *n
         })
     });
-    let v = verify(&inv, &base, &stream, &opts);
-    // Lint the generated objects together with the input.
-    let mut after = base.clone();
-    after.load_text("<generated>", &stream);
+    let (after, load_errors) = load_generated(&base, &stream);
     let after_routing = Routing::from_inventory(&after);
     let after_engine = Engine::new(&after);
     let after_paths = compute(&after_engine, &after_routing, &opts.paths);
+    let v = verify_loaded(
+        &engine,
+        &report,
+        &after_engine,
+        &after_paths,
+        load_errors,
+        &opts,
+    );
+    // Lint the generated objects together with the input.
     let config = verdict_lint::LintConfig::default();
     let cx =
         verdict_lint::Context::new(&after, &after_engine, &after_routing, &after_paths, &config);
@@ -809,7 +819,7 @@ pub fn generate(
         );
     }
     eline!(
-        "verified: {}; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, {} closed; {} on generated objects",
+        "verified: {}; paths {} allowed / {} denied before, {} allowed / {} denied after; connectivity: {} added for the routes, {} stated, {} added otherwise, default deny on {} more; {} on generated objects",
         plural(objects.len(), "object", "objects"),
         v.paths_before.allowed,
         v.paths_before.denied,
@@ -818,7 +828,7 @@ pub fn generate(
         v.intended.len(),
         v.accepted.len(),
         v.unintended.len(),
-        v.closed,
+        plural(v.closed.len(), "side", "sides"),
         plural(lint_hits.len(), "lint finding", "lint findings")
     );
     for e in &v.load_errors {

@@ -255,3 +255,80 @@ fn merge_appends_to_existing_policies() {
     assert_eq!(v.paths_after.denied, 0, "{stream}");
     assert!(v.unintended.is_empty(), "{:?}", v.unintended);
 }
+
+/// A generated stream that opens more than the paths need must fail the
+/// verification: the extra connection is listed as unintended, the paths
+/// still pass, and a stream that only narrows adds nothing.
+#[test]
+fn verification_catches_a_policy_that_opens_too_much() {
+    let mut inv = load(&[
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+    ]);
+    // The input closes the frontend (default deny, admitting no one that
+    // exists), so what a generated policy opens to it shows as added.
+    inv.load_text(
+        "closed.yaml",
+        "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-closed, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: nobody}}]
+",
+    );
+    assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics);
+    let opts = GenerateOptions::default();
+    let routing = Routing::from_inventory(&inv);
+    let engine = Engine::new(&inv);
+    let report = paths(&engine, &routing, &opts.paths);
+    let (objects, _) = generate(&engine, &report, &opts);
+    let good = to_stream(&objects);
+    let v = verify(&inv, &inv, &good, &opts);
+    assert!(v.ok() && v.unintended.is_empty(), "{v:?}");
+    assert_eq!(v.paths_before.denied, 1, "the input closes the frontend");
+    assert!(
+        !v.closed.is_empty(),
+        "the api backend and the ingress are put into default deny"
+    );
+    // Too wide: the world may reach the frontend directly, and the ingress
+    // on every port.
+    let bad = format!(
+        "{good}---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: too-wide, namespace: shop}}
+spec:
+  endpointSelector: {{matchLabels: {{app: frontend}}}}
+  ingress:
+    - fromEntities: [ingress, world]
+"
+    );
+    let v = verify(&inv, &inv, &bad, &opts);
+    assert!(!v.ok(), "a policy opening more than the paths must fail");
+    assert_eq!(v.paths_after.denied, 0);
+    let unintended: Vec<String> = v
+        .unintended
+        .iter()
+        .map(|c| format!("{} -> {} {}", c.from, c.to, c.ports()))
+        .collect();
+    assert!(
+        unintended
+            .iter()
+            .any(|u| u.starts_with("reserved:world -> shop/deployment/frontend TCP/")),
+        "{unintended:?}"
+    );
+    // The ingress's own egress (generated) still limits it to the target
+    // port, so admitting it on every port at the frontend opens nothing.
+    assert!(
+        !unintended.iter().any(|u| u.starts_with("reserved:ingress")),
+        "{unintended:?}"
+    );
+    // The intended hops are still recognised as such.
+    assert!(v
+        .intended
+        .iter()
+        .any(|c| c.from == "reserved:ingress" && c.to == "shop/deployment/frontend"));
+}

@@ -6,9 +6,8 @@
 //! per interval is evaluated, and allowed intervals are merged. A flow is
 //! delivered when every enforced side allows it.
 
-use crate::engine::{Decision, Engine, Party};
-use crate::policy::{PortSel, Protocol};
-use crate::trace::trace;
+use crate::engine::{Decision, Engine, Party, SideVerdict};
+use crate::policy::{Direction, PortSel, Protocol};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,7 +60,7 @@ pub fn parties(engine: &Engine, extra: &[Party]) -> Vec<Party> {
 }
 
 /// Interval starts per protocol: every port where some verdict may change.
-fn breakpoints(engine: &Engine) -> BTreeMap<Protocol, BTreeSet<u32>> {
+pub(crate) fn breakpoints(engine: &Engine) -> BTreeMap<Protocol, BTreeSet<u32>> {
     let mut out: BTreeMap<Protocol, BTreeSet<u32>> = BTreeMap::new();
     for p in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
         out.entry(p).or_default().insert(0);
@@ -106,48 +105,68 @@ fn breakpoints(engine: &Engine) -> BTreeMap<Protocol, BTreeSet<u32>> {
 pub fn connectivity(engine: &Engine, parties: &[Party]) -> BTreeSet<Conn> {
     let bps = breakpoints(engine);
     let mut out = BTreeSet::new();
-    for (proto, starts) in &bps {
-        let starts: Vec<u32> = starts.iter().copied().collect();
-        for from in parties {
-            for to in parties {
-                if from.name == to.name || (!to.enforced && !from.enforced) {
-                    continue;
-                }
-                let mut open: Option<(u16, u16, bool)> = None;
-                for (i, &start) in starts.iter().enumerate() {
-                    let end = starts.get(i + 1).map_or(65535, |n| n - 1);
-                    let (Ok(s), Ok(e)) = (u16::try_from(start), u16::try_from(end)) else {
-                        continue;
-                    };
-                    let v = trace(engine, from, to, *proto, s);
-                    let proxied = !v.egress.proxied.is_empty() || !v.ingress.proxied.is_empty();
-                    match (v.decision, open) {
-                        (Decision::Allowed, Some((a, _, px))) if px == proxied => {
-                            open = Some((a, e, px))
-                        }
-                        (Decision::Allowed, prev) => {
-                            if let Some((a, b, px)) = prev {
-                                out.insert(conn(from, to, *proto, a, b, px));
-                            }
-                            open = Some((s, e, proxied));
-                        }
-                        (Decision::Denied, Some((a, b, px))) => {
-                            out.insert(conn(from, to, *proto, a, b, px));
-                            open = None;
-                        }
-                        (Decision::Denied, None) => {}
-                    }
-                }
-                if let Some((a, b, px)) = open {
-                    out.insert(conn(from, to, *proto, a, b, px));
-                }
-            }
+    for from in parties {
+        for to in parties {
+            pair_connectivity(engine, &bps, from, to, &mut out);
         }
     }
     out
 }
 
-fn conn(
+/// Interval starts of every protocol, as [`pair_connectivity`] reads them.
+pub(crate) type Breakpoints = BTreeMap<Protocol, BTreeSet<u32>>;
+
+/// The allowed connections from `from` to `to` (none between a party and
+/// itself, or when neither side is a local endpoint), evaluated flow by
+/// flow with [`Engine::side`] once per port class of `bps`.
+pub(crate) fn pair_connectivity(
+    engine: &Engine,
+    bps: &Breakpoints,
+    from: &Party,
+    to: &Party,
+    out: &mut BTreeSet<Conn>,
+) {
+    if from.name == to.name || (!to.enforced && !from.enforced) {
+        return;
+    }
+    for (proto, starts) in bps {
+        let mut open: Option<(u16, u16, bool)> = None;
+        let mut starts = starts.iter().peekable();
+        while let Some(&start) = starts.next() {
+            let end = starts.peek().map_or(65535, |&&n| n - 1);
+            let (Ok(s), Ok(e)) = (u16::try_from(start), u16::try_from(end)) else {
+                continue;
+            };
+            let eg = engine.side(from, Direction::Egress, to, *proto, s);
+            let ing = engine.side(to, Direction::Ingress, from, *proto, s);
+            let passes = |v: &SideVerdict| v.decision == Decision::Allowed || !v.enforced;
+            let allowed = passes(&eg) && passes(&ing);
+            // Only a local endpoint's datapath redirects to the proxy: the
+            // L7 rules of a side that is not enforced redirect nothing.
+            let proxied = (eg.enforced && !eg.proxied.is_empty())
+                || (ing.enforced && !ing.proxied.is_empty());
+            match (allowed, open) {
+                (true, Some((a, _, px))) if px == proxied => open = Some((a, e, px)),
+                (true, prev) => {
+                    if let Some((a, b, px)) = prev {
+                        out.insert(conn(from, to, *proto, a, b, px));
+                    }
+                    open = Some((s, e, proxied));
+                }
+                (false, Some((a, b, px))) => {
+                    out.insert(conn(from, to, *proto, a, b, px));
+                    open = None;
+                }
+                (false, None) => {}
+            }
+        }
+        if let Some((a, b, px)) = open {
+            out.insert(conn(from, to, *proto, a, b, px));
+        }
+    }
+}
+
+pub(crate) fn conn(
     from: &Party,
     to: &Party,
     protocol: Protocol,

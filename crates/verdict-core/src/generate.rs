@@ -14,14 +14,17 @@
 //! The output is deterministic YAML; [`verify`] loads it back, re-runs the
 //! paths and diffs connectivity against the input.
 
-use crate::connectivity::{added, connectivity, parties, Conn};
-use crate::engine::{Decision, Engine, Party};
+use crate::engine::{Decision, Engine};
 use crate::ingest::Inventory;
-use crate::paths::{paths, Controller, PathOptions, PathsReport};
+use crate::paths::{Controller, PathOptions, PathsReport};
 use crate::policy::Protocol;
-use crate::routes::Routing;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+mod merge;
+mod verify;
+pub use merge::merge;
+pub use verify::{load_generated, verify, verify_loaded, Verification};
 
 #[derive(Debug, Clone, Default)]
 pub struct GenerateOptions {
@@ -197,7 +200,19 @@ fn backend_selector(
     backend: &str,
     port: u16,
 ) -> Option<Labels> {
-    let workload = |name: &str| inv.workloads.iter().find(|w| w.display_name() == name);
+    // `display_name` without formatting every workload's name per lookup.
+    let named =
+        |w: &crate::ingest::Workload, name: &str| match name.split('/').collect::<Vec<_>>()[..] {
+            [ns, n] => w.object.kind == "Pod" && w.namespace == ns && w.object.name == n,
+            [ns, kind, n] => {
+                w.object.kind != "Pod"
+                    && w.namespace == ns
+                    && w.object.name == n
+                    && w.object.kind.to_ascii_lowercase() == kind
+            }
+            _ => false,
+        };
+    let workload = |name: &str| inv.workloads.iter().find(|w| named(w, name));
     let others: Vec<&crate::ingest::Workload> = b
         .paths
         .iter()
@@ -830,241 +845,6 @@ pub fn file_names(objects: &[Generated]) -> Vec<String> {
 /// One YAML stream of every generated object.
 pub fn to_stream(objects: &[Generated]) -> String {
     objects.iter().map(|g| format!("---\n{}", g.yaml)).collect()
-}
-
-/// The proof that the generated policies do what they should.
-#[derive(Debug, Serialize)]
-pub struct Verification {
-    /// Problems loading the generated objects back (must be none).
-    pub load_errors: Vec<String>,
-    pub paths_before: crate::paths::Summary,
-    pub paths_after: crate::paths::Summary,
-    /// Connectivity the generated policies add that serves a path.
-    pub intended: Vec<Conn>,
-    /// Connectivity they add that no path needs (must be none).
-    pub unintended: Vec<Conn>,
-    /// Connectivity they add that no path names but that the generated
-    /// objects state: `reserved:kube-apiserver` to a controller on its
-    /// client ports, which `fromEntities: [remote-node]` admits (the API
-    /// server's identity carries reserved:remote-node).
-    pub accepted: Vec<Conn>,
-    /// Connections that were open and are now denied (default deny
-    /// tightening around the ingress and the backends).
-    pub closed: usize,
-}
-
-impl Verification {
-    pub fn ok(&self) -> bool {
-        self.load_errors.is_empty() && self.unintended.is_empty() && self.paths_after.denied == 0
-    }
-}
-
-/// Loads the generated objects next to the input (`base`: the input without
-/// the objects that merged ones replace), re-runs the paths, and diffs
-/// connectivity against the input `inv`.
-pub fn verify(
-    inv: &Inventory,
-    base: &Inventory,
-    generated: &str,
-    opts: &GenerateOptions,
-) -> Verification {
-    let mut after_inv = base.clone();
-    let before_diags = after_inv.diagnostics.len();
-    after_inv.load_text("<generated>", generated);
-    let mut load_errors: Vec<String> = after_inv
-        .diagnostics
-        .iter()
-        .skip(before_diags)
-        .map(ToString::to_string)
-        .collect();
-    for p in after_inv
-        .policies
-        .iter()
-        .filter(|p| p.location.file.as_ref() == "<generated>")
-    {
-        if let Some(why) = &p.rejected {
-            load_errors.push(format!("{}: {why}", p.object));
-        }
-    }
-    let routing_before = Routing::from_inventory(inv);
-    let routing_after = Routing::from_inventory(&after_inv);
-    let before = Engine::new(inv);
-    let after = Engine::new(&after_inv);
-    let pb = paths(&before, &routing_before, &opts.paths);
-    let pa = paths(&after, &routing_after, &opts.paths);
-    let extra: Vec<Party> = opts
-        .paths
-        .clients
-        .iter()
-        .filter_map(|c| before.party(c).ok())
-        .filter(|p| p.name != "reserved:world")
-        .collect();
-    let cb = connectivity(&before, &parties(&before, &extra));
-    let ca = connectivity(&after, &parties(&after, &extra));
-    let new = added(&cb, &ca);
-    let closed = added(&ca, &cb).len();
-    // What the paths need: clients -> ingress on hop-1 ports, ingress -> backends.
-    let mut needed: BTreeSet<(String, String, Protocol, u16)> = BTreeSet::new();
-    for ep in &pa.entry_points {
-        for r in &ep.routes {
-            for b in &r.backends {
-                for p in &b.paths {
-                    for h in &p.hops {
-                        for c in &h.checks {
-                            needed.insert((
-                                c.source.clone(),
-                                c.destination.clone(),
-                                c.protocol,
-                                c.port,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // remote-node admitted on a controller's client ports also admits the
-    // kube-apiserver identity there (it carries reserved:remote-node); the
-    // generated object says so.
-    let stated: BTreeSet<(String, String, Protocol, u16)> = needed
-        .iter()
-        .filter(|(src, _, _, _)| src == "reserved:remote-node")
-        .map(|(_, dst, p, port)| {
-            (
-                "reserved:kube-apiserver".to_string(),
-                dst.clone(),
-                *p,
-                *port,
-            )
-        })
-        .collect();
-    let is = |set: &BTreeSet<(String, String, Protocol, u16)>, c: &Conn| {
-        c.from_port == c.to_port
-            && set.contains(&(c.from.clone(), c.to.clone(), c.protocol, c.from_port))
-    };
-    let (intended, rest): (Vec<Conn>, Vec<Conn>) = new.into_iter().partition(|c| is(&needed, c));
-    let (accepted, unintended): (Vec<Conn>, Vec<Conn>) =
-        rest.into_iter().partition(|c| is(&stated, c));
-    Verification {
-        load_errors,
-        paths_before: pb.summary,
-        paths_after: pa.summary,
-        intended,
-        unintended,
-        accepted,
-        closed,
-    }
-}
-
-/// Merges each generated object into the existing policy of the same kind,
-/// namespace and endpointSelector, when there is one with a single `spec`:
-/// the generated `ingress`/`egress` items it lacks are appended, and the
-/// existing object is written back once (as JSON, which is YAML) with
-/// everything else it had. Objects without such a policy stay as they are.
-pub fn merge(inv: &Inventory, objects: Vec<Generated>) -> Vec<Generated> {
-    // Output slots in order; merged targets accumulate in one slot each.
-    let mut out: Vec<Generated> = Vec::new();
-    let mut merged: BTreeMap<usize, (usize, serde_json::Value)> = BTreeMap::new();
-    for g in objects {
-        let Some((target, gen_json)) = merge_target(inv, &g) else {
-            out.push(g);
-            continue;
-        };
-        let Some(existing) = inv.policies.get(target) else {
-            continue;
-        };
-        let slot = match merged.get(&target) {
-            Some((slot, _)) => *slot,
-            None => {
-                let json = existing
-                    .source
-                    .as_ref()
-                    .map(crate::yaml::Node::to_json)
-                    .unwrap_or_default();
-                out.push(Generated {
-                    kind: existing.object.kind.clone(),
-                    namespace: existing.object.namespace.clone(),
-                    name: existing.object.name.clone(),
-                    serves: Vec::new(),
-                    yaml: String::new(),
-                });
-                merged.insert(target, (out.len() - 1, json));
-                out.len() - 1
-            }
-        };
-        if let Some((_, json)) = merged.get_mut(&target) {
-            append_items(json, &gen_json);
-        }
-        if let Some(o) = out.get_mut(slot) {
-            for s in g.serves {
-                if !o.serves.contains(&s) {
-                    o.serves.push(s);
-                }
-            }
-        }
-    }
-    for (target, (slot, json)) in merged {
-        let (Some(existing), Some(o)) = (inv.policies.get(target), out.get_mut(slot)) else {
-            continue;
-        };
-        let mut yaml = format!(
-            "# Merged by verdict generate into {} ({}): the ingress/egress items it needs were appended. Serves:\n",
-            existing.object, existing.location
-        );
-        for s in &o.serves {
-            yaml.push_str(&format!("#   {s}\n"));
-        }
-        yaml.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
-        yaml.push('\n');
-        o.yaml = yaml;
-    }
-    out
-}
-
-/// The existing policy (its index) a generated object merges into, and the
-/// generated object as JSON.
-fn merge_target(inv: &Inventory, g: &Generated) -> Option<(usize, serde_json::Value)> {
-    let mut tmp = Inventory::new(inv.cluster.clone());
-    tmp.load_text("<generated>", &g.yaml);
-    let gen_policy = tmp.policies.first()?;
-    let gen_rule = gen_policy.rules.first()?;
-    let gen_json = gen_policy.source.as_ref()?.to_json();
-    let target = inv.policies.iter().position(|p| {
-        p.rejected.is_none()
-            && p.object.kind == gen_policy.object.kind
-            && p.object.namespace == gen_policy.object.namespace
-            && p.rules.len() == 1
-            && p.rules
-                .first()
-                .is_some_and(|r| r.subject == gen_rule.subject)
-            && p.source.as_ref().is_some_and(|n| n.get("spec").is_some())
-    })?;
-    Some((target, gen_json))
-}
-
-fn append_items(json: &mut serde_json::Value, gen_json: &serde_json::Value) {
-    let Some(spec) = json.get_mut("spec").and_then(|s| s.as_object_mut()) else {
-        return;
-    };
-    for section in ["ingress", "egress"] {
-        let Some(items) = gen_json
-            .get("spec")
-            .and_then(|s| s.get(section))
-            .and_then(|v| v.as_array())
-        else {
-            continue;
-        };
-        let list = spec
-            .entry(section)
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        if let Some(arr) = list.as_array_mut() {
-            for item in items {
-                if !arr.contains(item) {
-                    arr.push(item.clone());
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

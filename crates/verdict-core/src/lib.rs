@@ -11,6 +11,7 @@
 pub mod agent_config;
 pub mod cidr;
 pub mod connectivity;
+pub mod connectivity_delta;
 pub mod decode;
 pub mod diff;
 pub mod engine;
