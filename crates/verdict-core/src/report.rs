@@ -97,7 +97,7 @@ pub fn render(
         .enumerate()
         .map(|(i, n)| (n.clone(), format!("p{i}")))
         .collect();
-    let names = policy::workload_names(engine);
+    let names = crate::names::identity_names(engine);
     let mut views = String::new();
     for (n, look) in &lookup {
         let resolved = engine.party(look).ok().map(|p| resolve(engine, &p));
