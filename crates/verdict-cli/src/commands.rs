@@ -266,7 +266,10 @@ pub fn policy(
     match output {
         crate::Format::Json => print(&json_with_diagnostics(&r, &[&inv], verbose)?)?,
         crate::Format::Yaml => print(&yaml_with_diagnostics(&r, &[&inv], verbose)?)?,
-        crate::Format::Text => print_wrapped(&r.to_text())?,
+        crate::Format::Text => {
+            let names = verdict_core::names::identity_names(&engine);
+            print_wrapped(&r.to_text(&names, verbose))?
+        }
     }
     Ok(exit(0, input_errors(&inv)))
 }

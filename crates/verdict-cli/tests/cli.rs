@@ -2,28 +2,10 @@
 //! End-to-end tests of the `verdict` binary on the bundled examples and on
 //! malformed input.
 
-use std::path::PathBuf;
+mod common;
+use common::{root, stderr, stdout, verdict};
+
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn verdict(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 const SHOP: &str = "examples/shop-gateway/";
 
@@ -124,8 +106,16 @@ fn policy_shows_the_resolved_map() {
     let out = stdout(&o);
     assert!(out.contains("ingress: enforced, default deny"), "{out}");
     assert!(out.contains("allowed TCP/8080"), "{out}");
-    assert!(out.contains("reserved:ingress (8)"), "{out}");
+    // Peers named as parties; their identity labels with -v only.
+    assert!(out.contains("allowed TCP/8080        ingress  ["), "{out}");
+    assert!(!out.contains("reserved:ingress (8)"), "{out}");
     assert!(out.contains("egress: not enforced"), "{out}");
+    let o = verdict(&["-v", "policy", "shop/deployment/api", SHOP]);
+    assert!(
+        stdout(&o).contains("ingress [reserved:ingress (8)]"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -2,12 +2,11 @@
 //! `verdict diff`: path changes (breaking, exposure) next to connectivity,
 //! and `--git` reading every changed file whatever its name.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{root, stderr, stdout, tmp};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn run(dir: Option<&Path>, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_verdict"));
@@ -15,21 +14,6 @@ fn run(dir: Option<&Path>, args: &[&str]) -> Output {
         c.current_dir(d);
     }
     c.args(args).output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("verdict-diff-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 const SHOP_FILES: [&str; 4] = [
@@ -61,7 +45,7 @@ const API_PATH: &str = "Gateway shop/shop listener http :80 -> HTTPRoute shop/sh
 
 #[test]
 fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
-    let d = temp("breaking");
+    let d = tmp("breaking");
     let (old, new) = (d.join("old"), d.join("new"));
     copy_shop(&old);
     copy_shop(&new);
@@ -69,8 +53,8 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
     let (o_s, n_s) = (old.to_str().unwrap(), new.to_str().unwrap());
 
     let o = run(None, &["diff", o_s, n_s]);
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}{}", err(&o));
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
     assert!(
         text.contains(&format!("BREAKING {API_PATH}: allowed -> denied")),
         "{text}"
@@ -107,7 +91,7 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
         .starts_with("ingress -> backend: at the backend (ingress): ingress (Cilium's Envoy) -> shop/deployment/api"));
     let o = run(None, &["diff", o_s, n_s, "-o", "markdown"]);
     assert_eq!(o.status.code(), Some(1));
-    let md = out(&o);
+    let md = stdout(&o);
     assert!(md.contains(":x: paths broken."), "{md}");
     assert!(!md.contains(":white_check_mark:"), "{md}");
     assert!(
@@ -117,7 +101,7 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
 
     // Only connectivity: the old gate (green); explicitly off: green.
     let o = run(None, &["diff", o_s, n_s, "--fail-on", "world-exposure"]);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let o = run(None, &["diff", o_s, n_s, "--fail-on", "none"]);
     assert_eq!(o.status.code(), Some(0));
     let o = run(None, &["diff", o_s, n_s, "--fail-on", "none,breaking"]);
@@ -125,7 +109,7 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
 
     // The repair is newly exposed path, listed but not failing by default.
     let o = run(None, &["diff", n_s, o_s]);
-    let text = out(&o);
+    let text = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(
         text.contains(&format!("EXPOSURE {API_PATH}: denied -> allowed")),
@@ -140,7 +124,7 @@ fn backend_policy_moved_to_the_service_port_is_a_breaking_change() {
 
 #[test]
 fn a_service_left_without_pods_breaks_its_paths() {
-    let d = temp("nopods");
+    let d = tmp("nopods");
     let (old, new) = (d.join("old"), d.join("new"));
     copy_shop(&old);
     copy_shop(&new);
@@ -159,8 +143,8 @@ fn a_service_left_without_pods_breaks_its_paths() {
         None,
         &["diff", old.to_str().unwrap(), new.to_str().unwrap()],
     );
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}{}", err(&o));
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
     assert!(
         text.contains(&format!("BREAKING {API_PATH}: allowed -> absent")),
         "{text}"
@@ -177,12 +161,12 @@ fn git(dir: &Path, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(o.status.success(), "git {args:?}: {}", err(&o));
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
 }
 
 #[test]
 fn git_reads_files_whose_names_git_quotes() {
-    let d = temp("git-names");
+    let d = tmp("git-names");
     copy_shop(&d.join("k8s"));
     git(&d, &["init", "-q"]);
     git(&d, &["add", "."]);
@@ -207,8 +191,8 @@ fn git_reads_files_whose_names_git_quotes() {
         Some(&d),
         &["diff", "--git", "HEAD~1", "HEAD", "--path", "k8s"],
     );
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}{}", err(&o));
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
     assert!(
         text.contains("added CiliumNetworkPolicy shop/api-open (HEAD:k8s/pol\\ticy \"ü\".yaml:1)"),
         "{text}"
@@ -228,7 +212,7 @@ fn git_reads_files_whose_names_git_quotes() {
         Some(&d.join("k8s")),
         &["diff", "--git", "HEAD~1", "HEAD", "--path", "."],
     );
-    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
-    assert!(out(&o).contains("shop/api-open"), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("shop/api-open"), "{}", stdout(&o));
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -3,35 +3,8 @@
 //! input restricts the ingress to, opens no port on pods that do not use
 //! it, states what `remote-node` admits, and writes only inside --out-dir.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn verdict(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("verdict-gen-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{root, stderr, stdout, tmp, verdict};
 
 const DOCS: &str = "../shared/corpus/scenarios/cilium-docs-ingress-and-network-policy";
 
@@ -52,17 +25,17 @@ fn keeps_the_cidrs_the_input_restricts_the_ingress_to() {
     let mut args = vec!["generate"];
     args.extend(files.iter().map(String::as_str));
     let o = verdict(&args);
-    let y = out(&o);
-    assert_eq!(o.status.code(), Some(0), "{y}{}", err(&o));
+    let y = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{y}{}", stderr(&o));
     assert!(!y.contains("world"), "world must not be admitted:\n{y}");
     assert!(
         y.contains("    - fromCIDRSet:\n        - cidr: 172.18.0.1/32\n      toPorts:"),
         "{y}"
     );
     assert!(
-        err(&o).contains("reserved:ingress admits `fromCIDRSet: 172.18.0.1/32`"),
+        stderr(&o).contains("reserved:ingress admits `fromCIDRSet: 172.18.0.1/32`"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     // An ingress that admits only `cluster`: generate asks instead of
     // opening it to world.
@@ -70,17 +43,21 @@ fn keeps_the_cidrs_the_input_restricts_the_ingress_to() {
         "{DOCS}/cilium__cilium/examples/kubernetes/servicemesh/policy/external-lockdown.yaml"
     );
     let o = verdict(&["generate", &files[0], &files[1], &lockdown]);
-    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    assert!(out(&o).is_empty());
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stdout(&o).is_empty());
     assert!(
-        err(&o).contains("keeps world out of reserved:ingress and admits no client CIDR"),
+        stderr(&o).contains("keeps world out of reserved:ingress and admits no client CIDR"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     let o = verdict(&[
         "generate", "--client", "world", &files[0], &files[1], &lockdown,
     ]);
-    assert!(out(&o).contains("fromEntities: [world]"), "{}", err(&o));
+    assert!(
+        stdout(&o).contains("fromEntities: [world]"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -99,8 +76,8 @@ fn client_cidrs_are_written_exactly() {
         let mut args = vec!["generate", "--client", client];
         args.extend(shop);
         let o = verdict(&args);
-        let y = out(&o);
-        assert_eq!(o.status.code(), Some(0), "{client}: {y}{}", err(&o));
+        let y = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{client}: {y}{}", stderr(&o));
         assert!(
             y.contains(&format!(
                 "    - fromCIDRSet:\n        - cidr: {cidr}\n      toPorts:"
@@ -114,9 +91,9 @@ fn client_cidrs_are_written_exactly() {
     let o = verdict(&args);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("--client `shop/deployment/api`"),
+        stderr(&o).contains("--client `shop/deployment/api`"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 }
 
@@ -171,11 +148,11 @@ spec:
 
 #[test]
 fn a_named_target_port_with_different_numbers_opens_each_number_on_its_pods_only() {
-    let d = temp("split");
+    let d = tmp("split");
     let input = d.join("input.yaml");
     std::fs::write(&input, SPLIT).unwrap();
     let o = verdict(&["generate", input.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let generated = d.join("generated.yaml");
     std::fs::write(&generated, o.stdout).unwrap();
     let trace = |to: &str, port: &str| {
@@ -202,7 +179,7 @@ fn a_named_target_port_with_different_numbers_opens_each_number_on_its_pods_only
 
 #[test]
 fn remote_node_for_external_traffic_policy_cluster_is_stated_and_verified() {
-    let d = temp("etp");
+    let d = tmp("etp");
     for f in ["namespaces.yaml", "workloads.yaml", "policies.yaml"] {
         std::fs::copy(root().join("examples/shop-nginx").join(f), d.join(f)).unwrap();
     }
@@ -214,14 +191,14 @@ fn remote_node_for_external_traffic_policy_cluster_is_stated_and_verified() {
         );
     std::fs::write(d.join("ingress-nginx.yaml"), text).unwrap();
     let o = verdict(&["generate", d.to_str().unwrap()]);
-    let y = out(&o);
-    assert_eq!(o.status.code(), Some(0), "{y}{}", err(&o));
+    let y = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{y}{}", stderr(&o));
     assert!(y.contains("    - fromEntities: [remote-node]\n"), "{y}");
     assert!(
         y.contains("This also admits reserved:kube-apiserver on these\n    # ports"),
         "{y}"
     );
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(e.contains("1 stated, 0 added otherwise"), "{e}");
     assert!(
         e.contains("also admitted, as the generated policy states: reserved:kube-apiserver -> ingress-nginx/deployment/ingress-nginx-controller TCP/80"),
@@ -238,7 +215,7 @@ const SHOP: [&str; 3] = [
 
 #[test]
 fn out_dir_does_not_follow_symbolic_links() {
-    let d = temp("symlink");
+    let d = tmp("symlink");
     let out_dir = d.join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
     let victim = d.join("victim.txt");
@@ -251,8 +228,8 @@ fn out_dir_does_not_follow_symbolic_links() {
     let mut args = vec!["generate", "--out-dir", out_dir.to_str().unwrap()];
     args.extend(SHOP);
     let o = verdict(&args);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("is a symbolic link"), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     // Nothing was written before the refusal.
     assert!(!out_dir
@@ -263,7 +240,7 @@ fn out_dir_does_not_follow_symbolic_links() {
 
 #[test]
 fn merged_object_names_become_safe_file_names() {
-    let d = temp("names");
+    let d = tmp("names");
     let pol = d.join("pol.yaml");
     std::fs::write(
         &pol,
@@ -281,7 +258,7 @@ fn merged_object_names_become_safe_file_names() {
     args.push(pol.to_str().unwrap());
     let o = verdict(&args);
     // The input name is an input error (exit 2), but nothing leaves out-dir.
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let mut names: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

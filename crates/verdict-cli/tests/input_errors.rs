@@ -3,20 +3,11 @@
 //! code 2 from every command, after printing what could be analysed; exit
 //! codes of every command for ok / finding / input error.
 
+mod common;
+use common::{root, stderr, stdout, tmp, verdict};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn verdict(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn verdict_stdin(args: &[&str], input: &str) -> Output {
     use std::io::Write;
@@ -37,14 +28,6 @@ fn verdict_stdin(args: &[&str], input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 const SHOP: &str = "examples/shop-gateway/";
 const MANIFESTS: [&str; 4] = [
     "namespaces.yaml",
@@ -52,14 +35,6 @@ const MANIFESTS: [&str; 4] = [
     "gateway.yaml",
     "policies.yaml",
 ];
-
-/// A fresh temporary directory for one test.
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("verdict-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn copy_shop(dir: &Path, files: &[&str]) {
     for f in files {

@@ -3,12 +3,11 @@
 //! completions and the manual page, colour, YAML output, JUnit XML and
 //! GitHub annotations, JSON Schemas.
 
+mod common;
+use common::{root, stdout, tmp};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_verdict"));
@@ -22,17 +21,6 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn verdict(args: &[&str]) -> Output {
     run(args, &[])
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("verdict-int-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 const SHOP: &str = "examples/shop-gateway/";
@@ -104,7 +92,7 @@ fn exec(exe: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn runs_as_a_kubectl_plugin() {
-    let dir = temp("kubectl");
+    let dir = tmp("kubectl");
     let plugin = dir.join("kubectl-verdict");
     std::fs::copy(env!("CARGO_BIN_EXE_verdict"), &plugin).unwrap();
     let o = exec(&plugin, &["--version"]);
@@ -154,7 +142,7 @@ fn completions_name_every_subcommand() {
     }
     // bash reads the script without a syntax error.
     let o = verdict(&["completions", "bash"]);
-    let dir = temp("completions");
+    let dir = tmp("completions");
     let f = dir.join("verdict.bash");
     std::fs::write(&f, &o.stdout).unwrap();
     let check = Command::new("bash").arg("-n").arg(&f).output().unwrap();
@@ -178,7 +166,7 @@ fn manual_page_names_every_subcommand() {
     for sub in SUBCOMMANDS {
         assert!(text.contains(sub), "manual lacks `{sub}`");
     }
-    let dir = temp("man");
+    let dir = tmp("man");
     let o = verdict(&["man", "--out-dir", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
     for sub in SUBCOMMANDS {
@@ -421,7 +409,7 @@ fn failing_test_file(dir: &Path) -> PathBuf {
 
 #[test]
 fn test_junit_file() {
-    let dir = temp("junit");
+    let dir = tmp("junit");
     let f = failing_test_file(&dir);
     let junit = dir.join("out.xml");
     let o = verdict(&[
@@ -488,7 +476,7 @@ fn github_annotations() {
     assert!(out.starts_with("::error file=examples/"), "{out}");
     assert!(out.contains("title=verdict%3A path denied::"), "{out}");
 
-    let dir = temp("github");
+    let dir = tmp("github");
     let f = failing_test_file(&dir);
     let o = verdict(&["test", "-o", "github", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -523,7 +511,7 @@ fn annotation_regex_rejects_bad_escaping() {
 /// download): the revision is `unknown` and the script succeeds.
 #[test]
 fn build_script_without_git_says_unknown() {
-    let dir = temp("buildrs");
+    let dir = tmp("buildrs");
     let exe = dir.join("build-script");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let o = Command::new(rustc)

@@ -7,16 +7,15 @@
 //! a CRD that is not installed). The responses are in tests/data/live/; the
 //! same application as manifests is examples/shop-gateway/.
 
+mod common;
+use common::{root, stderr, stdout, tmp};
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/live")
@@ -298,21 +297,6 @@ fn verdict(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("verdict-live-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A JSON output without where things were read from (file, line, column,
 /// source names) nor load diagnostics: the verdicts only.
 fn verdicts(json: &str) -> serde_json::Value {
@@ -353,7 +337,7 @@ const SHOP: &str = "examples/shop-gateway";
 #[test]
 fn lists_every_kind_with_pagination_and_the_kubeconfig_token() {
     let server = ApiServer::start(&[]);
-    let dir = temp("requests");
+    let dir = tmp("requests");
     let kc = server.kubeconfig(&dir);
     let o = verdict(&[
         "check",
@@ -363,7 +347,7 @@ fn lists_every_kind_with_pagination_and_the_kubeconfig_token() {
         "shop-admin",
         "-v",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let targets = server.targets();
     let paths: BTreeSet<&str> = targets
         .iter()
@@ -430,7 +414,7 @@ fn lists_every_kind_with_pagination_and_the_kubeconfig_token() {
         .iter()
         .all(|s| s.authorization.as_deref() == Some("Bearer verdict-test-token")));
     // `check` lists every diagnostic on standard output.
-    let e = out(&o);
+    let e = stdout(&o);
     assert!(e.contains("cluster:shop-admin/core/v1/pods:0: info: read 4 objects of kind Pod from the cluster (2 pages)"), "{e}");
     assert!(e.contains("tlsroutes is not served by this cluster (tried gateway.networking.k8s.io/v1alpha3, gateway.networking.k8s.io/v1alpha2"), "{e}");
     assert!(
@@ -455,7 +439,7 @@ fn lists_every_kind_with_pagination_and_the_kubeconfig_token() {
 #[test]
 fn live_verdicts_equal_the_manifests_verdicts() {
     let server = ApiServer::start(&[]);
-    let dir = temp("equal");
+    let dir = tmp("equal");
     let kc = server.kubeconfig(&dir);
     let kc = kc.to_str().unwrap();
     let shop = root().join(SHOP);
@@ -498,16 +482,20 @@ fn live_verdicts_equal_the_manifests_verdicts() {
             live.status.code(),
             files.status.code(),
             "{args:?}: {}",
-            err(&live)
+            stderr(&live)
         );
-        assert_eq!(verdicts(&out(&live)), verdicts(&out(&files)), "{args:?}");
+        assert_eq!(
+            verdicts(&stdout(&live)),
+            verdicts(&stdout(&files)),
+            "{args:?}"
+        );
     }
     let live = verdict(&["paths", "--kubeconfig", kc, "--context", "shop-admin"]);
-    assert_eq!(live.status.code(), Some(0), "{}", err(&live));
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
     assert!(
-        out(&live).contains("2 paths: 2 allowed, 0 denied"),
+        stdout(&live).contains("2 paths: 2 allowed, 0 denied"),
         "{}",
-        out(&live)
+        stdout(&live)
     );
 }
 
@@ -516,7 +504,7 @@ fn live_verdicts_equal_the_manifests_verdicts() {
 #[test]
 fn a_forbidden_kind_is_an_error_and_the_rest_is_analysed() {
     let server = ApiServer::start(&["ciliumclusterwidenetworkpolicies"]);
-    let dir = temp("forbidden");
+    let dir = tmp("forbidden");
     let kc = server.kubeconfig(&dir);
     let o = verdict(&[
         "paths",
@@ -525,8 +513,8 @@ fn a_forbidden_kind_is_an_error_and_the_rest_is_analysed() {
         "--context",
         "shop-admin",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}{}", out(&o), err(&o));
-    let e = err(&o);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
     assert!(
         e.contains("cluster:shop-admin/cilium.io/v2/ciliumclusterwidenetworkpolicies:0: error: forbidden: cannot list ciliumclusterwidenetworkpolicies.cilium.io (RBAC: verb `list` on resource `ciliumclusterwidenetworkpolicies` in API group \"cilium.io\")"),
         "{e}"
@@ -538,7 +526,7 @@ fn a_forbidden_kind_is_an_error_and_the_rest_is_analysed() {
     // Routes, Services, pods and the other policies were read: the paths
     // are computed from them. Without the clusterwide policy nothing
     // selects the ingress, so it looks open: why a forbidden kind exits 2.
-    let text = out(&o);
+    let text = stdout(&o);
     assert!(text.contains("2 paths: 2 allowed, 0 denied"), "{text}");
     assert!(
         text.contains("no policy selects reserved:ingress for ingress: default allow"),
@@ -555,7 +543,7 @@ fn a_forbidden_kind_is_an_error_and_the_rest_is_analysed() {
         "shop-admin",
     ]);
     assert_eq!(json.status.code(), Some(2));
-    let v: serde_json::Value = serde_json::from_str(&out(&json)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     let errors: Vec<&serde_json::Value> = v["diagnostics"]
         .as_array()
         .unwrap()
@@ -575,14 +563,14 @@ fn a_forbidden_kind_is_an_error_and_the_rest_is_analysed() {
 #[test]
 fn snapshot_round_trips() {
     let server = ApiServer::start(&[]);
-    let dir = temp("snapshot");
+    let dir = tmp("snapshot");
     let kc = server.kubeconfig(&dir);
     let kc = kc.to_str().unwrap();
     let snap = dir.join("snap");
     let o = verdict(&["snapshot", "--kubeconfig", kc, "-o", snap.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // No --context: the kubeconfig's current-context.
-    assert!(err(&o).contains("of cluster `other`"), "{}", err(&o));
+    assert!(stderr(&o).contains("of cluster `other`"), "{}", stderr(&o));
     let mut names: Vec<String> = std::fs::read_dir(&snap)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -612,7 +600,7 @@ fn snapshot_round_trips() {
         let files = verdict(&[args.clone(), vec![snap.to_str().unwrap()]].concat());
         assert_eq!(live.status.code(), files.status.code(), "{args:?}");
         // Same text, same lines: only the source names differ.
-        let mut expected = out(&live);
+        let mut expected = stdout(&live);
         for n in &names {
             let stem = n.trim_end_matches(".yaml");
             let parts: Vec<&str> = stem.splitn(3, '_').collect();
@@ -621,10 +609,10 @@ fn snapshot_round_trips() {
                 &snap.join(n).display().to_string(),
             );
         }
-        assert_eq!(verdicts(&expected), verdicts(&out(&files)), "{args:?}");
+        assert_eq!(verdicts(&expected), verdicts(&stdout(&files)), "{args:?}");
         assert_eq!(
             expected.replace(&format!("{}/", snap.display()), ""),
-            out(&files).replace(&format!("{}/", snap.display()), ""),
+            stdout(&files).replace(&format!("{}/", snap.display()), ""),
             "{args:?}"
         );
     }
@@ -646,7 +634,7 @@ fn snapshot_round_trips() {
     }
     let o = verdict(&["snapshot", "--kubeconfig", kc, "-o", snap.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("not empty"), "{}", err(&o));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
 }
 
 /// "The cluster plus this PR": a policy in the files replaces the live one
@@ -655,7 +643,7 @@ fn snapshot_round_trips() {
 #[test]
 fn files_overlay_the_cluster_and_diff_cluster_base() {
     let server = ApiServer::start(&[]);
-    let dir = temp("overlay");
+    let dir = tmp("overlay");
     let kc = server.kubeconfig(&dir);
     let kc = kc.to_str().unwrap();
     let pr = dir.join("pr");
@@ -667,14 +655,14 @@ fn files_overlay_the_cluster_and_diff_cluster_base() {
     )
     .unwrap();
     let o = verdict(&["paths", "--kubeconfig", kc, "-v", pr.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
-    let e = err(&o);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
     assert!(!e.contains("defined twice"), "{e}");
     assert!(e.contains("api-policy.yaml:1: info: CiliumNetworkPolicy shop/api-from-gateway: replaces the cluster's object"), "{e}");
     assert!(
-        out(&o).contains("api-policy.yaml"),
+        stdout(&o).contains("api-policy.yaml"),
         "the deciding policy is the PR's: {}",
-        out(&o)
+        stdout(&o)
     );
 
     let o = verdict(&[
@@ -684,8 +672,14 @@ fn files_overlay_the_cluster_and_diff_cluster_base() {
         "--cluster-base",
         pr.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "breaking: {}{}", out(&o), err(&o));
-    assert!(out(&o).contains("shop/deployment/api"), "{}", out(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "breaking: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("shop/deployment/api"), "{}", stdout(&o));
     let o = verdict(&[
         "diff",
         "--kubeconfig",
@@ -695,7 +689,7 @@ fn files_overlay_the_cluster_and_diff_cluster_base() {
         "--cluster-base",
         pr.to_str().unwrap(),
     ]);
-    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(
         v["paths"].as_array().is_some_and(|p| !p.is_empty()),
         "{v:#}"
@@ -705,9 +699,9 @@ fn files_overlay_the_cluster_and_diff_cluster_base() {
     let o = verdict(&["diff", "--cluster-base", pr.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("--cluster-base compares with a live cluster"),
+        stderr(&o).contains("--cluster-base compares with a live cluster"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 }
 
@@ -715,7 +709,7 @@ fn files_overlay_the_cluster_and_diff_cluster_base() {
 /// have, is an error before anything is analysed.
 #[test]
 fn unreachable_cluster_and_unknown_context_exit_2() {
-    let dir = temp("unreachable");
+    let dir = tmp("unreachable");
     // A port nothing listens on: bind, read the port, close.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -731,10 +725,10 @@ fn unreachable_cluster_and_unknown_context_exit_2() {
     let o = verdict(&["paths", "--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("cluster `c`: listing namespaces")
-            && err(&o).contains("nothing was analysed"),
+        stderr(&o).contains("cluster `c`: listing namespaces")
+            && stderr(&o).contains("nothing was analysed"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     let o = verdict(&[
         "paths",
@@ -744,13 +738,17 @@ fn unreachable_cluster_and_unknown_context_exit_2() {
         "nope",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("kubeconfig context `nope`"), "{}", err(&o));
+    assert!(
+        stderr(&o).contains("kubeconfig context `nope`"),
+        "{}",
+        stderr(&o)
+    );
     let o = verdict(&["test", "--kubeconfig", kc.to_str().unwrap(), "x.yaml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        err(&o).contains("apply to commands that read manifests"),
+        stderr(&o).contains("apply to commands that read manifests"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 }
 

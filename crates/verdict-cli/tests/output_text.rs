@@ -4,12 +4,10 @@
 //! X", near misses on denials, "did you mean" on names that match nothing,
 //! and long lines wrapped to the terminal width.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::{root, stderr, stdout};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::{Command, Output};
 
 fn verdict(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_verdict"))
@@ -18,14 +16,6 @@ fn verdict(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 const SHOP: &str = "examples/shop-gateway/";

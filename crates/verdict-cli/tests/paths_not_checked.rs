@@ -3,26 +3,10 @@
 //! path through controller pods, a Service or pods that are not in the
 //! input is neither, and it is never a green exit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{stdout, tmp, verdict};
 
-fn verdict(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("verdict-notchecked-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
 
 const APP: &str = r#"
 apiVersion: v1
@@ -101,7 +85,7 @@ fn write(d: &Path, files: &[(&str, &str)]) -> String {
 
 #[test]
 fn paths_that_cannot_be_evaluated_are_not_checked_and_exit_2() {
-    let d = dir("only");
+    let d = tmp("only");
     let p = write(&d, &[("app.yaml", APP), ("ingresses.yaml", INGRESSES)]);
     let o = verdict(&["paths", &p]);
     let out = stdout(&o);
@@ -162,7 +146,7 @@ fn paths_that_cannot_be_evaluated_are_not_checked_and_exit_2() {
 
 #[test]
 fn a_denial_is_counted_apart_from_paths_not_checked() {
-    let d = dir("mixed");
+    let d = tmp("mixed");
     let cilium_to_api = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -206,7 +190,7 @@ spec:
 /// leave its Service "denied" with no explanation.
 #[test]
 fn a_backend_named_with_trailing_unicode_space_is_checked() {
-    let d = dir("unresolved");
+    let d = tmp("unresolved");
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: \"web\\u0085\", namespace: shop, labels: {app: web}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: shop}\nspec:\n  ingressClassName: cilium\n  defaultBackend: {service: {name: web, port: {number: 80}}}\n";
     let p = write(
         &d,

@@ -5,12 +5,11 @@
 //! page does not scroll sideways at 800 px, and screenshots at 800 px and at
 //! a wide size are decoded and checked.
 
+mod common;
+use common::root;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The shop example with the frontend's backend port wrong (a denied hop),
 /// a second Gateway with three listeners without routes, and an Ingress.

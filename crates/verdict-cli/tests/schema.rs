@@ -3,12 +3,11 @@
 //! repository validates, wrong documents do not, and the copies in
 //! docs/schemas/ are the generated ones.
 
+mod common;
+use common::root;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn schema(which: &str) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_verdict"))

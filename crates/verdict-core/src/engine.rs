@@ -406,6 +406,15 @@ impl<'a> Engine<'a> {
             },
             _ => None,
         });
+        // A pod (or ReplicaSet, Job) the input represents by its controller.
+        let found = found.or_else(|| {
+            let wi = match parts.as_slice() {
+                [ns, name] => self.inv.representing(ns, None, name),
+                [ns, kind, name] => self.inv.representing(ns, Some(kind), name),
+                _ => None,
+            }?;
+            pick(&wi)
+        });
         let found = match (found, parts.as_slice()) {
             (None, [ns, kind, name])
                 if kind.eq_ignore_ascii_case("service") || kind.eq_ignore_ascii_case("svc") =>
@@ -420,6 +429,7 @@ impl<'a> Engine<'a> {
                 .workloads
                 .iter()
                 .map(crate::ingest::Workload::display_name)
+                .chain(self.inv.represented_names())
                 .chain(
                     crate::identity::RESERVED
                         .iter()

@@ -6,6 +6,7 @@ pub mod cnp;
 mod dedup;
 pub mod k8s;
 pub mod knp;
+mod owners;
 mod routing_rules;
 pub mod routing_schema;
 pub mod schema;
@@ -384,9 +385,12 @@ impl Inventory {
         }
     }
 
-    /// Adds the namespaces that objects live in but that were not given,
-    /// with the one label the API server always sets; reports each once.
+    /// Completes the inventory once everything is loaded: pods, ReplicaSets
+    /// and Jobs represented by their controllers (`ingest/owners.rs`), then
+    /// the namespaces that objects live in but that were not given, with
+    /// the one label the API server always sets (each reported once).
     pub fn complete_namespaces(&mut self) {
+        self.represent_by_controllers();
         let mut used: BTreeMap<String, Location> = BTreeMap::new();
         for w in &self.workloads {
             used.entry(w.namespace.clone())

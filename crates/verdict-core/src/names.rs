@@ -8,6 +8,8 @@
 //! one of these back. JSON keeps Cilium's names (`reserved:world`,
 //! `cidr:10.0.0.0/8`).
 
+use std::collections::BTreeMap;
+
 /// A party's name for text views: `reserved:world` -> `world`,
 /// `reserved:ingress` -> `ingress (Cilium's Envoy)` (with `described`),
 /// `cidr:10.0.0.0/8` -> `10.0.0.0/8`; workloads unchanged.
@@ -27,6 +29,40 @@ pub fn party_text(name: &str, described: bool) -> String {
         Some((ns, pod)) if !pod.contains('/') && !ns.is_empty() => format!("{ns}/pod/{pod}"),
         _ => name.to_string(),
     }
+}
+
+/// Identity number -> how text views name it: the workloads carrying it
+/// ([`party_text`]: `shop/deployment/api`, `shop/pod/pod-a`; several
+/// joined with `, `), reserved identities by their entity name (`world`).
+/// Identities of no workload are absent (callers fall back to labels).
+pub fn identity_names(engine: &crate::engine::Engine) -> BTreeMap<u32, String> {
+    let mut names: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for ep in engine.endpoints.iter().flatten() {
+        let (Some(w), Some(id)) = (
+            engine.inv.workloads.get(ep.workload),
+            engine.identities.get(ep.identity),
+        ) else {
+            continue;
+        };
+        names
+            .entry(id.id)
+            .or_default()
+            .push(party_text(&w.display_name(), false));
+    }
+    let mut out: BTreeMap<u32, String> = names
+        .into_iter()
+        .map(|(id, mut v)| {
+            v.sort();
+            v.dedup();
+            (id, v.join(", "))
+        })
+        .collect();
+    for id in &engine.identities {
+        if let Some(n) = id.reserved_name() {
+            out.insert(id.id, n.to_string());
+        }
+    }
+    out
 }
 
 /// A party of the matrix or of a connectivity diff as `trace --from/--to`

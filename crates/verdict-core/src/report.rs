@@ -95,7 +95,7 @@ pub fn render(
         .enumerate()
         .map(|(i, n)| (n.clone(), format!("p{i}")))
         .collect();
-    let names = policy::workload_names(engine);
+    let names = crate::names::identity_names(engine);
     let mut views = String::new();
     // One resolution for every panel: each selector evaluated once.
     let resolver = Resolver::for_all(engine);

@@ -136,11 +136,14 @@ impl<'r> ResolvedPolicy<'r> {
     }
 
     /// One line per row; each line escaped as a whole (names and labels
-    /// cannot add lines or escape sequences).
-    pub fn to_text(&self) -> String {
+    /// cannot add lines or escape sequences). Peers are named as parties
+    /// (`names`: identity number -> `shop/deployment/api`, `world`; see
+    /// [`crate::names::identity_names`]), with their identity's labels when
+    /// `verbose`; an identity `names` lacks shows its labels.
+    pub fn to_text(&self, names: &BTreeMap<u32, String>, verbose: bool) -> String {
         use crate::text::push_line;
         let mut out = String::new();
-        push_line(&mut out, &self.subject);
+        push_line(&mut out, &crate::names::party_text(&self.subject, true));
         push_line(&mut out, &format!("  identity {}", self.identity));
         let rows = self.rows();
         for (dir, st) in [
@@ -158,7 +161,11 @@ impl<'r> ResolvedPolicy<'r> {
             }
             for (k, v) in rows.iter().filter(|(k, _)| k.direction == dir) {
                 let peer = match &k.peer {
-                    PeerKey::Identity { name, .. } => name.to_string(),
+                    PeerKey::Identity { id, name } => match names.get(id) {
+                        Some(party) if verbose => format!("{party} [{name}]"),
+                        Some(party) => party.clone(),
+                        None => name.to_string(),
+                    },
                     PeerKey::Cidr { cidr } => format!("cidr {cidr}"),
                 };
                 let port = crate::policy::port_text(k.from_port, k.to_port);

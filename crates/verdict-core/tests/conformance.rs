@@ -342,17 +342,17 @@ fn resolved_maps_apply_from_requires_like_flows() {
     assert!(
         find("a", 5432).contains(&Decision::Allowed),
         "{}",
-        map.to_text()
+        map.to_text(&Default::default(), true)
     );
     // web-b does not: nothing allows it on 5432; on 9999 `all` allows and the deny wins.
     assert!(
         find("b", 5432).iter().all(|d| *d == Decision::Denied),
         "{}",
-        map.to_text()
+        map.to_text(&Default::default(), true)
     );
     assert!(
         find("b", 9999).contains(&Decision::Denied),
         "{}",
-        map.to_text()
+        map.to_text(&Default::default(), true)
     );
 }

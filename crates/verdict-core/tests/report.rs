@@ -168,9 +168,11 @@ fn policy_panel_is_a_table_with_workload_names() {
     assert!(gw.contains(
         "<tr class=\"allowed\"><td>egress</td><td>shop/deployment/api</td><td>TCP/8080</td><td>allowed</td><td>CiliumClusterwideNetworkPolicy world-to-gateway spec.egress[0] <span class=\"at\">examples/shop-gateway/policies.yaml:15</span></td></tr>"
     ), "{gw}");
-    assert!(gw.contains("<tr class=\"allowed\"><td>ingress</td><td>reserved:world</td><td>ANY/*</td><td>allowed</td><td>CiliumClusterwideNetworkPolicy world-to-gateway spec.ingress[0] "), "{gw}");
+    assert!(gw.contains("<tr class=\"allowed\"><td>ingress</td><td>world</td><td>ANY/*</td><td>allowed</td><td>CiliumClusterwideNetworkPolicy world-to-gateway spec.ingress[0] "), "{gw}");
     let api = policy_view(&p, "shop/deployment/api");
-    assert!(api.contains("<td>ingress</td><td>reserved:ingress</td><td>TCP/8080</td><td>allowed</td><td>CiliumNetworkPolicy shop/api-from-gateway spec.ingress[0] <span class=\"at\">examples/shop-gateway/policies.yaml:52</span></td>"), "{api}");
+    assert!(api.contains("<td>ingress</td><td>ingress</td><td>TCP/8080</td><td>allowed</td><td>CiliumNetworkPolicy shop/api-from-gateway spec.ingress[0] <span class=\"at\">examples/shop-gateway/policies.yaml:52</span></td>"), "{api}");
+    // Peers are named as `verdict policy` and `trace` name them (names.rs).
+    assert!(!gw.contains("<td>reserved:"), "{gw}");
     // No identity label text where a workload name exists.
     assert!(!gw.contains("k8s:app="), "{gw}");
     // Elements carry keys, and the first graph node's view exists.

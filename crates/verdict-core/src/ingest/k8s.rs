@@ -32,6 +32,14 @@ pub struct Workload {
     pub ports: Vec<ContainerPort>,
     pub host_network: bool,
     pub location: Location,
+    /// The controller named by `metadata.ownerReferences` (the entry with
+    /// `controller: true`), as (kind, name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<(String, String)>,
+    /// The objects of the input this workload stands for: pods, ReplicaSets
+    /// and Jobs represented by their controller (`ingest/owners.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub represents: Vec<ObjectRef>,
 }
 
 impl Workload {
@@ -236,6 +244,7 @@ pub fn workload(
         (labels, tf.get("spec"), format!("{tpath}.spec"))
     };
     let (service_account, ports, host_network) = pod_spec(ctx, spec, &path);
+    let controller = super::owners::controller(ctx, meta);
     Some(Workload {
         object: object.clone(),
         namespace: namespace.to_string(),
@@ -244,6 +253,8 @@ pub fn workload(
         ports,
         host_network,
         location: ctx.loc(n),
+        controller,
+        represents: Vec::new(),
     })
 }
 

@@ -4,8 +4,8 @@
 //! located diagnostic for each violation, worded like the API server's.
 //!
 //! The schemas of the kinds checked this way are written as data in
-//! `routing_schema.rs`; the rules that the CRDs state in CEL or that
-//! Kubernetes checks in Go live in `routing_rules.rs`.
+//! `routing_schema/`; the rules that the CRDs state in CEL or that
+//! Kubernetes checks in Go live in `routing_rules/`.
 
 pub use crate::decode::json_type;
 use crate::decode::Ctx;

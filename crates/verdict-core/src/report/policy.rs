@@ -1,43 +1,14 @@
 //! The resolved-policy panel of the report: one table per endpoint
 //! (direction, peer, protocol/port, decision, rule with file:line), peers
-//! named by their workloads (`shop/deployment/api`).
+//! named by their workloads (`shop/deployment/api`), as `verdict policy`
+//! names them (`names.rs`).
 
 use super::esc;
-use crate::engine::{Decision, Engine};
+use crate::engine::Decision;
 use crate::policy::{port_text, Direction, Origin, Tier};
 use crate::resolved::{PeerKey, PeerRef, PeerSet, ResolvedPolicy};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-
-/// Identity number -> how users name it: the workloads carrying it
-/// (`shop/deployment/api`, `shop/pod-a`; several joined with `, `), or
-/// `reserved:NAME`. Identities of no workload are absent.
-pub(super) fn workload_names(engine: &Engine) -> BTreeMap<u32, String> {
-    let mut names: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for ep in engine.endpoints.iter().flatten() {
-        let (Some(w), Some(id)) = (
-            engine.inv.workloads.get(ep.workload),
-            engine.identities.get(ep.identity),
-        ) else {
-            continue;
-        };
-        names.entry(id.id).or_default().push(w.display_name());
-    }
-    let mut out: BTreeMap<u32, String> = names
-        .into_iter()
-        .map(|(id, mut v)| {
-            v.sort();
-            v.dedup();
-            (id, v.join(", "))
-        })
-        .collect();
-    for id in &engine.identities {
-        if let Some(n) = id.reserved_name() {
-            out.insert(id.id, format!("reserved:{n}"));
-        }
-    }
-    out
-}
 
 fn peer_name(names: &BTreeMap<u32, String>, peer: &PeerKey) -> String {
     match peer {

@@ -1,14 +1,8 @@
-//! The structural schemas of the routing kinds, as the API server checks
-//! them: Gateway API CRDs (kubernetes-sigs/gateway-api `apis/v1/*_types.go`
-//! kubebuilder markers, `config/crd/standard`), and the Go types of
-//! networking.k8s.io/v1 Ingress and IngressClass (whose decoding refuses
-//! wrong types; their value rules are in `routing_rules.rs`).
-//!
-//! Where the Gateway API releases differ (limits raised, fields added),
-//! the more permissive schema is used so that no object valid for a
-//! release Cilium ships is refused; see docs/validation.md.
+//! The structural schemas of the Gateway API kinds (kubernetes-sigs/gateway-api
+//! `apis/v1/*_types.go` kubebuilder markers, `config/crd/standard`).
 
-use super::schema::{int, list, obj, one_of, opt, pattern, req, string, Pattern, Ty};
+use super::object;
+use crate::ingest::schema::{int, list, obj, one_of, opt, pattern, req, string, Pattern, Ty};
 
 static DNS_SUBDOMAIN: Pattern =
     Pattern::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
@@ -77,22 +71,6 @@ fn string_map(max: usize) -> Ty {
     Ty::StrMap { max }
 }
 
-/// The fields every object has; `spec` is the kind's.
-fn object(spec: Ty, spec_required: bool) -> Ty {
-    obj(vec![
-        opt("apiVersion", string(0, usize::MAX)),
-        opt("kind", string(0, usize::MAX)),
-        // Checked when the object is loaded (name, namespace, labels).
-        opt("metadata", Ty::AnyMap),
-        if spec_required {
-            req("spec", spec)
-        } else {
-            opt("spec", spec)
-        },
-        opt("status", Ty::AnyMap),
-    ])
-}
-
 fn label_selector() -> Ty {
     obj(vec![
         opt("matchLabels", string_map(usize::MAX)),
@@ -125,7 +103,7 @@ fn parent_ref() -> Ty {
     ])
 }
 
-fn backend_object_ref(extra: Vec<super::schema::Field>) -> Ty {
+fn backend_object_ref(extra: Vec<crate::ingest::schema::Field>) -> Ty {
     let mut fields = vec![
         opt("group", group()),
         opt("kind", kind()),
@@ -248,7 +226,9 @@ fn header_match(max_value: usize) -> Ty {
     ])
 }
 
-fn route_common(mut fields: Vec<super::schema::Field>) -> Vec<super::schema::Field> {
+fn route_common(
+    mut fields: Vec<crate::ingest::schema::Field>,
+) -> Vec<crate::ingest::schema::Field> {
     fields.insert(0, opt("parentRefs", list(parent_ref(), 0, 32)));
     fields.push(opt("useDefaultGateways", one_of(&["All", "None"])));
     fields
@@ -507,116 +487,4 @@ pub fn reference_grant() -> Ty {
         ]),
         true,
     )
-}
-
-/// A Go `string` of a built-in type: any length.
-fn s() -> Ty {
-    string(0, usize::MAX)
-}
-
-fn ingress_backend() -> Ty {
-    obj(vec![
-        opt(
-            "service",
-            obj(vec![
-                opt("name", s()),
-                opt(
-                    "port",
-                    obj(vec![
-                        opt("name", s()),
-                        opt("number", int(i64::from(i32::MIN), i64::from(i32::MAX))),
-                    ]),
-                ),
-            ]),
-        ),
-        opt(
-            "resource",
-            obj(vec![
-                opt("apiGroup", s()),
-                opt("kind", s()),
-                opt("name", s()),
-            ]),
-        ),
-    ])
-}
-
-pub fn ingress() -> Ty {
-    object(
-        obj(vec![
-            opt("ingressClassName", s()),
-            opt("defaultBackend", ingress_backend()),
-            opt(
-                "tls",
-                list(
-                    obj(vec![
-                        opt("hosts", list(s(), 0, usize::MAX)),
-                        opt("secretName", s()),
-                    ]),
-                    0,
-                    usize::MAX,
-                ),
-            ),
-            opt(
-                "rules",
-                list(
-                    obj(vec![
-                        opt("host", s()),
-                        opt(
-                            "http",
-                            obj(vec![req(
-                                "paths",
-                                list(
-                                    obj(vec![
-                                        opt("path", s()),
-                                        opt("pathType", s()),
-                                        req("backend", ingress_backend()),
-                                    ]),
-                                    0,
-                                    usize::MAX,
-                                ),
-                            )]),
-                        ),
-                    ]),
-                    0,
-                    usize::MAX,
-                ),
-            ),
-        ]),
-        false,
-    )
-}
-
-pub fn ingress_class() -> Ty {
-    object(
-        obj(vec![
-            opt("controller", s()),
-            opt(
-                "parameters",
-                obj(vec![
-                    opt("apiGroup", s()),
-                    opt("kind", s()),
-                    opt("name", s()),
-                    opt("namespace", s()),
-                    opt("scope", s()),
-                ]),
-            ),
-        ]),
-        false,
-    )
-}
-
-/// The schema of a routing kind.
-pub fn of_kind(kind: &str) -> Option<Ty> {
-    Some(match kind {
-        "Gateway" => gateway(),
-        "GatewayClass" => gateway_class(),
-        "HTTPRoute" => http_route(),
-        "GRPCRoute" => grpc_route(),
-        "TLSRoute" => l4_route(true),
-        "TCPRoute" | "UDPRoute" => l4_route(false),
-        "ReferenceGrant" => reference_grant(),
-        "Ingress" => ingress(),
-        "IngressClass" => ingress_class(),
-        _ => return None,
-    })
 }
