@@ -848,7 +848,7 @@ fn tls_with_a_client_certificate() {
         tls: Some(Arc::clone(&pki.server)),
         ..Behaviour::default()
     });
-    let dir = temp("tls-client-cert");
+    let dir = tmp("tls-client-cert");
     let user = format!(
         "    client-certificate-data: {}\n    client-key-data: {}\n",
         b64(&pki.client_cert_pem),
@@ -856,9 +856,9 @@ fn tls_with_a_client_certificate() {
     );
     let kc = tls_kubeconfig(&dir, &server, &pki.ca_pem, &user);
     let live = verdict(&["paths", "-o", "json", "--kubeconfig", kc.to_str().unwrap()]);
-    assert_eq!(live.status.code(), Some(0), "{}", err(&live));
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
     let files = verdict(&["paths", "-o", "json", root().join(SHOP).to_str().unwrap()]);
-    assert_eq!(verdicts(&out(&live)), verdicts(&out(&files)));
+    assert_eq!(verdicts(&stdout(&live)), verdicts(&stdout(&files)));
     let seen = server.seen.lock().unwrap().clone();
     assert!(seen.len() >= 26, "{seen:#?}");
     assert!(seen.iter().all(|s| s.client_certificate), "{seen:#?}");
@@ -875,12 +875,16 @@ fn tls_server_signed_by_another_ca_is_refused() {
         tls: Some(Arc::clone(&pki.server)),
         ..Behaviour::default()
     });
-    let dir = temp("tls-other-ca");
+    let dir = tmp("tls-other-ca");
     let kc = tls_kubeconfig(&dir, &server, &other.ca_pem, "    token: t\n");
     let o = verdict(&["paths", "--kubeconfig", kc.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}{}", out(&o), err(&o));
-    assert!(err(&o).contains("nothing was analysed"), "{}", err(&o));
-    assert!(out(&o).is_empty(), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("nothing was analysed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     assert!(server.seen.lock().unwrap().is_empty());
 }
 
@@ -896,7 +900,7 @@ fn exec_plugin_token_is_sent() {
         tls: Some(Arc::clone(&pki.server)),
         ..Behaviour::default()
     });
-    let dir = temp("exec-plugin");
+    let dir = tmp("exec-plugin");
     let plugin = dir.join("get-token");
     std::fs::write(
         &plugin,
@@ -910,7 +914,7 @@ fn exec_plugin_token_is_sent() {
     );
     let kc = tls_kubeconfig(&dir, &server, &pki.ca_pem, &user);
     let o = verdict(&["check", "--kubeconfig", kc.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let seen = server.seen.lock().unwrap().clone();
     assert!(!seen.is_empty());
     assert!(
@@ -930,12 +934,12 @@ fn expired_continue_and_throttling_are_recovered() {
         throttle_once: &["services", "httproutes"],
         ..Behaviour::default()
     });
-    let dir = temp("expired");
+    let dir = tmp("expired");
     let kc = server.kubeconfig(&dir);
     let live = verdict(&["paths", "-o", "json", "--kubeconfig", kc.to_str().unwrap()]);
-    assert_eq!(live.status.code(), Some(0), "{}", err(&live));
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
     let files = verdict(&["paths", "-o", "json", root().join(SHOP).to_str().unwrap()]);
-    assert_eq!(verdicts(&out(&live)), verdicts(&out(&files)));
+    assert_eq!(verdicts(&stdout(&live)), verdicts(&stdout(&files)));
     let targets = server.targets();
     // Page 1, page 2 (410), then one full list without `limit`.
     let pods: Vec<&String> = targets

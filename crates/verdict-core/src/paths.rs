@@ -389,8 +389,11 @@ struct Ctx<'e, 'a> {
     /// workload (one identity) share them.
     decided: RefCell<HashMap<SideKey, Arc<Decided>>>,
     /// Near misses per side and Service ports of the destination.
-    near: RefCell<HashMap<(SideKey, Vec<u16>), Vec<NearMiss>>>,
+    near: RefCell<NearMisses>,
 }
+
+/// Near misses per side key and Service ports of the destination.
+type NearMisses = HashMap<(SideKey, Vec<u16>), Vec<NearMiss>>;
 
 /// What a side decision depends on: the two identities (by index), the
 /// direction, the flow's protocol and port, whether the subject enforces,
