@@ -242,11 +242,25 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
     let p = page(&[("big.yaml", &text)], &meta());
     let table = &p[p.find("<table id=\"matrix\">").unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
-    // One row: every member of the 40 reaches every member of the 40.
-    assert_eq!(table.matches("<tr><td").count(), 1, "{table}");
-    assert!(table.contains("G1 (40: big/app-0, …)"), "{table}");
-    assert!(p.contains("1600 allowed connections, shown as 1 rows between groups"));
-    assert!(p.contains("1 of 1 rows shown"));
+    // Two rows: every member of the 40 reaches every member of the 40, and
+    // the node reaches them all (allow-localhost).
+    assert_eq!(table.matches("<tr><td").count(), 2, "{table}");
+    assert!(
+        table.contains(
+            "<td>G1 (40: big/app-0, …)</td><td>G1 (40: big/app-0, …)</td><td>TCP/8000-8012</td>"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(">reserved:host</td><td>G1 (40: big/app-0, …)</td>"),
+        "{table}"
+    );
+    assert!(
+        p.contains("1640 allowed connections, shown as 2 rows between groups"),
+        "{}",
+        &p[..p.len().min(4000)]
+    );
+    assert!(p.contains("2 of 2 rows shown"));
     // The groups table lists every member, each clickable to its panel.
     let groups = &p[p.find("<table id=\"matrix-groups\">").unwrap()..];
     let groups = &groups[..groups.find("</table>").unwrap()];
@@ -269,7 +283,7 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
         13,
         "{panel}"
     );
-    assert!(panel.contains("40 peers: big/app-"), "{panel}");
+    assert!(panel.contains("40 peers: big/pod/app-"), "{panel}");
     // Linear: the page stays far smaller than a row per pair would make it.
     assert!(p.len() < 400_000, "{} bytes", p.len());
 }
