@@ -98,8 +98,11 @@ fn delta_agrees_with_brute_force_on_every_scenario() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     for (si, full) in scenarios().iter().enumerate().skip(start) {
-        // The first policies of each scenario (the brute force is slow).
-        for k in 0..full.policies.len().min(3) {
+        // One policy of each scenario, the first, second or third in turn
+        // (the brute force is slow: every policy of every scenario would
+        // take ten minutes of CI's debug build).
+        let n = full.policies.len().min(3);
+        for k in (0..n).skip(si % n.max(1)).take(1) {
             let mut without = full.clone();
             without.policies.remove(k);
             let what = format!("scenario {si}, policy {k}");
