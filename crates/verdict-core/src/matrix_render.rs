@@ -64,31 +64,7 @@ impl Matrix {
             })
             .collect();
         rows.sort();
-        let head = ["FROM", "TO", "PORTS", "FLAGS"];
-        let mut w = head.map(|h| h.chars().count());
-        for r in &rows {
-            for (i, v) in r.iter().enumerate() {
-                if let Some(x) = w.get_mut(i) {
-                    *x = (*x).max(v.chars().count());
-                }
-            }
-        }
-        let line = |r: [&str; 4]| {
-            format!(
-                "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2]
-            )
-        };
-        let mut out = line(head);
-        for r in &rows {
-            out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
-        }
+        let mut out = table(&rows);
         out.push_str(&format!(
             "\n{} between {} (flags: L7 = through the L7 proxy, deny = a deny rule removes ports)\n",
             crate::text::plural(self.cells.len(), "allowed connection", "allowed connections"),
@@ -245,31 +221,7 @@ impl crate::matrix_summary::Summary {
             let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
             rows.push([label(r.from), label(r.to), ports.join(" "), f.join(",")]);
         }
-        let head = ["FROM", "TO", "PORTS", "FLAGS"];
-        let mut w = head.map(|h| h.chars().count());
-        for r in &rows {
-            for (i, v) in r.iter().enumerate() {
-                if let Some(x) = w.get_mut(i) {
-                    *x = (*x).max(v.chars().count());
-                }
-            }
-        }
-        let line = |r: [&str; 4]| {
-            format!(
-                "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2]
-            )
-        };
-        let mut out = line(head);
-        for r in &rows {
-            out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
-        }
+        let mut out = table(&rows);
         out.push_str(&format!(
             "\n{} between {}, as {} between groups: every member of FROM reaches every member of TO (flags: L7 = through the L7 proxy, deny = a deny rule removes ports; `--pairs` lists every pair)\n",
             crate::text::plural(self.connections, "allowed connection", "allowed connections"),
@@ -323,4 +275,33 @@ impl crate::matrix_summary::Summary {
         );
         out
     }
+}
+
+/// The FROM / TO / PORTS / FLAGS table of the text matrix, columns padded
+/// to their widest cell.
+fn table(rows: &[[String; 4]]) -> String {
+    let head = ["FROM", "TO", "PORTS", "FLAGS"];
+    let mut w = head.map(|h| h.chars().count());
+    for r in rows {
+        for (x, v) in w.iter_mut().zip(r) {
+            *x = (*x).max(v.chars().count());
+        }
+    }
+    let line = |r: [&str; 4]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        )
+    };
+    let mut out = line(head);
+    for r in rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    out
 }
