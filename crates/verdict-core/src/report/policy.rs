@@ -74,21 +74,7 @@ fn entries_table(
     );
     out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peers</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
     for e in &p.entries {
-        let mut decision = e.decision.to_string();
-        if e.pass {
-            decision = "pass (the next tier decides)".to_string();
-        }
-        if e.tier != Tier::Normal {
-            let _ = write!(decision, ", {} tier", e.tier);
-        }
-        if !e.proxied.is_empty() {
-            let _ = write!(decision, ", L7 proxy: {}", e.proxied.join(", "));
-        }
-        let class = match (e.pass, e.decision) {
-            (true, _) => "unchecked",
-            (false, Decision::Allowed) => "allowed",
-            (false, Decision::Denied) => "denied",
-        };
+        let (decision, class) = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
         let _ = write!(
             out,
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
@@ -157,21 +143,7 @@ pub(super) fn view(
     }
     out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peer</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
     for (k, v) in &rows {
-        let mut decision = v.decision.to_string();
-        if v.pass {
-            decision = "pass (the next tier decides)".to_string();
-        }
-        if v.tier != Tier::Normal {
-            let _ = write!(decision, ", {} tier", v.tier);
-        }
-        if !v.proxied.is_empty() {
-            let _ = write!(decision, ", L7 proxy: {}", v.proxied.join(", "));
-        }
-        let class = match (v.pass, v.decision) {
-            (true, _) => "unchecked",
-            (false, Decision::Allowed) => "allowed",
-            (false, Decision::Denied) => "denied",
-        };
+        let (decision, class) = decision_cell(v.decision, v.pass, v.tier, &v.proxied);
         let _ = write!(
             out,
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
@@ -185,4 +157,31 @@ pub(super) fn view(
     }
     out.push_str("</tbody></table></section>");
     out
+}
+
+/// The decision cell of a policy-table row (pass, tier, L7 proxy) and the
+/// row's class.
+fn decision_cell(
+    decision: Decision,
+    pass: bool,
+    tier: Tier,
+    proxied: &[&str],
+) -> (String, &'static str) {
+    let mut text = if pass {
+        "pass (the next tier decides)".to_string()
+    } else {
+        decision.to_string()
+    };
+    if tier != Tier::Normal {
+        let _ = write!(text, ", {tier} tier");
+    }
+    if !proxied.is_empty() {
+        let _ = write!(text, ", L7 proxy: {}", proxied.join(", "));
+    }
+    let class = match (pass, decision) {
+        (true, _) => "unchecked",
+        (false, Decision::Allowed) => "allowed",
+        (false, Decision::Denied) => "denied",
+    };
+    (text, class)
 }
