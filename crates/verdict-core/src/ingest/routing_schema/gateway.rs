@@ -234,66 +234,33 @@ fn route_common(
     fields
 }
 
-pub fn http_route() -> Ty {
-    let rule = obj(vec![
+/// A rule of HTTPRoute or GRPCRoute: its `matches` items, its filters
+/// (`grpc` limits them to GRPCRouteFilter's) and the fields only one of the
+/// two kinds has.
+fn filtered_rule(match_item: Ty, grpc: bool, extra: Vec<crate::ingest::schema::Field>) -> Ty {
+    let mut fields = vec![
         opt("name", section_name()),
-        opt(
-            "matches",
-            list(
-                obj(vec![
-                    opt(
-                        "path",
-                        obj(vec![
-                            opt(
-                                "type",
-                                one_of(&["Exact", "PathPrefix", "RegularExpression"]),
-                            ),
-                            opt("value", string(0, 1024)),
-                        ]),
-                    ),
-                    opt("headers", list(header_match(4096), 0, 16)),
-                    opt("queryParams", list(header_match(1024), 0, 16)),
-                    opt(
-                        "method",
-                        one_of(&[
-                            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
-                            "PATCH",
-                        ]),
-                    ),
-                ]),
-                0,
-                64,
-            ),
-        ),
-        opt("filters", list(filter(false), 0, 16)),
+        opt("matches", list(match_item, 0, 64)),
+        opt("filters", list(filter(grpc), 0, 16)),
         opt(
             "backendRefs",
             list(
                 backend_object_ref(vec![
                     opt("weight", int(0, 1_000_000)),
-                    opt("filters", list(filter(false), 0, 16)),
+                    opt("filters", list(filter(grpc), 0, 16)),
                 ]),
                 0,
                 16,
             ),
         ),
-        opt(
-            "timeouts",
-            obj(vec![
-                opt("request", duration()),
-                opt("backendRequest", duration()),
-            ]),
-        ),
-        opt(
-            "retry",
-            obj(vec![
-                opt("codes", list(int(400, 599), 0, usize::MAX)),
-                opt("attempts", int(i64::MIN, i64::MAX)),
-                opt("backoff", duration()),
-            ]),
-        ),
-        opt("sessionPersistence", Ty::AnyMap),
-    ]);
+    ];
+    fields.extend(extra);
+    fields.push(opt("sessionPersistence", Ty::AnyMap));
+    obj(fields)
+}
+
+/// A route kind with `hostnames` and up to 16 rules.
+fn hostname_route(rule: Ty) -> Ty {
     object(
         obj(route_common(vec![
             opt("hostnames", list(hostname(), 0, 16)),
@@ -303,48 +270,63 @@ pub fn http_route() -> Ty {
     )
 }
 
-pub fn grpc_route() -> Ty {
-    let rule = obj(vec![
-        opt("name", section_name()),
+pub fn http_route() -> Ty {
+    let matches = obj(vec![
         opt(
-            "matches",
-            list(
-                obj(vec![
-                    opt(
-                        "method",
-                        obj(vec![
-                            opt("type", one_of(&["Exact", "RegularExpression"])),
-                            opt("service", string(0, 1024)),
-                            opt("method", string(0, 1024)),
-                        ]),
-                    ),
-                    opt("headers", list(header_match(4096), 0, 16)),
-                ]),
-                0,
-                64,
-            ),
+            "path",
+            obj(vec![
+                opt(
+                    "type",
+                    one_of(&["Exact", "PathPrefix", "RegularExpression"]),
+                ),
+                opt("value", string(0, 1024)),
+            ]),
         ),
-        opt("filters", list(filter(true), 0, 16)),
+        opt("headers", list(header_match(4096), 0, 16)),
+        opt("queryParams", list(header_match(1024), 0, 16)),
         opt(
-            "backendRefs",
-            list(
-                backend_object_ref(vec![
-                    opt("weight", int(0, 1_000_000)),
-                    opt("filters", list(filter(true), 0, 16)),
-                ]),
-                0,
-                16,
-            ),
+            "method",
+            one_of(&[
+                "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+            ]),
         ),
-        opt("sessionPersistence", Ty::AnyMap),
     ]);
-    object(
-        obj(route_common(vec![
-            opt("hostnames", list(hostname(), 0, 16)),
-            opt("rules", list(rule, 0, 16)),
-        ])),
-        true,
-    )
+    hostname_route(filtered_rule(
+        matches,
+        false,
+        vec![
+            opt(
+                "timeouts",
+                obj(vec![
+                    opt("request", duration()),
+                    opt("backendRequest", duration()),
+                ]),
+            ),
+            opt(
+                "retry",
+                obj(vec![
+                    opt("codes", list(int(400, 599), 0, usize::MAX)),
+                    opt("attempts", int(i64::MIN, i64::MAX)),
+                    opt("backoff", duration()),
+                ]),
+            ),
+        ],
+    ))
+}
+
+pub fn grpc_route() -> Ty {
+    let matches = obj(vec![
+        opt(
+            "method",
+            obj(vec![
+                opt("type", one_of(&["Exact", "RegularExpression"])),
+                opt("service", string(0, 1024)),
+                opt("method", string(0, 1024)),
+            ]),
+        ),
+        opt("headers", list(header_match(4096), 0, 16)),
+    ]);
+    hostname_route(filtered_rule(matches, true, Vec::new()))
 }
 
 /// TLSRoute, TCPRoute, UDPRoute: rules of backendRefs only.
