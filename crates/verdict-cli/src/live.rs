@@ -5,7 +5,7 @@
 //! that goes through the same parser and ingest as files. `verdict snapshot`
 //! writes exactly these texts. See docs/live-cluster.md.
 
-use crate::live_objects::{normalise, represented_by_owner};
+use crate::live_objects::{normalise, without_terminated_pods};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -358,7 +358,7 @@ async fn fetch_async(args: &LiveArgs) -> Result<LiveState, String> {
             }
         }
     }
-    represented_by_owner(&mut state);
+    without_terminated_pods(&mut state);
     state.diagnostics.sort();
     Ok(state)
 }

@@ -1,12 +1,10 @@
 //! Objects read from the cluster, made ready for the parser: `apiVersion`
 //! and `kind` on every item (list items of built-in kinds come without),
-//! `metadata.managedFields` left out, sorted by namespace and name; pods
-//! and replica sets represented by the controller that owns them; the key
-//! by which files overlay live objects.
+//! `metadata.managedFields` left out, sorted by namespace and name;
+//! terminated pods left out; the key by which files overlay live objects.
 
 use crate::live::{cluster_scoped, LiveState};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use verdict_core::source::{Diagnostic, Location, ObjectRef, Severity};
 
@@ -50,96 +48,38 @@ pub fn object_ref(v: &Value) -> ObjectRef {
     ObjectRef::new(kind, namespace, meta_str(v, "name").unwrap_or_default())
 }
 
-/// The controller named by an object's `ownerReferences` (the entry with
-/// `controller: true`), as (kind, name).
-fn controller(v: &Value) -> Option<(&str, &str)> {
-    v.get("metadata")?
-        .get("ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-        .and_then(|o| Some((o.get("kind")?.as_str()?, o.get("name")?.as_str()?)))
-}
-
-/// Workload kinds whose objects are made by a controller of another kind.
-const OWNED: &[&str] = &["Pod", "ReplicaSet", "Job"];
-const CONTROLLERS: &[&str] = &[
-    "ReplicaSet",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-];
-
-/// A running application is one workload: a pod whose controller was read
-/// is represented by it (a ReplicaSet by its Deployment, a Job by its
-/// CronJob), as `ns/deployment/name`; a pod that has terminated
-/// (`Succeeded`, `Failed`) has no endpoint and is left out. Each kind says
-/// how many objects it leaves out (informational).
-pub fn represented_by_owner(state: &mut LiveState) {
-    let mut listed: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for k in &state.kinds {
-        for o in &k.objects {
-            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-            if CONTROLLERS.contains(&kind) {
-                listed.insert((
-                    kind.to_string(),
-                    meta_str(o, "namespace").unwrap_or_default().to_string(),
-                    meta_str(o, "name").unwrap_or_default().to_string(),
-                ));
-            }
-        }
-    }
+/// A pod that has terminated (`Succeeded`, `Failed`) has no endpoint and is
+/// left out, with one informational line per kind saying how many. Pods
+/// and ReplicaSets owned by a controller are kept: the core folds them into
+/// their controller as it does for files (ingest/owners.rs), so their names
+/// are accepted as parties on live input too.
+pub fn without_terminated_pods(state: &mut LiveState) {
     for k in &mut state.kinds {
-        let mut left_out: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let before = k.objects.len();
         k.objects.retain(|o| {
-            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-            if !OWNED.contains(&kind) {
-                return true;
-            }
-            if kind == "Pod" {
-                let phase = o.pointer("/status/phase").and_then(Value::as_str);
-                if matches!(phase, Some("Succeeded" | "Failed")) {
-                    *left_out.entry("terminated").or_default() += 1;
-                    return false;
-                }
-            }
-            let ns = meta_str(o, "namespace").unwrap_or_default();
-            match controller(o) {
-                Some((ck, cn))
-                    if listed.contains(&(ck.to_string(), ns.to_string(), cn.to_string())) =>
-                {
-                    *left_out.entry("owned").or_default() += 1;
-                    false
-                }
-                _ => true,
-            }
+            let pod = o.get("kind").and_then(Value::as_str) == Some("Pod");
+            let phase = o.pointer("/status/phase").and_then(Value::as_str);
+            !(pod && matches!(phase, Some("Succeeded" | "Failed")))
         });
-        for (why, n) in left_out {
-            let message = match why {
-                "terminated" => format!(
-                    "{} (phase Succeeded or Failed) {} no endpoint and {} left out",
-                    verdict_core::text::plural(n, "terminated pod", "terminated pods"),
-                    if n == 1 { "has" } else { "have" },
-                    if n == 1 { "is" } else { "are" }
-                ),
-                _ => format!(
-                    "{} represented by the controller that owns them (ownerReferences, controller: true) and left out",
-                    verdict_core::text::plural(n, "object is", "objects are")
-                ),
-            };
-            state.diagnostics.push(Diagnostic {
-                location: Location {
-                    file: Arc::from(k.source.as_str()),
-                    line: 0,
-                    col: 0,
-                },
-                severity: Severity::Info,
-                object: None,
-                message,
-            });
+        let n = before - k.objects.len();
+        if n == 0 {
+            continue;
         }
+        state.diagnostics.push(Diagnostic {
+            location: Location {
+                file: Arc::from(k.source.as_str()),
+                line: 0,
+                col: 0,
+            },
+            severity: Severity::Info,
+            object: None,
+            message: format!(
+                "{} (phase Succeeded or Failed) {} no endpoint and {} left out",
+                verdict_core::text::plural(n, "terminated pod", "terminated pods"),
+                if n == 1 { "has" } else { "have" },
+                if n == 1 { "is" } else { "are" }
+            ),
+        });
     }
 }
 

@@ -417,14 +417,10 @@ fn lists_every_kind_with_pagination_and_the_kubeconfig_token() {
     let e = stdout(&o);
     assert!(e.contains("cluster:shop-admin/core/v1/pods:0: info: read 4 objects of kind Pod from the cluster (2 pages)"), "{e}");
     assert!(e.contains("tlsroutes is not served by this cluster (tried gateway.networking.k8s.io/v1alpha3, gateway.networking.k8s.io/v1alpha2"), "{e}");
+    // 3 running pods and 4 ReplicaSets fold into their Deployments, as
+    // files do (the core's owners step).
     assert!(
-        e.contains("pods:0: info: 3 objects are represented by the controller that owns them"),
-        "{e}"
-    );
-    assert!(
-        e.contains(
-            "replicasets:0: info: 4 objects are represented by the controller that owns them"
-        ),
+        e.contains("info: 7 objects are represented by the workload that controls them (ownerReferences, controller: true); their names are accepted as parties"),
         "{e}"
     );
     assert!(
@@ -496,6 +492,27 @@ fn live_verdicts_equal_the_manifests_verdicts() {
         stdout(&live).contains("2 paths: 2 allowed, 0 denied"),
         "{}",
         stdout(&live)
+    );
+    // A pod's name as `kubectl get pods` shows it names its workload on
+    // live input, as it does for files.
+    let by_pod = verdict(&[
+        "trace",
+        "--from",
+        "ingress",
+        "--to",
+        "shop/api-64b8f7c9d-xk2pq",
+        "--port",
+        "8080",
+        "--kubeconfig",
+        kc,
+        "--context",
+        "shop-admin",
+    ]);
+    assert_eq!(by_pod.status.code(), Some(0), "{}", stderr(&by_pod));
+    assert!(
+        stdout(&by_pod).contains("shop/deployment/api"),
+        "{}",
+        stdout(&by_pod)
     );
 }
 
@@ -582,9 +599,11 @@ fn snapshot_round_trips() {
     assert!(names.contains(&"cilium.io_v2_ciliumnetworkpolicies.yaml".to_string()));
     assert!(names.contains(&"gateway.networking.k8s.io_v1beta1_referencegrants.yaml".to_string()));
     let pods = std::fs::read_to_string(snap.join("core_v1_pods.yaml")).unwrap();
+    // The snapshot keeps pods as listed (their ownerReferences included);
+    // loading it folds them into their Deployment again.
     assert!(
-        pods.is_empty(),
-        "pods are represented by their Deployment: {pods}"
+        pods.contains("kind: Pod") && pods.contains("ownerReferences"),
+        "{pods}"
     );
     let deployments = std::fs::read_to_string(snap.join("apps_v1_deployments.yaml")).unwrap();
     assert!(
