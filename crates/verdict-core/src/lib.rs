@@ -8,42 +8,30 @@
 //!
 //! No file system access and no printing here: the binary does I/O.
 
-pub mod agent_config;
-pub mod cidr;
-pub mod connectivity;
-pub mod connectivity_delta;
-pub mod decode;
+// Folders by concern (see ARCHITECTURE.md): input, model, engine, paths,
+// matrix, flows, views, and the commands' own modules. Each module is also
+// reachable at the crate root under its earlier flat name
+// (`verdict_core::trace`, `crate::matrix_render`), so callers need not know
+// the folder a module lives in.
 pub mod diff;
 pub mod engine;
-pub mod entity;
-pub mod flowgen;
 pub mod flows;
 pub mod generate;
-pub mod identity;
-pub mod ingest;
-pub mod labels;
+pub mod input;
 pub mod matrix;
-pub mod matrix_json;
-pub mod matrix_render;
-pub mod matrix_summary;
-pub mod names;
-pub mod near_miss;
+pub mod model;
 pub mod paths;
-pub mod paths_render;
-pub mod peerset;
-pub mod policy;
-pub mod policytest;
-pub mod replay;
 pub mod report;
-pub mod resolved;
-pub mod resolved_rows;
-pub mod routes;
-pub mod selector;
-mod selector_memo;
-pub mod settings;
-pub mod side;
-pub mod source;
 pub mod synth;
-pub mod text;
-pub mod trace;
-pub mod yaml;
+pub mod views;
+
+pub(crate) use engine::selector_memo;
+pub use engine::{
+    connectivity, connectivity_delta, near_miss, peerset, resolved, resolved_rows, side, trace,
+};
+pub use flows::{flowgen, replay};
+pub use input::{agent_config, decode, ingest, policytest, source, yaml};
+pub use matrix::{json as matrix_json, render as matrix_render, summary as matrix_summary};
+pub use model::{cidr, entity, identity, labels, policy, selector, settings};
+pub use paths::{render as paths_render, routes};
+pub use views::{names, text};

@@ -19,6 +19,9 @@
 //! magic bytes) and [`Lines`] yields one line at a time, so memory does not
 //! grow with the input.
 
+pub mod flowgen;
+pub mod replay;
+
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read};

@@ -11,6 +11,16 @@
 //!
 //! Facts and their sources in Cilium are listed in docs/semantics.md.
 
+pub mod connectivity;
+pub mod connectivity_delta;
+pub mod near_miss;
+pub mod peerset;
+pub mod resolved;
+pub mod resolved_rows;
+pub(crate) mod selector_memo;
+pub mod side;
+pub mod trace;
+
 use crate::cidr::Cidr;
 use crate::identity::{
     pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels, FIRST_LOCAL_ID,

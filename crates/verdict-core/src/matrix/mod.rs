@@ -9,6 +9,10 @@
 //!  pairs where neither side has a policy are unrestricted: summarised, not listed
 //! ```
 
+pub mod json;
+pub mod render;
+pub mod summary;
+
 use crate::engine::{Decision, Engine, Party};
 use crate::peerset::{PeerRef, PeerSet};
 use crate::policy::{Direction, Origin, Protocol};

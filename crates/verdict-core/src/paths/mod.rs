@@ -13,6 +13,9 @@
 //! A path is allowed only if every hop allows it for every source that can
 //! occur. Facts about ports and source identities are in docs/semantics.md.
 
+pub mod render;
+pub mod routes;
+
 use crate::engine::{Decision, Engine, Party, SideVerdict};
 use crate::ingest::ContainerPort;
 use crate::ingest::{Service, TargetPort, Workload};
