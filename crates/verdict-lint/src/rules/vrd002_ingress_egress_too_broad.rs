@@ -1,4 +1,4 @@
-use crate::context::entity;
+use crate::context::{capped, entity, SHOWN};
 use verdict_core::labels::POD_NAMESPACE_LABEL;
 use verdict_core::selector::{Op, Selector};
 
@@ -70,6 +70,8 @@ impl Rule for IngressEgressTooBroad {
         if ingress.is_empty() {
             return;
         }
+        // The route backends, named once: the first few and how many more
+        // (`verdict paths` lists them all).
         let backends: BTreeSet<String> = cx
             .backend_identities()
             .keys()
@@ -78,9 +80,10 @@ impl Rule for IngressEgressTooBroad {
         let hint = if backends.is_empty() {
             String::new()
         } else {
+            let shown: Vec<String> = backends.iter().take(SHOWN).cloned().collect();
             format!(
                 " (the route backends here: {})",
-                backends.into_iter().collect::<Vec<_>>().join(", ")
+                capped(&shown, backends.len())
             )
         };
         for (p, r) in cx.rules() {
@@ -91,7 +94,7 @@ impl Rule for IngressEgressTooBroad {
             }) else {
                 continue;
             };
-            let who = cx.names_of(first).join(", ");
+            let who = cx.names_of_capped(first);
             for e in r
                 .entries
                 .iter()
