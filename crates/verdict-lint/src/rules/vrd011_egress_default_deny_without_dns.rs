@@ -63,6 +63,7 @@ impl Rule for EgressDefaultDenyWithoutDns {
         // identity sees the same verdict). Only the decision is needed, not
         // its explanation (which names every rule selecting the pod).
         let mut verdicts: HashMap<usize, Option<String>> = HashMap::new();
+        let mut decided = HashMap::new();
         // Rules with the same subject share one selected set (the index
         // memoises selectors): each distinct set is summarised once, as the
         // number of broken identities and the first names.
@@ -83,10 +84,29 @@ impl Rule for EgressDefaultDenyWithoutDns {
                             let Ok(pod) = cx.engine.party(&name) else {
                                 continue;
                             };
-                            let v =
+                            // The egress decision depends on the subject only
+                            // through the rules selecting it that apply to
+                            // egress, whether its side is enforced, whether it
+                            // is forced into default deny, and whether it is an
+                            // endpoint (egress named ports): pods alike in
+                            // these share one decision (`Engine::decide`).
+                            let key = (
+                                pod.enforced,
+                                cx.engine.forced_default_deny(&pod.identity),
+                                pod.identity.is_endpoint(),
                                 cx.engine
-                                    .decide(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
-                            return (v.decision == Decision::Denied).then_some(name);
+                                    .selecting_rules(&pod.identity)
+                                    .filter(|r| r.applies_to(Direction::Egress))
+                                    .map(|r| std::ptr::from_ref(r) as usize)
+                                    .collect::<Vec<_>>(),
+                            );
+                            let denied = *decided.entry(key).or_insert_with(|| {
+                                cx.engine
+                                    .decide(&pod, Direction::Egress, &dns, Protocol::Udp, 53)
+                                    .decision
+                                    == Decision::Denied
+                            });
+                            return denied.then_some(name);
                         }
                         None
                     });
