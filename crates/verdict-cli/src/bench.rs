@@ -2,10 +2,12 @@
 //! child process and compared with the YAML parse of the same input
 //! (`bench/commands.rs`), the stages inside one process (`--stages`, this
 //! file), and the counters of the CI regression guard (`--counters`,
-//! `bench/counters.rs`).
+//! `bench/counters.rs`), and lint's own cost per rule (`--lint-rules`,
+//! `bench/lint_rules.rs`).
 
 mod commands;
 pub mod counters;
+mod lint_rules;
 mod measure;
 
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ pub struct BenchArgs {
     /// Instead: print the work counters of the first size as JSON (the CI regression guard)
     #[arg(long)]
     counters: bool,
+    /// Instead: where `verdict lint` spends its time and output (context, each rule, each format), inside this process
+    #[arg(long)]
+    lint_rules: bool,
     /// Only these commands (comma-separated), e.g. check,paths,matrix
     #[arg(long)]
     commands: Option<String>,
@@ -94,6 +99,9 @@ pub fn main(args: BenchArgs) -> Result<u8, String> {
             .copied()
             .unwrap_or(first);
         return crate::bench_replay::run(n, pods, policies);
+    }
+    if args.lint_rules {
+        return lint_rules::run(&sizes, shape);
     }
     if args.stages {
         return stages(&sizes, shape, args.write.as_deref());

@@ -98,6 +98,27 @@ impl<'a> Context<'a> {
         w.iter().map(|w| w.display_name()).collect()
     }
 
+    /// [`Context::names_of`] for a message: the first [`SHOWN`] names, then
+    /// how many more.
+    pub fn names_of_capped(&self, idx: usize) -> String {
+        let w = self.ix.workloads_of(idx);
+        let names: Vec<String> = self.names_of_first(idx, SHOWN);
+        capped(&names, w.len().max(names.len()))
+    }
+
+    /// The first `n` of [`Context::names_of`].
+    fn names_of_first(&self, idx: usize, n: usize) -> Vec<String> {
+        let w = self.ix.workloads_of(idx);
+        if w.is_empty() {
+            return self.names_of(idx);
+        }
+        w.iter()
+            .take(n)
+            .filter_map(|&w| self.inv.workloads.get(w))
+            .map(|w| w.display_name())
+            .collect()
+    }
+
     fn index_of_party(&self, name: &str) -> Option<usize> {
         let p = self.engine.party(name).ok()?;
         self.engine.identity_index(&p.identity.labels)
@@ -155,6 +176,23 @@ impl<'a> Context<'a> {
             .iter()
             .map(|w| w.namespace.as_str())
             .collect()
+    }
+}
+
+/// How many names a message lists before "and N more": a finding never
+/// lists an unbounded set (replicas, routes, backends), so that its size
+/// does not grow with the cluster.
+pub const SHOWN: usize = 3;
+
+/// `a, b, c and 7 more`: the first [`SHOWN`] of `shown` (already in
+/// order), then how many of `total` are left.
+pub fn capped(shown: &[String], total: usize) -> String {
+    let head: Vec<&str> = shown.iter().take(SHOWN).map(String::as_str).collect();
+    let rest = total.saturating_sub(head.len());
+    if rest == 0 {
+        head.join(", ")
+    } else {
+        format!("{} and {rest} more", head.join(", "))
     }
 }
 

@@ -33,7 +33,6 @@ type LabelValues<'a> = HashMap<&'a str, (BTreeSet<&'a str>, HashMap<&'a str, BTr
 
 pub(crate) struct Index<'a> {
     inv: &'a Inventory,
-    engine: &'a Engine<'a>,
     memo: Mutex<Memo<'a>>,
     /// Rule (by address) -> its selected identities (host excluded).
     selected: HashMap<usize, Arc<[usize]>>,
@@ -41,6 +40,8 @@ pub(crate) struct Index<'a> {
     by_identity: Vec<Vec<usize>>,
     /// Namespace -> workload indices.
     by_namespace: HashMap<&'a str, Vec<usize>>,
+    /// The identities of the host (an endpoint selector never selects them).
+    hosts: Vec<usize>,
     /// Built on first use (VRD004's diagnosis).
     label_values: OnceLock<LabelValues<'a>>,
     pub(crate) ingress: OnceLock<BTreeSet<usize>>,
@@ -55,7 +56,6 @@ impl<'a> Index<'a> {
     pub(crate) fn new(inv: &'a Inventory, engine: &'a Engine<'a>) -> Index<'a> {
         let mut ix = Index {
             inv,
-            engine,
             memo: Mutex::new(Memo {
                 cache: SelectorCache::new(&engine.identities),
                 shared: HashMap::new(),
@@ -64,6 +64,13 @@ impl<'a> Index<'a> {
             by_identity: vec![Vec::new(); engine.identities.len()],
             by_namespace: HashMap::new(),
             label_values: OnceLock::new(),
+            hosts: engine
+                .identities
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| id.reserved_name() == Some("host"))
+                .map(|(i, _)| i)
+                .collect(),
             ingress: OnceLock::new(),
             backends: OnceLock::new(),
         };
@@ -104,15 +111,13 @@ impl<'a> Index<'a> {
         match &rule.subject {
             Subject::Endpoints(sel) => {
                 let ids = self.matching(sel);
-                let is_host = |i: usize| {
-                    self.engine
-                        .identities
-                        .get(i)
-                        .and_then(|id| id.reserved_name())
-                        == Some("host")
-                };
-                if ids.iter().any(|&i| is_host(i)) {
-                    ids.iter().copied().filter(|&i| !is_host(i)).collect()
+                // The host identities, looked up in the sorted set (not a
+                // scan of the set per rule).
+                if self.hosts.iter().any(|h| ids.binary_search(h).is_ok()) {
+                    ids.iter()
+                        .copied()
+                        .filter(|i| !self.hosts.contains(i))
+                        .collect()
                 } else {
                     ids
                 }

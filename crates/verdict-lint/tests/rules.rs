@@ -273,3 +273,22 @@ fn route_backend_replicas_failing_alike_are_one_finding() {
         .filter(|f| f.code == "VRD005")
         .all(|f| !f.message.contains("the same for")));
 }
+
+#[test]
+fn findings_name_three_workloads_and_count_the_rest() {
+    let r = lint(&["caps/replicas.yaml"], &LintConfig::default());
+    let mine: Vec<&str> = r
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.code == "VRD013")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert!(
+        mine[0].contains(
+            "no other policy puts batch/worker-0, batch/worker-1, batch/worker-2 and 2 more into ingress default deny"
+        ) && !mine[0].contains("worker-3"),
+        "{mine:#?}"
+    );
+}

@@ -103,6 +103,17 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     let lint = verdict_lint::run(&cx, &config);
     stage("lint", &mut c, &mut since);
     c.insert("lint_findings".to_string(), n(lint.findings.len()));
+    // The findings' text (message and help): a message that lists an
+    // unbounded set (every replica, route or rule) grows faster than the
+    // findings.
+    c.insert(
+        "lint_message_bytes".to_string(),
+        n(lint
+            .findings
+            .iter()
+            .map(|f| f.message.len() + f.help.len())
+            .sum()),
+    );
     count_evaluations(false);
     Ok(Counters {
         pods,

@@ -1,4 +1,4 @@
-use crate::context::entity;
+use crate::context::{capped, entity, SHOWN};
 use verdict_core::labels::POD_NAMESPACE_LABEL;
 use verdict_core::selector::{Op, Selector};
 
@@ -70,28 +70,37 @@ impl Rule for IngressEgressTooBroad {
         if ingress.is_empty() {
             return;
         }
-        let backends: BTreeSet<String> = cx
-            .backend_identities()
-            .keys()
-            .flat_map(|&i| cx.names_of(i))
-            .collect();
-        let hint = if backends.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (the route backends here: {})",
-                backends.into_iter().collect::<Vec<_>>().join(", ")
-            )
+        // The route backends, named once when a first finding needs them:
+        // the first few and how many more (`verdict paths` lists them all).
+        let mut hint: Option<String> = None;
+        let hint_text = || {
+            let backends: BTreeSet<String> = cx
+                .backend_identities()
+                .keys()
+                .flat_map(|&i| cx.names_of(i))
+                .collect();
+            if backends.is_empty() {
+                String::new()
+            } else {
+                let shown: Vec<String> = backends.iter().take(SHOWN).cloned().collect();
+                format!(
+                    " (the route backends here: {})",
+                    capped(&shown, backends.len())
+                )
+            }
         };
         for (p, r) in cx.rules() {
             let names_ingress = matches!(&r.subject, verdict_core::policy::Subject::Endpoints(s) if s.has_key(&["reserved", "any"], "ingress"));
             let selected = cx.selected(r);
-            let Some(&first) = selected.iter().find(|i| {
-                ingress.contains(i) && (Some(**i) != ingress_idx || cilium_routes || names_ingress)
+            // The first selected identity that receives outside traffic
+            // (both sets sorted; the ingress identities are few).
+            let Some(&first) = ingress.iter().find(|i| {
+                selected.binary_search(*i).is_ok()
+                    && (Some(**i) != ingress_idx || cilium_routes || names_ingress)
             }) else {
                 continue;
             };
-            let who = cx.names_of(first).join(", ");
+            let who = cx.names_of_capped(first);
             for e in r
                 .entries
                 .iter()
@@ -107,6 +116,7 @@ impl Rule for IngressEgressTooBroad {
                         PeerKind::Unevaluable { .. } => false,
                     };
                     if broad {
+                        let hint = hint.get_or_insert_with(&hint_text);
                         out.push(self.meta().finding(
                             e.origin.location.clone(),
                             Some(p.object.clone()),

@@ -1,4 +1,4 @@
-use crate::context::entity;
+use crate::context::{capped, entity, SHOWN};
 use crate::{Context, Finding, Level, Meta, Rule};
 use verdict_core::policy::Direction;
 
@@ -63,8 +63,11 @@ impl Rule for BackendAdmitsBroadEntity {
                             Some(e.origin.path.clone()),
                             format!(
                                 "{} is a backend of {} and admits `fromEntities: {ent}`",
-                                cx.names_of(first).join(", "),
-                                routes.iter().cloned().collect::<Vec<_>>().join(", ")
+                                cx.names_of_capped(first),
+                                capped(
+                                    &routes.iter().take(SHOWN).cloned().collect::<Vec<_>>(),
+                                    routes.len()
+                                )
                             ),
                             "admit only the ingress on the target port: `fromEntities: [ingress]` (Cilium Ingress / Gateway API) or the controller pods by label and namespace".to_string(),
                         ));

@@ -1,3 +1,4 @@
+use crate::context::{capped, SHOWN};
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::BTreeSet;
 use verdict_core::labels::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, SOURCE_RESERVED};
@@ -83,7 +84,10 @@ impl SelectorSelectsNothing {
                 if !elsewhere.is_empty() {
                     return Some(format!(
                         "it is scoped to the policy's namespace `{ns}`, but these labels select workloads in {}: name the namespace with `k8s:io.kubernetes.pod.namespace`",
-                        elsewhere.into_iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        capped(
+                            &elsewhere.iter().take(SHOWN).map(|n| format!("`{n}`")).collect::<Vec<_>>(),
+                            elsewhere.len()
+                        )
                     ));
                 }
             }

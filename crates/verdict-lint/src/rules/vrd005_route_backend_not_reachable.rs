@@ -1,3 +1,4 @@
+use crate::context::{capped, SHOWN};
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::HashMap;
 use verdict_core::engine::Decision;
@@ -77,7 +78,10 @@ impl Rule for RouteBackendNotReachable {
                 Controller::Cilium => "`fromEntities: [ingress]`".to_string(),
                 Controller::Pods { pods, .. } => format!(
                     "`fromEndpoints` selecting the controller pods ({})",
-                    pods.join(", ")
+                    capped(
+                        &pods.iter().take(SHOWN).cloned().collect::<Vec<_>>(),
+                        pods.len()
+                    )
                 ),
                 Controller::Unknown { .. } => continue,
             };

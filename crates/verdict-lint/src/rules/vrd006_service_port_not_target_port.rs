@@ -78,10 +78,28 @@ impl Rule for ServicePortNotTargetPort {
                 })
                 .unwrap_or_default();
             for sp in &svc.ports {
+                // Replicas (same identity, same ports) are judged once: the
+                // finding names the first of them.
+                let mut judged = std::collections::HashSet::new();
                 for &wi in &members {
                     let Some(w) = cx.inv.workloads.get(wi) else {
                         continue;
                     };
+                    let ports: Vec<(Option<&str>, u16)> = w
+                        .ports
+                        .iter()
+                        .map(|c| (c.name.as_deref(), c.port))
+                        .collect();
+                    let identity = cx
+                        .engine
+                        .endpoints
+                        .get(wi)
+                        .cloned()
+                        .flatten()
+                        .map(|e| e.identity);
+                    if !judged.insert((identity, ports)) {
+                        continue;
+                    }
                     let target = match &sp.target {
                         TargetPort::Number(n) => Some(*n),
                         TargetPort::Name(n) => w

@@ -1,5 +1,6 @@
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::HashMap;
+use std::sync::Arc;
 use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel, Rule as PolicyRule};
 
 /// ## What it does
@@ -79,28 +80,51 @@ pub(crate) fn peers_cover(deny: &Entry, allow: &Entry) -> bool {
 /// selectors select is also selected by the deny entry's selectors (rules
 /// written differently, e.g. a ClusterNetworkPolicy `pods` peer against a
 /// CiliumNetworkPolicy `fromEndpoints`).
-fn selects_within(cx: &Context, deny: &Entry, allow: &Entry) -> bool {
-    let ids = |e: &Entry| -> Option<std::collections::BTreeSet<usize>> {
-        let mut out = std::collections::BTreeSet::new();
-        for p in &e.peers {
-            let PeerKind::Selectors { selectors } = &p.kind else {
-                return None;
-            };
-            for s in selectors {
-                out.extend(cx.matching(s).iter().copied());
+/// The identities an entry's peers select, sorted, or `None` when a peer
+/// is not a selector (memoised per entry: an entry is compared with many).
+fn peer_ids(
+    cx: &Context,
+    e: &Entry,
+    memo: &mut HashMap<usize, Option<Vec<usize>>>,
+) -> Option<Vec<usize>> {
+    memo.entry(std::ptr::from_ref(e) as usize)
+        .or_insert_with(|| {
+            let mut out = Vec::new();
+            for p in &e.peers {
+                let PeerKind::Selectors { selectors } = &p.kind else {
+                    return None;
+                };
+                for s in selectors {
+                    out.extend(cx.matching(s).iter().copied());
+                }
             }
-        }
-        Some(out)
-    };
-    match (ids(allow), ids(deny)) {
-        (Some(a), Some(d)) => !a.is_empty() && a.is_subset(&d),
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        })
+        .clone()
+}
+
+fn selects_within(
+    cx: &Context,
+    deny: &Entry,
+    allow: &Entry,
+    memo: &mut HashMap<usize, Option<Vec<usize>>>,
+) -> bool {
+    match (peer_ids(cx, allow, memo), peer_ids(cx, deny, memo)) {
+        (Some(a), Some(d)) => !a.is_empty() && sorted_subset(&a, &d),
         _ => false,
     }
 }
 
-/// Whether sorted `a` is a subset of sorted `b`.
 fn sorted_subset(a: &[usize], b: &[usize]) -> bool {
     a.len() <= b.len() && a.iter().all(|i| b.binary_search(i).is_ok())
+}
+
+/// A selected set's key: rules with equal subjects share one set (the
+/// index memoises selectors).
+fn set_key(s: &Arc<[usize]>) -> (usize, usize) {
+    (s.as_ptr() as usize, s.len())
 }
 
 impl Rule for AllowShadowedByDeny {
@@ -115,28 +139,52 @@ impl Rule for AllowShadowedByDeny {
 
     fn check(&self, cx: &Context, out: &mut Vec<Finding>) {
         let rules: Vec<_> = cx.rules().map(|(p, r)| (p, r, cx.selected(r))).collect();
-        // Rules with a deny entry, by the identities they select (in rule
-        // order): a rule that shadows another selects its first identity.
-        let mut deny_rules_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        // The distinct selected sets of the rules with a deny entry (with
+        // those rules, in rule order), and the deny sets holding each
+        // identity: a rule that shadows another selects its first identity.
+        let mut deny_sets: Vec<(Arc<[usize]>, Vec<usize>)> = Vec::new();
+        let mut deny_set_of_key: HashMap<(usize, usize), usize> = HashMap::new();
         for (ri, (_, r, sel)) in rules.iter().enumerate() {
             if r.entries.iter().any(|e| e.deny) {
-                for &i in sel.iter() {
-                    deny_rules_of.entry(i).or_default().push(ri);
+                let di = *deny_set_of_key.entry(set_key(sel)).or_insert_with(|| {
+                    deny_sets.push((sel.clone(), Vec::new()));
+                    deny_sets.len() - 1
+                });
+                if let Some((_, rs)) = deny_sets.get_mut(di) {
+                    rs.push(ri);
                 }
             }
         }
+        let mut deny_sets_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (di, (set, _)) in deny_sets.iter().enumerate() {
+            for &i in set.iter() {
+                deny_sets_of.entry(i).or_default().push(di);
+            }
+        }
+        // Per distinct subject set: the deny rules applying to every
+        // endpoint of it, in rule order.
+        let mut covering_of: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+        let mut memo = HashMap::new();
         for (p, r, sel) in &rules {
             let Some(&first) = sel.first() else {
                 continue;
             };
-            // The deny rules applying to every endpoint this rule applies to.
-            let covering: Vec<&PolicyRule> = deny_rules_of
-                .get(&first)
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
+            let covering_rules = covering_of.entry(set_key(sel)).or_insert_with(|| {
+                let mut out: Vec<usize> = deny_sets_of
+                    .get(&first)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(|&di| deny_sets.get(di))
+                    .filter(|(set, _)| sorted_subset(sel, set))
+                    .flat_map(|(_, rs)| rs.iter().copied())
+                    .collect();
+                out.sort_unstable();
+                out
+            });
+            let covering: Vec<&PolicyRule> = covering_rules
                 .iter()
                 .filter_map(|&ri| rules.get(ri))
-                .filter(|(_, _, sel2)| sorted_subset(sel, sel2))
                 .map(|(_, r2, _)| *r2)
                 .collect();
             if covering.is_empty() {
@@ -156,7 +204,7 @@ impl Rule for AllowShadowedByDeny {
                         })
                         .find(|d| {
                             ports_cover(d.ports.as_ref(), a.ports.as_ref())
-                                && (peers_cover(d, a) || selects_within(cx, d, a))
+                                && (peers_cover(d, a) || selects_within(cx, d, a, &mut memo))
                         })
                 });
                 if let Some(d) = shadow {

@@ -64,12 +64,16 @@ impl Rule for CidrRuleBehindSnat {
             let Ok(party) = cx.engine.party(&name) else {
                 continue;
             };
+            // The rules selecting the pod: from the index when the pod's
+            // identity is known (no selector evaluated per pod and rule).
+            let idx = cx.engine.identity_index(&party.identity.labels);
             for (p, r) in cx.rules() {
-                let selects = match &r.subject {
-                    verdict_core::policy::Subject::Endpoints(s) => {
+                let selects = match (idx, &r.subject) {
+                    (Some(i), _) => cx.selected(r).binary_search(&i).is_ok(),
+                    (None, verdict_core::policy::Subject::Endpoints(s)) => {
                         s.matches(&party.identity.labels)
                     }
-                    verdict_core::policy::Subject::Nodes(_) => false,
+                    (None, verdict_core::policy::Subject::Nodes(_)) => false,
                 };
                 if !selects {
                     continue;

@@ -1,3 +1,4 @@
+use crate::context::SHOWN;
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::{BTreeMap, HashMap};
 use verdict_core::engine::Decision;
@@ -59,40 +60,74 @@ impl Rule for EgressDefaultDenyWithoutDns {
             });
         // Per identity, once: the first of its workloads that resolves as a
         // party, if its egress to DNS is denied (every rule selecting an
-        // identity sees the same verdict).
+        // identity sees the same verdict). Only the decision is needed, not
+        // its explanation (which names every rule selecting the pod).
         let mut verdicts: HashMap<usize, Option<String>> = HashMap::new();
+        let mut decided = HashMap::new();
+        // Rules with the same subject share one selected set (the index
+        // memoises selectors): each distinct set is summarised once, as the
+        // number of broken identities and the first names.
+        let mut by_set: HashMap<(usize, usize), (usize, Vec<String>)> = HashMap::new();
         for (p, r) in cx.rules() {
             if !r.default_deny[Direction::Egress.index()] {
                 continue;
             }
-            let mut broken = Vec::new();
-            for &idx in cx.selected(r).iter() {
-                let denied = verdicts.entry(idx).or_insert_with(|| {
-                    for w in cx.workloads_of(idx) {
-                        let name = w.display_name();
-                        let Ok(pod) = cx.engine.party(&name) else {
-                            continue;
-                        };
-                        let v = cx
-                            .engine
-                            .side(&pod, Direction::Egress, &dns, Protocol::Udp, 53);
-                        return (v.decision == Decision::Denied).then_some(name);
+            let selected = cx.selected(r);
+            let key = (selected.as_ptr() as usize, selected.len());
+            let (count, shown) = by_set.entry(key).or_insert_with(|| {
+                let mut count = 0;
+                let mut shown = Vec::new();
+                for &idx in selected.iter() {
+                    let denied = verdicts.entry(idx).or_insert_with(|| {
+                        for w in cx.workloads_of(idx) {
+                            let name = w.display_name();
+                            let Ok(pod) = cx.engine.party(&name) else {
+                                continue;
+                            };
+                            // The egress decision depends on the subject only
+                            // through the rules selecting it that apply to
+                            // egress, whether its side is enforced, whether it
+                            // is forced into default deny, and whether it is an
+                            // endpoint (egress named ports): pods alike in
+                            // these share one decision (`Engine::decide`).
+                            let key = (
+                                pod.enforced,
+                                cx.engine.forced_default_deny(&pod.identity),
+                                pod.identity.is_endpoint(),
+                                cx.engine
+                                    .selecting_rules(&pod.identity)
+                                    .filter(|r| r.applies_to(Direction::Egress))
+                                    .map(|r| std::ptr::from_ref(r) as usize)
+                                    .collect::<Vec<_>>(),
+                            );
+                            let denied = *decided.entry(key).or_insert_with(|| {
+                                cx.engine
+                                    .decide(&pod, Direction::Egress, &dns, Protocol::Udp, 53)
+                                    .decision
+                                    == Decision::Denied
+                            });
+                            return denied.then_some(name);
+                        }
+                        None
+                    });
+                    if let Some(name) = denied {
+                        count += 1;
+                        if shown.len() < SHOWN {
+                            shown.push(name.clone());
+                        }
                     }
-                    None
-                });
-                if let Some(name) = denied {
-                    broken.push(name.clone());
                 }
-            }
-            if broken.is_empty() {
+                (count, shown)
+            });
+            if *count == 0 {
                 continue;
             }
-            let more = if broken.len() > 3 {
-                format!(" and {} more", broken.len() - 3)
+            let more = if *count > SHOWN {
+                format!(" and {} more", *count - SHOWN)
             } else {
                 String::new()
             };
-            broken.truncate(3);
+            let broken = shown;
             out.push(self.meta().finding(
                 r.origin.location.clone(),
                 Some(p.object.clone()),

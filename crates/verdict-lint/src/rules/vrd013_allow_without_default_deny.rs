@@ -1,5 +1,6 @@
+use crate::context::{capped, SHOWN};
 use crate::{Context, Finding, Level, Meta, Rule};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use verdict_core::policy::Direction;
 
 /// ## What it does
@@ -50,6 +51,7 @@ impl Rule for AllowWithoutDefaultDeny {
                 }
             }
         }
+        let mut open_of: HashMap<(usize, usize, usize), (usize, Vec<String>)> = HashMap::new();
         for (p, r, sel) in &all {
             for dir in Direction::BOTH {
                 // ClusterNetworkPolicy rules never turn on default deny by
@@ -61,13 +63,23 @@ impl Rule for AllowWithoutDefaultDeny {
                 if !has_allow || r.default_deny[dir.index()] {
                     continue;
                 }
-                let open: Vec<String> = sel
-                    .iter()
-                    .filter(|i| denied.get(dir.index()).is_some_and(|d| !d.contains(i)))
-                    .flat_map(|&i| cx.workloads_of(i))
-                    .map(|w| w.display_name())
-                    .collect();
-                if open.is_empty() {
+                // The workloads left open: how many, and the first names
+                // (once per distinct selected set and direction).
+                let (count, shown) = open_of
+                    .entry((sel.as_ptr() as usize, sel.len(), dir.index()))
+                    .or_insert_with(|| {
+                        let open = sel
+                            .iter()
+                            .filter(|i| denied.get(dir.index()).is_some_and(|d| !d.contains(i)));
+                        let count: usize = open.clone().map(|&i| cx.workloads_of(i).len()).sum();
+                        let shown: Vec<String> = open
+                            .flat_map(|&i| cx.workloads_of(i))
+                            .take(SHOWN)
+                            .map(|w| w.display_name())
+                            .collect();
+                        (count, shown)
+                    });
+                if *count == 0 {
                     continue;
                 }
                 out.push(self.meta().finding(
@@ -76,7 +88,7 @@ impl Rule for AllowWithoutDefaultDeny {
                     Some(r.origin.path.clone()),
                     format!(
                         "`enableDefaultDeny.{dir}: false` and no other policy puts {} into {dir} default deny: its {dir} allow rules change nothing",
-                        open.join(", ")
+                        capped(shown, *count)
                     ),
                     format!("remove `enableDefaultDeny.{dir}: false`, or add the policy that makes these workloads default-deny for {dir}"),
                 ));
