@@ -282,7 +282,7 @@ fn group_key(p: &crate::paths::PodPath) -> String {
     }
 }
 
-/// Pods shown in one paths row: all of up to [`PODS_SHOWN`], else the first
+/// Backends shown in one paths row: all of up to [`PODS_SHOWN`], else the first
 /// few and the count (`verdict paths` lists every pod).
 const PODS_SHOWN: usize = 3;
 
@@ -290,7 +290,11 @@ fn backends_text(pods: &[&str]) -> String {
     if pods.len() <= PODS_SHOWN {
         return pods.join(", ");
     }
-    format!("{} pods: {}, …", pods.len(), pods[..PODS_SHOWN].join(", "))
+    format!(
+        "{} backends: {}, …",
+        pods.len(),
+        pods[..PODS_SHOWN].join(", ")
+    )
 }
 
 /// Longest deciding-check text shown in a row; the rest is counted
