@@ -210,7 +210,7 @@ pub fn render(
                         esc(&b.rule),
                         esc(&b.service),
                         esc(&backends_text(pods)),
-                        esc(&capped(why))
+                        esc(&capped(why, "verdict paths"))
                     );
                 }
             }
@@ -244,7 +244,7 @@ pub fn render(
                 esc(&f.code),
                 esc(&f.level),
                 esc(&f.location),
-                esc(&f.message),
+                esc(&capped(&f.message, "verdict lint")),
                 esc(&f.help)
             );
         }
@@ -297,16 +297,17 @@ fn backends_text(pods: &[&str]) -> String {
     )
 }
 
-/// Longest deciding-check text shown in a row; the rest is counted
-/// (`verdict paths` prints it whole). A default deny's explanation lists
-/// every rule selecting the subject, which grows with the cluster.
+/// Longest deciding-check or finding text shown in a row; the rest is
+/// counted (`verdict paths` / `verdict lint` print it whole). A default
+/// deny's explanation lists every rule selecting the subject, which grows
+/// with the cluster.
 const WHY_MAX: usize = 600;
 
-fn capped(why: &str) -> String {
+fn capped(why: &str, whole: &str) -> String {
     if why.chars().count() <= WHY_MAX {
         return why.to_string();
     }
     let cut: String = why.chars().take(WHY_MAX).collect();
     let rest = why.chars().count() - WHY_MAX;
-    format!("{cut}… ({rest} more characters: `verdict paths` prints the whole explanation)")
+    format!("{cut}… ({rest} more characters: `{whole}` prints the whole text)")
 }

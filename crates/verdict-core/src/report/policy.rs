@@ -48,7 +48,7 @@ fn origin_cell(origins: &[&Origin]) -> String {
 }
 
 /// Most summarised entries listed in a panel.
-const ENTRIES_SHOWN: usize = 100;
+const ENTRIES_SHOWN: usize = 40;
 
 /// Above this many (peer, entry) rows a panel lists summarised entries.
 pub(super) const PANEL_ROWS: usize = 64;
