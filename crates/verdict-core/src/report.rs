@@ -90,18 +90,41 @@ pub fn render(
             lookup.insert(n.clone(), n.split(", ").next().unwrap_or(n).to_string());
         }
     }
-    let keys: Keys = lookup
-        .keys()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), format!("p{i}")))
-        .collect();
+    // One panel per identity (and container ports, which name ports): the
+    // names standing for one identity (a pod in the graph, its identity's
+    // name in the matrix) share one key and one panel, so the page has a
+    // panel per identity, not per name. Its title is the first of its names.
+    let mut keys: Keys = BTreeMap::new();
+    let mut panels: Vec<(&str, Option<crate::engine::Party>)> = Vec::new();
+    let mut panel_of: BTreeMap<(u32, String), usize> = BTreeMap::new();
+    for (n, look) in &lookup {
+        let i = match engine.party(look) {
+            Ok(p) => {
+                let k = (p.identity.id, format!("{:?}", p.ports));
+                *panel_of.entry(k).or_insert_with(|| {
+                    panels.push((n, Some(p)));
+                    panels.len() - 1
+                })
+            }
+            Err(_) => {
+                panels.push((n, None));
+                panels.len() - 1
+            }
+        };
+        keys.insert(n.clone(), format!("p{i}"));
+    }
     let names = crate::names::identity_names(engine);
     let mut views = String::new();
     // One resolution for every panel: each selector evaluated once.
     let resolver = Resolver::for_all(engine);
-    for (n, look) in &lookup {
-        let resolved = engine.party(look).ok().map(|p| resolver.resolve(&p));
-        views.push_str(&policy::view(key(&keys, n), n, resolved.as_ref(), &names));
+    for (i, (title, party)) in panels.iter().enumerate() {
+        let resolved = party.as_ref().map(|p| resolver.resolve(p));
+        views.push_str(&policy::view(
+            &format!("p{i}"),
+            title,
+            resolved.as_ref(),
+            &names,
+        ));
     }
     let mut body = String::new();
     let s = &paths.summary;
@@ -158,29 +181,36 @@ pub fn render(
                     };
                     let _ = write!(body, "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td></td><td>{v}</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&b.rule), esc(&b.service), esc(&b.findings.join("; ")));
                 }
+                // The pods of a backend grouped by verdict and deciding
+                // check (hop, side, deciding rules): replicas that share
+                // them are one row, explained by its first pod.
+                type Group<'p> = (&'static str, &'static str, String, Vec<&'p str>);
+                let mut groups: Vec<Group> = Vec::new();
+                let mut at: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
                 for p in &b.paths {
-                    let why = p
-                        .hops
-                        .iter()
-                        .flat_map(|h| h.checks.iter().map(move |c| (h, c)))
-                        .find(|(_, c)| c.decision == Decision::Denied)
-                        .map(|(h, c)| format!("{}: {}", h.name, c.explanation))
-                        .or_else(|| p.not_checked.clone())
-                        .or_else(|| p.findings.first().cloned())
-                        .unwrap_or_default();
                     let (class, v) = match p.decision {
                         Status::Allowed => ("allowed", "allowed"),
                         Status::Denied => ("denied", "denied"),
                         Status::NotChecked => ("unchecked", "not checked"),
                     };
+                    let k = (class, group_key(p));
+                    match at.get(&k) {
+                        Some(&i) => groups[i].3.push(&p.backend),
+                        None => {
+                            at.insert(k, groups.len());
+                            groups.push((class, v, deciding_check(p), vec![&p.backend]));
+                        }
+                    }
+                }
+                for (class, v, why, pods) in &groups {
                     let _ = write!(
                         body,
                         "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{v}</td><td>{}</td></tr>",
                         esc(&r.route.to_string()),
                         esc(&b.rule),
                         esc(&b.service),
-                        esc(&p.backend),
-                        esc(&why)
+                        esc(&backends_text(pods)),
+                        esc(&capped(why, "verdict paths"))
                     );
                 }
             }
@@ -214,7 +244,7 @@ pub fn render(
                 esc(&f.code),
                 esc(&f.level),
                 esc(&f.location),
-                esc(&f.message),
+                esc(&capped(&f.message, "verdict lint")),
                 esc(&f.help)
             );
         }
@@ -222,4 +252,62 @@ pub fn render(
     }
     body.push_str(&matrix_view::section(m, &keys));
     page::page(meta, &body)
+}
+
+/// The check that decides a pod path, as the paths table states it: the
+/// first denying check with its hop, else why it was not checked, else its
+/// first finding.
+fn deciding_check(p: &crate::paths::PodPath) -> String {
+    p.hops
+        .iter()
+        .flat_map(|h| h.checks.iter().map(move |c| (h, c)))
+        .find(|(_, c)| c.decision == Decision::Denied)
+        .map(|(h, c)| format!("{}: {}", h.name, c.explanation))
+        .or_else(|| p.not_checked.clone())
+        .or_else(|| p.findings.first().cloned())
+        .unwrap_or_default()
+}
+
+/// What makes two pods of a backend one row: the deciding check's hop,
+/// side and rules (its text names the pod), else the text shown.
+fn group_key(p: &crate::paths::PodPath) -> String {
+    let denied = p
+        .hops
+        .iter()
+        .flat_map(|h| h.checks.iter().map(move |c| (h, c)))
+        .find(|(_, c)| c.decision == Decision::Denied);
+    match denied {
+        Some((h, c)) => format!("{}\n{}\n{}", h.name, c.side, c.rules.join("\n")),
+        None => deciding_check(p),
+    }
+}
+
+/// Backends shown in one paths row: all of up to [`PODS_SHOWN`], else the first
+/// few and the count (`verdict paths` lists every pod).
+const PODS_SHOWN: usize = 3;
+
+fn backends_text(pods: &[&str]) -> String {
+    if pods.len() <= PODS_SHOWN {
+        return pods.join(", ");
+    }
+    format!(
+        "{} backends: {}, …",
+        pods.len(),
+        pods[..PODS_SHOWN].join(", ")
+    )
+}
+
+/// Longest deciding-check or finding text shown in a row; the rest is
+/// counted (`verdict paths` / `verdict lint` print it whole). A default
+/// deny's explanation lists every rule selecting the subject, which grows
+/// with the cluster.
+const WHY_MAX: usize = 600;
+
+fn capped(why: &str, whole: &str) -> String {
+    if why.chars().count() <= WHY_MAX {
+        return why.to_string();
+    }
+    let cut: String = why.chars().take(WHY_MAX).collect();
+    let rest = why.chars().count() - WHY_MAX;
+    format!("{cut}… ({rest} more characters: `{whole}` prints the whole text)")
 }

@@ -287,3 +287,69 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
     // Linear: the page stays far smaller than a row per pair would make it.
     assert!(p.len() < 400_000, "{} bytes", p.len());
 }
+
+/// Four bare pods like the api's (same labels and port) behind its Service.
+fn api_replicas() -> String {
+    (0..4)
+        .map(|i| format!("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api-extra-{i}\n  namespace: shop\n  labels:\n    app: api\nspec:\n  containers:\n    - name: api\n      image: x\n      ports:\n        - name: http\n          containerPort: 8080\n"))
+        .collect()
+}
+
+#[test]
+fn replicas_with_one_verdict_are_one_paths_row() {
+    let extra = api_replicas();
+    let mut files: Vec<(&str, &str)> = FILES.to_vec();
+    files.push(("replicas.yaml", &extra));
+    let p = page(&files, &meta());
+    let paths = &p[p.find("<h2>Paths</h2>").unwrap()..p.find("<h2>Lint findings</h2>").unwrap()];
+    // The five api backends of the shop Gateway's route (the Deployment
+    // and the four pods): one row, the first three named and the count.
+    assert!(
+        paths.contains("<td>shop/api:80</td><td>5 backends: shop/deployment/api, shop/api-extra-0, shop/api-extra-1, …</td><td>allowed</td>"),
+        "{paths}"
+    );
+    assert!(!paths.contains("<td>shop/api-extra-3</td>"), "{paths}");
+    // One panel per identity: the four bare pods (one identity, without
+    // the Deployment's pod-template-hash) add one panel, not four.
+    let base = page(&FILES, &meta());
+    assert_eq!(
+        p.matches("<section class=\"policy-view\"").count(),
+        base.matches("<section class=\"policy-view\"").count() + 1,
+    );
+}
+
+/// A subject selected by seven policies of 15 ports each: 105 entries.
+#[test]
+fn long_rule_lists_and_entry_tables_are_capped() {
+    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n");
+    for a in 0..3 {
+        y.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}\n  namespace: big\n  labels:\n    app: app-{a}\n    part: member\nspec:\n  containers:\n    - name: c\n      image: x\n"));
+    }
+    for n in 0..7 {
+        let ports: String = (0..15)
+            .map(|i| format!("            - port: \"{}\"\n", 1000 * n + i + 1))
+            .collect();
+        y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: pol-{n}\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
+    }
+    let p = page(&[("big.yaml", &y)], &meta());
+    let panel = policy_view(&p, "big/app-0");
+    // Five of the seven selecting policies named, the other two counted.
+    assert!(
+        panel.contains("<span class=\"at\">big.yaml:167</span><br>and 2 more rules (<code>verdict policy</code> lists them)</li>"),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("105 entries standing for 315 (peer, port) rows"),
+        "{panel}"
+    );
+    assert_eq!(
+        panel.matches("<tr class=\"allowed\">").count(),
+        40,
+        "{panel}"
+    );
+    assert!(
+        panel
+            .contains("The first 40 entries of 105 (<code>verdict policy</code> lists every row)."),
+        "{panel}"
+    );
+}

@@ -19,9 +19,13 @@ fn peer_name(names: &BTreeMap<u32, String>, peer: &PeerKey) -> String {
     }
 }
 
+/// Most rules named in one cell; the rest are counted (`verdict policy`
+/// lists them all). A clusterwide subject can be selected by thousands.
+const ORIGINS_SHOWN: usize = 5;
+
 fn origin_cell(origins: &[&Origin]) -> String {
     let mut out = String::new();
-    for (i, o) in origins.iter().enumerate() {
+    for (i, o) in origins.iter().take(ORIGINS_SHOWN).enumerate() {
         if i > 0 {
             out.push_str("<br>");
         }
@@ -33,8 +37,18 @@ fn origin_cell(origins: &[&Origin]) -> String {
             esc(&o.location.to_string())
         );
     }
+    if origins.len() > ORIGINS_SHOWN {
+        let _ = write!(
+            out,
+            "<br>and {} more rules (<code>verdict policy</code> lists them)",
+            origins.len() - ORIGINS_SHOWN
+        );
+    }
     out
 }
+
+/// Most summarised entries listed in a panel.
+const ENTRIES_SHOWN: usize = 40;
 
 /// Above this many (peer, entry) rows a panel lists summarised entries.
 pub(super) const PANEL_ROWS: usize = 64;
@@ -73,7 +87,7 @@ fn entries_table(
         p.entries.len()
     );
     out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peers</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
-    for e in &p.entries {
+    for e in p.entries.iter().take(ENTRIES_SHOWN) {
         let (decision, class) = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
         let _ = write!(
             out,
@@ -86,7 +100,15 @@ fn entries_table(
             origin_cell(&[e.origin])
         );
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str("</tbody></table>");
+    if p.entries.len() > ENTRIES_SHOWN {
+        let _ = write!(
+            out,
+            "<p>The first {ENTRIES_SHOWN} entries of {} (<code>verdict policy</code> lists every row).</p>",
+            p.entries.len()
+        );
+    }
+    out.push_str("</section>");
 }
 
 /// The panel for one endpoint: how each direction is enforced, then one
