@@ -6,6 +6,7 @@
 
 mod commands;
 pub mod counters;
+mod generate_stages;
 mod measure;
 
 use std::path::PathBuf;
@@ -94,6 +95,9 @@ pub fn main(args: BenchArgs) -> Result<u8, String> {
             .copied()
             .unwrap_or(first);
         return crate::bench_replay::run(n, pods, policies);
+    }
+    if args.stages && args.commands.as_deref() == Some("generate") {
+        return generate_stages::run(&sizes, shape);
     }
     if args.stages {
         return stages(&sizes, shape, args.write.as_deref());
