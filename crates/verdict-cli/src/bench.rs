@@ -7,6 +7,7 @@
 
 mod commands;
 pub mod counters;
+mod generate_stages;
 mod lint_rules;
 mod measure;
 
@@ -102,6 +103,9 @@ pub fn main(args: BenchArgs) -> Result<u8, String> {
     }
     if args.lint_rules {
         return lint_rules::run(&sizes, shape);
+    }
+    if args.stages && args.commands.as_deref() == Some("generate") {
+        return generate_stages::run(&sizes, shape);
     }
     if args.stages {
         return stages(&sizes, shape, args.write.as_deref());

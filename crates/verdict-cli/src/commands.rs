@@ -776,24 +776,33 @@ pub fn generate(
         return Ok(exit(0, errors));
     }
     // Merged objects replace their originals.
-    let mut base = inv.clone();
-    base.policies.retain(|p| {
-        !merged_names.iter().any(|(k, ns, n)| {
-            p.object.kind == *k && p.object.namespace == *ns && p.object.name == *n
-        })
-    });
-    let (after, load_errors) = load_generated(&base, &stream);
+    let replaced;
+    let base = if merged_names.is_empty() {
+        &inv
+    } else {
+        let mut b = inv.clone();
+        b.policies.retain(|p| {
+            !merged_names.iter().any(|(k, ns, n)| {
+                p.object.kind == *k && p.object.namespace == *ns && p.object.name == *n
+            })
+        });
+        replaced = b;
+        &replaced
+    };
+    let (after, load_errors) = load_generated(base, &stream);
     let after_routing = Routing::from_inventory(&after);
-    let after_engine = Engine::new(&after);
-    let after_paths = compute(&after_engine, &after_routing, &opts.paths);
-    let v = verify_loaded(
+    let after_engine = engine
+        .with_policies_of(&after)
+        .unwrap_or_else(|| Engine::new(&after));
+    let (v, after_paths) = verify_loaded(
         &engine,
         &report,
         &after_engine,
-        &after_paths,
+        &after_routing,
         load_errors,
         &opts,
     );
+    let after_paths = after_paths.report(report);
     // Lint the generated objects together with the input.
     let config = verdict_lint::LintConfig::default();
     let cx =

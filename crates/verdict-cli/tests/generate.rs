@@ -4,7 +4,7 @@
 //! paths, every object accepted by Cilium's validation, lint-clean.
 
 use verdict_core::engine::Engine;
-use verdict_core::generate::{generate, to_stream, verify, GenerateOptions};
+use verdict_core::generate::{generate, rejudge, to_stream, verify, GenerateOptions};
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::paths::{paths, PathOptions};
 use verdict_core::routes::Routing;
@@ -31,6 +31,63 @@ fn check(inv: &Inventory, opts: &GenerateOptions) -> (usize, usize, usize) {
     let r2 = Routing::from_inventory(&after);
     let e2 = Engine::new(&after);
     let p2 = paths(&e2, &r2, &opts.paths);
+    // The verification judges the paths before again instead of running
+    // `paths` a second time: same decisions, same summary.
+    let reused = engine.with_policies_of(&after).expect("same workloads");
+    let re = rejudge(&report, &reused).expect("the paths can be judged again");
+    let decisions = |r: &verdict_core::paths::PathsReport| -> Vec<String> {
+        let mut out = Vec::new();
+        for b in r
+            .entry_points
+            .iter()
+            .flat_map(|ep| &ep.routes)
+            .flat_map(|r| &r.backends)
+        {
+            for p in &b.paths {
+                out.push(format!("path {} {:?}", p.backend, p.decision));
+                for h in &p.hops {
+                    out.push(format!("  hop {} {:?}", h.name, h.decision));
+                    for c in &h.checks {
+                        out.push(format!("    {} {} {:?}", c.side, c.port, c.decision));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let full: Vec<_> = p2
+        .entry_points
+        .iter()
+        .flat_map(|ep| &ep.routes)
+        .flat_map(|r| &r.backends)
+        .flat_map(|b| &b.paths)
+        .flat_map(|p| &p.hops)
+        .flat_map(|h| &h.checks)
+        .map(|c| c.decision)
+        .collect();
+    assert_eq!(re.decisions, full, "check decisions after\n{stream}");
+    assert_eq!(
+        (
+            re.summary.paths,
+            re.summary.allowed,
+            re.summary.denied,
+            re.summary.not_checked
+        ),
+        (
+            p2.summary.paths,
+            p2.summary.allowed,
+            p2.summary.denied,
+            p2.summary.not_checked
+        ),
+        "summary after\n{stream}"
+    );
+    let mut applied = report.clone();
+    re.apply(&mut applied);
+    assert_eq!(decisions(&applied), decisions(&p2), "{stream}");
+    assert_eq!(
+        (v.paths_after.allowed, v.paths_after.denied),
+        (p2.summary.allowed, p2.summary.denied)
+    );
     let config = verdict_lint::LintConfig::default();
     let cx = verdict_lint::Context::new(&after, &e2, &r2, &p2, &config);
     let lint = verdict_lint::run(&cx, &config);
@@ -331,4 +388,27 @@ spec:
         .intended
         .iter()
         .any(|c| c.from == "reserved:ingress" && c.to == "shop/deployment/frontend"));
+}
+
+/// Paths that stay denied after the generated objects are counted as
+/// denied (the verification then runs `paths` again in full): an empty
+/// stream repairs nothing, and a wrong-port example keeps its broken path.
+#[test]
+fn paths_still_denied_after_are_counted() {
+    let inv = load(&[
+        "examples/shop-gateway/namespaces.yaml",
+        "examples/shop-gateway/workloads.yaml",
+        "examples/shop-gateway/gateway.yaml",
+        "examples/broken/gateway-no-egress/policies.yaml",
+    ]);
+    let opts = GenerateOptions::default();
+    let v = verify(&inv, &inv, "", &opts);
+    assert!(v.paths_before.denied > 0);
+    assert_eq!(v.paths_after.denied, v.paths_before.denied);
+    assert_eq!(v.paths_after.allowed, v.paths_before.allowed);
+    assert!(!v.ok());
+    let engine = Engine::new(&inv);
+    let report = paths(&engine, &Routing::from_inventory(&inv), &opts.paths);
+    let re = rejudge(&report, &engine).unwrap();
+    assert_eq!(re.summary.denied, report.summary.denied);
 }

@@ -15,7 +15,6 @@
 //! paths and diffs connectivity against the input.
 
 use crate::engine::{Decision, Engine};
-use crate::ingest::Inventory;
 use crate::paths::{Controller, PathOptions, PathsReport};
 use crate::policy::Protocol;
 use serde::Serialize;
@@ -24,7 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 mod merge;
 mod verify;
 pub use merge::merge;
-pub use verify::{load_generated, verify, verify_loaded, Verification};
+pub use verify::{
+    load_generated, rejudge, verify, verify_loaded, PathsAfter, Rejudged, Verification,
+    GENERATED_FILE,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct GenerateOptions {
@@ -194,25 +196,15 @@ const UNSTABLE_LABELS: &[&str] = &[
 /// a number on pods that do not use it. `None` when no labels tell them
 /// apart.
 fn backend_selector(
-    inv: &Inventory,
+    engine: &Engine,
     selector: &Labels,
     b: &crate::paths::BackendPaths,
     backend: &str,
     port: u16,
 ) -> Option<Labels> {
-    // `display_name` without formatting every workload's name per lookup.
-    let named =
-        |w: &crate::ingest::Workload, name: &str| match name.split('/').collect::<Vec<_>>()[..] {
-            [ns, n] => w.object.kind == "Pod" && w.namespace == ns && w.object.name == n,
-            [ns, kind, n] => {
-                w.object.kind != "Pod"
-                    && w.namespace == ns
-                    && w.object.name == n
-                    && w.object.kind.to_ascii_lowercase() == kind
-            }
-            _ => false,
-        };
-    let workload = |name: &str| inv.workloads.iter().find(|w| named(w, name));
+    // The workload of a display name (`ns/pod`, `ns/kind/name`), first in
+    // input order, through the engine's name index.
+    let workload = |name: &str| engine.workload_by_display_name(name);
     let others: Vec<&crate::ingest::Workload> = b
         .paths
         .iter()
@@ -299,7 +291,14 @@ fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
                         .push(format!("{serves}: {}", b.findings.join("; ")));
                 }
                 let svc_name = b.service.split(':').next().unwrap_or_default();
-                let svc = inv.services.iter().find(|s| s.object.short() == svc_name);
+                // The first Service of that name in input order, through
+                // the engine's namespace index (not a scan per backend).
+                let svc = match svc_name.split_once('/') {
+                    Some((ns, name)) => engine
+                        .services_in(ns)
+                        .find(|s| s.object.name == name && s.object.short() == svc_name),
+                    None => inv.services.iter().find(|s| s.object.short() == svc_name),
+                };
                 for p in &b.paths {
                     let (Some(t), Some(svc)) = (p.target_port, svc) else {
                         if !p.findings.is_empty() {
@@ -314,7 +313,7 @@ fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
                     let Some(svc_sel) = &svc.selector else {
                         continue;
                     };
-                    let Some(sel) = backend_selector(inv, svc_sel, b, &p.backend, t) else {
+                    let Some(sel) = backend_selector(engine, svc_sel, b, &p.backend, t) else {
                         plan.skipped.push(format!(
                             "{serves} -> {}: the pods of Service {} resolve its target port to different numbers and no label tells {} from the others: a rule on port {t} would open it on pods that do not use it",
                             p.backend,

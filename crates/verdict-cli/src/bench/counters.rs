@@ -114,6 +114,11 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
             .map(|f| f.message.len() + f.help.len())
             .sum()),
     );
+    drop(lint);
+    drop(cx);
+    since = evaluations();
+    generate_counters(&inv, &engine, &report, &mut c)?;
+    stage("generate", &mut c, &mut since);
     count_evaluations(false);
     Ok(Counters {
         pods,
@@ -126,6 +131,43 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
         .to_string(),
         counters: c,
     })
+}
+
+/// `verdict generate` on the cluster: the objects and bytes generated, the
+/// side decisions of the paths judged again with them, and the party pairs
+/// whose connectivity the verification compared (`Verification::pairs_compared`).
+fn generate_counters(
+    inv: &Inventory,
+    engine: &Engine,
+    report: &verdict_core::paths::PathsReport,
+    c: &mut BTreeMap<String, u64>,
+) -> Result<(), String> {
+    use verdict_core::generate::{generate, load_generated, rejudge, to_stream, verify_loaded};
+    let opts = verdict_core::generate::GenerateOptions::default();
+    let (objects, _) = generate(engine, report, &opts);
+    let stream = to_stream(&objects);
+    c.insert("generate_objects".to_string(), n(objects.len()));
+    c.insert("generate_bytes".to_string(), n(stream.len()));
+    let (after, load_errors) = load_generated(inv, &stream);
+    let routing = Routing::from_inventory(&after);
+    let after_engine = engine
+        .with_policies_of(&after)
+        .ok_or("the generated objects changed the workloads")?;
+    let rejudged = rejudge(report, &after_engine).ok_or("the paths could not be judged again")?;
+    c.insert(
+        "verification_side_decisions".to_string(),
+        n(rejudged.decided),
+    );
+    let (v, after_paths) =
+        verify_loaded(engine, report, &after_engine, &routing, load_errors, &opts);
+    if matches!(after_paths, verdict_core::generate::PathsAfter::Full(_)) || !v.ok() {
+        return Err("generate on the synthetic cluster does not verify".to_string());
+    }
+    c.insert(
+        "verification_pairs_compared".to_string(),
+        n(v.pairs_compared),
+    );
+    Ok(())
 }
 
 pub fn to_json(c: &Counters) -> String {

@@ -182,15 +182,24 @@ fn unheld(s: &DirectionState) -> (bool, bool) {
 impl Delta {
     fn between(before: &Engine, after: &Engine, pb: &[Party], pa: &[Party]) -> Delta {
         let n = before.identities.len();
-        // Identity index of each party (None: a client CIDR).
+        // Identity index of each party (None: a client CIDR); the first
+        // identity with that number and labels, through a map by number.
+        let mut by_id: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, id) in before.identities.iter().enumerate() {
+            by_id.entry(id.id).or_default().push(i);
+        }
         let ident: Vec<Option<usize>> = pb
             .iter()
             .map(|p| match p.identity.kind {
                 IdentityKind::Cidr(_) => None,
-                _ => before
-                    .identities
-                    .iter()
-                    .position(|i| i.id == p.identity.id && i.labels == p.identity.labels),
+                _ => by_id.get(&p.identity.id).and_then(|v| {
+                    v.iter().copied().find(|&i| {
+                        before
+                            .identities
+                            .get(i)
+                            .is_some_and(|x| x.labels == p.identity.labels)
+                    })
+                }),
             })
             .collect();
         let mut party_of: Vec<Option<usize>> = vec![None; n];

@@ -268,6 +268,59 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The engine of `inv`, an inventory with this engine's workloads,
+    /// namespaces and cluster settings and other policies (the input with
+    /// generated policies added): identities, endpoints and ports are
+    /// taken from this engine instead of being computed again (they depend
+    /// on workloads and namespaces only); the rules are `inv`'s. `None`
+    /// when the workloads, namespaces or settings differ (use
+    /// [`Engine::new`]).
+    pub fn with_policies_of<'b>(&self, inv: &'b Inventory) -> Option<Engine<'b>> {
+        let (a, b) = (self.inv, inv);
+        let same = a.cluster == b.cluster
+            && a.namespaces.len() == b.namespaces.len()
+            && a.namespaces
+                .iter()
+                .zip(&b.namespaces)
+                .all(|((n, x), (m, y))| n == m && x.labels == y.labels)
+            && a.workloads.len() == b.workloads.len()
+            && a.workloads.iter().zip(&b.workloads).all(|(x, y)| {
+                x.object == y.object
+                    && x.namespace == y.namespace
+                    && x.labels == y.labels
+                    && x.service_account == y.service_account
+                    && x.ports == y.ports
+                    && x.host_network == y.host_network
+            });
+        if !same {
+            return None;
+        }
+        let rules: Vec<(usize, &Rule)> = inv
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.rejected.is_none() && p.ignored.is_none())
+            .flat_map(|(i, p)| p.rules.iter().map(move |r| (i, r)))
+            .collect();
+        let host_firewall = rules
+            .iter()
+            .any(|(_, r)| matches!(r.subject, Subject::Nodes(_)));
+        Some(Engine {
+            inv,
+            identities: self.identities.clone(),
+            by_labels: self.by_labels.clone(),
+            endpoints: self.endpoints.clone(),
+            rules,
+            egress_named: self.egress_named.clone(),
+            ports_by_identity: self.ports_by_identity.clone(),
+            by_name: self.by_name.clone(),
+            selecting_index: std::sync::OnceLock::new(),
+            selector_memo: std::sync::OnceLock::new(),
+            services_by_ns: std::sync::OnceLock::new(),
+            host_firewall,
+        })
+    }
+
     pub fn identity_index(&self, labels: &LabelSet) -> Option<usize> {
         self.by_labels.get(labels).copied()
     }

@@ -10,13 +10,13 @@
 use super::GenerateOptions;
 use crate::connectivity::Conn;
 use crate::connectivity_delta::delta;
-use crate::engine::{Engine, Party};
-use crate::ingest::Inventory;
-use crate::paths::{paths, PathsReport};
+use crate::engine::{Decision, Engine, Party};
+use crate::ingest::{ContainerPort, Inventory};
+use crate::paths::{paths, Check, PathsReport, Status, Summary};
 use crate::policy::{Direction, Protocol};
 use crate::routes::Routing;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// The proof that the generated policies do what they should.
 #[derive(Debug, Serialize)]
@@ -48,13 +48,16 @@ impl Verification {
     }
 }
 
+/// The source name of the generated objects when they are loaded back.
+pub const GENERATED_FILE: &str = "<generated>";
+
 /// `base` (the input without the objects that merged ones replace) with
 /// the generated objects loaded next to it, and the problems loading them
 /// (diagnostics and policies Cilium would reject).
 pub fn load_generated(base: &Inventory, generated: &str) -> (Inventory, Vec<String>) {
     let mut after = base.clone();
     let before_diags = after.diagnostics.len();
-    after.load_text("<generated>", generated);
+    after.load_text(GENERATED_FILE, generated);
     let mut load_errors: Vec<String> = after
         .diagnostics
         .iter()
@@ -64,7 +67,7 @@ pub fn load_generated(base: &Inventory, generated: &str) -> (Inventory, Vec<Stri
     for p in after
         .policies
         .iter()
-        .filter(|p| p.location.file.as_ref() == "<generated>")
+        .filter(|p| p.location.file.as_ref() == GENERATED_FILE)
     {
         if let Some(why) = &p.rejected {
             load_errors.push(format!("{}: {why}", p.object));
@@ -74,7 +77,7 @@ pub fn load_generated(base: &Inventory, generated: &str) -> (Inventory, Vec<Stri
 }
 
 /// Loads the generated objects next to the input (`base`: the input without
-/// the objects that merged ones replace), re-runs the paths, and diffs
+/// the objects that merged ones replace), judges the paths again and diffs
 /// connectivity against the input `inv`.
 pub fn verify(
     inv: &Inventory,
@@ -84,23 +87,42 @@ pub fn verify(
 ) -> Verification {
     let (after_inv, load_errors) = load_generated(base, generated);
     let before = Engine::new(inv);
-    let after = Engine::new(&after_inv);
+    let after = before
+        .with_policies_of(&after_inv)
+        .unwrap_or_else(|| Engine::new(&after_inv));
     let pb = paths(&before, &Routing::from_inventory(inv), &opts.paths);
-    let pa = paths(&after, &Routing::from_inventory(&after_inv), &opts.paths);
-    verify_loaded(&before, &pb, &after, &pa, load_errors, opts)
+    let routing = Routing::from_inventory(&after_inv);
+    verify_loaded(&before, &pb, &after, &routing, load_errors, opts).0
 }
 
 /// [`verify`] on engines and paths the caller already has: the input's
 /// (`before`, with the paths the objects were generated from) and the
-/// input's with the generated objects (see [`load_generated`]).
+/// input's with the generated objects (see [`load_generated`]; the engine
+/// from [`Engine::with_policies_of`] when the workloads are the same).
+///
+/// The paths after are the paths before judged again ([`rejudge`]): the
+/// generated objects are policies, so routes, Services and pods (the hops
+/// and their checks) are the same and only the checks' decisions can
+/// change. When that is not enough (a path whose verdict depends on more
+/// than its hops changed, or a path is not allowed after), `paths` runs
+/// again in full. Either is returned ([`PathsAfter::report`]: the report
+/// after, for lint).
 pub fn verify_loaded(
     before: &Engine,
     paths_before: &PathsReport,
     after: &Engine,
-    paths_after: &PathsReport,
+    after_routing: &Routing,
     load_errors: Vec<String>,
     opts: &GenerateOptions,
-) -> Verification {
+) -> (Verification, PathsAfter) {
+    let after_paths = match rejudge(paths_before, after) {
+        Some(r) if r.summary.denied == 0 => PathsAfter::Judged(r),
+        _ => PathsAfter::Full(paths(after, after_routing, &opts.paths)),
+    };
+    let summary_after = match &after_paths {
+        PathsAfter::Judged(r) => r.summary.clone(),
+        PathsAfter::Full(r) => r.summary.clone(),
+    };
     let extra: Vec<Party> = opts
         .paths
         .clients
@@ -109,25 +131,15 @@ pub fn verify_loaded(
         .filter(|p| p.name != "reserved:world")
         .collect();
     let d = delta(before, after, &extra);
-    // What the paths need: clients -> ingress on hop-1 ports, ingress -> backends.
+    // What the paths need: clients -> ingress on hop-1 ports, ingress ->
+    // backends (the hops are the same before and after).
     let mut needed: BTreeSet<(String, String, Protocol, u16)> = BTreeSet::new();
-    for ep in &paths_after.entry_points {
-        for r in &ep.routes {
-            for b in &r.backends {
-                for p in &b.paths {
-                    for h in &p.hops {
-                        for c in &h.checks {
-                            needed.insert((
-                                c.source.clone(),
-                                c.destination.clone(),
-                                c.protocol,
-                                c.port,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+    let hops_of = match &after_paths {
+        PathsAfter::Full(r) => r,
+        PathsAfter::Judged(_) => paths_before,
+    };
+    for c in checks(hops_of) {
+        needed.insert((c.source.clone(), c.destination.clone(), c.protocol, c.port));
     }
     // remote-node admitted on a controller's client ports also admits the
     // kube-apiserver identity there (it carries reserved:remote-node); the
@@ -152,14 +164,224 @@ pub fn verify_loaded(
         d.added.into_iter().partition(|c| is(&needed, c));
     let (accepted, unintended): (Vec<Conn>, Vec<Conn>) =
         rest.into_iter().partition(|c| is(&stated, c));
-    Verification {
+    let v = Verification {
         load_errors,
         paths_before: paths_before.summary.clone(),
-        paths_after: paths_after.summary.clone(),
+        paths_after: summary_after,
         intended,
         unintended,
         accepted,
         closed: d.newly_default_deny,
         pairs_compared: d.pairs,
+    };
+    (v, after_paths)
+}
+
+/// Every check of every path, in report order.
+fn checks(report: &PathsReport) -> impl Iterator<Item = &Check> {
+    report
+        .entry_points
+        .iter()
+        .flat_map(|ep| &ep.routes)
+        .flat_map(|r| &r.backends)
+        .flat_map(|b| &b.paths)
+        .flat_map(|p| &p.hops)
+        .flat_map(|h| &h.checks)
+}
+
+/// The paths of a report judged again by another engine.
+#[derive(Debug)]
+pub struct Rejudged {
+    /// The summary `paths` would give with that engine.
+    pub summary: Summary,
+    /// The decision of every check, in report order.
+    pub decisions: Vec<Decision>,
+    /// The status of every path, in report order.
+    pub statuses: Vec<Status>,
+    /// Distinct side decisions computed (identity pair, direction,
+    /// protocol, port and container ports).
+    pub decided: usize,
+}
+
+/// What a side decision depends on (see `Engine::decide`): identities by
+/// index, direction, protocol, port, enforcement and container ports.
+type SideKey = (
+    usize,
+    usize,
+    Direction,
+    Protocol,
+    u16,
+    bool,
+    Vec<ContainerPort>,
+    Vec<ContainerPort>,
+);
+
+/// `report`'s paths (computed with another engine over the same workloads,
+/// Services and routes) judged by `engine`: each check's side decided again,
+/// once per identity pair, port and container ports, and hops and paths
+/// recombined as `paths` combines them (a hop is allowed when all its
+/// checks are, a path when all its hops are). `None` when a check names a
+/// party `engine` does not know, or when a check of a path whose verdict
+/// does not follow from its hops alone (a finding, no target port) changed:
+/// only `paths` itself can say then.
+pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
+    let mut parties: HashMap<&str, Party> = HashMap::new();
+    let mut memo: HashMap<SideKey, Decision> = HashMap::new();
+    let mut decisions = Vec::new();
+    let mut statuses = Vec::new();
+    let mut summary = Summary::default();
+    for b in report
+        .entry_points
+        .iter()
+        .flat_map(|ep| &ep.routes)
+        .flat_map(|r| &r.backends)
+    {
+        if b.paths.is_empty() {
+            summary.add(b.decision);
+        }
+        for p in &b.paths {
+            let mut changed = false;
+            let mut hops = Vec::with_capacity(p.hops.len());
+            for h in &p.hops {
+                if h.checks.is_empty() {
+                    hops.push(h.decision);
+                    continue;
+                }
+                let mut all = true;
+                for c in &h.checks {
+                    for name in [&c.source, &c.destination] {
+                        if !parties.contains_key(name.as_str()) {
+                            parties.insert(name, engine.party(name).ok()?);
+                        }
+                    }
+                    let (src, dst) = (
+                        parties.get(c.source.as_str())?,
+                        parties.get(c.destination.as_str())?,
+                    );
+                    let (subject, peer) = match c.direction {
+                        Direction::Ingress => (dst, src),
+                        Direction::Egress => (src, dst),
+                    };
+                    let decide = || {
+                        let d = engine.decide(subject, c.direction, peer, c.protocol, c.port);
+                        if d.enforced {
+                            d.decision
+                        } else {
+                            Decision::Allowed
+                        }
+                    };
+                    let key = engine
+                        .known_index(&subject.identity)
+                        .zip(engine.known_index(&peer.identity))
+                        .map(|(s, q)| {
+                            (
+                                s,
+                                q,
+                                c.direction,
+                                c.protocol,
+                                c.port,
+                                subject.enforced,
+                                subject.ports.clone(),
+                                peer.ports.clone(),
+                            )
+                        });
+                    let decision = match key {
+                        Some(k) => *memo.entry(k).or_insert_with(decide),
+                        None => decide(),
+                    };
+                    changed |= decision != c.decision;
+                    all &= decision == Decision::Allowed;
+                    decisions.push(decision);
+                }
+                hops.push(if all { Status::Allowed } else { Status::Denied });
+            }
+            let status = if !changed {
+                p.decision
+            } else if p.findings.is_empty() && p.target_port.is_some() && !hops.is_empty() {
+                Status::all(hops)
+            } else {
+                return None;
+            };
+            summary.add(status);
+            statuses.push(status);
+        }
+    }
+    Some(Rejudged {
+        summary,
+        decisions,
+        statuses,
+        decided: memo.len(),
+    })
+}
+
+impl Rejudged {
+    /// Sets the decisions judged again on the report they were judged
+    /// from: checks, hops, paths and the summary. A check whose decision
+    /// changed keeps no explanation of the engine before: its sentence says
+    /// it was judged again, its rules, tier and near misses are cleared
+    /// (`verdict paths` on the input with the objects gives the sentence).
+    pub fn apply(&self, report: &mut PathsReport) {
+        let mut decisions = self.decisions.iter();
+        let mut statuses = self.statuses.iter();
+        for b in report
+            .entry_points
+            .iter_mut()
+            .flat_map(|ep| &mut ep.routes)
+            .flat_map(|r| &mut r.backends)
+        {
+            for p in &mut b.paths {
+                for h in &mut p.hops {
+                    if h.checks.is_empty() {
+                        continue;
+                    }
+                    for c in &mut h.checks {
+                        let Some(&d) = decisions.next() else {
+                            return;
+                        };
+                        if d != c.decision {
+                            c.decision = d;
+                            c.explanation =
+                                format!("{d} with the generated objects (judged again)");
+                            c.rules.clear();
+                            c.at.clear();
+                            c.tier = None;
+                            c.near_miss.clear();
+                        }
+                    }
+                    h.decision = if h.checks.iter().all(|c| c.decision == Decision::Allowed) {
+                        Status::Allowed
+                    } else {
+                        Status::Denied
+                    };
+                }
+                if let Some(&st) = statuses.next() {
+                    p.decision = st;
+                }
+            }
+        }
+        report.summary = self.summary.clone();
+    }
+}
+
+/// The paths after, as the verification got them.
+#[derive(Debug)]
+pub enum PathsAfter {
+    /// The paths before judged again (see [`Rejudged::apply`]).
+    Judged(Rejudged),
+    /// `paths` run again in full.
+    Full(PathsReport),
+}
+
+impl PathsAfter {
+    /// The report after: `before` with the decisions judged again, or the
+    /// report computed in full.
+    pub fn report(self, mut before: PathsReport) -> PathsReport {
+        match self {
+            PathsAfter::Judged(j) => {
+                j.apply(&mut before);
+                before
+            }
+            PathsAfter::Full(r) => r,
+        }
     }
 }
