@@ -98,6 +98,14 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
         "path_hops".to_string(),
         n(pod_paths.map(|p| p.hops.len()).sum()),
     );
+    // What the paths' text and JSON hold: bytes of the text view (rule
+    // lists capped, pods of one class in one block) and rule names in the
+    // JSON's shared `rule_lists` (each distinct list once).
+    c.insert("paths_text_bytes".to_string(), n(report.to_text().len()));
+    c.insert(
+        "paths_rule_list_entries".to_string(),
+        n(report.rule_lists.iter().map(|l| l.len()).sum()),
+    );
     let config = verdict_lint::LintConfig::default();
     let cx = verdict_lint::Context::new(&inv, &engine, &routing, &report, &config);
     let lint = verdict_lint::run(&cx, &config);

@@ -100,9 +100,13 @@ pub struct SideVerdict {
     pub explanation: String,
     /// The entries that decided (deny or allow entries that matched);
     /// shared with the rules, never copied.
-    pub deciding: Vec<Arc<Origin>>,
+    pub deciding: Arc<[Arc<Origin>]>,
     /// Rules that select the subject for this direction.
-    pub selecting: Vec<Arc<Origin>>,
+    pub selecting: Arc<[Arc<Origin>]>,
+    /// What makes the side default deny (`policy (file:line)`, complete;
+    /// the explanation names at most a few): with reason `default-deny`.
+    #[serde(skip)]
+    pub default_deny_by: Arc<[String]>,
     /// L7 parsers the flow is redirected to (proxy), if allowed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxied: Vec<String>,
@@ -896,14 +900,6 @@ pub fn requirements<'r>(rules: &[&'r Rule], dir: Direction, deny: bool) -> Vec<&
         })
         .flat_map(|e| e.requires.iter())
         .collect()
-}
-
-pub(crate) fn list(origins: &[Arc<Origin>]) -> String {
-    origins
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whether a CIDR peer (with exceptions) selects an identity: CIDR

@@ -7,8 +7,14 @@
 //!   (subject identity, direction, peer identity, protocol, port).
 //! * [`Engine::explain`]: the [`SideVerdict`] with its sentence for the
 //!   named parties (the deciding rules are formatted once, in `decide`).
+//!
+//! Lists of rules in a sentence are capped ([`LIST_MAX`]): a side selected
+//! by 1,900 rules names the first three and says how many more there are
+//! and which command lists them all, so a sentence has a bounded length
+//! whatever the cluster (`paths` writes one per backend pod). The complete
+//! lists are kept, shared, in [`Decided`] and [`SideVerdict`].
 
-use crate::engine::{list, Decision, Engine, Party, Reason, SideVerdict};
+use crate::engine::{Decision, Engine, Party, Reason, SideVerdict};
 use crate::policy::{first_decider, Direction, Entry, Origin, Protocol, Rule, Tier};
 use crate::settings::PolicyEnforcement;
 use std::sync::Arc;
@@ -20,18 +26,69 @@ pub struct Decided {
     pub enforced: bool,
     pub decision: Decision,
     pub reason: Reason,
-    pub deciding: Vec<Arc<Origin>>,
-    pub selecting: Vec<Arc<Origin>>,
+    /// Shared with every verdict explained from this decision.
+    pub deciding: Arc<[Arc<Origin>]>,
+    pub selecting: Arc<[Arc<Origin>]>,
     pub proxied: Vec<String>,
     pub unevaluable: Vec<String>,
     pub tier: Option<Tier>,
     pub passed: Vec<Arc<Origin>>,
-    /// The deciding entries' origins, formatted once (`a, b`).
+    /// The deciding entries' origins, formatted once, capped (`a, b`).
     deciding_text: String,
     /// The tier note of the first deciding entry (` (Admin tier, priority 3)`).
     note: String,
-    /// What makes the side default deny (forced first, then the rules).
-    default_deny_by: Vec<String>,
+    /// What makes the side default deny (forced first, then the rules
+    /// `policy (file:line)`), complete.
+    pub default_deny_by: Arc<[String]>,
+    /// `default_deny_by` formatted once, capped.
+    default_deny_text: String,
+}
+
+/// The most names a sentence lists; a longer list shows its first
+/// [`LIST_SHOWN`] and a count ([`capped`]).
+pub const LIST_MAX: usize = 5;
+/// How many names a capped list shows.
+pub const LIST_SHOWN: usize = 3;
+
+/// The first names of a list of `n` (all when `n <= LIST_MAX`, else
+/// `LIST_SHOWN`), joined with `, `; only those are formatted.
+pub fn capped_head<T: std::fmt::Display>(items: impl IntoIterator<Item = T>, n: usize) -> String {
+    let take = if n <= LIST_MAX { n } else { LIST_SHOWN };
+    let mut out = String::new();
+    for (i, it) in items.into_iter().take(take).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&it.to_string());
+    }
+    out
+}
+
+/// What follows a capped head of a list of `n` about `subject`:
+/// nothing when the list is complete, else ` and 1,897 more (all 1,900:
+/// `verdict policy SUBJECT`)`.
+pub fn capped_tail(n: usize, subject: &str) -> String {
+    if n <= LIST_MAX {
+        return String::new();
+    }
+    format!(
+        " and {} more (all {}: `verdict policy {subject}`)",
+        thousands(n - LIST_SHOWN),
+        thousands(n)
+    )
+}
+
+/// `1900` as `1,900`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Engine<'_> {
@@ -50,15 +107,16 @@ impl Engine<'_> {
             enforced: subject.enforced,
             decision: Decision::Allowed,
             reason: Reason::NoPolicy,
-            deciding: Vec::new(),
-            selecting: Vec::new(),
+            deciding: Arc::new([]),
+            selecting: Arc::new([]),
             proxied: Vec::new(),
             unevaluable: Vec::new(),
             tier: None,
             passed: Vec::new(),
             deciding_text: String::new(),
             note: String::new(),
-            default_deny_by: Vec::new(),
+            default_deny_by: Arc::new([]),
+            default_deny_text: String::new(),
         };
         if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
             v.reason = Reason::PolicyDisabled;
@@ -114,7 +172,7 @@ impl Engine<'_> {
         v.tier = deciding.first().map(|e| e.tier);
         if !deciding.is_empty() {
             v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            v.deciding_text = list(&v.deciding);
+            v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
         }
         if deciding.first().is_some_and(|e| e.deny) {
             v.decision = Decision::Denied;
@@ -140,6 +198,7 @@ impl Engine<'_> {
                         .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
                 )
                 .collect();
+            v.default_deny_text = capped_head(v.default_deny_by.iter(), v.default_deny_by.len());
         } else {
             v.reason = Reason::NoDefaultDeny;
         }
@@ -157,6 +216,13 @@ impl Engine<'_> {
     ) -> SideVerdict {
         let dir = d.direction;
         let flow = || format!("{} on {protocol}/{port}", peer.name);
+        let deciding = || {
+            format!(
+                "{}{}",
+                d.deciding_text,
+                capped_tail(d.deciding.len(), &subject.name)
+            )
+        };
         let explanation = match d.reason {
             Reason::PolicyDisabled => {
                 "policy enforcement is off (enable-policy=never): allowed".to_string()
@@ -167,14 +233,14 @@ impl Engine<'_> {
             ),
             Reason::DeniedByRule if d.note.is_empty() => format!(
                 "denied by {} ({}); deny rules take precedence over allow rules",
-                d.deciding_text,
+                deciding(),
                 flow()
             ),
             Reason::DeniedByRule => {
-                format!("denied by {}{} ({})", d.deciding_text, d.note, flow())
+                format!("denied by {}{} ({})", deciding(), d.note, flow())
             }
             Reason::AllowedByRule => {
-                let mut s = format!("allowed by {}{} ({})", d.deciding_text, d.note, flow());
+                let mut s = format!("allowed by {}{} ({})", deciding(), d.note, flow());
                 if !d.proxied.is_empty() {
                     s.push_str(&format!(
                         "; redirected to the L7 proxy ({})",
@@ -188,9 +254,10 @@ impl Engine<'_> {
                 flow()
             ),
             Reason::DefaultDeny => format!(
-                "default deny: {} is selected by {} for {dir}, no rule allows {}",
+                "default deny: {} is selected by {}{} for {dir}, no rule allows {}",
                 subject.name,
-                d.default_deny_by.join(", "),
+                d.default_deny_text,
+                capped_tail(d.default_deny_by.len(), &subject.name),
                 flow()
             ),
             Reason::NoDefaultDeny => format!(
@@ -205,8 +272,9 @@ impl Engine<'_> {
             decision: d.decision,
             reason: d.reason.clone(),
             explanation,
-            deciding: d.deciding.clone(),
-            selecting: d.selecting.clone(),
+            deciding: Arc::clone(&d.deciding),
+            selecting: Arc::clone(&d.selecting),
+            default_deny_by: Arc::clone(&d.default_deny_by),
             proxied: d.proxied.clone(),
             unevaluable: d.unevaluable.clone(),
             tier: d.tier,

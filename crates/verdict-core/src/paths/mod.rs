@@ -151,7 +151,20 @@ pub struct Check {
     pub decision: Decision,
     pub enforced: bool,
     pub explanation: String,
-    pub rules: Vec<String>,
+    /// The deciding rules (`policy path (file:line)`), shared by the checks
+    /// of one decision. JSON: `rules`, an index into the report's
+    /// `rule_lists` ([`Check::rules_list`]).
+    #[serde(skip)]
+    pub rules: Arc<[String]>,
+    /// Index of `rules` in [`PathsReport::rule_lists`].
+    #[serde(rename = "rules")]
+    pub rules_list: usize,
+    /// With a default deny: index in [`PathsReport::rule_lists`] of what
+    /// makes the side default deny (the rules selecting it with default
+    /// deny, `policy (file:line)`, after a forced default deny's reason);
+    /// the explanation names at most a few of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_by: Option<usize>,
     /// The tier of the deciding rules (ClusterNetworkPolicy Admin or
     /// Baseline), when a tiered rule decided.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,7 +172,7 @@ pub struct Check {
     /// Where to look: the deciding rules, or (for a default) the rules that
     /// select the side.
     #[serde(skip)]
-    pub at: Vec<std::sync::Arc<crate::policy::Origin>>,
+    pub at: Arc<[Arc<crate::policy::Origin>]>,
     /// Where the check is made: at the `source` (egress of the client), at
     /// the `ingress` (either side of the ingress) or at the `backend`.
     pub role: Role,
@@ -210,6 +223,28 @@ pub struct PodPath {
     pub hops: Vec<Hop>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
+    /// Paths of one backend Service with the same class differ only by the
+    /// pod's name: same identity, enforcement, container ports, namespace,
+    /// labels and target port (what every check of the path reads), so the
+    /// text view shows them as one block. `None`: a class of its own.
+    #[serde(skip)]
+    pub class: Option<usize>,
+}
+
+/// What the checks of a backend pod's path read besides its name
+/// ([`PodPath::class`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ClassKey {
+    identity: usize,
+    enforced: bool,
+    host_network: bool,
+    target: Option<u16>,
+    ports: Vec<ContainerPort>,
+    namespace: String,
+    /// The Services of the namespace that select the pod, by position
+    /// (near misses name their ports); not the labels, which differ by
+    /// labels Cilium leaves out of identities (`pod-template-hash`).
+    services: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +291,10 @@ pub struct EntryPoint {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PathsReport {
+    /// Lists of rules the checks refer to by index (their `rules` and
+    /// `selected_by`): each distinct list once, in order of first use;
+    /// list 0 is the empty list.
+    pub rule_lists: Vec<Arc<[String]>>,
     pub entry_points: Vec<EntryPoint>,
     /// Routes that attach to nothing in the input, and other problems.
     pub findings: Vec<String>,
@@ -294,22 +333,76 @@ struct Source {
     pod: bool,
 }
 
+/// The rule lists of a side decision, interned in the report.
+#[derive(Debug, Clone)]
+struct Lists {
+    rules: Arc<[String]>,
+    rules_list: usize,
+    selected_by: Option<usize>,
+}
+
+/// A side's verdict with its near misses and rule lists.
+struct Side {
+    v: SideVerdict,
+    near: Vec<NearMiss>,
+    lists: Lists,
+}
+
+/// Distinct rule lists, each stored once.
+#[derive(Default)]
+struct Interner {
+    lists: Vec<Arc<[String]>>,
+    ids: HashMap<Arc<[String]>, usize>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        let mut i = Interner::default();
+        i.id(Arc::new([]));
+        i
+    }
+
+    fn id(&mut self, list: Arc<[String]>) -> usize {
+        if let Some(id) = self.ids.get(&list) {
+            return *id;
+        }
+        let id = self.lists.len();
+        self.lists.push(Arc::clone(&list));
+        self.ids.insert(list, id);
+        id
+    }
+
+    /// The lists of a decision: its deciding rules and, with a default
+    /// deny, what makes it.
+    fn lists(&mut self, d: &Decided) -> Lists {
+        let rules: Arc<[String]> = d.deciding.iter().map(ToString::to_string).collect();
+        let rules_list = self.id(Arc::clone(&rules));
+        let selected_by = (d.reason == crate::engine::Reason::DefaultDeny)
+            .then(|| self.id(Arc::clone(&d.default_deny_by)));
+        Lists {
+            rules,
+            rules_list,
+            selected_by,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check(
     role: Role,
-    side: &str,
-    v: &SideVerdict,
+    side_name: &str,
+    side: Side,
     src: &str,
     dst: &str,
     protocol: Protocol,
     port: u16,
-    near_miss: Vec<NearMiss>,
 ) -> Check {
+    let Side { v, near, lists } = side;
     Check {
         role,
         direction: v.direction,
-        near_miss,
-        side: side.to_string(),
+        near_miss: near,
+        side: side_name.to_string(),
         source: src.to_string(),
         destination: dst.to_string(),
         protocol,
@@ -320,13 +413,15 @@ fn check(
             Decision::Allowed
         },
         enforced: v.enforced,
-        explanation: v.explanation.clone(),
-        rules: v.deciding.iter().map(ToString::to_string).collect(),
+        explanation: v.explanation,
+        rules: lists.rules,
+        rules_list: lists.rules_list,
+        selected_by: lists.selected_by,
         tier: v.tier,
         at: if v.deciding.is_empty() {
-            v.selecting.clone()
+            v.selecting
         } else {
-            v.deciding.clone()
+            v.deciding
         },
     }
 }
@@ -390,7 +485,11 @@ struct Ctx<'e, 'a> {
     workloads: HashMap<&'e str, Vec<&'e Workload>>,
     /// Side decisions per identity pair and port: the replicas of a
     /// workload (one identity) share them.
-    decided: RefCell<HashMap<SideKey, Arc<Decided>>>,
+    decided: RefCell<HashMap<SideKey, (Arc<Decided>, Lists)>>,
+    /// The rule lists of the report.
+    lists: RefCell<Interner>,
+    /// Classes of backend pods ([`PodPath::class`]).
+    classes: RefCell<HashMap<ClassKey, usize>>,
     /// Near misses per side and Service ports of the destination.
     near: RefCell<NearMisses>,
 }
@@ -552,28 +651,26 @@ impl Ctx<'_, '_> {
                 // Envoy checks an in-cluster client's own egress policy
                 // towards the selected backend on its target port (cilium/proxy
                 // PR 1172; cilium/cilium issue 47617).
-                let (v, near) = self.side(&s.party, Direction::Egress, backend, target);
+                let v = self.side(&s.party, Direction::Egress, backend, target);
                 checks.push(check(
                     Role::Source,
                     &format!("egress of {} (checked by Envoy)", s.party.name),
-                    &v,
+                    v,
                     &s.party.name,
                     &backend.name,
                     self.proto.get(),
                     target,
-                    near,
                 ));
             }
-            let (v, near) = self.side(ingress, Direction::Ingress, &s.party, port);
+            let v = self.side(ingress, Direction::Ingress, &s.party, port);
             checks.push(check(
                 Role::Ingress,
                 "ingress of reserved:ingress",
-                &v,
+                v,
                 &s.party.name,
                 &ingress.name,
                 self.proto.get(),
                 port,
-                near,
             ));
         }
         hop("outside -> ingress", checks, Vec::new())
@@ -584,28 +681,26 @@ impl Ctx<'_, '_> {
         let mut notes = Vec::new();
         for s in self.sources(etp_cluster, false) {
             if s.pod {
-                let (v, near) = self.side(&s.party, Direction::Egress, ctrl, port);
+                let v = self.side(&s.party, Direction::Egress, ctrl, port);
                 checks.push(check(
                     Role::Source,
                     &format!("egress of {}", s.party.name),
-                    &v,
+                    v,
                     &s.party.name,
                     &ctrl.name,
                     self.proto.get(),
                     port,
-                    near,
                 ));
             }
-            let (v, near) = self.side(ctrl, Direction::Ingress, &s.party, port);
+            let v = self.side(ctrl, Direction::Ingress, &s.party, port);
             let mut c = check(
                 Role::Ingress,
                 &format!("ingress of {}", ctrl.name),
-                &v,
+                v,
                 &s.party.name,
                 &ctrl.name,
                 self.proto.get(),
                 port,
-                near,
             );
             c.explanation = format!("[{}] {}", s.why, c.explanation);
             checks.push(c);
@@ -635,13 +730,7 @@ impl Ctx<'_, '_> {
     /// this path's protocol and `port`, with its near misses. Decisions and
     /// near misses are computed once per identity pair and port; only the
     /// sentences name the parties.
-    fn side(
-        &self,
-        subject: &Party,
-        dir: Direction,
-        peer: &Party,
-        port: u16,
-    ) -> (SideVerdict, Vec<NearMiss>) {
+    fn side(&self, subject: &Party, dir: Direction, peer: &Party, port: u16) -> Side {
         let engine = self.engine;
         let proto = self.proto.get();
         let key = match (
@@ -660,20 +749,29 @@ impl Ctx<'_, '_> {
             }),
             _ => None,
         };
-        let decided = match &key {
+        let fresh = || {
+            let d = Arc::new(engine.decide(subject, dir, peer, proto, port));
+            let lists = self.lists.borrow_mut().lists(&d);
+            (d, lists)
+        };
+        let (decided, lists) = match &key {
             Some(k) => {
                 let cached = self.decided.borrow().get(k).cloned();
                 cached.unwrap_or_else(|| {
-                    let d = Arc::new(engine.decide(subject, dir, peer, proto, port));
-                    self.decided.borrow_mut().insert(k.clone(), Arc::clone(&d));
-                    d
+                    let m = fresh();
+                    self.decided.borrow_mut().insert(k.clone(), m.clone());
+                    m
                 })
             }
-            None => Arc::new(engine.decide(subject, dir, peer, proto, port)),
+            None => fresh(),
         };
         let v = engine.explain(&decided, subject, peer, proto, port);
         if v.reason != crate::engine::Reason::DefaultDeny {
-            return (v, Vec::new());
+            return Side {
+                v,
+                near: Vec::new(),
+                lists,
+            };
         }
         let destination = match dir {
             Direction::Ingress => subject,
@@ -682,7 +780,7 @@ impl Ctx<'_, '_> {
         let sp = service_ports(engine, destination, port);
         let Some(k) = key else {
             let near = near_misses_at(engine, subject, dir, peer, proto, port, &sp);
-            return (v, near);
+            return Side { v, near, lists };
         };
         let k = (k, sp);
         let cached = self.near.borrow().get(&k).cloned();
@@ -694,34 +792,32 @@ impl Ctx<'_, '_> {
         for n in &mut near {
             n.peer.clone_from(&peer.name);
         }
-        (v, near)
+        Side { v, near, lists }
     }
 
     fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
-        let (e, near_e) = self.side(from, Direction::Egress, to, port);
-        let (i, near_i) = self.side(to, Direction::Ingress, from, port);
+        let e = self.side(from, Direction::Egress, to, port);
+        let i = self.side(to, Direction::Ingress, from, port);
         hop(
             "ingress -> backend",
             vec![
                 check(
                     Role::Ingress,
                     &format!("egress of {}", from.name),
-                    &e,
+                    e,
                     &from.name,
                     &to.name,
                     self.proto.get(),
                     port,
-                    near_e,
                 ),
                 check(
                     Role::Backend,
                     &format!("ingress of {}", to.name),
-                    &i,
+                    i,
                     &from.name,
                     &to.name,
                     self.proto.get(),
                     port,
-                    near_i,
                 ),
             ],
             Vec::new(),
@@ -1050,6 +1146,7 @@ impl Ctx<'_, '_> {
                     not_checked: Some(why.clone()),
                     hops: Vec::new(),
                     findings: vec![why],
+                    class: None,
                 });
                 continue;
             };
@@ -1133,7 +1230,32 @@ impl Ctx<'_, '_> {
             } else {
                 Status::all(hops.iter().map(|h| h.decision))
             };
+            let class = self.engine.known_index(&backend.identity).map(|identity| {
+                let key = ClassKey {
+                    identity,
+                    enforced: backend.enforced,
+                    host_network: w.host_network,
+                    target,
+                    ports: w.ports.clone(),
+                    namespace: w.namespace.clone(),
+                    services: self
+                        .engine
+                        .services_in(&w.namespace)
+                        .enumerate()
+                        .filter(|(_, s)| {
+                            s.selector
+                                .as_ref()
+                                .is_some_and(|sel| !sel.is_empty() && selects(sel, w))
+                        })
+                        .map(|(i, _)| i)
+                        .collect(),
+                };
+                let mut classes = self.classes.borrow_mut();
+                let next = classes.len();
+                *classes.entry(key).or_insert(next)
+            });
             out.paths.push(PodPath {
+                class,
                 backend: backend.name.clone(),
                 target_port: target,
                 decision,
@@ -1260,6 +1382,8 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
         services,
         workloads,
         decided: RefCell::new(HashMap::new()),
+        lists: RefCell::new(Interner::new()),
+        classes: RefCell::new(HashMap::new()),
         near: RefCell::new(HashMap::new()),
     };
     let mut entry_points = Vec::new();
@@ -1571,6 +1695,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
     findings.sort();
     findings.dedup();
     PathsReport {
+        rule_lists: ctx.lists.into_inner().lists,
         entry_points,
         findings,
         summary,

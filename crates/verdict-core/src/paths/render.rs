@@ -5,7 +5,9 @@
 use crate::engine::Decision;
 use crate::names::party_text;
 use crate::paths::{Check, Controller, EntryPoint, Hop, PathsReport, PodPath, Status, Summary};
+use crate::side::{capped_head, thousands, LIST_MAX, LIST_SHOWN};
 use crate::text::{markdown, push_line};
+use std::collections::HashMap;
 
 fn controller_text(c: &Controller) -> String {
     match c {
@@ -126,6 +128,77 @@ fn hop_text(out: &mut String, h: &Hop, indent: &str, said: Option<&String>) {
     }
 }
 
+/// The paths of a backend Service in groups of one class
+/// ([`PodPath::class`]: identical but for the pod's name), in order of
+/// their first path.
+fn classes(paths: &[PodPath]) -> Vec<Vec<&PodPath>> {
+    let mut groups: Vec<Vec<&PodPath>> = Vec::new();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    for p in paths {
+        match p.class.and_then(|c| at.get(&c)) {
+            Some(&i) => groups[i].push(p),
+            None => {
+                if let Some(c) = p.class {
+                    at.insert(c, groups.len());
+                }
+                groups.push(vec![p]);
+            }
+        }
+    }
+    groups
+}
+
+/// One block for a group of paths of one class: its pods named (capped),
+/// then the first path's findings and hops, which hold for each.
+fn pod_text(out: &mut String, group: &[&PodPath]) {
+    let Some(p) = group.first() else {
+        return;
+    };
+    let port = p
+        .target_port
+        .map(|t| format!(" targetPort {t}"))
+        .unwrap_or_default();
+    let why = p
+        .not_checked
+        .as_ref()
+        .map(|w| format!(" ({w})"))
+        .unwrap_or_default();
+    let names = if group.len() == 1 {
+        party_text(&p.backend, false)
+    } else {
+        format!(
+            "{}{}: {} pods of one identity, checks shown for the first,",
+            capped_head(
+                group.iter().map(|p| party_text(&p.backend, false)),
+                group.len()
+            ),
+            if group.len() > LIST_MAX {
+                format!(
+                    " and {} more (`-o json` lists each)",
+                    thousands(group.len() - LIST_SHOWN)
+                )
+            } else {
+                String::new()
+            },
+            thousands(group.len())
+        )
+    };
+    push_line(
+        out,
+        &format!("      {names}{port}: {}{why}", mark(p.decision)),
+    );
+    for f in p
+        .findings
+        .iter()
+        .filter(|f| p.not_checked.as_ref() != Some(f))
+    {
+        push_line(out, &format!("        ! {f}"));
+    }
+    for h in &p.hops {
+        hop_text(out, h, "        ", p.not_checked.as_ref());
+    }
+}
+
 impl PathsReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -169,34 +242,8 @@ impl PathsReport {
                     for f in &b.findings {
                         push_line(&mut out, &format!("      ! {f}"));
                     }
-                    for p in &b.paths {
-                        let port = p
-                            .target_port
-                            .map(|t| format!(" targetPort {t}"))
-                            .unwrap_or_default();
-                        let why = p
-                            .not_checked
-                            .as_ref()
-                            .map(|w| format!(" ({w})"))
-                            .unwrap_or_default();
-                        push_line(
-                            &mut out,
-                            &format!(
-                                "      {}{port}: {}{why}",
-                                party_text(&p.backend, false),
-                                mark(p.decision)
-                            ),
-                        );
-                        for f in p
-                            .findings
-                            .iter()
-                            .filter(|f| p.not_checked.as_ref() != Some(f))
-                        {
-                            push_line(&mut out, &format!("        ! {f}"));
-                        }
-                        for h in &p.hops {
-                            hop_text(&mut out, h, "        ", p.not_checked.as_ref());
-                        }
+                    for group in classes(&b.paths) {
+                        pod_text(&mut out, &group);
                     }
                 }
             }
