@@ -342,8 +342,10 @@ impl Rejudged {
                             c.decision = d;
                             c.explanation =
                                 format!("{d} with the generated objects (judged again)");
-                            c.rules.clear();
-                            c.at.clear();
+                            c.rules = Default::default();
+                            c.rules_list = 0; // the empty list
+                            c.selected_by = None;
+                            c.at = Default::default();
                             c.tier = None;
                             c.near_miss.clear();
                         }
