@@ -23,6 +23,7 @@ pub mod identity;
 pub mod ingest;
 pub mod labels;
 pub mod matrix;
+pub mod matrix_delta;
 pub mod matrix_json;
 pub mod matrix_render;
 pub mod matrix_summary;
