@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `verdict diff` computes both matrices only for the pairs whose sides
 //! changed (`matrix_delta::changed_matrices`): its connectivity changes
 //! must be exactly those of the full matrices, whatever changed between
