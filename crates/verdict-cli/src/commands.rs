@@ -1118,7 +1118,6 @@ pub fn diff(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::diff::{diff as compute, path_changes, policy_changes};
-    use verdict_core::matrix::{matrix, MatrixOptions};
     use verdict_core::paths::{paths as routes_paths, PathOptions};
     use verdict_core::routes::Routing;
     let (a, b) = if !cluster_base.is_empty() {
@@ -1141,10 +1140,9 @@ pub fn diff(
     load::report(&a, verbose);
     load::report(&b, verbose);
     let (ea, eb) = (Engine::new(&a), Engine::new(&b));
-    let (ma, mb) = (
-        matrix(&ea, &MatrixOptions::default()),
-        matrix(&eb, &MatrixOptions::default()),
-    );
+    // Only the pairs whose sides changed can differ: both matrices are
+    // computed for those pairs.
+    let (ma, mb) = verdict_core::matrix_delta::changed_matrices(&ea, &eb);
     let mut d = compute(&ma, &mb, policy_changes(&a, &b));
     // The paths of `verdict paths` on both sides (clients: world).
     let (pa, pb) = (

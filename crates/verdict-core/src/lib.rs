@@ -31,7 +31,9 @@ pub use engine::{
 };
 pub use flows::{flowgen, replay};
 pub use input::{agent_config, decode, ingest, policytest, source, yaml};
-pub use matrix::{json as matrix_json, render as matrix_render, summary as matrix_summary};
+pub use matrix::{
+    delta as matrix_delta, json as matrix_json, render as matrix_render, summary as matrix_summary,
+};
 pub use model::{cidr, entity, identity, labels, policy, selector, settings};
 pub use paths::{render as paths_render, routes};
 pub use views::{names, text};

@@ -76,9 +76,15 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
         n(maps.iter().map(|r| r.entries.len()).sum()),
     );
     drop(maps);
+    let cells_before = verdict_core::matrix_summary::cell_evaluations();
     let m = verdict_core::matrix_summary::summarise(
         &engine,
         &verdict_core::matrix::MatrixOptions::default(),
+    );
+    // Cells decided (once per distinct deciding sides and entries).
+    c.insert(
+        "matrix_cell_evaluations".to_string(),
+        n(verdict_core::matrix_summary::cell_evaluations() - cells_before),
     );
     stage("matrix", &mut c, &mut since);
     c.insert("matrix_cells".to_string(), n(m.connections));

@@ -31,6 +31,7 @@ use crate::connectivity::{
 };
 use crate::engine::{Engine, Party};
 use crate::identity::IdentityKind;
+use crate::matrix::{port_class, port_classes};
 use crate::policy::{Direction, Origin, PeerKind, Protocol, Rule, Subject};
 use crate::resolved::SetEntry;
 use crate::resolved::{decide, DirectionState, PeerRef, ResolvedPolicy, Resolver, SelectorCache};
@@ -436,26 +437,14 @@ impl<'p, 'r> Held<'p, 'r> {
         let to_host = Some(ends.ti) == ends.host;
         let from_host = Some(ends.fi) == ends.host;
         for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-            self.bps.clear();
-            self.bps.push(0);
-            for e in self.eg.iter().chain(&self.ing) {
-                if e.protocol.covers(proto) {
-                    self.bps.push(u32::from(e.from_port));
-                    self.bps.push(u32::from(e.to_port) + 1);
-                }
-            }
-            self.bps.sort_unstable();
-            self.bps.dedup();
-            self.bps.retain(|p| *p <= 65535);
+            port_classes(
+                proto,
+                self.eg.iter().chain(&self.ing).copied(),
+                &mut self.bps,
+            );
             let mut open: Option<(u16, u16, bool)> = None;
             for i in 0..self.bps.len() {
-                let (Some(&start), end) = (
-                    self.bps.get(i),
-                    self.bps.get(i + 1).map_or(65535, |n| n - 1),
-                ) else {
-                    continue;
-                };
-                let (Ok(s), Ok(e)) = (u16::try_from(start), u16::try_from(end)) else {
+                let Some((s, e)) = port_class(&self.bps, i) else {
                     continue;
                 };
                 let (ea, ep) = side(

@@ -9,6 +9,7 @@
 //!  pairs where neither side has a policy are unrestricted: summarised, not listed
 //! ```
 
+pub mod delta;
 pub mod json;
 pub mod render;
 pub mod summary;
@@ -129,6 +130,35 @@ fn side_verdict<'p, 'r>(
     scratch.clear();
     scratch.extend(held.iter().copied().filter(|e| e.covers(proto, port)));
     decide(s.state, peer_is_host, scratch, origins)
+}
+
+/// The port classes of `proto` that `entries`' ranges cut: `bps` gets
+/// their first ports, sorted, from 0 (read them with [`port_class`]).
+/// Shared by the matrix and the connectivity delta.
+pub(crate) fn port_classes<'e, 'r: 'e>(
+    proto: Protocol,
+    entries: impl IntoIterator<Item = &'e SetEntry<'r>>,
+    bps: &mut Vec<u32>,
+) {
+    bps.clear();
+    bps.push(0);
+    for e in entries {
+        if e.protocol.covers(proto) {
+            bps.push(u32::from(e.from_port));
+            bps.push(u32::from(e.to_port) + 1);
+        }
+    }
+    bps.sort_unstable();
+    bps.dedup();
+    bps.retain(|p| *p <= 65535);
+}
+
+/// Class `i` of [`port_classes`] as an inclusive port range (the last
+/// class ends at 65535).
+pub(crate) fn port_class(bps: &[u32], i: usize) -> Option<(u16, u16)> {
+    let start = *bps.get(i)?;
+    let end = bps.get(i + 1).map_or(65535, |n| n - 1);
+    Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?))
 }
 
 /// Options of the matrix.
@@ -326,21 +356,14 @@ impl<'p, 'r> Ctx<'p, 'r> {
         let (mut proxied, mut denied) = (false, false);
         s.origins.clear();
         for proto in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
-            s.bps.clear();
-            s.bps.push(0);
-            for e in s.to_held.iter().chain(&s.from_held) {
-                if e.protocol.covers(proto) {
-                    s.bps.push(u32::from(e.from_port));
-                    s.bps.push(u32::from(e.to_port) + 1);
-                }
-            }
-            s.bps.sort_unstable();
-            s.bps.dedup();
-            s.bps.retain(|p| *p <= 65535);
+            port_classes(
+                proto,
+                s.to_held.iter().chain(&s.from_held).copied(),
+                &mut s.bps,
+            );
             let mut open: Option<(u16, u16)> = None;
-            for (i, &start) in s.bps.iter().enumerate() {
-                let end = s.bps.get(i + 1).map_or(65535, |n| n - 1);
-                let (Ok(a), Ok(b)) = (u16::try_from(start), u16::try_from(end)) else {
+            for i in 0..s.bps.len() {
+                let Some((a, b)) = port_class(&s.bps, i) else {
                     continue;
                 };
                 let mark = s.origins.len();

@@ -73,9 +73,10 @@ pub struct Summary {
     keys: Vec<Vec<(u32, u32)>>,
 }
 
-/// One entry of a side, as compared between subjects.
+/// One entry of a side, as compared between subjects (borrowed: no copy
+/// per subject).
 #[derive(PartialEq, Eq, Hash)]
-struct EntryKey<'r> {
+struct EntryKey<'p, 'r> {
     peers: usize,
     protocol: Protocol,
     from_port: u16,
@@ -84,16 +85,16 @@ struct EntryKey<'r> {
     tier: Tier,
     level: u32,
     pass: bool,
-    proxied: Vec<&'r str>,
+    proxied: &'p [&'r str],
     origin: usize,
 }
 
 /// A cell's content, compared between class pairs.
 type CellKey = (Vec<PortRange>, bool, bool, Vec<String>);
 
-type SideKey<'r> = (bool, bool, bool, Vec<EntryKey<'r>>);
+type SideKey<'p, 'r> = (bool, bool, bool, Vec<EntryKey<'p, 'r>>);
 
-fn side_key<'r>(s: &Side<'_, 'r>) -> SideKey<'r> {
+fn side_key<'p, 'r>(s: &Side<'p, 'r>) -> SideKey<'p, 'r> {
     let mut entries = Vec::new();
     for (_, es) in &s.by_set {
         for e in es {
@@ -106,7 +107,7 @@ fn side_key<'r>(s: &Side<'_, 'r>) -> SideKey<'r> {
                 tier: e.tier,
                 level: e.level,
                 pass: e.pass,
-                proxied: e.proxied.clone(),
+                proxied: &e.proxied,
                 origin: std::ptr::from_ref(e.origin) as usize,
             });
         }
@@ -117,6 +118,24 @@ fn side_key<'r>(s: &Side<'_, 'r>) -> SideKey<'r> {
         s.state.allow_localhost,
         entries,
     )
+}
+
+/// What decides a cell: each side's signature (equal signatures: equal
+/// entries in the same order, so equal peer-set lists) with the indices of
+/// its peer sets that hold the other end, and whether each end is the host.
+/// Two class pairs with equal keys have equal cells, so each key is
+/// computed once: the sources of many classes reaching one destination
+/// through the same rules cost one evaluation, not one per class.
+type MemoKey = (u32, Vec<u32>, bool, u32, Vec<u32>, bool);
+
+/// Indices of the peer sets of `side` that hold `peer`, into `out`.
+fn held_sets(side: Option<&Side>, peer: crate::peerset::PeerRef, out: &mut Vec<u32>) {
+    out.clear();
+    for (i, (set, _)) in side.into_iter().flat_map(|s| s.by_set.iter()).enumerate() {
+        if set.contains(peer) {
+            out.push(u32::try_from(i).unwrap_or(NONE));
+        }
+    }
 }
 
 /// Members of a peer set as dense peer numbers (identities, then CIDR
@@ -202,14 +221,43 @@ fn class_lists(sets: &[&PeerSet], class: &[u32], n: usize) -> HashMap<usize, Vec
         .collect()
 }
 
+/// Cells evaluated by [`summarise`] (distinct decisions; the benchmark's
+/// `matrix_cell_evaluations` counter).
+static CELL_EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Cells evaluated so far by every matrix of this process (one per
+/// distinct combination of the deciding sides and entries).
+pub fn cell_evaluations() -> usize {
+    CELL_EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Which peers' sides are to be computed: a pair is kept only when its
+/// source's egress side (`src`) or its destination's ingress side (`dst`)
+/// is marked (`verdict diff`: the sides that changed).
+pub(crate) struct Restrict {
+    pub(crate) src: Vec<bool>,
+    pub(crate) dst: Vec<bool>,
+}
+
+impl Restrict {
+    fn src(&self, q: usize) -> bool {
+        self.src.get(q).copied().unwrap_or(true)
+    }
+
+    fn dst(&self, q: usize) -> bool {
+        self.dst.get(q).copied().unwrap_or(true)
+    }
+}
+
 /// Computes the matrix by groups.
 pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
     let policies = resolve_for_matrix(engine);
     let ctx = Ctx::new(engine, &policies);
-    build(&ctx, opts)
+    build(&ctx, opts, None)
 }
 
-fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
+/// The matrix by groups of the pairs `restrict` marks.
+pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>) -> Summary {
     let total = ctx.nodes.len();
     let n = ctx.n;
     // Side signatures.
@@ -225,7 +273,7 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
     // Initial classes of both roles.
     let mut src = vec![NONE; total];
     let mut dst = vec![NONE; total];
-    let mut init: HashMap<(bool, bool, bool, u32, bool), u32> = HashMap::new();
+    let mut init: HashMap<(bool, bool, bool, u32, bool, bool), u32> = HashMap::new();
     let matches: Vec<bool> = ctx
         .nodes
         .iter()
@@ -237,10 +285,12 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
         }
         let pol = ctx.policy_of.get(q).copied().flatten();
         let m = matches.get(q).copied().unwrap_or(false);
+        // Marked and unmarked peers never share a class.
+        let marked = |role: bool| restrict.is_some_and(|r| if role { r.dst(q) } else { r.src(q) });
         let mut key = |sig: u32, role: bool| {
             let next = u32::try_from(init.len()).unwrap_or(NONE - 1);
             *init
-                .entry((q < n, ctx.is_host(q), m, sig, role))
+                .entry((q < n, ctx.is_host(q), m, sig, role, marked(role)))
                 .or_insert(next)
         };
         let es = pol.and_then(|pi| egr_sig.get(pi).copied()).unwrap_or(NONE);
@@ -283,6 +333,75 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
             .collect()
     };
     let (ident_src, ident_dst) = (ident_classes(&src_members), ident_classes(&dst_members));
+    // A side is limited when enforced with default deny: it allows only
+    // what its allow sets hold. A pair is a candidate only when each side
+    // holds the other end in an allow set or is not limited; a limited
+    // source pairs through its own allow sets, tested against the
+    // destination's allowed sources (a bitset per limited destination
+    // class), and unlimited sources pair through the destinations' allow
+    // sets. So candidates are (nearly) the connected pairs, not the union
+    // of both sides' reach.
+    let class_side = |members: &[Vec<usize>], sides: &'_ [Side<'_, '_>], c: usize| {
+        members
+            .get(c)
+            .and_then(|m| m.first())
+            .and_then(|&q| ctx.side_of(q, sides))
+            .map(|sd| sd.state.enforced && sd.state.default_deny)
+            .unwrap_or(false)
+    };
+    let src_lim: Vec<bool> = (0..nsrc)
+        .map(|c| class_side(&src_members, &ctx.egress, c))
+        .collect();
+    let dst_lim: Vec<bool> = (0..ndst)
+        .map(|c| class_side(&dst_members, &ctx.ingress, c))
+        .collect();
+    let is_lim = |v: &[bool], c: u32| v.get(c as usize).copied().unwrap_or(false);
+    let open_src: Vec<u32> = ident_src
+        .iter()
+        .copied()
+        .filter(|&c| !is_lim(&src_lim, c))
+        .collect();
+    let open_dst: Vec<u32> = ident_dst
+        .iter()
+        .copied()
+        .filter(|&c| !is_lim(&dst_lim, c))
+        .collect();
+    let allow_sets = |side: &Side| -> Vec<usize> {
+        side.by_set
+            .iter()
+            .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
+            .map(|(set, _)| std::ptr::from_ref::<PeerSet>(*set) as usize)
+            .collect()
+    };
+    // Allowed source classes of each limited destination class.
+    let words = nsrc.div_ceil(64);
+    let mut in_ok: Vec<Vec<u64>> = vec![Vec::new(); ndst];
+    for (pi, p) in ctx.policies.iter().enumerate() {
+        let (Some(me), Some(side)) = (p.index.map(|i| i as usize), ctx.ingress.get(pi)) else {
+            continue;
+        };
+        let Some(&d) = dst.get(me).filter(|&&d| is_lim(&dst_lim, d)) else {
+            continue;
+        };
+        let Some(bits) = in_ok.get_mut(d as usize).filter(|b| b.is_empty()) else {
+            continue;
+        };
+        bits.resize(words.max(1), 0);
+        for key in allow_sets(side) {
+            for &c in src_lists.get(&key).into_iter().flatten() {
+                if let Some(w) = bits.get_mut(c as usize / 64) {
+                    *w |= 1 << (c % 64);
+                }
+            }
+        }
+    }
+    let allowed_in = |s: u32, d: u32| {
+        !is_lim(&dst_lim, d)
+            || in_ok
+                .get(d as usize)
+                .and_then(|b| b.get(s as usize / 64))
+                .is_some_and(|w| w & (1 << (s % 64)) != 0)
+    };
     // Candidate class pairs, once per (class, side).
     let mut pairs: Vec<u64> = Vec::new();
     let mut done: HashMap<(bool, u32, u32), ()> = HashMap::new();
@@ -298,12 +417,11 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
             if done.insert((true, d, sg), ()).is_none() {
                 if side.state.enforced {
                     if !side.state.default_deny {
-                        pairs.extend(ident_src.iter().map(|&c| pair(c, d)));
+                        pairs.extend(open_src.iter().map(|&c| pair(c, d)));
                     }
-                    for (set, es) in &side.by_set {
-                        if es.iter().any(|e| e.decision == Decision::Allowed) {
-                            let key = std::ptr::from_ref::<PeerSet>(*set) as usize;
-                            for &c in src_lists.get(&key).into_iter().flatten() {
+                    for key in allow_sets(side) {
+                        for &c in src_lists.get(&key).into_iter().flatten() {
+                            if !is_lim(&src_lim, c) {
                                 pairs.push(pair(c, d));
                             }
                         }
@@ -323,12 +441,11 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
         if let (Some(side), Some(&sg), true) = (ctx.egress.get(pi), egr_sig.get(pi), s != NONE) {
             if side.state.enforced && done.insert((false, s, sg), ()).is_none() {
                 if !side.state.default_deny {
-                    pairs.extend(ident_dst.iter().map(|&c| pair(s, c)));
+                    pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
                 }
-                for (set, es) in &side.by_set {
-                    if es.iter().any(|e| e.decision == Decision::Allowed) {
-                        let key = std::ptr::from_ref::<PeerSet>(*set) as usize;
-                        for &c in dst_lists.get(&key).into_iter().flatten() {
+                for key in allow_sets(side) {
+                    for &c in dst_lists.get(&key).into_iter().flatten() {
+                        if allowed_in(s, c) {
                             pairs.push(pair(s, c));
                         }
                     }
@@ -338,9 +455,15 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
     }
     pairs.sort_unstable();
     pairs.dedup();
-    // One cell per class pair, on its first members.
+    // One cell per class pair, on its first members; cells memoised by
+    // what decides them and interned by content.
     let mut scratch = Scratch::default();
-    let mut cells: Vec<(u32, u32, crate::matrix::CellData)> = Vec::new();
+    let mut memo: HashMap<MemoKey, usize> = HashMap::new();
+    let mut cell_ids: HashMap<CellKey, usize> = HashMap::new();
+    let mut cell_data: Vec<crate::matrix::CellData> = Vec::new();
+    let mut cells: Vec<(u32, u32, usize)> = Vec::new();
+    let (mut to_sets, mut from_sets) = (Vec::new(), Vec::new());
+    const EMPTY: usize = usize::MAX;
     for pr in pairs {
         let (s, d) = ((pr >> 32) as u32, (pr & 0xffff_ffff) as u32);
         let (Some(&a), Some(&b)) = (
@@ -351,13 +474,52 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
         };
         let kept =
             matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
-        if !kept {
+        if !kept || !restrict.is_none_or(|r| r.src(a) || r.dst(b)) {
             continue;
         }
-        if let Some(c) = ctx.cell(a, b, &mut scratch) {
-            cells.push((s, d, c));
+        let (to_pol, from_pol) = (
+            ctx.policy_of.get(b).copied().flatten(),
+            ctx.policy_of.get(a).copied().flatten(),
+        );
+        let to_side = to_pol.and_then(|pi| ctx.ingress.get(pi));
+        let from_side = from_pol.and_then(|pi| ctx.egress.get(pi));
+        held_sets(to_side, crate::matrix::peer_of(a, n), &mut to_sets);
+        held_sets(from_side, crate::matrix::peer_of(b, n), &mut from_sets);
+        let key: MemoKey = (
+            to_pol
+                .and_then(|pi| ing_sig.get(pi).copied())
+                .unwrap_or(NONE),
+            to_sets.clone(),
+            ctx.is_host(a),
+            from_pol
+                .and_then(|pi| egr_sig.get(pi).copied())
+                .unwrap_or(NONE),
+            from_sets.clone(),
+            ctx.is_host(b),
+        );
+        let id = match memo.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = match ctx.cell(a, b, &mut scratch) {
+                    Some(c) => {
+                        let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
+                        let next = cell_data.len();
+                        *cell_ids.entry(ck).or_insert_with(|| {
+                            cell_data.push(c);
+                            next
+                        })
+                    }
+                    None => EMPTY,
+                };
+                memo.insert(key, id);
+                id
+            }
+        };
+        if id != EMPTY {
+            cells.push((s, d, id));
         }
     }
+    CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
     // Display order: names, then identity numbers (as the pair form sorts).
     let (name_rank, id_rank) = ranks(ctx);
     let key_of = |q: usize| {
@@ -380,16 +542,8 @@ fn build(ctx: &Ctx, opts: &MatrixOptions) -> Summary {
     // Rows: class pairs with the same cell merged, first over sources (per
     // destination class), then over destinations (per source group), so a
     // row is "every member of these -> every member of those".
-    let mut cell_ids: HashMap<CellKey, usize> = HashMap::new();
-    let mut cell_data: Vec<crate::matrix::CellData> = Vec::new();
     let mut by_dst: std::collections::BTreeMap<(u32, usize), Vec<u32>> = Default::default();
-    for (s, d, c) in cells {
-        let key = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
-        let next = cell_data.len();
-        let id = *cell_ids.entry(key).or_insert_with(|| {
-            cell_data.push(c);
-            next
-        });
+    for (s, d, id) in cells {
         by_dst.entry((d, id)).or_default().push(s);
     }
     let union = |classes: &[u32], members: &[Vec<usize>]| -> Vec<usize> {
