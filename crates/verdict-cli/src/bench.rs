@@ -20,6 +20,19 @@ use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
 use verdict_core::trace::trace;
 use verdict_core::yaml::parse_documents;
 
+/// The synthetic cluster every benchmark of one size and shape reads (a
+/// fixed seed, so that runs compare).
+pub(crate) fn cluster(pods: usize, policies: usize, shape: Shape) -> String {
+    generate_shaped(
+        &SynthSpec {
+            pods,
+            policies,
+            seed: 42,
+        },
+        shape,
+    )
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -153,14 +166,7 @@ fn stages(
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
     let mut base: Option<(f64, f64)> = None;
     for &(pods, policies) in sizes {
-        let text = generate_shaped(
-            &SynthSpec {
-                pods,
-                policies,
-                seed: 42,
-            },
-            shape,
-        );
+        let text = cluster(pods, policies, shape);
         if let Some(dir) = write {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             let f = dir.join(format!("synthetic-{pods}-{policies}.yaml"));

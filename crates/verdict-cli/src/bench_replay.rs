@@ -10,7 +10,7 @@ use verdict_core::flows::{parse_line, Lines, Record};
 use verdict_core::identity::IdentityKind;
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::replay::{Replayer, Summary};
-use verdict_core::synth::{generate, SynthSpec};
+use verdict_core::synth::Shape;
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -42,11 +42,7 @@ fn endpoint(p: &Party, n: usize) -> (serde_json::Value, String) {
 }
 
 pub fn run(records: usize, pods: usize, policies: usize) -> Result<u8, String> {
-    let text = generate(&SynthSpec {
-        pods,
-        policies,
-        seed: 42,
-    });
+    let text = crate::bench::cluster(pods, policies, Shape::Standard);
     let mut inv = Inventory::new(ClusterConfig {
         enable_k8s_cluster_network_policy: true,
         ..ClusterConfig::default()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use verdict_core::engine::Engine;
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policy::Protocol;
-use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+use verdict_core::synth::Shape;
 use verdict_core::trace::trace;
 
 /// Every user command, in the order of the table.
@@ -151,14 +151,7 @@ fn prepare(
     policies: usize,
     shape: Shape,
 ) -> Result<BTreeMap<&'static str, u64>, String> {
-    let text = generate_shaped(
-        &SynthSpec {
-            pods,
-            policies,
-            seed: 42,
-        },
-        shape,
-    );
+    let text = super::cluster(pods, policies, shape);
     let write = |name: &str, body: &str| {
         let f = dir.join(name);
         std::fs::write(&f, body).map_err(|e| format!("{}: {e}", f.display()))

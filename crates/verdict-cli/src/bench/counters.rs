@@ -13,7 +13,7 @@ use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::paths::{paths, PathOptions};
 use verdict_core::routes::Routing;
 use verdict_core::selector::{count_evaluations, evaluations};
-use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+use verdict_core::synth::Shape;
 
 /// The counters of one synthetic cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,14 +33,7 @@ fn n(x: usize) -> u64 {
 /// Generates the cluster and counts the work of each stage.
 pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, String> {
     let seed = 42;
-    let text = generate_shaped(
-        &SynthSpec {
-            pods,
-            policies,
-            seed,
-        },
-        shape,
-    );
+    let text = super::cluster(pods, policies, shape);
     let mut c = BTreeMap::new();
     c.insert(
         "yaml_documents".to_string(),

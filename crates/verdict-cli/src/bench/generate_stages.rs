@@ -12,7 +12,7 @@ use verdict_core::generate::{GenerateOptions, PathsAfter, GENERATED_FILE};
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::paths::paths;
 use verdict_core::routes::Routing;
-use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+use verdict_core::synth::Shape;
 use verdict_core::yaml::parse_documents;
 
 const STAGES: &[&str] = &[
@@ -40,14 +40,7 @@ pub fn run(sizes: &[(usize, usize)], shape: Shape) -> Result<u8, String> {
     println!("{header}");
     println!("|{}", "---:|".repeat(header.matches('|').count() - 1));
     for &(pods, policies) in sizes {
-        let text = generate_shaped(
-            &SynthSpec {
-                pods,
-                policies,
-                seed: 42,
-            },
-            shape,
-        );
+        let text = super::cluster(pods, policies, shape);
         let mut times = Vec::new();
         let mut t = Instant::now();
         let mut lap = |times: &mut Vec<f64>| {

@@ -12,7 +12,7 @@ use verdict_core::engine::Engine;
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::paths::{paths, PathOptions};
 use verdict_core::routes::Routing;
-use verdict_core::synth::{generate_shaped, Shape, SynthSpec};
+use verdict_core::synth::Shape;
 use verdict_core::yaml::parse_documents;
 
 /// One line of the table.
@@ -37,14 +37,7 @@ pub fn run(sizes: &[(usize, usize)], shape: Shape) -> Result<u8, String> {
         "| pods | policies | stage | s | / parse | findings | bytes |\n|---:|---:|---|---:|---:|---:|---:|\n",
     );
     for &(pods, policies) in sizes {
-        let text = generate_shaped(
-            &SynthSpec {
-                pods,
-                policies,
-                seed: 42,
-            },
-            shape,
-        );
+        let text = super::cluster(pods, policies, shape);
         let mut rows = Vec::new();
         let t = Instant::now();
         drop(std::hint::black_box(parse_documents(&text)));
