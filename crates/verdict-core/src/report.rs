@@ -5,7 +5,8 @@
 //! connectivity matrix, and the resolved policy of any endpoint as a table.
 //!
 //! Pure: the caller passes the time and the build facts ([`ReportMeta`]).
-//! Submodules: `graph` (the SVG), `policy` (the policy tables), `page` (header,
+//! Submodules: `graph` (the SVG), `policy` (the policy panels as one JSON
+//! document, drawn by the script), `page` (header,
 //! style, the document), `matrix_view` (the matrix and its filters),
 //! `script.js` (the page script, included as text).
 

@@ -88,11 +88,22 @@ fn panel_data(page: &str) -> serde_json::Value {
 /// shared bodies put back together.
 fn policy_view(page: &str, name: &str) -> String {
     let d = panel_data(page);
-    let s = |i: &serde_json::Value| d["s"][i.as_u64().unwrap() as usize].as_str().unwrap().to_string();
+    let s = |i: &serde_json::Value| {
+        d["s"][i.as_u64().unwrap() as usize]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let prose = |t: String| {
         t.split('`')
             .enumerate()
-            .map(|(i, x)| if i % 2 == 1 { format!("<code>{x}</code>") } else { x.to_string() })
+            .map(|(i, x)| {
+                if i % 2 == 1 {
+                    format!("<code>{x}</code>")
+                } else {
+                    x.to_string()
+                }
+            })
             .collect::<String>()
     };
     let rules = |l: &serde_json::Value| {
@@ -108,7 +119,9 @@ fn policy_view(page: &str, name: &str) -> String {
             .join("<br>");
         let more = l[1].as_u64().unwrap();
         if more > 0 {
-            out.push_str(&format!("<br>and {more} more rules (<code>verdict policy</code> lists them)"));
+            out.push_str(&format!(
+                "<br>and {more} more rules (<code>verdict policy</code> lists them)"
+            ));
         }
         out
     };
@@ -123,7 +136,10 @@ fn policy_view(page: &str, name: &str) -> String {
         return out + "<p>Not an endpoint of the input: no policy of its own.</p>";
     }
     let b = &d["b"][p[1][1].as_u64().unwrap() as usize];
-    out.push_str(&format!("<p class=\"ident\">{}</p><ul class=\"modes\">", s(&p[1][0])));
+    out.push_str(&format!(
+        "<p class=\"ident\">{}</p><ul class=\"modes\">",
+        s(&p[1][0])
+    ));
     for m in b["modes"].as_array().unwrap() {
         out.push_str(&format!("<li><b>{}</b>: {}", s(&m[0]), s(&m[1])));
         if !m[2][0].as_array().unwrap().is_empty() {
@@ -274,7 +290,11 @@ fn page_is_self_contained_deterministic_and_has_one_script() {
     assert_eq!(a, b);
     // The page script and the panel data (JSON, not run).
     assert_eq!(a.matches("<script").count(), 2);
-    assert_eq!(a.matches("<script type=\"application/json\" id=\"panel-data\">").count(), 1);
+    assert_eq!(
+        a.matches("<script type=\"application/json\" id=\"panel-data\">")
+            .count(),
+        1
+    );
     assert!(!a.contains("src=") && !a.contains("<link") && !a.contains("url("));
     // The only address on the page is the SVG namespace (not loaded).
     assert_eq!(a.matches("://").count(), 1);
@@ -362,7 +382,12 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|x| d["s"][x[0].as_u64().unwrap() as usize].as_str().unwrap().starts_with("big/app-"))
+        .filter(|x| {
+            d["s"][x[0].as_u64().unwrap() as usize]
+                .as_str()
+                .unwrap()
+                .starts_with("big/app-")
+        })
         .collect();
     assert_eq!(members.len(), 40);
     assert!(members.iter().all(|x| x[1][1] == members[0][1][1]));
