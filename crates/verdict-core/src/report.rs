@@ -5,7 +5,8 @@
 //! connectivity matrix, and the resolved policy of any endpoint as a table.
 //!
 //! Pure: the caller passes the time and the build facts ([`ReportMeta`]).
-//! Submodules: `graph` (the SVG), `policy` (the policy tables), `page` (header,
+//! Submodules: `graph` (the SVG), `policy` (the policy panels as one JSON
+//! document, drawn by the script), `page` (header,
 //! style, the document), `matrix_view` (the matrix and its filters),
 //! `script.js` (the page script, included as text).
 
@@ -114,17 +115,14 @@ pub fn render(
         keys.insert(n.clone(), format!("p{i}"));
     }
     let names = crate::names::identity_names(engine);
-    let mut views = String::new();
-    // One resolution for every panel: each selector evaluated once.
+    // One resolution for every panel: each selector evaluated once. Each
+    // map is turned into panel data and dropped; the page script draws a
+    // panel when it is asked for.
     let resolver = Resolver::for_all(engine);
-    for (i, (title, party)) in panels.iter().enumerate() {
+    let mut data = policy::Panels::default();
+    for (title, party) in &panels {
         let resolved = party.as_ref().map(|p| resolver.resolve(p));
-        views.push_str(&policy::view(
-            &format!("p{i}"),
-            title,
-            resolved.as_ref(),
-            &names,
-        ));
+        data.add(title, resolved.as_ref(), &names);
     }
     let mut body = String::new();
     let s = &paths.summary;
@@ -140,9 +138,7 @@ pub fn render(
     );
     body.push_str("<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
     body.push_str(&graph::svg(&g, &keys));
-    body.push_str("</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p>");
-    body.push_str(&views);
-    body.push_str("</div>");
+    body.push_str("</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
     body.push_str("<h2>Paths</h2>");
     // Listeners without routes: one line per Gateway after the tables.
     let mut idle: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -251,6 +247,9 @@ pub fn render(
         body.push_str("</table>");
     }
     body.push_str(&matrix_view::section(m, &keys));
+    body.push_str("<script type=\"application/json\" id=\"panel-data\">");
+    body.push_str(&data.json());
+    body.push_str("</script>");
     page::page(meta, &body)
 }
 

@@ -75,14 +75,100 @@ fn node<'a>(page: &'a str, name: &str) -> &'a str {
     &page[start..end]
 }
 
-/// The policy panel section whose heading is `name`.
-fn policy_view<'a>(page: &'a str, name: &str) -> &'a str {
-    let at = page
-        .find(&format!("hidden><h3>{name}</h3>"))
+/// The panel data of the page (the JSON document the script draws from).
+fn panel_data(page: &str) -> serde_json::Value {
+    let open = "<script type=\"application/json\" id=\"panel-data\">";
+    let at = page.find(open).expect("panel data") + open.len();
+    let end = at + page[at..].find("</script>").unwrap();
+    serde_json::from_str(&page[at..end]).unwrap()
+}
+
+/// The panel whose title is `name`, drawn as the page script draws it
+/// (script.js `draw`), as markup text: the data's strings, rules and
+/// shared bodies put back together.
+fn policy_view(page: &str, name: &str) -> String {
+    let d = panel_data(page);
+    let s = |i: &serde_json::Value| {
+        d["s"][i.as_u64().unwrap() as usize]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let prose = |t: String| {
+        t.split('`')
+            .enumerate()
+            .map(|(i, x)| {
+                if i % 2 == 1 {
+                    format!("<code>{x}</code>")
+                } else {
+                    x.to_string()
+                }
+            })
+            .collect::<String>()
+    };
+    let rules = |l: &serde_json::Value| {
+        let mut out = l[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let r = &d["r"][r.as_u64().unwrap() as usize];
+                format!("{} <span class=\"at\">{}</span>", s(&r[0]), s(&r[1]))
+            })
+            .collect::<Vec<_>>()
+            .join("<br>");
+        let more = l[1].as_u64().unwrap();
+        if more > 0 {
+            out.push_str(&format!(
+                "<br>and {more} more rules (<code>verdict policy</code> lists them)"
+            ));
+        }
+        out
+    };
+    let p = d["p"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| s(&p[0]) == name)
         .unwrap_or_else(|| panic!("no policy view for {name}"));
-    let start = page[..at].rfind("<section").unwrap();
-    let end = at + page[at..].find("</section>").unwrap();
-    &page[start..end]
+    let mut out = format!("<section class=\"policy-view\"><h3>{name}</h3>");
+    if p[1].is_null() {
+        return out + "<p>Not an endpoint of the input: no policy of its own.</p>";
+    }
+    let b = &d["b"][p[1][1].as_u64().unwrap() as usize];
+    out.push_str(&format!(
+        "<p class=\"ident\">{}</p><ul class=\"modes\">",
+        s(&p[1][0])
+    ));
+    for m in b["modes"].as_array().unwrap() {
+        out.push_str(&format!("<li><b>{}</b>: {}", s(&m[0]), s(&m[1])));
+        if !m[2][0].as_array().unwrap().is_empty() {
+            out.push_str(&format!("; selected by {}", rules(&m[2])));
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ul>");
+    if !b["note"].is_null() {
+        out.push_str(&format!("<p>{}</p>", prose(s(&b["note"]))));
+    }
+    let rows = b["rows"].as_array().unwrap();
+    if rows.is_empty() {
+        return out + "<p>No entries: no rule names a peer of this endpoint.</p>";
+    }
+    let peer = if b["note"].is_null() { "peer" } else { "peers" };
+    out.push_str(&format!("<table class=\"policy-table\"><thead><tr><th>direction</th><th>{peer}</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>"));
+    for r in rows {
+        out.push_str(&format!("<tr class=\"{}\">", s(&r[0])));
+        for i in 1..5 {
+            out.push_str(&format!("<td>{}</td>", s(&r[i])));
+        }
+        out.push_str(&format!("<td>{}</td></tr>", rules(&r[5])));
+    }
+    out.push_str("</tbody></table>");
+    if !b["tail"].is_null() {
+        out.push_str(&format!("<p>{}</p>", prose(s(&b["tail"]))));
+    }
+    out
 }
 
 #[test]
@@ -177,7 +263,7 @@ fn policy_panel_is_a_table_with_workload_names() {
     assert!(!gw.contains("k8s:app="), "{gw}");
     // Elements carry keys, and the first graph node's view exists.
     assert!(p.contains("data-name=\"p0\""));
-    assert!(p.contains("id=\"policy-p0\""));
+    assert!(panel_data(&p)["p"][0].is_array());
 }
 
 #[test]
@@ -202,7 +288,13 @@ fn page_is_self_contained_deterministic_and_has_one_script() {
     let a = page(&FILES, &meta());
     let b = page(&FILES, &meta());
     assert_eq!(a, b);
-    assert_eq!(a.matches("<script").count(), 1);
+    // The page script and the panel data (JSON, not run).
+    assert_eq!(a.matches("<script").count(), 2);
+    assert_eq!(
+        a.matches("<script type=\"application/json\" id=\"panel-data\">")
+            .count(),
+        1
+    );
     assert!(!a.contains("src=") && !a.contains("<link") && !a.contains("url("));
     // The only address on the page is the SVG namespace (not loaded).
     assert_eq!(a.matches("://").count(), 1);
@@ -272,8 +364,7 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
         40
     );
     // Panels: 40 peers x 13 ports = 520 rows, shown as 13 entries.
-    let panel = &p[p.find("<section class=\"policy-view\"").unwrap()..];
-    let panel = &panel[..panel.find("</section>").unwrap()];
+    let panel = policy_view(&p, "big/app-0");
     assert!(
         panel.contains("13 entries standing for 520 (peer, port) rows"),
         "{panel}"
@@ -284,6 +375,23 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
         "{panel}"
     );
     assert!(panel.contains("40 peers: big/pod/app-"), "{panel}");
+    // The 40 members' panels read alike below their title and identity:
+    // one body, stored once.
+    let d = panel_data(&p);
+    let members: Vec<&serde_json::Value> = d["p"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| {
+            d["s"][x[0].as_u64().unwrap() as usize]
+                .as_str()
+                .unwrap()
+                .starts_with("big/app-")
+        })
+        .collect();
+    assert_eq!(members.len(), 40);
+    assert!(members.iter().all(|x| x[1][1] == members[0][1][1]));
+    assert!(d["b"].as_array().unwrap().len() < 5, "{}", d["b"]);
     // Linear: the page stays far smaller than a row per pair would make it.
     assert!(p.len() < 400_000, "{} bytes", p.len());
 }
@@ -312,10 +420,8 @@ fn replicas_with_one_verdict_are_one_paths_row() {
     // One panel per identity: the four bare pods (one identity, without
     // the Deployment's pod-template-hash) add one panel, not four.
     let base = page(&FILES, &meta());
-    assert_eq!(
-        p.matches("<section class=\"policy-view\"").count(),
-        base.matches("<section class=\"policy-view\"").count() + 1,
-    );
+    let panels = |p: &str| panel_data(p)["p"].as_array().unwrap().len();
+    assert_eq!(panels(&p), panels(&base) + 1);
 }
 
 /// A subject selected by seven policies of 15 ports each: 105 entries.

@@ -1,14 +1,233 @@
-//! The resolved-policy panel of the report: one table per endpoint
-//! (direction, peer, protocol/port, decision, rule with file:line), peers
-//! named by their workloads (`shop/deployment/api`), as `verdict policy`
-//! names them (`names.rs`).
+//! The resolved-policy panels of the report, as data: one compact JSON
+//! document (`<script type="application/json" id="panel-data">`) that the
+//! page script draws on demand, one panel at a time. Every text (peer
+//! names, ports, decisions, rule names and file:line) is stored once in a
+//! string table and referenced by index; rules are (text, location) pairs
+//! referenced by index; a panel's body (modes, selecting rules, rows) is
+//! stored once for all identities whose panels would read alike, so the
+//! page grows with the distinct policies, not with identities x rules.
+//! Peers are named by their workloads (`shop/deployment/api`), as
+//! `verdict policy` names them (`names.rs`).
 
-use super::esc;
 use crate::engine::Decision;
 use crate::policy::{port_text, Direction, Origin, Tier};
 use crate::resolved::{PeerKey, PeerRef, PeerSet, ResolvedPolicy};
+use crate::text::escape;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// Most rules named in one cell; the rest are counted (`verdict policy`
+/// lists them all). A clusterwide subject can be selected by thousands.
+const ORIGINS_SHOWN: usize = 5;
+
+/// Most summarised entries listed in a panel.
+const ENTRIES_SHOWN: usize = 40;
+
+/// Above this many (peer, entry) rows a panel lists summarised entries.
+pub(super) const PANEL_ROWS: usize = 64;
+
+/// A list of rules as a cell shows it: the first [`ORIGINS_SHOWN`] rule
+/// indices and how many more there are.
+#[derive(Serialize, PartialEq, Eq, Hash, Clone)]
+struct Rules(Vec<u32>, usize);
+
+/// One table row: class, direction, peer, protocol/port, decision (string
+/// indices) and the rules.
+#[derive(Serialize, PartialEq, Eq, Hash, Clone)]
+struct Row(u32, u32, u32, u32, u32, Rules);
+
+/// What a panel shows below its title and identity: each direction's mode
+/// and selecting rules, a note above the table, the rows, a note below.
+/// `None` text is `u32::MAX` nowhere: notes are optional indices.
+#[derive(Serialize, PartialEq, Eq, Hash, Clone)]
+struct Body {
+    /// (direction, mode, selecting rules) for ingress and egress.
+    modes: Vec<(u32, u32, Rules)>,
+    note: Option<u32>,
+    rows: Vec<Row>,
+    tail: Option<u32>,
+}
+
+/// The panel data of the page (serialised as the JSON document).
+#[derive(Serialize, Default)]
+pub(super) struct Panels {
+    /// Every text, once.
+    s: Vec<String>,
+    /// Rules: (text, file:line) as string indices.
+    r: Vec<(u32, u32)>,
+    /// Distinct panel bodies.
+    b: Vec<Body>,
+    /// Panels by key number: (title, identity text, body), the last two
+    /// absent for a name that is not an endpoint of the input.
+    p: Vec<(u32, Option<(u32, u32)>)>,
+    #[serde(skip)]
+    s_at: FxHashMap<String, u32>,
+    #[serde(skip)]
+    r_at: FxHashMap<*const Origin, u32>,
+    #[serde(skip)]
+    b_at: FxHashMap<Body, u32>,
+}
+
+impl Panels {
+    /// The index of a text from the input (control characters shown
+    /// escaped; the page sets it as text, never as markup).
+    fn text(&mut self, t: &str) -> u32 {
+        let t = escape(t);
+        if let Some(&i) = self.s_at.get(t.as_ref()) {
+            return i;
+        }
+        let i = u32::try_from(self.s.len()).unwrap_or(u32::MAX);
+        self.s.push(t.to_string());
+        self.s_at.insert(t.into_owned(), i);
+        i
+    }
+
+    fn rule(&mut self, o: &Origin) -> u32 {
+        if let Some(&i) = self.r_at.get(&std::ptr::from_ref(o)) {
+            return i;
+        }
+        let text = self.text(&format!("{} {}", o.policy, o.path));
+        let at = self.text(&o.location.to_string());
+        let i = u32::try_from(self.r.len()).unwrap_or(u32::MAX);
+        self.r.push((text, at));
+        self.r_at.insert(std::ptr::from_ref(o), i);
+        i
+    }
+
+    fn rules(&mut self, origins: &[&Origin]) -> Rules {
+        let shown = origins
+            .iter()
+            .take(ORIGINS_SHOWN)
+            .map(|o| self.rule(o))
+            .collect();
+        Rules(shown, origins.len().saturating_sub(ORIGINS_SHOWN))
+    }
+
+    /// Adds the panel of one name: `policy` is `None` for a name that is
+    /// not an endpoint of the input. Panels are numbered in call order.
+    pub(super) fn add(
+        &mut self,
+        title: &str,
+        policy: Option<&ResolvedPolicy>,
+        names: &BTreeMap<u32, String>,
+    ) {
+        let title = self.text(title);
+        let Some(p) = policy else {
+            self.p.push((title, None));
+            return;
+        };
+        let ident = self.text(&format!("identity {}", p.identity));
+        let body = self.body(p, names);
+        let b = match self.b_at.get(&body) {
+            Some(&b) => b,
+            None => {
+                let b = u32::try_from(self.b.len()).unwrap_or(u32::MAX);
+                self.b.push(body.clone());
+                self.b_at.insert(body, b);
+                b
+            }
+        };
+        self.p.push((title, Some((ident, b))));
+    }
+
+    fn body(&mut self, p: &ResolvedPolicy, names: &BTreeMap<u32, String>) -> Body {
+        let mut modes = Vec::new();
+        for (dir, st) in [
+            (Direction::Ingress, &p.ingress),
+            (Direction::Egress, &p.egress),
+        ] {
+            let mode = match (st.enforced, st.default_deny) {
+                (false, _) => "not enforced (no policy selects it): everything allowed",
+                (true, true) => "enforced, default deny",
+                (true, false) => {
+                    "enforced, no default deny (enableDefaultDeny: false): unmatched traffic allowed"
+                }
+            };
+            let d = self.text(&dir.to_string());
+            let m = self.text(mode);
+            let r = self.rules(&st.rules);
+            modes.push((d, m, r));
+        }
+        // Expanded rows are peers x entries: above this many, one row per
+        // summarised entry (its peer set shown by size and first members).
+        let expanded: usize = p.entries.iter().map(|e| e.peers.len()).sum();
+        if expanded > PANEL_ROWS {
+            let note = self.text(&format!(
+                "{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (`verdict policy` lists every row).",
+                p.entries.len()
+            ));
+            let mut rows = Vec::new();
+            for e in p.entries.iter().take(ENTRIES_SHOWN) {
+                let peers = peers_text(p, &e.peers, names);
+                let port = format!("{}/{}", e.protocol, port_text(e.from_port, e.to_port));
+                let cells = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
+                rows.push(self.row(cells, e.direction, &peers, &port, &[e.origin]));
+            }
+            let tail = (p.entries.len() > ENTRIES_SHOWN).then(|| {
+                self.text(&format!(
+                    "The first {ENTRIES_SHOWN} entries of {} (`verdict policy` lists every row).",
+                    p.entries.len()
+                ))
+            });
+            return Body {
+                modes,
+                note: Some(note),
+                rows,
+                tail,
+            };
+        }
+        let mut rows = Vec::new();
+        for (k, v) in &p.rows() {
+            let peer = peer_name(names, &k.peer);
+            let port = format!("{}/{}", k.protocol, port_text(k.from_port, k.to_port));
+            let cells = decision_cell(v.decision, v.pass, v.tier, &v.proxied);
+            rows.push(self.row(cells, k.direction, &peer, &port, &v.origins));
+        }
+        Body {
+            modes,
+            note: None,
+            rows,
+            tail: None,
+        }
+    }
+
+    fn row(
+        &mut self,
+        (decision, class): (String, &str),
+        dir: Direction,
+        peer: &str,
+        port: &str,
+        origins: &[&Origin],
+    ) -> Row {
+        Row(
+            self.text(class),
+            self.text(&dir.to_string()),
+            self.text(peer),
+            self.text(port),
+            self.text(&decision),
+            self.rules(origins),
+        )
+    }
+
+    /// The JSON document, safe inside `<script type="application/json">`:
+    /// `<`, `>` and `&` only occur in strings, written as `\u003c` etc., so
+    /// no text can close the element or open a comment.
+    pub(super) fn json(&self) -> String {
+        let j = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string());
+        let mut out = String::with_capacity(j.len() + 64);
+        for c in j.chars() {
+            match c {
+                '<' => out.push_str("\\u003c"),
+                '>' => out.push_str("\\u003e"),
+                '&' => out.push_str("\\u0026"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
 
 fn peer_name(names: &BTreeMap<u32, String>, peer: &PeerKey) -> String {
     match peer {
@@ -18,40 +237,6 @@ fn peer_name(names: &BTreeMap<u32, String>, peer: &PeerKey) -> String {
         PeerKey::Cidr { cidr } => format!("cidr {cidr}"),
     }
 }
-
-/// Most rules named in one cell; the rest are counted (`verdict policy`
-/// lists them all). A clusterwide subject can be selected by thousands.
-const ORIGINS_SHOWN: usize = 5;
-
-fn origin_cell(origins: &[&Origin]) -> String {
-    let mut out = String::new();
-    for (i, o) in origins.iter().take(ORIGINS_SHOWN).enumerate() {
-        if i > 0 {
-            out.push_str("<br>");
-        }
-        let _ = write!(
-            out,
-            "{} {} <span class=\"at\">{}</span>",
-            esc(&o.policy.to_string()),
-            esc(&o.path),
-            esc(&o.location.to_string())
-        );
-    }
-    if origins.len() > ORIGINS_SHOWN {
-        let _ = write!(
-            out,
-            "<br>and {} more rules (<code>verdict policy</code> lists them)",
-            origins.len() - ORIGINS_SHOWN
-        );
-    }
-    out
-}
-
-/// Most summarised entries listed in a panel.
-const ENTRIES_SHOWN: usize = 40;
-
-/// Above this many (peer, entry) rows a panel lists summarised entries.
-pub(super) const PANEL_ROWS: usize = 64;
 
 /// The peers of a set as the panel names them: all of a small set, else
 /// the first few and the count.
@@ -72,113 +257,6 @@ fn peers_text(p: &ResolvedPolicy, set: &PeerSet, names: &BTreeMap<u32, String>) 
     } else {
         format!("{} peers: {}, …", set.len(), shown.join(", "))
     }
-}
-
-/// One row per summarised entry of a large map.
-fn entries_table(
-    out: &mut String,
-    p: &ResolvedPolicy,
-    names: &BTreeMap<u32, String>,
-    expanded: usize,
-) {
-    let _ = write!(
-        out,
-        "<p>{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (<code>verdict policy</code> lists every row).</p>",
-        p.entries.len()
-    );
-    out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peers</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
-    for e in p.entries.iter().take(ENTRIES_SHOWN) {
-        let (decision, class) = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
-        let _ = write!(
-            out,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
-            e.direction,
-            esc(&peers_text(p, &e.peers, names)),
-            e.protocol,
-            port_text(e.from_port, e.to_port),
-            esc(&decision),
-            origin_cell(&[e.origin])
-        );
-    }
-    out.push_str("</tbody></table>");
-    if p.entries.len() > ENTRIES_SHOWN {
-        let _ = write!(
-            out,
-            "<p>The first {ENTRIES_SHOWN} entries of {} (<code>verdict policy</code> lists every row).</p>",
-            p.entries.len()
-        );
-    }
-    out.push_str("</section>");
-}
-
-/// The panel for one endpoint: how each direction is enforced, then one
-/// table row per entry of its map. `policy` is `None` for a name that is
-/// not an endpoint of the input.
-pub(super) fn view(
-    key: &str,
-    title: &str,
-    policy: Option<&ResolvedPolicy>,
-    names: &BTreeMap<u32, String>,
-) -> String {
-    let mut out = format!(
-        "<section class=\"policy-view\" id=\"policy-{key}\" hidden><h3>{}</h3>",
-        esc(title)
-    );
-    let Some(p) = policy else {
-        out.push_str("<p>Not an endpoint of the input: no policy of its own.</p></section>");
-        return out;
-    };
-    let _ = write!(
-        out,
-        "<p class=\"ident\">identity {}</p><ul class=\"modes\">",
-        esc(&p.identity.to_string())
-    );
-    for (dir, st) in [
-        (Direction::Ingress, &p.ingress),
-        (Direction::Egress, &p.egress),
-    ] {
-        let mode = match (st.enforced, st.default_deny) {
-            (false, _) => "not enforced (no policy selects it): everything allowed",
-            (true, true) => "enforced, default deny",
-            (true, false) => {
-                "enforced, no default deny (enableDefaultDeny: false): unmatched traffic allowed"
-            }
-        };
-        let _ = write!(out, "<li><b>{dir}</b>: {mode}");
-        if !st.rules.is_empty() {
-            let _ = write!(out, "; selected by {}", origin_cell(&st.rules));
-        }
-        out.push_str("</li>");
-    }
-    out.push_str("</ul>");
-    // Expanded rows are peers x entries: above this many, one row per
-    // summarised entry (its peer set shown by size and first members).
-    let expanded: usize = p.entries.iter().map(|e| e.peers.len()).sum();
-    if expanded > PANEL_ROWS {
-        entries_table(&mut out, p, names, expanded);
-        return out;
-    }
-    let rows = p.rows();
-    if rows.is_empty() {
-        out.push_str("<p>No entries: no rule names a peer of this endpoint.</p></section>");
-        return out;
-    }
-    out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peer</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
-    for (k, v) in &rows {
-        let (decision, class) = decision_cell(v.decision, v.pass, v.tier, &v.proxied);
-        let _ = write!(
-            out,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
-            k.direction,
-            esc(&peer_name(names, &k.peer)),
-            k.protocol,
-            port_text(k.from_port, k.to_port),
-            esc(&decision),
-            origin_cell(&v.origins)
-        );
-    }
-    out.push_str("</tbody></table></section>");
-    out
 }
 
 /// The decision cell of a policy-table row (pass, tier, L7 proxy) and the

@@ -7,25 +7,101 @@
   });
   var body = document.body;
 
-  // Resolved-policy panel: one pre-rendered section per endpoint, shown by
-  // key (elements carry `data-name="p3"`, never a name from the input).
-  var views = {};
-  document.querySelectorAll('section.policy-view').forEach(function (s) {
-    views[s.id.slice('policy-'.length)] = s;
-  });
+  // Resolved-policy panels: data in one JSON document (policy.rs), drawn
+  // on demand into one section. Elements carry `data-name="p3"`, never a
+  // name from the input; every text is set as text, never as markup.
+  var data = { s: [], r: [], b: [], p: [] };
+  var dataEl = document.getElementById('panel-data');
+  if (dataEl) data = JSON.parse(dataEl.textContent);
+  var S = data.s;
+  var panel = document.getElementById('policy');
   var hint = document.getElementById('policy-hint');
   var none = document.getElementById('policy-none');
-  function show(key) {
-    var found = Object.prototype.hasOwnProperty.call(views, key);
-    Object.keys(views).forEach(function (k) {
-      views[k].hidden = k !== key;
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  // Text with `code` spans (the notes name verdict commands).
+  function prose(tag, text) {
+    var e = el(tag);
+    text.split('`').forEach(function (part, i) {
+      e.appendChild(i % 2 ? el('code', '', part) : document.createTextNode(part));
     });
+    return e;
+  }
+  // A list of rules: the first few, each with its file:line, then a count.
+  function rules(into, list) {
+    list[0].forEach(function (ri, i) {
+      if (i > 0) into.appendChild(el('br'));
+      var r = data.r[ri];
+      into.appendChild(document.createTextNode(S[r[0]] + ' '));
+      into.appendChild(el('span', 'at', S[r[1]]));
+    });
+    if (list[1] > 0) {
+      into.appendChild(el('br'));
+      into.appendChild(prose('span', 'and ' + list[1] +
+        ' more rules (`verdict policy` lists them)'));
+    }
+  }
+  function draw(key) {
+    var n = /^p\d+$/.test(key) ? Number(key.slice(1)) : -1;
+    var p = data.p[n];
+    if (!p) return null;
+    var sec = el('section', 'policy-view');
+    sec.id = 'policy-' + key;
+    sec.appendChild(el('h3', '', S[p[0]]));
+    if (!p[1]) {
+      sec.appendChild(el('p', '', 'Not an endpoint of the input: no policy of its own.'));
+      return sec;
+    }
+    var b = data.b[p[1][1]];
+    sec.appendChild(el('p', 'ident', S[p[1][0]]));
+    var ul = el('ul', 'modes');
+    b.modes.forEach(function (m) {
+      var li = el('li');
+      li.appendChild(el('b', '', S[m[0]]));
+      li.appendChild(document.createTextNode(': ' + S[m[1]]));
+      if (m[2][0].length) {
+        li.appendChild(document.createTextNode('; selected by '));
+        rules(li, m[2]);
+      }
+      ul.appendChild(li);
+    });
+    sec.appendChild(ul);
+    if (b.note !== null) sec.appendChild(prose('p', S[b.note]));
+    if (!b.rows.length) {
+      sec.appendChild(el('p', '', 'No entries: no rule names a peer of this endpoint.'));
+      return sec;
+    }
+    var t = el('table', 'policy-table');
+    var head = el('tr');
+    ['direction', b.note !== null ? 'peers' : 'peer', 'protocol/port', 'decision',
+      'rule (file:line)'].forEach(function (h) { head.appendChild(el('th', '', h)); });
+    t.appendChild(el('thead')).appendChild(head);
+    var tb = t.appendChild(el('tbody'));
+    b.rows.forEach(function (row) {
+      var tr = el('tr', S[row[0]]);
+      for (var i = 1; i < 5; i++) tr.appendChild(el('td', '', S[row[i]]));
+      rules(tr.appendChild(el('td')), row[5]);
+      tb.appendChild(tr);
+    });
+    sec.appendChild(t);
+    if (b.tail !== null) sec.appendChild(prose('p', S[b.tail]));
+    return sec;
+  }
+  function show(key) {
+    var old = panel && panel.querySelector('section.policy-view');
+    if (old) old.remove();
+    var sec = panel ? draw(key) : null;
+    if (sec) panel.appendChild(sec);
     if (hint) hint.hidden = true;
-    if (none) none.hidden = found;
+    if (none) none.hidden = !!sec;
     document.querySelectorAll('svg .node').forEach(function (n) {
       n.classList.toggle('selected', n.dataset.name === key);
     });
-    body.dataset.shown = found ? key : '';
+    body.dataset.shown = sec ? key : '';
   }
   document.querySelectorAll('[data-name]').forEach(function (el) {
     el.addEventListener('click', function () { show(el.dataset.name); });
