@@ -134,6 +134,16 @@ impl SubjectSide<'_> {
     }
 }
 
+impl SubjectSide<'_> {
+    /// Keeps only the rules `keep` accepts for deciding, with the
+    /// default-deny flag, the requirements and the lists of all: the
+    /// decision of a flow is unchanged when every rule dropped has no entry
+    /// that may match it ([`Engine::rule_may_match`]).
+    pub fn retain_rules(&mut self, mut keep: impl FnMut(&Rule) -> bool) {
+        self.active.retain(|r| keep(r));
+    }
+}
+
 impl<'a> Engine<'a> {
     /// The facts of `subject`'s side `dir` that do not depend on the peer.
     pub fn subject_side(&self, subject: &Party, dir: Direction) -> SubjectSide<'a> {
@@ -169,6 +179,38 @@ impl<'a> Engine<'a> {
             default_deny,
             active,
         }
+    }
+
+    /// Whether an entry of `rule` in `dir` may match a flow with `peer` on
+    /// `protocol`/`port`: its peers select `peer` (without the
+    /// `fromRequires`/`toRequires`, which only narrow) and its ports cover
+    /// the port, a named port counting as covering. When no rule selecting
+    /// a subject may match, its decision is its default (deny or allow)
+    /// without reading the subject's rules again: callers deciding one flow
+    /// for many subjects (lint's DNS check) test each rule once.
+    pub fn rule_may_match(
+        &self,
+        rule: &Rule,
+        dir: Direction,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> bool {
+        let peer_idx = self.known_index(&peer.identity);
+        rule.entries.iter().filter(|e| e.direction == dir).any(|e| {
+            let ports_cover = e.ports.as_ref().is_none_or(|ports| {
+                ports.iter().any(|pr| {
+                    pr.protocol.covers(protocol)
+                        && match &pr.port {
+                            crate::policy::PortSel::Range { from, to } => {
+                                *from <= port && port <= *to
+                            }
+                            crate::policy::PortSel::Named(_) => true,
+                        }
+                })
+            });
+            ports_cover && self.entry_peer_matches(e, peer, peer_idx, &[])
+        })
     }
 
     /// The decision of `subject`'s policy in `dir` for traffic with `peer`
