@@ -303,6 +303,27 @@ pub struct PathsReport {
     pub summary: Summary,
 }
 
+impl PathsReport {
+    /// Every check of every path, in report order.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.entry_points
+            .iter()
+            .flat_map(EntryPoint::hops)
+            .flat_map(|h| &h.checks)
+    }
+}
+
+impl EntryPoint {
+    /// Every hop of every path through this entry point, in report order.
+    pub fn hops(&self) -> impl Iterator<Item = &Hop> {
+        self.routes
+            .iter()
+            .flat_map(|r| &r.backends)
+            .flat_map(|b| &b.paths)
+            .flat_map(|p| &p.hops)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub paths: usize,
