@@ -55,16 +55,7 @@ fn check(inv: &Inventory, opts: &GenerateOptions) -> (usize, usize, usize) {
         }
         out
     };
-    let full: Vec<_> = p2
-        .entry_points
-        .iter()
-        .flat_map(|ep| &ep.routes)
-        .flat_map(|r| &r.backends)
-        .flat_map(|b| &b.paths)
-        .flat_map(|p| &p.hops)
-        .flat_map(|h| &h.checks)
-        .map(|c| c.decision)
-        .collect();
+    let full: Vec<_> = p2.checks().map(|c| c.decision).collect();
     assert_eq!(re.decisions, full, "check decisions after\n{stream}");
     assert_eq!(
         (

@@ -292,3 +292,33 @@ fn findings_name_three_workloads_and_count_the_rest() {
         "{mine:#?}"
     );
 }
+
+#[test]
+fn dns_check_follows_the_engine_for_deny_rules_named_ports_and_protocols() {
+    // Pods whose only DNS rule cannot match (TCP) are judged by their
+    // default without deciding; the others are decided: a deny rule, a
+    // named port the DNS pod does not have, a plain allow.
+    let r = lint(
+        &["base.yaml", "VRD011/variants.yaml"],
+        &LintConfig::default(),
+    );
+    let mut named: Vec<&str> = r
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.code == "VRD011")
+        .map(|f| {
+            f.message
+                .strip_prefix("selects ")
+                .and_then(|m| m.split(' ').next())
+                .unwrap()
+        })
+        .collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        ["shop/denier-0", "shop/named-0", "shop/tcp-only-0"],
+        "{}",
+        r.report.to_text(&r.sources)
+    );
+}

@@ -7,7 +7,8 @@
 //! Only sides denied by default deny have near misses: a deny rule that
 //! matched would override any allow rule anyway.
 
-use crate::engine::{requirements, Engine, Party, Reason, SideVerdict};
+use crate::engine::side::SubjectSide;
+use crate::engine::{Engine, Party, Reason, SideVerdict};
 use crate::ingest::{TargetPort, Workload};
 use crate::policy::{Direction, PortSel, Protocol};
 use serde::Serialize;
@@ -107,14 +108,27 @@ pub fn near_misses_at(
     port: u16,
     service_ports: &[u16],
 ) -> Vec<NearMiss> {
-    let rules: Vec<_> = engine
-        .selecting_rules(&subject.identity)
-        .filter(|r| r.applies_to(dir))
-        .collect();
-    let requires = requirements(&rules, dir, false);
+    let side = engine.subject_side(subject, dir);
+    near_misses_with(engine, &side, subject, peer, protocol, port, service_ports)
+}
+
+/// [`near_misses_at`] with the subject's side computed beforehand
+/// ([`Engine::subject_side`] of `subject`'s identity).
+pub fn near_misses_with(
+    engine: &Engine,
+    side: &SubjectSide<'_>,
+    subject: &Party,
+    peer: &Party,
+    protocol: Protocol,
+    port: u16,
+    service_ports: &[u16],
+) -> Vec<NearMiss> {
+    let dir = side.direction;
+    let requires = &side.requires_allow;
     let peer_idx = engine.known_index(&peer.identity);
     let mut out = Vec::new();
-    for e in rules
+    for e in side
+        .active
         .iter()
         .flat_map(|r| r.entries.iter())
         .filter(|e| e.direction == dir && e.is_allow())
@@ -123,7 +137,7 @@ pub fn near_misses_at(
             // An entry for any port that misses the peer is not a near miss.
             continue;
         };
-        let peer_ok = engine.entry_peer_matches(e, peer, peer_idx, &requires);
+        let peer_ok = engine.entry_peer_matches(e, peer, peer_idx, requires);
         let port_ok = engine.entry_port_matches(e, subject, peer, dir, protocol, port);
         let misses = match (peer_ok, port_ok) {
             (true, false) => Miss::Port,

@@ -17,13 +17,14 @@
 use crate::identity::Identity;
 use crate::policy::{PeerKind, Rule};
 use crate::selector::Selector;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) struct SelectorMemo<'a> {
     /// Selector address -> slot (selectors equal by value share a slot).
-    slot_of: HashMap<usize, u32>,
+    slot_of: FxHashMap<usize, u32>,
     selectors: Vec<&'a Selector>,
     selected: Vec<OnceLock<Selected>>,
     /// label key -> value -> identities carrying it (any source).
@@ -37,7 +38,7 @@ impl<'a> SelectorMemo<'a> {
     where
         'a: 'r,
     {
-        let mut slot_of = HashMap::new();
+        let mut slot_of = FxHashMap::default();
         let mut by_value: HashMap<&'a Selector, u32> = HashMap::new();
         let mut selectors = Vec::new();
         let mut add = |s: &'a Selector| {

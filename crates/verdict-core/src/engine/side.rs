@@ -16,6 +16,7 @@
 
 use crate::engine::{Decision, Engine, Party, Reason, SideVerdict};
 use crate::policy::{first_decider, Direction, Entry, Origin, Protocol, Rule, Tier};
+use crate::selector::Selector;
 use crate::settings::PolicyEnforcement;
 use std::sync::Arc;
 
@@ -91,7 +92,127 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-impl Engine<'_> {
+/// What a side's decision reads from its subject alone: the rules
+/// selecting it in one direction and what they imply, whatever the peer and
+/// port. Computed once per (subject identity, direction) by callers that
+/// decide many flows of one subject ([`Engine::subject_side`]), so a
+/// reserved:ingress selected by 1,900 clusterwide rules formats their names
+/// once, not once per backend.
+#[derive(Debug, Clone)]
+pub struct SubjectSide<'r> {
+    pub direction: Direction,
+    /// The rules selecting the subject that apply to `direction`, in rule order.
+    pub active: Vec<&'r Rule>,
+    /// Their origins, shared with every decision.
+    pub selecting: Arc<[Arc<Origin>]>,
+    /// Why the subject is default deny whatever the rules (reserved:init).
+    pub forced: Option<&'static str>,
+    pub default_deny: bool,
+    /// The `fromRequires`/`toRequires` of the allow and of the deny entries.
+    pub requires_allow: Vec<&'r Selector>,
+    pub requires_deny: Vec<&'r Selector>,
+    /// What makes the side default deny (`forced` first, then the rules
+    /// `policy (file:line)`), complete, and formatted capped.
+    pub default_deny_by: Arc<[String]>,
+    default_deny_text: String,
+}
+
+impl SubjectSide<'_> {
+    /// A side no rule selects.
+    fn none(direction: Direction) -> Self {
+        SubjectSide {
+            direction,
+            active: Vec::new(),
+            selecting: Arc::new([]),
+            forced: None,
+            default_deny: false,
+            requires_allow: Vec::new(),
+            requires_deny: Vec::new(),
+            default_deny_by: Arc::new([]),
+            default_deny_text: String::new(),
+        }
+    }
+}
+
+impl SubjectSide<'_> {
+    /// Keeps only the rules `keep` accepts for deciding, with the
+    /// default-deny flag, the requirements and the lists of all: the
+    /// decision of a flow is unchanged when every rule dropped has no entry
+    /// that may match it ([`Engine::rule_may_match`]).
+    pub fn retain_rules(&mut self, mut keep: impl FnMut(&Rule) -> bool) {
+        self.active.retain(|r| keep(r));
+    }
+}
+
+impl<'a> Engine<'a> {
+    /// The facts of `subject`'s side `dir` that do not depend on the peer.
+    pub fn subject_side(&self, subject: &Party, dir: Direction) -> SubjectSide<'a> {
+        let d = dir.index();
+        let active: Vec<&'a Rule> = self
+            .selecting_rules(&subject.identity)
+            .filter(|r| r.applies_to(dir))
+            .collect();
+        let forced = self.forced_default_deny(&subject.identity);
+        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
+        let default_deny_by: Arc<[String]> = if default_deny {
+            forced
+                .map(str::to_string)
+                .into_iter()
+                .chain(
+                    active
+                        .iter()
+                        .filter(|r| r.default_deny[d])
+                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
+                )
+                .collect()
+        } else {
+            Arc::new([])
+        };
+        SubjectSide {
+            direction: dir,
+            selecting: active.iter().map(|r| Arc::clone(&r.origin)).collect(),
+            requires_allow: crate::engine::requirements(&active, dir, false),
+            requires_deny: crate::engine::requirements(&active, dir, true),
+            default_deny_text: capped_head(default_deny_by.iter(), default_deny_by.len()),
+            default_deny_by,
+            forced,
+            default_deny,
+            active,
+        }
+    }
+
+    /// Whether an entry of `rule` in `dir` may match a flow with `peer` on
+    /// `protocol`/`port`: its peers select `peer` (without the
+    /// `fromRequires`/`toRequires`, which only narrow) and its ports cover
+    /// the port, a named port counting as covering. When no rule selecting
+    /// a subject may match, its decision is its default (deny or allow)
+    /// without reading the subject's rules again: callers deciding one flow
+    /// for many subjects (lint's DNS check) test each rule once.
+    pub fn rule_may_match(
+        &self,
+        rule: &Rule,
+        dir: Direction,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> bool {
+        let peer_idx = self.known_index(&peer.identity);
+        rule.entries.iter().filter(|e| e.direction == dir).any(|e| {
+            let ports_cover = e.ports.as_ref().is_none_or(|ports| {
+                ports.iter().any(|pr| {
+                    pr.protocol.covers(protocol)
+                        && match &pr.port {
+                            crate::policy::PortSel::Range { from, to } => {
+                                *from <= port && port <= *to
+                            }
+                            crate::policy::PortSel::Named(_) => true,
+                        }
+                })
+            });
+            ports_cover && self.entry_peer_matches(e, peer, peer_idx, &[])
+        })
+    }
+
     /// The decision of `subject`'s policy in `dir` for traffic with `peer`
     /// on `protocol`/`port`, without an explanation.
     pub fn decide(
@@ -102,6 +223,26 @@ impl Engine<'_> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
+        let side = if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
+            // Nothing is read: the decision is "policy disabled".
+            SubjectSide::none(dir)
+        } else {
+            self.subject_side(subject, dir)
+        };
+        self.decide_with(&side, subject, peer, protocol, port)
+    }
+
+    /// [`Engine::decide`] with the subject's side computed beforehand by
+    /// [`Engine::subject_side`] for this subject's identity.
+    pub fn decide_with(
+        &self,
+        side: &SubjectSide<'_>,
+        subject: &Party,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decided {
+        let dir = side.direction;
         let mut v = Decided {
             direction: dir,
             enforced: subject.enforced,
@@ -122,20 +263,15 @@ impl Engine<'_> {
             v.reason = Reason::PolicyDisabled;
             return v;
         }
-        let d = dir.index();
-        let active: Vec<&Rule> = self
-            .selecting_rules(&subject.identity)
-            .filter(|r| r.applies_to(dir))
-            .collect();
-        v.selecting = active.iter().map(|r| Arc::clone(&r.origin)).collect();
-        let forced = self.forced_default_deny(&subject.identity);
-        if active.is_empty() && forced.is_none() {
+        let active = &side.active;
+        v.selecting = Arc::clone(&side.selecting);
+        if active.is_empty() && side.forced.is_none() {
             v.reason = Reason::NoPolicy;
             return v;
         }
-        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
-        let requires_allow = crate::engine::requirements(&active, dir, false);
-        let requires_deny = crate::engine::requirements(&active, dir, true);
+        let default_deny = side.default_deny;
+        let requires_allow = &side.requires_allow;
+        let requires_deny = &side.requires_deny;
         let peer_idx = self.known_index(&peer.identity);
         let entries = active
             .iter()
@@ -188,17 +324,8 @@ impl Engine<'_> {
         } else if default_deny {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
-            v.default_deny_by = forced
-                .map(str::to_string)
-                .into_iter()
-                .chain(
-                    active
-                        .iter()
-                        .filter(|r| r.default_deny[d])
-                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
-                )
-                .collect();
-            v.default_deny_text = capped_head(v.default_deny_by.iter(), v.default_deny_by.len());
+            v.default_deny_by = Arc::clone(&side.default_deny_by);
+            v.default_deny_text.clone_from(&side.default_deny_text);
         } else {
             v.reason = Reason::NoDefaultDeny;
         }

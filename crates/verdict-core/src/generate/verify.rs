@@ -12,7 +12,7 @@ use crate::connectivity::Conn;
 use crate::connectivity_delta::delta;
 use crate::engine::{Decision, Engine, Party};
 use crate::ingest::{ContainerPort, Inventory};
-use crate::paths::{paths, Check, PathsReport, Status, Summary};
+use crate::paths::{paths, PathsReport, Status, Summary};
 use crate::policy::{Direction, Protocol};
 use crate::routes::Routing;
 use serde::Serialize;
@@ -138,7 +138,7 @@ pub fn verify_loaded(
         PathsAfter::Full(r) => r,
         PathsAfter::Judged(_) => paths_before,
     };
-    for c in checks(hops_of) {
+    for c in hops_of.checks() {
         needed.insert((c.source.clone(), c.destination.clone(), c.protocol, c.port));
     }
     // remote-node admitted on a controller's client ports also admits the
@@ -175,18 +175,6 @@ pub fn verify_loaded(
         pairs_compared: d.pairs,
     };
     (v, after_paths)
-}
-
-/// Every check of every path, in report order.
-fn checks(report: &PathsReport) -> impl Iterator<Item = &Check> {
-    report
-        .entry_points
-        .iter()
-        .flat_map(|ep| &ep.routes)
-        .flat_map(|r| &r.backends)
-        .flat_map(|b| &b.paths)
-        .flat_map(|p| &p.hops)
-        .flat_map(|h| &h.checks)
 }
 
 /// The paths of a report judged again by another engine.

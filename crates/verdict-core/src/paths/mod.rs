@@ -20,18 +20,20 @@ use crate::engine::{Decision, Engine, Party, SideVerdict};
 use crate::ingest::ContainerPort;
 use crate::ingest::{Service, TargetPort, Workload};
 use crate::labels::{Label, LabelSet, SOURCE_K8S};
-use crate::near_miss::{near_misses_at, service_ports, NearMiss};
+use crate::near_miss::{near_misses_with, service_ports, NearMiss};
 use crate::policy::{Direction, PeerKind, Protocol};
 use crate::routes::{
     AllowedNamespaces, Gateway, Listener, Route, Routing, ServicePortRef,
     CILIUM_GATEWAY_CONTROLLER, CILIUM_INGRESS_CONTROLLER,
 };
 use crate::selector::Selector;
-use crate::side::Decided;
+use crate::side::{Decided, SubjectSide};
 use crate::source::{Location, ObjectRef};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// What the user tells `paths`.
@@ -301,6 +303,27 @@ pub struct PathsReport {
     pub summary: Summary,
 }
 
+impl PathsReport {
+    /// Every check of every path, in report order.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.entry_points
+            .iter()
+            .flat_map(EntryPoint::hops)
+            .flat_map(|h| &h.checks)
+    }
+}
+
+impl EntryPoint {
+    /// Every hop of every path through this entry point, in report order.
+    pub fn hops(&self) -> impl Iterator<Item = &Hop> {
+        self.routes
+            .iter()
+            .flat_map(|r| &r.backends)
+            .flat_map(|b| &b.paths)
+            .flat_map(|p| &p.hops)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub paths: usize,
@@ -353,6 +376,9 @@ struct Side {
 struct Interner {
     lists: Vec<Arc<[String]>>,
     ids: HashMap<Arc<[String]>, usize>,
+    /// The same lists by address: a subject's complete list is one
+    /// `Arc` shared by all its decisions, found without hashing its names.
+    by_address: FxHashMap<(usize, usize), usize>,
 }
 
 impl Interner {
@@ -363,12 +389,19 @@ impl Interner {
     }
 
     fn id(&mut self, list: Arc<[String]>) -> usize {
+        // Only the addresses of the lists kept in `lists` are recorded:
+        // they stay alive, so an address seen before is the same list.
+        let address = (list.as_ptr() as usize, list.len());
+        if let Some(id) = self.by_address.get(&address) {
+            return *id;
+        }
         if let Some(id) = self.ids.get(&list) {
             return *id;
         }
         let id = self.lists.len();
         self.lists.push(Arc::clone(&list));
         self.ids.insert(list, id);
+        self.by_address.insert(address, id);
         id
     }
 
@@ -492,6 +525,8 @@ struct Ctx<'e, 'a> {
     classes: RefCell<HashMap<ClassKey, usize>>,
     /// Near misses per side and Service ports of the destination.
     near: RefCell<NearMisses>,
+    /// The peer-free facts of each known subject identity's side.
+    subjects: RefCell<FxHashMap<(usize, Direction), Rc<SubjectSide<'a>>>>,
 }
 
 /// Near misses per side key and Service ports of the destination.
@@ -512,7 +547,7 @@ struct SideKey {
     peer_ports: Vec<ContainerPort>,
 }
 
-impl Ctx<'_, '_> {
+impl<'a> Ctx<'_, 'a> {
     fn namespace_labels(&self, ns: &str) -> LabelSet {
         let labels = self
             .engine
@@ -749,8 +784,10 @@ impl Ctx<'_, '_> {
             }),
             _ => None,
         };
+        let subject_idx = key.as_ref().map(|k| k.subject);
         let fresh = || {
-            let d = Arc::new(engine.decide(subject, dir, peer, proto, port));
+            let side = self.subject_side(subject, subject_idx, dir);
+            let d = Arc::new(engine.decide_with(&side, subject, peer, proto, port));
             let lists = self.lists.borrow_mut().lists(&d);
             (d, lists)
         };
@@ -778,14 +815,18 @@ impl Ctx<'_, '_> {
             Direction::Egress => peer,
         };
         let sp = service_ports(engine, destination, port);
+        let near_misses = |sp: &[u16]| {
+            let side = self.subject_side(subject, subject_idx, dir);
+            near_misses_with(engine, &side, subject, peer, proto, port, sp)
+        };
         let Some(k) = key else {
-            let near = near_misses_at(engine, subject, dir, peer, proto, port, &sp);
+            let near = near_misses(&sp);
             return Side { v, near, lists };
         };
         let k = (k, sp);
         let cached = self.near.borrow().get(&k).cloned();
         let mut near = cached.unwrap_or_else(|| {
-            let n = near_misses_at(engine, subject, dir, peer, proto, port, &k.1);
+            let n = near_misses(&k.1);
             self.near.borrow_mut().insert(k, n.clone());
             n
         });
@@ -793,6 +834,25 @@ impl Ctx<'_, '_> {
             n.peer.clone_from(&peer.name);
         }
         Side { v, near, lists }
+    }
+
+    /// The peer-free facts of `subject`'s side `dir`, once per known
+    /// identity (`idx`, its [`Engine::known_index`]).
+    fn subject_side(
+        &self,
+        subject: &Party,
+        idx: Option<usize>,
+        dir: Direction,
+    ) -> Rc<SubjectSide<'a>> {
+        let Some(i) = idx else {
+            return Rc::new(self.engine.subject_side(subject, dir));
+        };
+        if let Some(s) = self.subjects.borrow().get(&(i, dir)) {
+            return Rc::clone(s);
+        }
+        let s = Rc::new(self.engine.subject_side(subject, dir));
+        self.subjects.borrow_mut().insert((i, dir), Rc::clone(&s));
+        s
     }
 
     fn hop2(&self, from: &Party, to: &Party, port: u16) -> Hop {
@@ -1385,6 +1445,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
         lists: RefCell::new(Interner::new()),
         classes: RefCell::new(HashMap::new()),
         near: RefCell::new(HashMap::new()),
+        subjects: RefCell::new(FxHashMap::default()),
     };
     let mut entry_points = Vec::new();
     let mut findings = Vec::new();

@@ -45,16 +45,10 @@ impl Rule for CidrRuleBehindSnat {
             let Controller::Pods { pods, .. } = &ep.controller else {
                 continue;
             };
-            let snat = ep
-                .routes
-                .iter()
-                .flat_map(|r| &r.backends)
-                .flat_map(|b| &b.paths)
-                .flat_map(|p| &p.hops)
-                .any(|h| {
-                    h.name.starts_with("outside -> ingress")
-                        && h.checks.iter().any(|c| c.source == "reserved:remote-node")
-                });
+            let snat = ep.hops().any(|h| {
+                h.name.starts_with("outside -> ingress")
+                    && h.checks.iter().any(|c| c.source == "reserved:remote-node")
+            });
             if snat {
                 snat_pods.extend(pods.iter().cloned());
             }

@@ -1,8 +1,10 @@
 use crate::context::SHOWN;
 use crate::{Context, Finding, Level, Meta, Rule};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap};
 use verdict_core::engine::Decision;
 use verdict_core::policy::{Direction, Protocol};
+use verdict_core::settings::PolicyEnforcement;
 
 /// ## What it does
 /// Flags a policy that puts workloads into egress default deny while
@@ -63,7 +65,12 @@ impl Rule for EgressDefaultDenyWithoutDns {
         // identity sees the same verdict). Only the decision is needed, not
         // its explanation (which names every rule selecting the pod).
         let mut verdicts: HashMap<usize, Option<String>> = HashMap::new();
-        let mut decided = HashMap::new();
+        let mut decided = FxHashMap::default();
+        // Per rule (by address): whether one of its egress entries may
+        // match the DNS flow (`Engine::rule_may_match`), and whether its egress
+        // entries have `toRequires`.
+        let mut reaches_dns: FxHashMap<usize, (bool, bool)> = FxHashMap::default();
+        let enforcing = cx.inv.cluster.policy_enforcement != PolicyEnforcement::Never;
         // Rules with the same subject share one selected set (the index
         // memoises selectors): each distinct set is summarised once, as the
         // number of broken identities and the first names.
@@ -84,25 +91,65 @@ impl Rule for EgressDefaultDenyWithoutDns {
                             let Ok(pod) = cx.engine.party(&name) else {
                                 continue;
                             };
-                            // The egress decision depends on the subject only
-                            // through the rules selecting it that apply to
-                            // egress, whether its side is enforced, whether it
-                            // is forced into default deny, and whether it is an
-                            // endpoint (egress named ports): pods alike in
-                            // these share one decision (`Engine::decide`).
+                            // The egress decision to DNS reads, of the rules
+                            // selecting the pod for egress: whether one makes
+                            // it default deny, the entries that may match the
+                            // flow (`Engine::rule_may_match`, each rule tested
+                            // once) and the `toRequires` narrowing them; and
+                            // whether the pod is enforced, forced into default
+                            // deny, an endpoint (egress named ports). Pods
+                            // alike in these share one decision; with no
+                            // entry that may match, the decision is the
+                            // default: denied exactly with default deny.
+                            let forced = cx.engine.forced_default_deny(&pod.identity);
+                            let mut default_deny = forced.is_some();
+                            let mut relevant = Vec::new();
+                            let mut may_match = false;
+                            for r in cx
+                                .engine
+                                .selecting_rules(&pod.identity)
+                                .filter(|r| r.applies_to(Direction::Egress))
+                            {
+                                default_deny |= r.default_deny[Direction::Egress.index()];
+                                let address = std::ptr::from_ref(r) as usize;
+                                let (may, narrows) =
+                                    *reaches_dns.entry(address).or_insert_with(|| {
+                                        (
+                                            cx.engine.rule_may_match(
+                                                r,
+                                                Direction::Egress,
+                                                &dns,
+                                                Protocol::Udp,
+                                                53,
+                                            ),
+                                            r.entries.iter().any(|e| {
+                                                e.direction == Direction::Egress
+                                                    && !e.requires.is_empty()
+                                            }),
+                                        )
+                                    });
+                                may_match |= may;
+                                if may || narrows {
+                                    relevant.push(address);
+                                }
+                            }
+                            if enforcing && !may_match {
+                                return default_deny.then_some(name);
+                            }
                             let key = (
                                 pod.enforced,
-                                cx.engine.forced_default_deny(&pod.identity),
+                                forced,
                                 pod.identity.is_endpoint(),
-                                cx.engine
-                                    .selecting_rules(&pod.identity)
-                                    .filter(|r| r.applies_to(Direction::Egress))
-                                    .map(|r| std::ptr::from_ref(r) as usize)
-                                    .collect::<Vec<_>>(),
+                                default_deny,
+                                relevant,
                             );
-                            let denied = *decided.entry(key).or_insert_with(|| {
+                            let denied = *decided.entry(key).or_insert_with_key(|k| {
+                                let mut side = cx.engine.subject_side(&pod, Direction::Egress);
+                                side.retain_rules(|r| {
+                                    k.4.contains(&(std::ptr::from_ref(r) as usize))
+                                });
                                 cx.engine
-                                    .decide(&pod, Direction::Egress, &dns, Protocol::Udp, 53)
+                                    .decide_with(&side, &pod, &dns, Protocol::Udp, 53)
                                     .decision
                                     == Decision::Denied
                             });
