@@ -15,8 +15,7 @@
 //! lists are kept, shared, in [`Decided`] and [`SideVerdict`].
 
 use crate::engine::{Decision, Engine, Party, Reason, SideVerdict};
-use crate::policy::{first_decider, Direction, Entry, Origin, Protocol, Rule, Tier};
-use crate::settings::PolicyEnforcement;
+use crate::policy::{Direction, Origin, Protocol, Tier};
 use std::sync::Arc;
 
 /// A side's decision, free of the parties' names.
@@ -34,14 +33,36 @@ pub struct Decided {
     pub tier: Option<Tier>,
     pub passed: Vec<Arc<Origin>>,
     /// The deciding entries' origins, formatted once, capped (`a, b`).
-    deciding_text: String,
+    pub(crate) deciding_text: String,
     /// The tier note of the first deciding entry (` (Admin tier, priority 3)`).
-    note: String,
+    pub(crate) note: String,
     /// What makes the side default deny (forced first, then the rules
     /// `policy (file:line)`), complete.
     pub default_deny_by: Arc<[String]>,
     /// `default_deny_by` formatted once, capped.
-    default_deny_text: String,
+    pub(crate) default_deny_text: String,
+}
+
+impl Decided {
+    /// No policy decided yet: allowed, no rules.
+    pub(crate) fn empty(direction: Direction, enforced: bool) -> Decided {
+        Decided {
+            direction,
+            enforced,
+            decision: Decision::Allowed,
+            reason: Reason::NoPolicy,
+            deciding: Arc::new([]),
+            selecting: Arc::new([]),
+            proxied: Vec::new(),
+            unevaluable: Vec::new(),
+            tier: None,
+            passed: Vec::new(),
+            deciding_text: String::new(),
+            note: String::new(),
+            default_deny_by: Arc::new([]),
+            default_deny_text: String::new(),
+        }
+    }
 }
 
 /// The most names a sentence lists; a longer list shows its first
@@ -93,7 +114,8 @@ pub fn thousands(n: usize) -> String {
 
 impl Engine<'_> {
     /// The decision of `subject`'s policy in `dir` for traffic with `peer`
-    /// on `protocol`/`port`, without an explanation.
+    /// on `protocol`/`port`, without an explanation (the subject's
+    /// [`Engine::side_context`], then [`Engine::decide_in`]).
     pub fn decide(
         &self,
         subject: &Party,
@@ -102,107 +124,8 @@ impl Engine<'_> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
-        let mut v = Decided {
-            direction: dir,
-            enforced: subject.enforced,
-            decision: Decision::Allowed,
-            reason: Reason::NoPolicy,
-            deciding: Arc::new([]),
-            selecting: Arc::new([]),
-            proxied: Vec::new(),
-            unevaluable: Vec::new(),
-            tier: None,
-            passed: Vec::new(),
-            deciding_text: String::new(),
-            note: String::new(),
-            default_deny_by: Arc::new([]),
-            default_deny_text: String::new(),
-        };
-        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
-            v.reason = Reason::PolicyDisabled;
-            return v;
-        }
-        let d = dir.index();
-        let active: Vec<&Rule> = self
-            .selecting_rules(&subject.identity)
-            .filter(|r| r.applies_to(dir))
-            .collect();
-        v.selecting = active.iter().map(|r| Arc::clone(&r.origin)).collect();
-        let forced = self.forced_default_deny(&subject.identity);
-        if active.is_empty() && forced.is_none() {
-            v.reason = Reason::NoPolicy;
-            return v;
-        }
-        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
-        let requires_allow = crate::engine::requirements(&active, dir, false);
-        let requires_deny = crate::engine::requirements(&active, dir, true);
-        let peer_idx = self.known_index(&peer.identity);
-        let entries = active
-            .iter()
-            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
-        let mut matched: Vec<&Entry> = Vec::new();
-        for e in entries {
-            let requires = if e.deny {
-                &requires_deny
-            } else {
-                &requires_allow
-            };
-            if !self.entry_matches(e, subject, peer, peer_idx, dir, protocol, port, requires) {
-                for u in &e.unevaluable {
-                    let note = format!("{}: {u}", e.origin);
-                    if !v.unevaluable.contains(&note) {
-                        v.unevaluable.push(note);
-                    }
-                }
-                continue;
-            }
-            matched.push(e);
-        }
-        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
-        // tier by level; Deny before Accept before Pass at one level. The
-        // first entry decides; a Pass skips the rest of its tier.
-        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
-        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
-        let deciding: Vec<&Entry> = matched
-            .iter()
-            .copied()
-            .filter(|e| Some(e.precedence()) == decider)
-            .collect();
-        v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
-        v.tier = deciding.first().map(|e| e.tier);
-        if !deciding.is_empty() {
-            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
-        }
-        if deciding.first().is_some_and(|e| e.deny) {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DeniedByRule;
-        } else if !deciding.is_empty() {
-            v.reason = Reason::AllowedByRule;
-            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
-            l7.sort();
-            l7.dedup();
-            v.proxied = l7;
-        } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
-            v.reason = Reason::AllowLocalhost;
-        } else if default_deny {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DefaultDeny;
-            v.default_deny_by = forced
-                .map(str::to_string)
-                .into_iter()
-                .chain(
-                    active
-                        .iter()
-                        .filter(|r| r.default_deny[d])
-                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
-                )
-                .collect();
-            v.default_deny_text = capped_head(v.default_deny_by.iter(), v.default_deny_by.len());
-        } else {
-            v.reason = Reason::NoDefaultDeny;
-        }
-        v
+        let ctx = self.side_context(subject, dir);
+        self.decide_in(&ctx, subject, peer, protocol, port)
     }
 
     /// The verdict of a decision for the named parties, with its sentence.

@@ -16,7 +16,10 @@
 //! See docs/replay.md for the contract.
 
 use crate::cidr::Cidr;
-use crate::engine::{Decision, Engine, Party};
+use crate::engine::side_context::SideContext;
+use crate::engine::{Decision, Engine, Party, SideVerdict};
+use crate::ingest::ContainerPort;
+use rustc_hash::FxHashMap;
 use crate::flows::{Flow, FlowEndpoint};
 use crate::identity::{Identity, IdentityKind, RESERVED};
 use crate::labels::{split_source, Label, LabelSet, CLUSTER_LABEL, POD_NAMESPACE_LABEL};
@@ -138,11 +141,12 @@ pub struct LineVerdict {
     pub egress: Option<Decision>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Decision>,
-    /// The deciding rules (file:line) of the compared sides.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub deciding: Vec<String>,
+    /// The deciding rules (file:line) of the compared sides (shared by
+    /// every record of one decision).
+    #[serde(skip_serializing_if = "no_rules")]
+    pub deciding: Arc<[String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<String>,
+    pub explanation: Option<Arc<str>>,
     /// Label disagreements with the manifests, Gateway/Ingress hop notes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -165,11 +169,15 @@ impl LineVerdict {
             change: None,
             egress: None,
             ingress: None,
-            deciding: Vec::new(),
+            deciding: Arc::new([]),
             explanation: None,
             notes: Vec::new(),
         }
     }
+}
+
+fn no_rules(r: &Arc<[String]>) -> bool {
+    r.is_empty()
 }
 
 /// Skip categories (the `reason` field).
@@ -186,24 +194,22 @@ pub mod skip {
     pub const UNKNOWN_ENDPOINT: &str = "unknown-endpoint";
 }
 
-/// The judged sides of one connection (cached by identities and port).
+/// The judged sides of one connection (cached by identities and port),
+/// with what each compared scope reports, shared by its records.
 #[derive(Debug)]
 struct Judged {
     egress: Decision,
     ingress: Decision,
-    egress_pass: bool,
-    ingress_pass: bool,
     decision: Decision,
-    egress_rules: Vec<String>,
-    ingress_rules: Vec<String>,
-    egress_why: String,
-    ingress_why: String,
+    /// Per scope (egress, ingress, flow): whether it passes, its deciding
+    /// rules and its explanation.
+    scopes: [(bool, Arc<[String]>, Arc<str>); 3],
 }
 
 /// A flow's label set for a pod and the disagreement note it gave.
 type LabelNote = (LabelSet, Option<String>);
 
-type CacheKey = (IdKey, bool, IdKey, bool, Protocol, u16, u64);
+type CacheKey = (IdKey, bool, u32, IdKey, bool, u32, Protocol, u16);
 
 /// A party's identity in the verdict cache: its index among the engine's
 /// identities when it is one of them (no label set to clone or hash), else
@@ -217,7 +223,13 @@ enum IdKey {
 /// Judges flow records one at a time.
 pub struct Replayer<'e, 'a> {
     pub engine: &'e Engine<'a>,
-    cache: HashMap<CacheKey, Arc<Judged>>,
+    cache: FxHashMap<CacheKey, Arc<Judged>>,
+    /// Each subject identity's side per direction, built once
+    /// (`Engine::side_context`): a decision then costs a port test per
+    /// entry and a peer test per distinct peer list.
+    contexts: FxHashMap<(IdKey, Direction), Arc<SideContext<'a>>>,
+    /// Container port lists, numbered (part of the cache key).
+    port_lists: FxHashMap<Vec<ContainerPort>, u32>,
     /// Pods compared with the manifests: per pod, the flow label sets seen
     /// and the disagreement note of each (bounded).
     checked_pods: HashMap<(String, String), Vec<LabelNote>>,
@@ -227,6 +239,9 @@ pub struct Replayer<'e, 'a> {
 
 /// Most cached verdicts kept (the cache is cleared when full).
 const CACHE_MAX: usize = 20_000;
+/// Most side contexts kept (each holds its subject's entries of one
+/// direction; cleared when full).
+const CONTEXTS_MAX: usize = 20_000;
 const CHECKED_PODS_MAX: usize = 100_000;
 
 /// Which reserved name a set of reserved labels stands for, in Cilium's
@@ -261,7 +276,9 @@ impl<'e, 'a> Replayer<'e, 'a> {
     pub fn new(engine: &'e Engine<'a>) -> Self {
         Replayer {
             engine,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
+            contexts: FxHashMap::default(),
+            port_lists: FxHashMap::default(),
             checked_pods: HashMap::new(),
             manifest_parties: HashMap::new(),
         }
@@ -498,6 +515,56 @@ impl<'e, 'a> Replayer<'e, 'a> {
         })
     }
 
+    /// The party's identity as a cache key.
+    fn id_key(&self, p: &Party) -> IdKey {
+        match self.engine.known_index(&p.identity) {
+            Some(i) => IdKey::Known(i),
+            None => IdKey::Other(p.identity.clone()),
+        }
+    }
+
+    /// The number of a container port list.
+    fn port_list(&mut self, ports: &[ContainerPort]) -> u32 {
+        if let Some(&n) = self.port_lists.get(ports) {
+            return n;
+        }
+        if self.port_lists.len() >= CACHE_MAX {
+            // Numbers are part of the verdict cache's keys.
+            self.port_lists.clear();
+            self.cache.clear();
+        }
+        let n = u32::try_from(self.port_lists.len()).unwrap_or(u32::MAX);
+        self.port_lists.insert(ports.to_vec(), n);
+        n
+    }
+
+    /// One side's verdict, as `Engine::side` gives it, from the subject's
+    /// cached context.
+    fn side(
+        &mut self,
+        subject: &Party,
+        subject_key: &IdKey,
+        dir: Direction,
+        peer: &Party,
+        protocol: Protocol,
+        port: u16,
+    ) -> SideVerdict {
+        let key = (subject_key.clone(), dir);
+        let ctx = match self.contexts.get(&key) {
+            Some(c) => Arc::clone(c),
+            None => {
+                let c = Arc::new(self.engine.side_context(subject, dir));
+                if self.contexts.len() >= CONTEXTS_MAX {
+                    self.contexts.clear();
+                }
+                self.contexts.insert(key, Arc::clone(&c));
+                c
+            }
+        };
+        let d = self.engine.decide_in(&ctx, subject, peer, protocol, port);
+        self.engine.explain(&d, subject, peer, protocol, port)
+    }
+
     fn judge_parties(
         &mut self,
         from: &Party,
@@ -505,62 +572,59 @@ impl<'e, 'a> Replayer<'e, 'a> {
         protocol: Protocol,
         port: u16,
     ) -> Arc<Judged> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for p in from
-            .ports
-            .iter()
-            .chain(std::iter::once(&crate::ingest::ContainerPort {
-                name: None,
-                port: 0,
-                protocol: Protocol::Any,
-            }))
-            .chain(to.ports.iter())
-        {
-            p.name.hash(&mut h);
-            p.port.hash(&mut h);
-            p.protocol.hash(&mut h);
-        }
-        let id_key = |p: &Party| match self.engine.known_index(&p.identity) {
-            Some(i) => IdKey::Known(i),
-            None => IdKey::Other(p.identity.clone()),
-        };
+        let (from_key, to_key) = (self.id_key(from), self.id_key(to));
         let key: CacheKey = (
-            id_key(from),
+            from_key.clone(),
             from.enforced,
-            id_key(to),
+            self.port_list(&from.ports),
+            to_key.clone(),
             to.enforced,
+            self.port_list(&to.ports),
             protocol,
             port,
-            h.finish(),
         );
         if let Some(j) = self.cache.get(&key) {
             return Arc::clone(j);
         }
         // Both sides as `trace` evaluates them, without the near misses
         // (replay does not print them).
-        let egress = self
-            .engine
-            .side(from, Direction::Egress, to, protocol, port);
-        let ingress = self
-            .engine
-            .side(to, Direction::Ingress, from, protocol, port);
-        let pass = |s: &crate::engine::SideVerdict| s.decision == Decision::Allowed || !s.enforced;
-        let decision = if pass(&egress) && pass(&ingress) {
+        let egress = self.side(from, &from_key, Direction::Egress, to, protocol, port);
+        let ingress = self.side(to, &to_key, Direction::Ingress, from, protocol, port);
+        let pass = |s: &SideVerdict| s.decision == Decision::Allowed || !s.enforced;
+        let (egress_pass, ingress_pass) = (pass(&egress), pass(&ingress));
+        let decision = if egress_pass && ingress_pass {
             Decision::Allowed
         } else {
             Decision::Denied
         };
+        let rules = |s: &SideVerdict| -> Vec<String> {
+            s.deciding.iter().map(ToString::to_string).collect()
+        };
+        let (egress_rules, ingress_rules) = (rules(&egress), rules(&ingress));
+        let flow_rules: Arc<[String]> = egress_rules
+            .iter()
+            .chain(ingress_rules.iter())
+            .cloned()
+            .collect();
+        let flow_why = if !egress_pass {
+            egress.explanation.clone()
+        } else if !ingress_pass {
+            ingress.explanation.clone()
+        } else {
+            format!(
+                "egress: {}; ingress: {}",
+                egress.explanation, ingress.explanation
+            )
+        };
         let j = Arc::new(Judged {
             egress: egress.decision,
             ingress: ingress.decision,
-            egress_pass: pass(&egress),
-            ingress_pass: pass(&ingress),
             decision,
-            egress_rules: egress.deciding.iter().map(ToString::to_string).collect(),
-            ingress_rules: ingress.deciding.iter().map(ToString::to_string).collect(),
-            egress_why: egress.explanation,
-            ingress_why: ingress.explanation,
+            scopes: [
+                (egress_pass, egress_rules.into(), egress.explanation.into()),
+                (ingress_pass, ingress_rules.into(), ingress.explanation.into()),
+                (decision == Decision::Allowed, flow_rules, flow_why.into()),
+            ],
         });
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
@@ -716,32 +780,12 @@ impl<'e, 'a> Replayer<'e, 'a> {
             notes,
         } = c;
         let j = self.judge_parties(&from.party, &to.party, protocol, port);
-        let (pass, decision, deciding, why) = match compared {
-            Scope::Egress => (
-                j.egress_pass,
-                j.egress,
-                j.egress_rules.clone(),
-                j.egress_why.clone(),
-            ),
-            Scope::Ingress => (
-                j.ingress_pass,
-                j.ingress,
-                j.ingress_rules.clone(),
-                j.ingress_why.clone(),
-            ),
-            Scope::Flow => {
-                let mut r = j.egress_rules.clone();
-                r.extend(j.ingress_rules.iter().cloned());
-                let why = if !j.egress_pass {
-                    j.egress_why.clone()
-                } else if !j.ingress_pass {
-                    j.ingress_why.clone()
-                } else {
-                    format!("egress: {}; ingress: {}", j.egress_why, j.ingress_why)
-                };
-                (j.decision == Decision::Allowed, j.decision, r, why)
-            }
+        let (decision, scope) = match compared {
+            Scope::Egress => (j.egress, &j.scopes[0]),
+            Scope::Ingress => (j.ingress, &j.scopes[1]),
+            Scope::Flow => (j.decision, &j.scopes[2]),
         };
+        let (pass, deciding, why) = (scope.0, Arc::clone(&scope.1), Arc::clone(&scope.2));
         // A side that is not enforced passes whatever its policy says.
         let decision = if pass { Decision::Allowed } else { decision };
         let change = match (observed.delivered(), pass) {
@@ -838,8 +882,8 @@ pub struct Group {
     /// Records per observed outcome.
     pub observed: BTreeMap<Observed, usize>,
     pub count: usize,
-    pub deciding: Vec<String>,
-    pub explanation: String,
+    pub deciding: Arc<[String]>,
+    pub explanation: Arc<str>,
     /// The first record of the group (file:line).
     pub first: String,
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
@@ -920,8 +964,8 @@ impl Summary {
             verdict: v.verdict,
             observed: BTreeMap::new(),
             count: 0,
-            deciding: v.deciding.clone(),
-            explanation: v.explanation.clone().unwrap_or_default(),
+            deciding: Arc::clone(&v.deciding),
+            explanation: v.explanation.clone().unwrap_or_else(|| Arc::from("")),
             first: format!("{}:{}", v.file, v.line),
             notes: BTreeSet::new(),
         });
