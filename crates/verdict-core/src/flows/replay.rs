@@ -101,8 +101,8 @@ pub struct FlowParty {
 /// One observed connection, before judging.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    pub from: FlowParty,
-    pub to: FlowParty,
+    pub from: Arc<FlowParty>,
+    pub to: Arc<FlowParty>,
     pub protocol: Protocol,
     pub port: u16,
     pub observed: Observed,
@@ -206,6 +206,65 @@ struct Judged {
     scopes: [(bool, Arc<[String]>, Arc<str>); 3],
 }
 
+/// The party of an endpoint, or why it has none.
+type PartyResult = Result<Arc<FlowParty>, String>;
+
+/// What [`Replayer::party`] reads of an endpoint besides its address.
+#[derive(Debug)]
+struct EndpointKey {
+    labels: Vec<String>,
+    identity: Option<u32>,
+    namespace: Option<String>,
+    pod_name: Option<String>,
+    workloads: Vec<(String, String)>,
+}
+
+impl EndpointKey {
+    fn of(ep: &FlowEndpoint) -> EndpointKey {
+        EndpointKey {
+            labels: ep.labels.clone(),
+            identity: ep.identity,
+            namespace: ep.namespace.clone(),
+            pod_name: ep.pod_name.clone(),
+            workloads: ep
+                .workloads
+                .iter()
+                .map(|w| (w.kind.clone(), w.name.clone()))
+                .collect(),
+        }
+    }
+
+    fn is(&self, ep: &FlowEndpoint) -> bool {
+        self.labels == ep.labels
+            && self.identity == ep.identity
+            && self.namespace == ep.namespace
+            && self.pod_name == ep.pod_name
+            && self.workloads.len() == ep.workloads.len()
+            && self
+                .workloads
+                .iter()
+                .zip(&ep.workloads)
+                .all(|((k, n), w)| *k == w.kind && *n == w.name)
+    }
+}
+
+fn endpoint_hash(ep: &FlowEndpoint) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    ep.labels.hash(&mut h);
+    ep.identity.hash(&mut h);
+    ep.namespace.hash(&mut h);
+    ep.pod_name.hash(&mut h);
+    for w in &ep.workloads {
+        w.kind.hash(&mut h);
+        w.name.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Most endpoints whose parties are kept (cleared when full).
+const PARTIES_MAX: usize = 50_000;
+
 /// A flow's label set for a pod and the disagreement note it gave.
 type LabelNote = (LabelSet, Option<String>);
 
@@ -228,6 +287,10 @@ pub struct Replayer<'e, 'a> {
     /// (`Engine::side_context`): a decision then costs a port test per
     /// entry and a peer test per distinct peer list.
     contexts: FxHashMap<(IdKey, Direction), Arc<SideContext<'a>>>,
+    /// Parties of the endpoints seen (see [`Replayer::party`]), by the
+    /// hash of their content.
+    parties: FxHashMap<u64, Vec<(EndpointKey, PartyResult, Vec<String>)>>,
+    parties_len: usize,
     /// Container port lists, numbered (part of the cache key).
     port_lists: FxHashMap<Vec<ContainerPort>, u32>,
     /// Pods compared with the manifests: per pod, the flow label sets seen
@@ -279,6 +342,8 @@ impl<'e, 'a> Replayer<'e, 'a> {
             cache: FxHashMap::default(),
             contexts: FxHashMap::default(),
             port_lists: FxHashMap::default(),
+            parties: FxHashMap::default(),
+            parties_len: 0,
             checked_pods: HashMap::new(),
             manifest_parties: HashMap::new(),
         }
@@ -381,15 +446,55 @@ impl<'e, 'a> Replayer<'e, 'a> {
         })
     }
 
-    /// The party one flow endpoint stands for, with notes.
+    /// The party one flow endpoint stands for, with notes. Endpoints
+    /// seen before are looked up (by their whole content, compared
+    /// exactly), except world and CIDR parties, which depend on the
+    /// record's address.
     pub fn party(
         &mut self,
         ep: Option<&FlowEndpoint>,
         ip: Option<&str>,
         notes: &mut Vec<String>,
-    ) -> Result<FlowParty, String> {
+    ) -> Result<Arc<FlowParty>, String> {
         let empty = FlowEndpoint::default();
         let ep = ep.unwrap_or(&empty);
+        let hash = endpoint_hash(ep);
+        if let Some((_, found, n)) = self
+            .parties
+            .get(&hash)
+            .and_then(|list| list.iter().find(|(k, _, _)| k.is(ep)))
+        {
+            notes.extend(n.iter().cloned());
+            return found.clone();
+        }
+        let mut own = Vec::new();
+        let found = self.party_uncached(ep, ip, &mut own).map(Arc::new);
+        let by_address = found.as_ref().is_ok_and(|p| {
+            matches!(&p.party.identity.kind, IdentityKind::Cidr(_))
+                || p.party.identity.reserved_name().is_some_and(is_world)
+        });
+        if !by_address {
+            if self.parties_len >= PARTIES_MAX {
+                self.parties.clear();
+                self.parties_len = 0;
+            }
+            self.parties_len += 1;
+            self.parties.entry(hash).or_default().push((
+                EndpointKey::of(ep),
+                found.clone(),
+                own.clone(),
+            ));
+        }
+        notes.extend(own);
+        found
+    }
+
+    fn party_uncached(
+        &mut self,
+        ep: &FlowEndpoint,
+        ip: Option<&str>,
+        notes: &mut Vec<String>,
+    ) -> Result<FlowParty, String> {
         let labels: Vec<Label> = ep.labels.iter().map(|l| parse_label(l)).collect();
         let reserved: Vec<&str> = labels
             .iter()
@@ -803,8 +908,8 @@ impl<'e, 'a> Replayer<'e, 'a> {
             },
             reason: None,
             detail: None,
-            from: Some(from.group),
-            to: Some(to.group),
+            from: Some(from.group.clone()),
+            to: Some(to.group.clone()),
             protocol: Some(protocol),
             port: Some(port),
             observed: Some(observed),
