@@ -125,7 +125,8 @@ impl Engine<'_> {
         port: u16,
     ) -> Decided {
         let ctx = self.side_context(subject, dir);
-        self.decide_in(&ctx, subject, peer, protocol, port)
+        let peer_idx = self.known_index(&peer.identity);
+        self.decide_in(&ctx, subject, peer, peer_idx, protocol, port)
     }
 
     /// The verdict of a decision for the named parties, with its sentence.

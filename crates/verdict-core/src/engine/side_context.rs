@@ -102,13 +102,15 @@ impl<'a> Engine<'a> {
     }
 
     /// The decision of the side `ctx` was built for (`subject` must have
-    /// the identity it was built from) for traffic with `peer` on
-    /// `protocol`/`port`, without an explanation.
+    /// the identity it was built from) for traffic with `peer` (whose
+    /// [`Engine::known_index`] is `peer_idx`) on `protocol`/`port`, without
+    /// an explanation.
     pub fn decide_in(
         &self,
         ctx: &SideContext<'a>,
         subject: &Party,
         peer: &Party,
+        peer_idx: Option<usize>,
         protocol: Protocol,
         port: u16,
     ) -> Decided {
@@ -123,7 +125,6 @@ impl<'a> Engine<'a> {
             v.reason = Reason::NoPolicy;
             return v;
         }
-        let peer_idx = self.known_index(&peer.identity);
         // Per peer group: 0 not tested yet, 1 selects the peer, 2 does not.
         let mut tested = vec![0u8; ctx.groups];
         let mut matched: Vec<&Entry> = Vec::new();

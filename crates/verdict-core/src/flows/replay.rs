@@ -96,6 +96,9 @@ pub struct FlowParty {
     /// The identity number of the pod in the manifests, when they hold it
     /// (its labels may differ from the flow's).
     pub manifest_id: Option<u32>,
+    /// The party's index among the engine's identities, when it is one
+    /// of them (`Engine::known_index`).
+    pub known: Option<usize>,
 }
 
 /// One observed connection, before judging.
@@ -386,6 +389,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             namespace: None,
             cluster: None,
             manifest_id: None,
+            known: None,
         }
     }
 
@@ -407,6 +411,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             namespace: None,
             cluster: None,
             manifest_id: None,
+            known: None,
         })
     }
 
@@ -468,7 +473,10 @@ impl<'e, 'a> Replayer<'e, 'a> {
             return found.clone();
         }
         let mut own = Vec::new();
-        let found = self.party_uncached(ep, ip, &mut own).map(Arc::new);
+        let found = self.party_uncached(ep, ip, &mut own).map(|mut p| {
+            p.known = self.engine.known_index(&p.party.identity);
+            Arc::new(p)
+        });
         let by_address = found.as_ref().is_ok_and(|p| {
             matches!(&p.party.identity.kind, IdentityKind::Cidr(_))
                 || p.party.identity.reserved_name().is_some_and(is_world)
@@ -546,6 +554,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             if let Some(p) = self.manifest_party(ep) {
                 let group = p.name.clone();
                 return Ok(FlowParty {
+                    known: None,
                     manifest_id: Some(p.identity.id),
                     party: p,
                     group,
@@ -617,14 +626,15 @@ impl<'e, 'a> Replayer<'e, 'a> {
             namespace,
             cluster,
             manifest_id: manifest.as_ref().map(|m| m.identity.id),
+            known: None,
         })
     }
 
     /// The party's identity as a cache key.
-    fn id_key(&self, p: &Party) -> IdKey {
-        match self.engine.known_index(&p.identity) {
+    fn id_key(p: &FlowParty) -> IdKey {
+        match p.known {
             Some(i) => IdKey::Known(i),
-            None => IdKey::Other(p.identity.clone()),
+            None => IdKey::Other(p.party.identity.clone()),
         }
     }
 
@@ -645,12 +655,14 @@ impl<'e, 'a> Replayer<'e, 'a> {
 
     /// One side's verdict, as `Engine::side` gives it, from the subject's
     /// cached context.
+    #[allow(clippy::too_many_arguments)]
     fn side(
         &mut self,
         subject: &Party,
         subject_key: &IdKey,
         dir: Direction,
         peer: &Party,
+        peer_known: Option<usize>,
         protocol: Protocol,
         port: u16,
     ) -> SideVerdict {
@@ -666,18 +678,21 @@ impl<'e, 'a> Replayer<'e, 'a> {
                 c
             }
         };
-        let d = self.engine.decide_in(&ctx, subject, peer, protocol, port);
+        let d = self
+            .engine
+            .decide_in(&ctx, subject, peer, peer_known, protocol, port);
         self.engine.explain(&d, subject, peer, protocol, port)
     }
 
     fn judge_parties(
         &mut self,
-        from: &Party,
-        to: &Party,
+        from_party: &FlowParty,
+        to_party: &FlowParty,
         protocol: Protocol,
         port: u16,
     ) -> Arc<Judged> {
-        let (from_key, to_key) = (self.id_key(from), self.id_key(to));
+        let (from_key, to_key) = (Self::id_key(from_party), Self::id_key(to_party));
+        let (from, to) = (&from_party.party, &to_party.party);
         let key: CacheKey = (
             from_key.clone(),
             from.enforced,
@@ -693,8 +708,24 @@ impl<'e, 'a> Replayer<'e, 'a> {
         }
         // Both sides as `trace` evaluates them, without the near misses
         // (replay does not print them).
-        let egress = self.side(from, &from_key, Direction::Egress, to, protocol, port);
-        let ingress = self.side(to, &to_key, Direction::Ingress, from, protocol, port);
+        let egress = self.side(
+            from,
+            &from_key,
+            Direction::Egress,
+            to,
+            to_party.known,
+            protocol,
+            port,
+        );
+        let ingress = self.side(
+            to,
+            &to_key,
+            Direction::Ingress,
+            from,
+            from_party.known,
+            protocol,
+            port,
+        );
         let pass = |s: &SideVerdict| s.decision == Decision::Allowed || !s.enforced;
         let (egress_pass, ingress_pass) = (pass(&egress), pass(&ingress));
         let decision = if egress_pass && ingress_pass {
@@ -884,7 +915,7 @@ impl<'e, 'a> Replayer<'e, 'a> {
             compared,
             notes,
         } = c;
-        let j = self.judge_parties(&from.party, &to.party, protocol, port);
+        let j = self.judge_parties(&from, &to, protocol, port);
         let (decision, scope) = match compared {
             Scope::Egress => (j.egress, &j.scopes[0]),
             Scope::Ingress => (j.ingress, &j.scopes[1]),
