@@ -124,7 +124,7 @@ impl Engine<'_> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
-        let ctx = self.side_context(subject, dir);
+        let ctx = self.build_side_context(subject, dir, false);
         let peer_idx = self.known_index(&peer.identity);
         self.decide_in(&ctx, subject, peer, peer_idx, protocol, port)
     }

@@ -11,11 +11,12 @@
 
 use crate::engine::side::{capped_head, Decided};
 use crate::engine::{Decision, Engine, Party, Reason};
-use crate::policy::{first_decider, Direction, Entry, Origin, PeerKind, Protocol, Rule};
+use crate::identity::IdentityKind;
+use crate::policy::{first_decider, Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
 use crate::selector::Selector;
 use crate::settings::PolicyEnforcement;
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a subject identity's side needs before the peer and port are known.
 #[derive(Debug)]
@@ -32,10 +33,35 @@ pub struct SideContext<'a> {
     /// The entries of the direction in rule order, each with its peer
     /// group: entries of one group (same deny flag, same peers) select the
     /// same peers, so one test answers for all of them.
-    entries: Vec<(&'a Entry, u32)>,
-    groups: usize,
-    default_deny_by: Arc<[String]>,
-    default_deny_text: String,
+    entries: Vec<Slot<'a>>,
+    /// Per group: every peer is a CIDR (or cannot be evaluated), so the
+    /// group never selects an endpoint identity (`cidr_peer_matches`).
+    cidr_only: Vec<bool>,
+    /// The fixed port ranges of the entries, read in place of their
+    /// `ports` ([`PortTest::Ranges`] indexes into it).
+    ranges: Vec<(Protocol, u16, u16)>,
+    /// The rules setting default deny, formatted on first need.
+    default_deny_rules: Vec<&'a Rule>,
+    default_deny_by: OnceLock<(Arc<[String]>, String)>,
+}
+
+/// One entry of a context: the entry, its peer group and its port test.
+#[derive(Debug)]
+struct Slot<'a> {
+    entry: &'a Entry,
+    group: u32,
+    ports: PortTest,
+}
+
+/// An entry's ports as the decision tests them.
+#[derive(Debug)]
+enum PortTest {
+    /// No `ports`: every port.
+    Any,
+    /// Only numbers and ranges: `ranges[from..to]` of the context.
+    Ranges(u32, u32),
+    /// A named port: resolved per flow (`Engine::entry_port_matches`).
+    Named,
 }
 
 /// The peers of an entry as its peer test reads them (not the text the
@@ -43,9 +69,20 @@ pub struct SideContext<'a> {
 type PeerKey<'a> = (bool, Vec<(bool, &'a PeerKind)>);
 
 impl<'a> Engine<'a> {
-    /// The context of `subject`'s side in `dir` (see the module doc); it
-    /// depends on the subject's identity only.
+    /// The context of `subject`'s side in `dir` (see the module doc), to
+    /// decide many flows with; it depends on the subject's identity only.
     pub fn side_context(&self, subject: &Party, dir: Direction) -> SideContext<'a> {
+        self.build_side_context(subject, dir, true)
+    }
+
+    /// [`Engine::side_context`]; `group` groups entries by their peers,
+    /// which pays off only when the context decides several flows.
+    pub(crate) fn build_side_context(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        group: bool,
+    ) -> SideContext<'a> {
         let d = dir.index();
         let disabled = self.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
         let active: Vec<&'a Rule> = if disabled {
@@ -59,32 +96,52 @@ impl<'a> Engine<'a> {
         let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
         let mut by_peers: FxHashMap<PeerKey<'a>, u32> = FxHashMap::default();
         let mut entries = Vec::new();
+        let mut cidr_only = Vec::new();
+        let mut ranges = Vec::new();
         for e in active
             .iter()
             .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
         {
-            let key: PeerKey<'a> = (
-                e.deny,
-                e.peers.iter().map(|p| (p.from_endpoints, &p.kind)).collect(),
-            );
-            let next = u32::try_from(by_peers.len()).unwrap_or(u32::MAX);
-            let group = *by_peers.entry(key).or_insert(next);
-            entries.push((e, group));
-        }
-        let default_deny_by: Arc<[String]> = if default_deny {
-            forced
-                .map(str::to_string)
-                .into_iter()
-                .chain(
-                    active
-                        .iter()
-                        .filter(|r| r.default_deny[d])
-                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
+            let key: PeerKey<'a> = if group {
+                (
+                    e.deny,
+                    e.peers.iter().map(|p| (p.from_endpoints, &p.kind)).collect(),
                 )
-                .collect()
-        } else {
-            Arc::new([])
-        };
+            } else {
+                (e.deny, Vec::new())
+            };
+            let next = u32::try_from(cidr_only.len()).unwrap_or(u32::MAX);
+            let group = if group {
+                *by_peers.entry(key).or_insert(next)
+            } else {
+                next
+            };
+            if group == next {
+                cidr_only.push(e.peers.iter().all(|p| {
+                    matches!(p.kind, PeerKind::Cidr { .. } | PeerKind::Unevaluable { .. })
+                }));
+            }
+            let ports = match &e.ports {
+                None => PortTest::Any,
+                Some(list) if list.iter().any(|pr| matches!(pr.port, PortSel::Named(_))) => {
+                    PortTest::Named
+                }
+                Some(list) => {
+                    let from = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
+                    for pr in list {
+                        if let PortSel::Range { from, to } = pr.port {
+                            ranges.push((pr.protocol, from, to));
+                        }
+                    }
+                    PortTest::Ranges(from, u32::try_from(ranges.len()).unwrap_or(u32::MAX))
+                }
+            };
+            entries.push(Slot {
+                entry: e,
+                group,
+                ports,
+            });
+        }
         SideContext {
             direction: dir,
             disabled,
@@ -95,9 +152,14 @@ impl<'a> Engine<'a> {
             requires_allow: crate::engine::requirements(&active, dir, false),
             requires_deny: crate::engine::requirements(&active, dir, true),
             entries,
-            groups: by_peers.len(),
-            default_deny_text: capped_head(default_deny_by.iter(), default_deny_by.len()),
-            default_deny_by,
+            cidr_only,
+            ranges,
+            default_deny_rules: active
+                .iter()
+                .copied()
+                .filter(|r| r.default_deny[d])
+                .collect(),
+            default_deny_by: OnceLock::new(),
         }
     }
 
@@ -126,10 +188,27 @@ impl<'a> Engine<'a> {
             return v;
         }
         // Per peer group: 0 not tested yet, 1 selects the peer, 2 does not.
-        let mut tested = vec![0u8; ctx.groups];
+        let endpoint_peer = peer.identity.kind == IdentityKind::Endpoint;
+        let mut tested: Vec<u8> = ctx
+            .cidr_only
+            .iter()
+            .map(|&c| if c && endpoint_peer { 2 } else { 0 })
+            .collect();
         let mut matched: Vec<&Entry> = Vec::new();
-        for &(e, group) in &ctx.entries {
-            let port_ok = self.entry_port_matches(e, subject, peer, dir, protocol, port);
+        for slot in &ctx.entries {
+            let (e, group) = (slot.entry, slot.group);
+            let port_ok = match slot.ports {
+                PortTest::Any => true,
+                PortTest::Ranges(from, to) => ctx
+                    .ranges
+                    .get(from as usize..to as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|&(p, lo, hi)| p.covers(protocol) && lo <= port && port <= hi),
+                PortTest::Named => {
+                    self.entry_port_matches(e, subject, peer, dir, protocol, port)
+                }
+            };
             let peer_ok = port_ok
                 && match tested.get(group as usize).copied() {
                     Some(1) => true,
@@ -188,8 +267,22 @@ impl<'a> Engine<'a> {
         } else if ctx.default_deny {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
-            v.default_deny_by = Arc::clone(&ctx.default_deny_by);
-            v.default_deny_text.clone_from(&ctx.default_deny_text);
+            let (by, text) = ctx.default_deny_by.get_or_init(|| {
+                let by: Arc<[String]> = ctx
+                    .forced
+                    .map(str::to_string)
+                    .into_iter()
+                    .chain(
+                        ctx.default_deny_rules.iter().map(|r| {
+                            format!("{} ({})", r.origin.policy.short(), r.origin.location)
+                        }),
+                    )
+                    .collect();
+                let text = capped_head(by.iter(), by.len());
+                (by, text)
+            });
+            v.default_deny_by = Arc::clone(by);
+            v.default_deny_text.clone_from(text);
         } else {
             v.reason = Reason::NoDefaultDeny;
         }
