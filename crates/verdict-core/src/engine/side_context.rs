@@ -51,6 +51,9 @@ struct Slot<'a> {
     entry: &'a Entry,
     group: u32,
     ports: PortTest,
+    /// The entry has parts that cannot be evaluated offline (read only
+    /// then, so a decision touches only the entries that match).
+    unevaluable: bool,
 }
 
 /// An entry's ports as the decision tests them.
@@ -140,6 +143,7 @@ impl<'a> Engine<'a> {
                 entry: e,
                 group,
                 ports,
+                unevaluable: !e.unevaluable.is_empty(),
             });
         }
         SideContext {
@@ -227,6 +231,9 @@ impl<'a> Engine<'a> {
                     }
                 };
             if !peer_ok {
+                if !slot.unevaluable {
+                    continue;
+                }
                 for u in &e.unevaluable {
                     let note = format!("{}: {u}", e.origin);
                     if !v.unevaluable.contains(&note) {
