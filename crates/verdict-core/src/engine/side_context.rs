@@ -108,7 +108,10 @@ impl<'a> Engine<'a> {
             let key: PeerKey<'a> = if group {
                 (
                     e.deny,
-                    e.peers.iter().map(|p| (p.from_endpoints, &p.kind)).collect(),
+                    e.peers
+                        .iter()
+                        .map(|p| (p.from_endpoints, &p.kind))
+                        .collect(),
                 )
             } else {
                 (e.deny, Vec::new())
@@ -209,9 +212,7 @@ impl<'a> Engine<'a> {
                     .unwrap_or(&[])
                     .iter()
                     .any(|&(p, lo, hi)| p.covers(protocol) && lo <= port && port <= hi),
-                PortTest::Named => {
-                    self.entry_port_matches(e, subject, peer, dir, protocol, port)
-                }
+                PortTest::Named => self.entry_port_matches(e, subject, peer, dir, protocol, port),
             };
             let peer_ok = port_ok
                 && match tested.get(group as usize).copied() {
@@ -275,16 +276,14 @@ impl<'a> Engine<'a> {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
             let (by, text) = ctx.default_deny_by.get_or_init(|| {
-                let by: Arc<[String]> = ctx
-                    .forced
-                    .map(str::to_string)
-                    .into_iter()
-                    .chain(
-                        ctx.default_deny_rules.iter().map(|r| {
+                let by: Arc<[String]> =
+                    ctx.forced
+                        .map(str::to_string)
+                        .into_iter()
+                        .chain(ctx.default_deny_rules.iter().map(|r| {
                             format!("{} ({})", r.origin.policy.short(), r.origin.location)
-                        }),
-                    )
-                    .collect();
+                        }))
+                        .collect();
                 let text = capped_head(by.iter(), by.len());
                 (by, text)
             });
