@@ -16,7 +16,17 @@ use crate::policy::{first_decider, Direction, Entry, Origin, PeerKind, PortSel, 
 use crate::selector::Selector;
 use crate::settings::PolicyEnforcement;
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
+/// Peer tests made by [`Engine::decide_in`] (one per peer group it had to
+/// test), for the benchmark's regression counters.
+static PEER_TESTS: AtomicU64 = AtomicU64::new(0);
+
+/// The peer tests made so far by [`Engine::decide_in`].
+pub fn peer_tests() -> u64 {
+    PEER_TESTS.load(Ordering::Relaxed)
+}
 
 /// What a subject identity's side needs before the peer and port are known.
 #[derive(Debug)]
@@ -225,6 +235,7 @@ impl<'a> Engine<'a> {
                             &ctx.requires_allow
                         };
                         let ok = self.entry_peer_matches(e, peer, peer_idx, requires);
+                        PEER_TESTS.fetch_add(1, Ordering::Relaxed);
                         if let Some(t) = tested.get_mut(group as usize) {
                             *t = if ok { 1 } else { 2 };
                         }
