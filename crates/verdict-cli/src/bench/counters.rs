@@ -126,6 +126,8 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     since = evaluations();
     generate_counters(&inv, &engine, &report, &mut c)?;
     stage("generate", &mut c, &mut since);
+    replay_counters(&inv, &engine, pods, &mut c)?;
+    stage("replay", &mut c, &mut since);
     count_evaluations(false);
     Ok(Counters {
         pods,
@@ -174,6 +176,36 @@ fn generate_counters(
         "verification_pairs_compared".to_string(),
         n(v.pairs_compared),
     );
+    Ok(())
+}
+
+/// `verdict replay` of one flow record per pod (each a new connection,
+/// as the whole-command benchmark writes them): the peer tests its side
+/// decisions made (one per distinct peer list of the subject's rules,
+/// not one per rule entry) and the records judged.
+fn replay_counters(
+    inv: &Inventory,
+    engine: &Engine,
+    pods: usize,
+    c: &mut BTreeMap<String, u64>,
+) -> Result<(), String> {
+    use verdict_core::flows::{parse_line, Record};
+    let parties = crate::bench_replay::parties(engine, inv)?;
+    let flows = crate::bench_replay::flow_lines(&parties, pods, None);
+    let mut r = verdict_core::replay::Replayer::new(engine);
+    let mut s = verdict_core::replay::Summary::default();
+    let file: std::sync::Arc<str> = std::sync::Arc::from("flows.jsonl");
+    let before = verdict_core::engine::side_context::peer_tests();
+    for (i, line) in flows.lines().enumerate() {
+        if let Ok(Record::Flow(f)) = parse_line(line) {
+            s.add(&r.judge(&file, i + 1, &f));
+        }
+    }
+    c.insert(
+        "replay_peer_tests".to_string(),
+        verdict_core::engine::side_context::peer_tests() - before,
+    );
+    c.insert("replay_judged".to_string(), n(s.judged));
     Ok(())
 }
 

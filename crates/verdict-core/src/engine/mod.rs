@@ -19,6 +19,7 @@ pub mod resolved;
 pub mod resolved_rows;
 pub(crate) mod selector_memo;
 pub mod side;
+pub mod side_context;
 pub mod trace;
 
 use crate::cidr::Cidr;
@@ -750,22 +751,6 @@ impl<'a> Engine<'a> {
             && has_rules
             && peer.identity.reserved_name() == Some("host")
             && !matches!(subject.identity.reserved_name(), Some("init" | "host"))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn entry_matches(
-        &self,
-        e: &Entry,
-        subject: &Party,
-        peer: &Party,
-        peer_idx: Option<usize>,
-        dir: Direction,
-        protocol: Protocol,
-        port: u16,
-        requires: &[&Selector],
-    ) -> bool {
-        self.entry_peer_matches(e, peer, peer_idx, requires)
-            && self.entry_port_matches(e, subject, peer, dir, protocol, port)
     }
 
     /// Whether one of an entry's peers selects `peer` (with the

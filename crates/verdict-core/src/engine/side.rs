@@ -35,14 +35,36 @@ pub struct Decided {
     pub tier: Option<Tier>,
     pub passed: Vec<Arc<Origin>>,
     /// The deciding entries' origins, formatted once, capped (`a, b`).
-    deciding_text: String,
+    pub(crate) deciding_text: String,
     /// The tier note of the first deciding entry (` (Admin tier, priority 3)`).
-    note: String,
+    pub(crate) note: String,
     /// What makes the side default deny (forced first, then the rules
     /// `policy (file:line)`), complete.
     pub default_deny_by: Arc<[String]>,
     /// `default_deny_by` formatted once, capped.
-    default_deny_text: String,
+    pub(crate) default_deny_text: String,
+}
+
+impl Decided {
+    /// No policy decided yet: allowed, no rules.
+    pub(crate) fn empty(direction: Direction, enforced: bool) -> Decided {
+        Decided {
+            direction,
+            enforced,
+            decision: Decision::Allowed,
+            reason: Reason::NoPolicy,
+            deciding: Arc::new([]),
+            selecting: Arc::new([]),
+            proxied: Vec::new(),
+            unevaluable: Vec::new(),
+            tier: None,
+            passed: Vec::new(),
+            deciding_text: String::new(),
+            note: String::new(),
+            default_deny_by: Arc::new([]),
+            default_deny_text: String::new(),
+        }
+    }
 }
 
 /// The most names a sentence lists; a longer list shows its first
@@ -115,23 +137,6 @@ pub struct SubjectSide<'r> {
     /// `policy (file:line)`), complete, and formatted capped.
     pub default_deny_by: Arc<[String]>,
     default_deny_text: String,
-}
-
-impl SubjectSide<'_> {
-    /// A side no rule selects.
-    fn none(direction: Direction) -> Self {
-        SubjectSide {
-            direction,
-            active: Vec::new(),
-            selecting: Arc::new([]),
-            forced: None,
-            default_deny: false,
-            requires_allow: Vec::new(),
-            requires_deny: Vec::new(),
-            default_deny_by: Arc::new([]),
-            default_deny_text: String::new(),
-        }
-    }
 }
 
 impl SubjectSide<'_> {
@@ -214,7 +219,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The decision of `subject`'s policy in `dir` for traffic with `peer`
-    /// on `protocol`/`port`, without an explanation.
+    /// on `protocol`/`port`, without an explanation (the subject's
+    /// [`Engine::side_context`], then [`Engine::decide_in`]).
     pub fn decide(
         &self,
         subject: &Party,
@@ -223,13 +229,9 @@ impl<'a> Engine<'a> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
-        let side = if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
-            // Nothing is read: the decision is "policy disabled".
-            SubjectSide::none(dir)
-        } else {
-            self.subject_side(subject, dir)
-        };
-        self.decide_with(&side, subject, peer, protocol, port)
+        let ctx = self.build_side_context(subject, dir, false);
+        let peer_idx = self.known_index(&peer.identity);
+        self.decide_in(&ctx, subject, peer, peer_idx, protocol, port)
     }
 
     /// [`Engine::decide`] with the subject's side computed beforehand by
@@ -283,7 +285,9 @@ impl<'a> Engine<'a> {
             } else {
                 &requires_allow
             };
-            if !self.entry_matches(e, subject, peer, peer_idx, dir, protocol, port, requires) {
+            if !(self.entry_peer_matches(e, peer, peer_idx, requires)
+                && self.entry_port_matches(e, subject, peer, dir, protocol, port))
+            {
                 for u in &e.unevaluable {
                     let note = format!("{}: {u}", e.origin);
                     if !v.unevaluable.contains(&note) {

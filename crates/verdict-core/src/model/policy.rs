@@ -127,7 +127,7 @@ impl fmt::Display for PortRule {
 }
 
 /// What a peer field selects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum PeerKind {
     /// Endpoints or entities: identities whose labels match any selector.

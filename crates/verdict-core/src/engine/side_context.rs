@@ -1,0 +1,308 @@
+//! The part of a side's decision that depends only on its subject's
+//! identity and the direction ([`SideContext`]): the rules selecting the
+//! subject, default deny and what causes it (formatted once), the
+//! `fromRequires` selectors, and the entries of that direction with their
+//! peers grouped by value. [`Engine::decide`] builds one per call;
+//! a caller that decides many flows of one subject (`replay`) builds it once
+//! and calls [`Engine::decide_in`], so a decision costs a port test per
+//! entry and one peer test per distinct peer list, however many rules
+//! repeat the same peers (a clusterwide policy selecting a fifth of the
+//! cluster repeats its peers in every identity's context).
+
+use crate::engine::side::{capped_head, Decided};
+use crate::engine::{Decision, Engine, Party, Reason};
+use crate::identity::IdentityKind;
+use crate::policy::{first_decider, Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
+use crate::selector::Selector;
+use crate::settings::PolicyEnforcement;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Peer tests made by [`Engine::decide_in`] (one per peer group it had to
+/// test), for the benchmark's regression counters.
+static PEER_TESTS: AtomicU64 = AtomicU64::new(0);
+
+/// The peer tests made so far by [`Engine::decide_in`].
+pub fn peer_tests() -> u64 {
+    PEER_TESTS.load(Ordering::Relaxed)
+}
+
+/// What a subject identity's side needs before the peer and port are known.
+#[derive(Debug)]
+pub struct SideContext<'a> {
+    direction: Direction,
+    /// `enable-policy=never`.
+    disabled: bool,
+    has_rules: bool,
+    forced: Option<&'static str>,
+    default_deny: bool,
+    selecting: Arc<[Arc<Origin>]>,
+    requires_allow: Vec<&'a Selector>,
+    requires_deny: Vec<&'a Selector>,
+    /// The entries of the direction in rule order, each with its peer
+    /// group: entries of one group (same deny flag, same peers) select the
+    /// same peers, so one test answers for all of them.
+    entries: Vec<Slot<'a>>,
+    /// Per group: every peer is a CIDR (or cannot be evaluated), so the
+    /// group never selects an endpoint identity (`cidr_peer_matches`).
+    cidr_only: Vec<bool>,
+    /// The fixed port ranges of the entries, read in place of their
+    /// `ports` ([`PortTest::Ranges`] indexes into it).
+    ranges: Vec<(Protocol, u16, u16)>,
+    /// The rules setting default deny, formatted on first need.
+    default_deny_rules: Vec<&'a Rule>,
+    default_deny_by: OnceLock<(Arc<[String]>, String)>,
+}
+
+/// One entry of a context: the entry, its peer group and its port test.
+#[derive(Debug)]
+struct Slot<'a> {
+    entry: &'a Entry,
+    group: u32,
+    ports: PortTest,
+    /// The entry has parts that cannot be evaluated offline (read only
+    /// then, so a decision touches only the entries that match).
+    unevaluable: bool,
+}
+
+/// An entry's ports as the decision tests them.
+#[derive(Debug)]
+enum PortTest {
+    /// No `ports`: every port.
+    Any,
+    /// Only numbers and ranges: `ranges[from..to]` of the context.
+    Ranges(u32, u32),
+    /// A named port: resolved per flow (`Engine::entry_port_matches`).
+    Named,
+}
+
+/// The peers of an entry as its peer test reads them (not the text the
+/// user wrote), with the deny flag that picks the `requires` selectors.
+type PeerKey<'a> = (bool, Vec<(bool, &'a PeerKind)>);
+
+impl<'a> Engine<'a> {
+    /// The context of `subject`'s side in `dir` (see the module doc), to
+    /// decide many flows with; it depends on the subject's identity only.
+    pub fn side_context(&self, subject: &Party, dir: Direction) -> SideContext<'a> {
+        self.build_side_context(subject, dir, true)
+    }
+
+    /// [`Engine::side_context`]; `group` groups entries by their peers,
+    /// which pays off only when the context decides several flows.
+    pub(crate) fn build_side_context(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        group: bool,
+    ) -> SideContext<'a> {
+        let d = dir.index();
+        let disabled = self.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
+        let active: Vec<&'a Rule> = if disabled {
+            Vec::new()
+        } else {
+            self.selecting_rules(&subject.identity)
+                .filter(|r| r.applies_to(dir))
+                .collect()
+        };
+        let forced = self.forced_default_deny(&subject.identity);
+        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
+        let mut by_peers: FxHashMap<PeerKey<'a>, u32> = FxHashMap::default();
+        let mut entries = Vec::new();
+        let mut cidr_only = Vec::new();
+        let mut ranges = Vec::new();
+        for e in active
+            .iter()
+            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
+        {
+            let key: PeerKey<'a> = if group {
+                (
+                    e.deny,
+                    e.peers
+                        .iter()
+                        .map(|p| (p.from_endpoints, &p.kind))
+                        .collect(),
+                )
+            } else {
+                (e.deny, Vec::new())
+            };
+            let next = u32::try_from(cidr_only.len()).unwrap_or(u32::MAX);
+            let group = if group {
+                *by_peers.entry(key).or_insert(next)
+            } else {
+                next
+            };
+            if group == next {
+                cidr_only.push(e.peers.iter().all(|p| {
+                    matches!(p.kind, PeerKind::Cidr { .. } | PeerKind::Unevaluable { .. })
+                }));
+            }
+            let ports = match &e.ports {
+                None => PortTest::Any,
+                Some(list) if list.iter().any(|pr| matches!(pr.port, PortSel::Named(_))) => {
+                    PortTest::Named
+                }
+                Some(list) => {
+                    let from = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
+                    for pr in list {
+                        if let PortSel::Range { from, to } = pr.port {
+                            ranges.push((pr.protocol, from, to));
+                        }
+                    }
+                    PortTest::Ranges(from, u32::try_from(ranges.len()).unwrap_or(u32::MAX))
+                }
+            };
+            entries.push(Slot {
+                entry: e,
+                group,
+                ports,
+                unevaluable: !e.unevaluable.is_empty(),
+            });
+        }
+        SideContext {
+            direction: dir,
+            disabled,
+            has_rules: !active.is_empty(),
+            forced,
+            default_deny,
+            selecting: active.iter().map(|r| Arc::clone(&r.origin)).collect(),
+            requires_allow: crate::engine::requirements(&active, dir, false),
+            requires_deny: crate::engine::requirements(&active, dir, true),
+            entries,
+            cidr_only,
+            ranges,
+            default_deny_rules: active
+                .iter()
+                .copied()
+                .filter(|r| r.default_deny[d])
+                .collect(),
+            default_deny_by: OnceLock::new(),
+        }
+    }
+
+    /// The decision of the side `ctx` was built for (`subject` must have
+    /// the identity it was built from) for traffic with `peer` (whose
+    /// [`Engine::known_index`] is `peer_idx`) on `protocol`/`port`, without
+    /// an explanation.
+    pub fn decide_in(
+        &self,
+        ctx: &SideContext<'a>,
+        subject: &Party,
+        peer: &Party,
+        peer_idx: Option<usize>,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decided {
+        let dir = ctx.direction;
+        let mut v = Decided::empty(dir, subject.enforced);
+        if ctx.disabled {
+            v.reason = Reason::PolicyDisabled;
+            return v;
+        }
+        v.selecting = Arc::clone(&ctx.selecting);
+        if !ctx.has_rules && ctx.forced.is_none() {
+            v.reason = Reason::NoPolicy;
+            return v;
+        }
+        // Per peer group: 0 not tested yet, 1 selects the peer, 2 does not.
+        let endpoint_peer = peer.identity.kind == IdentityKind::Endpoint;
+        let mut tested: Vec<u8> = ctx
+            .cidr_only
+            .iter()
+            .map(|&c| if c && endpoint_peer { 2 } else { 0 })
+            .collect();
+        let mut matched: Vec<&Entry> = Vec::new();
+        for slot in &ctx.entries {
+            let (e, group) = (slot.entry, slot.group);
+            let port_ok = match slot.ports {
+                PortTest::Any => true,
+                PortTest::Ranges(from, to) => ctx
+                    .ranges
+                    .get(from as usize..to as usize)
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|&(p, lo, hi)| p.covers(protocol) && lo <= port && port <= hi),
+                PortTest::Named => self.entry_port_matches(e, subject, peer, dir, protocol, port),
+            };
+            let peer_ok = port_ok
+                && match tested.get(group as usize).copied() {
+                    Some(1) => true,
+                    Some(2) => false,
+                    _ => {
+                        let requires = if e.deny {
+                            &ctx.requires_deny
+                        } else {
+                            &ctx.requires_allow
+                        };
+                        let ok = self.entry_peer_matches(e, peer, peer_idx, requires);
+                        PEER_TESTS.fetch_add(1, Ordering::Relaxed);
+                        if let Some(t) = tested.get_mut(group as usize) {
+                            *t = if ok { 1 } else { 2 };
+                        }
+                        ok
+                    }
+                };
+            if !peer_ok {
+                if !slot.unevaluable {
+                    continue;
+                }
+                for u in &e.unevaluable {
+                    let note = format!("{}: {u}", e.origin);
+                    if !v.unevaluable.contains(&note) {
+                        v.unevaluable.push(note);
+                    }
+                }
+                continue;
+            }
+            matched.push(e);
+        }
+        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
+        // tier by level; Deny before Accept before Pass at one level. The
+        // first entry decides; a Pass skips the rest of its tier.
+        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
+        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
+        let deciding: Vec<&Entry> = matched
+            .iter()
+            .copied()
+            .filter(|e| Some(e.precedence()) == decider)
+            .collect();
+        v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
+        v.tier = deciding.first().map(|e| e.tier);
+        if !deciding.is_empty() {
+            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
+            v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
+        }
+        if deciding.first().is_some_and(|e| e.deny) {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DeniedByRule;
+        } else if !deciding.is_empty() {
+            v.reason = Reason::AllowedByRule;
+            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
+            l7.sort();
+            l7.dedup();
+            v.proxied = l7;
+        } else if ctx.default_deny && self.localhost_allowed(subject, dir, peer, ctx.has_rules) {
+            v.reason = Reason::AllowLocalhost;
+        } else if ctx.default_deny {
+            v.decision = Decision::Denied;
+            v.reason = Reason::DefaultDeny;
+            let (by, text) = ctx.default_deny_by.get_or_init(|| {
+                let by: Arc<[String]> =
+                    ctx.forced
+                        .map(str::to_string)
+                        .into_iter()
+                        .chain(ctx.default_deny_rules.iter().map(|r| {
+                            format!("{} ({})", r.origin.policy.short(), r.origin.location)
+                        }))
+                        .collect();
+                let text = capped_head(by.iter(), by.len());
+                (by, text)
+            });
+            v.default_deny_by = Arc::clone(by);
+            v.default_deny_text.clone_from(text);
+        } else {
+            v.reason = Reason::NoDefaultDeny;
+        }
+        v
+    }
+}
