@@ -81,13 +81,21 @@ fn entries_table(
     names: &BTreeMap<u32, String>,
     expanded: usize,
 ) {
+    // One row per rule entry and port range, as before entries of equal
+    // content were merged (see `SetEntry::origins`).
+    let mut unmerged: Vec<_> = p
+        .entries
+        .iter()
+        .flat_map(|e| e.origins.iter().map(move |&(seq, o)| (seq, e, o)))
+        .collect();
+    unmerged.sort_by_key(|&(seq, _, _)| seq);
     let _ = write!(
         out,
         "<p>{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (<code>verdict policy</code> lists every row).</p>",
-        p.entries.len()
+        unmerged.len()
     );
     out.push_str("<table class=\"policy-table\"><thead><tr><th>direction</th><th>peers</th><th>protocol/port</th><th>decision</th><th>rule (file:line)</th></tr></thead><tbody>");
-    for e in p.entries.iter().take(ENTRIES_SHOWN) {
+    for &(_, e, origin) in unmerged.iter().take(ENTRIES_SHOWN) {
         let (decision, class) = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
         let _ = write!(
             out,
@@ -97,15 +105,15 @@ fn entries_table(
             e.protocol,
             port_text(e.from_port, e.to_port),
             esc(&decision),
-            origin_cell(&[e.origin])
+            origin_cell(&[origin])
         );
     }
     out.push_str("</tbody></table>");
-    if p.entries.len() > ENTRIES_SHOWN {
+    if unmerged.len() > ENTRIES_SHOWN {
         let _ = write!(
             out,
             "<p>The first {ENTRIES_SHOWN} entries of {} (<code>verdict policy</code> lists every row).</p>",
-            p.entries.len()
+            unmerged.len()
         );
     }
     out.push_str("</section>");
@@ -153,7 +161,11 @@ pub(super) fn view(
     out.push_str("</ul>");
     // Expanded rows are peers x entries: above this many, one row per
     // summarised entry (its peer set shown by size and first members).
-    let expanded: usize = p.entries.iter().map(|e| e.peers.len()).sum();
+    let expanded: usize = p
+        .entries
+        .iter()
+        .map(|e| e.peers.len() * e.origins.len())
+        .sum();
     if expanded > PANEL_ROWS {
         entries_table(&mut out, p, names, expanded);
         return out;
