@@ -71,7 +71,9 @@ impl<'r> ResolvedPolicy<'r> {
     pub fn rows(&self) -> Vec<(MapKey, MapValue<'r>)> {
         type Key = (Direction, Sk, Protocol, u16, u16, (Tier, u32, u8));
         let names = self.names();
-        let mut map: BTreeMap<Key, (MapValue<'r>, Vec<(u32, &'r Origin)>)> = BTreeMap::new();
+        // Each row with its origins numbered in unmerged order.
+        type Row<'r> = (MapValue<'r>, Vec<(u32, &'r Origin)>);
+        let mut map: BTreeMap<Key, Row<'r>> = BTreeMap::new();
         for e in &self.entries {
             for p in e.peers.iter() {
                 let sk = match p {
