@@ -292,7 +292,9 @@ impl Delta {
             } else {
                 for m in [mb, ma] {
                     for e in m.entries.iter().filter(|e| {
-                        e.direction == dir && origins.contains(&std::ptr::from_ref(e.origin))
+                        e.direction == dir
+                            && e.origins()
+                                .any(|o| origins.contains(&std::ptr::from_ref(o)))
                     }) {
                         peers.extend(
                             e.peers

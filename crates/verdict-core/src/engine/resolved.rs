@@ -15,6 +15,7 @@ use crate::policy::{
 };
 use crate::selector::Selector;
 use crate::settings::PolicyEnforcement;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -42,10 +43,15 @@ pub struct SetEntry<'r> {
     /// A ClusterNetworkPolicy `Pass`: the next tier decides.
     pub pass: bool,
     pub proxied: Vec<&'r str>,
-    pub origin: &'r Origin,
+    /// The rule entries this entry stands for: entries of identical
+    /// content (peers, ports, decision, tier, level, pass, proxy) from
+    /// several rules are merged into one. Each origin carries its position
+    /// in the unmerged order (rule, entry, port range), so readers list the
+    /// deciding rules exactly as one entry per rule would.
+    pub origins: Arc<[(u32, &'r Origin)]>,
 }
 
-impl SetEntry<'_> {
+impl<'r> SetEntry<'r> {
     /// Cilium's order of matching entries: tier, level, then deny before
     /// allow before pass (see [`first_decider`]).
     pub fn precedence(&self) -> Precedence {
@@ -55,6 +61,11 @@ impl SetEntry<'_> {
             (_, true) => 2,
         };
         (self.tier, self.level, action)
+    }
+
+    /// The rules this entry came from, in rule order.
+    pub fn origins(&self) -> impl Iterator<Item = &'r Origin> + '_ {
+        self.origins.iter().map(|&(_, o)| o)
     }
 
     /// Whether the entry's port range covers `port` of `protocol`.
@@ -74,7 +85,8 @@ pub struct ResolvedPolicy<'r> {
     /// Per direction: whether policy is enforced and default deny is on.
     pub ingress: DirectionState<'r>,
     pub egress: DirectionState<'r>,
-    /// In rule order, then entry order, then port-range order.
+    /// In rule order, then entry order, then port-range order, entries of
+    /// identical content merged into the first (see [`SetEntry::origins`]).
     pub entries: Vec<SetEntry<'r>>,
     names: Arc<PeerNames>,
 }
@@ -523,6 +535,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         };
         let egress = states.pop().unwrap_or_else(none);
         let ingress = states.pop().unwrap_or_else(none);
+        let entries = merge_entries(entries);
         ResolvedPolicy {
             subject: subject.name.clone(),
             identity: subject.identity.clone(),
@@ -583,7 +596,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 } else {
                     e.l7.iter().map(String::as_str).collect()
                 },
-                origin: &e.origin,
+                origins: Arc::from([(0, &*e.origin)]),
             });
         };
         let per_peer =
@@ -708,10 +721,14 @@ pub fn decide<'r>(
     let (decider, _) = first_decider(matching, |e| e.precedence());
     if let Some(d) = decider {
         let mut proxied = false;
+        let mut deciding: Vec<(u32, &'r Origin)> = Vec::new();
         for e in matching.iter().filter(|e| e.precedence() == d) {
             proxied |= !e.proxied.is_empty();
-            origins.push(e.origin);
+            deciding.extend(e.origins.iter().copied());
         }
+        // The order of the unmerged entries (rule, entry, port range).
+        deciding.sort_by_key(|&(seq, _)| seq);
+        origins.extend(deciding.into_iter().map(|(_, o)| o));
         return if d.2 == 0 {
             (false, false, true)
         } else {
@@ -722,6 +739,65 @@ pub fn decide<'r>(
         return (true, false, false);
     }
     (!state.default_deny, false, false)
+}
+
+/// The content of an entry that decides what it does: entries equal in
+/// it differ only by origin.
+type EntryContent<'r> = (
+    Direction,
+    usize,
+    Protocol,
+    u16,
+    u16,
+    Decision,
+    Tier,
+    u32,
+    bool,
+    Vec<&'r str>,
+);
+
+/// Merges entries of identical content (the same interned peer set,
+/// ports, decision, precedence and proxy) into the first of them, which
+/// carries every origin numbered by its unmerged position. Where many
+/// rules select an identity with the same entries (e.g. clusterwide
+/// policies repeating the same DNS and API server rules), its map keeps
+/// one entry instead of one per rule.
+fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
+    let mut at: FxHashMap<EntryContent, usize> = FxHashMap::default();
+    let mut out: Vec<SetEntry> = Vec::with_capacity(entries.len());
+    let mut origins: Vec<Vec<(u32, &Origin)>> = Vec::with_capacity(entries.len());
+    for (seq, e) in entries.into_iter().enumerate() {
+        let seq = index_u32(seq);
+        let key = (
+            e.direction,
+            Arc::as_ptr(&e.peers) as usize,
+            e.protocol,
+            e.from_port,
+            e.to_port,
+            e.decision,
+            e.tier,
+            e.level,
+            e.pass,
+            e.proxied.clone(),
+        );
+        let list = e.origins.iter().map(|&(_, o)| (seq, o));
+        match at.get(&key) {
+            Some(&i) => {
+                if let Some(v) = origins.get_mut(i) {
+                    v.extend(list);
+                }
+            }
+            None => {
+                at.insert(key, out.len());
+                origins.push(list.collect());
+                out.push(e);
+            }
+        }
+    }
+    for (e, o) in out.iter_mut().zip(origins) {
+        e.origins = Arc::from(o);
+    }
+    out
 }
 
 /// Port ranges of an entry without named ports.

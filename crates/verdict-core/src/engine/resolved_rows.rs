@@ -71,7 +71,9 @@ impl<'r> ResolvedPolicy<'r> {
     pub fn rows(&self) -> Vec<(MapKey, MapValue<'r>)> {
         type Key = (Direction, Sk, Protocol, u16, u16, (Tier, u32, u8));
         let names = self.names();
-        let mut map: BTreeMap<Key, MapValue<'r>> = BTreeMap::new();
+        // Each row with its origins numbered in unmerged order.
+        type Row<'r> = (MapValue<'r>, Vec<(u32, &'r Origin)>);
+        let mut map: BTreeMap<Key, Row<'r>> = BTreeMap::new();
         for e in &self.entries {
             for p in e.peers.iter() {
                 let sk = match p {
@@ -86,13 +88,16 @@ impl<'r> ResolvedPolicy<'r> {
                     e.precedence()
                 };
                 let key = (e.direction, sk, e.protocol, e.from_port, e.to_port, at);
-                let v = map.entry(key).or_insert_with(|| MapValue {
-                    decision: e.decision,
-                    tier: e.tier,
-                    level: at.1,
-                    pass: e.tier != Tier::Normal && e.pass,
-                    proxied: Vec::new(),
-                    origins: Vec::new(),
+                let (v, seqs) = map.entry(key).or_insert_with(|| {
+                    let v = MapValue {
+                        decision: e.decision,
+                        tier: e.tier,
+                        level: at.1,
+                        pass: e.tier != Tier::Normal && e.pass,
+                        proxied: Vec::new(),
+                        origins: Vec::new(),
+                    };
+                    (v, Vec::new())
                 });
                 if e.decision == Decision::Denied {
                     v.decision = Decision::Denied;
@@ -104,34 +109,39 @@ impl<'r> ResolvedPolicy<'r> {
                         }
                     }
                 }
-                v.origins.push(e.origin);
+                seqs.extend(e.origins.iter().copied());
             }
         }
         map.into_iter()
-            .map(|((direction, sk, protocol, from_port, to_port, _), v)| {
-                let peer = match sk {
-                    Sk::Id(number, i) => PeerKey::Identity {
-                        id: number,
-                        name: names
-                            .name(i)
-                            .cloned()
-                            .unwrap_or_else(|| std::sync::Arc::from("")),
-                    },
-                    Sk::Cidr(c) => PeerKey::Cidr {
-                        cidr: names.cidr(c).unwrap_or_default().to_string(),
-                    },
-                };
-                (
-                    MapKey {
-                        direction,
-                        peer,
-                        protocol,
-                        from_port,
-                        to_port,
-                    },
-                    v,
-                )
-            })
+            .map(
+                |((direction, sk, protocol, from_port, to_port, _), (mut v, mut seqs))| {
+                    // The order of the unmerged entries (see `SetEntry::origins`).
+                    seqs.sort_by_key(|&(seq, _)| seq);
+                    v.origins = seqs.into_iter().map(|(_, o)| o).collect();
+                    let peer = match sk {
+                        Sk::Id(number, i) => PeerKey::Identity {
+                            id: number,
+                            name: names
+                                .name(i)
+                                .cloned()
+                                .unwrap_or_else(|| std::sync::Arc::from("")),
+                        },
+                        Sk::Cidr(c) => PeerKey::Cidr {
+                            cidr: names.cidr(c).unwrap_or_default().to_string(),
+                        },
+                    };
+                    (
+                        MapKey {
+                            direction,
+                            peer,
+                            protocol,
+                            from_port,
+                            to_port,
+                        },
+                        v,
+                    )
+                },
+            )
             .collect()
     }
 

@@ -117,8 +117,10 @@ fn same_entry(a: &SetEntry, b: &SetEntry) -> bool {
         && a.level == b.level
         && a.pass == b.pass
         && a.proxied == b.proxied
-        && a.origin.policy == b.origin.policy
-        && a.origin.path == b.origin.path
+        && a.origins.len() == b.origins.len()
+        && a.origins()
+            .zip(b.origins())
+            .all(|(x, y)| x.policy == y.policy && x.path == y.path)
 }
 
 impl Compare {

@@ -86,7 +86,7 @@ struct EntryKey<'p, 'r> {
     level: u32,
     pass: bool,
     proxied: &'p [&'r str],
-    origin: usize,
+    origins: Vec<usize>,
 }
 
 /// A cell's content, compared between class pairs.
@@ -108,7 +108,10 @@ fn side_key<'p, 'r>(s: &Side<'p, 'r>) -> SideKey<'p, 'r> {
                 level: e.level,
                 pass: e.pass,
                 proxied: &e.proxied,
-                origin: std::ptr::from_ref(e.origin) as usize,
+                origins: e
+                    .origins()
+                    .map(|o| std::ptr::from_ref(o) as usize)
+                    .collect(),
             });
         }
     }

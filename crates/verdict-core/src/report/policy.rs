@@ -152,23 +152,31 @@ impl Panels {
         }
         // Expanded rows are peers x entries: above this many, one row per
         // summarised entry (its peer set shown by size and first members).
-        let expanded: usize = p.entries.iter().map(|e| e.peers.len()).sum();
+        // One row per rule entry and port range, as before entries of equal
+        // content were merged (see `SetEntry::origins`).
+        let mut unmerged: Vec<_> = p
+            .entries
+            .iter()
+            .flat_map(|e| e.origins.iter().map(move |&(seq, o)| (seq, e, o)))
+            .collect();
+        unmerged.sort_by_key(|&(seq, _, _)| seq);
+        let expanded: usize = unmerged.iter().map(|(_, e, _)| e.peers.len()).sum();
         if expanded > PANEL_ROWS {
             let note = self.text(&format!(
                 "{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (`verdict policy` lists every row).",
-                p.entries.len()
+                unmerged.len()
             ));
             let mut rows = Vec::new();
-            for e in p.entries.iter().take(ENTRIES_SHOWN) {
+            for &(_, e, origin) in unmerged.iter().take(ENTRIES_SHOWN) {
                 let peers = peers_text(p, &e.peers, names);
                 let port = format!("{}/{}", e.protocol, port_text(e.from_port, e.to_port));
                 let cells = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
-                rows.push(self.row(cells, e.direction, &peers, &port, &[e.origin]));
+                rows.push(self.row(cells, e.direction, &peers, &port, &[origin]));
             }
-            let tail = (p.entries.len() > ENTRIES_SHOWN).then(|| {
+            let tail = (unmerged.len() > ENTRIES_SHOWN).then(|| {
                 self.text(&format!(
                     "The first {ENTRIES_SHOWN} entries of {} (`verdict policy` lists every row).",
-                    p.entries.len()
+                    unmerged.len()
                 ))
             });
             return Body {
