@@ -18,7 +18,7 @@ use crate::engine::{Decision, Engine};
 use crate::paths::{Controller, PathOptions, PathsReport};
 use crate::policy::Protocol;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod merge;
 mod verify;
@@ -270,6 +270,11 @@ fn protocol_of(s: &str) -> Protocol {
 fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
     let inv = engine.inv;
     let mut plan = Plan::default();
+    // Services by their short name (`ns/name`), in input order.
+    let mut services: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, s) in inv.services.iter().enumerate() {
+        services.entry(s.object.short()).or_default().push(i);
+    }
     let denied = |checks: &[crate::paths::Check], side_prefix: &str| {
         checks
             .iter()
@@ -292,13 +297,17 @@ fn plan(engine: &Engine, report: &PathsReport, opts: &GenerateOptions) -> Plan {
                 }
                 let svc_name = b.service.split(':').next().unwrap_or_default();
                 // The first Service of that name in input order, through
-                // the engine's namespace index (not a scan per backend).
-                let svc = match svc_name.split_once('/') {
-                    Some((ns, name)) => engine
-                        .services_in(ns)
-                        .find(|s| s.object.name == name && s.object.short() == svc_name),
-                    None => inv.services.iter().find(|s| s.object.short() == svc_name),
-                };
+                // an index by name (not a scan of the namespace per
+                // backend: namespaces grow with the cluster).
+                let svc = services
+                    .get(svc_name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&i| inv.services.get(i))
+                    .find(|s| match svc_name.split_once('/') {
+                        Some((ns, name)) => s.namespace == ns && s.object.name == name,
+                        None => true,
+                    });
                 for p in &b.paths {
                     let (Some(t), Some(svc)) = (p.target_port, svc) else {
                         if !p.findings.is_empty() {

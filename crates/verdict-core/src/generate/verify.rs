@@ -192,17 +192,17 @@ pub struct Rejudged {
 }
 
 /// What a side decision depends on (see `Engine::decide`): identities by
-/// index, direction, protocol, port, enforcement and container ports.
-type SideKey = (
-    usize,
-    usize,
-    Direction,
-    Protocol,
-    u16,
-    bool,
-    Vec<ContainerPort>,
-    Vec<ContainerPort>,
-);
+/// index, direction, protocol, port, enforcement and container ports (the
+/// subject's and the peer's, interned: see [`Known`]).
+type SideKey = (usize, usize, Direction, Protocol, u16, bool, usize, usize);
+
+/// A party of the checks, looked up once per name: the party, and when its
+/// identity is one of the engine's, that index with the party's container
+/// ports interned (equal lists, equal numbers).
+struct Known {
+    party: Party,
+    key: Option<(usize, usize)>,
+}
 
 /// `report`'s paths (computed with another engine over the same workloads,
 /// Services and routes) judged by `engine`: each check's side decided again,
@@ -213,7 +213,8 @@ type SideKey = (
 /// does not follow from its hops alone (a finding, no target port) changed:
 /// only `paths` itself can say then.
 pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
-    let mut parties: HashMap<&str, Party> = HashMap::new();
+    let mut parties: HashMap<&str, Known> = HashMap::new();
+    let mut port_lists: HashMap<Vec<ContainerPort>, usize> = HashMap::new();
     let mut memo: HashMap<SideKey, Decision> = HashMap::new();
     let mut decisions = Vec::new();
     let mut statuses = Vec::new();
@@ -239,7 +240,13 @@ pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
                 for c in &h.checks {
                     for name in [&c.source, &c.destination] {
                         if !parties.contains_key(name.as_str()) {
-                            parties.insert(name, engine.party(name).ok()?);
+                            let party = engine.party(name).ok()?;
+                            let key = engine.known_index(&party.identity).map(|i| {
+                                let next = port_lists.len();
+                                let ports = *port_lists.entry(party.ports.clone()).or_insert(next);
+                                (i, ports)
+                            });
+                            parties.insert(name, Known { party, key });
                         }
                     }
                     let (src, dst) = (
@@ -251,28 +258,31 @@ pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
                         Direction::Egress => (src, dst),
                     };
                     let decide = || {
-                        let d = engine.decide(subject, c.direction, peer, c.protocol, c.port);
+                        let d = engine.decide(
+                            &subject.party,
+                            c.direction,
+                            &peer.party,
+                            c.protocol,
+                            c.port,
+                        );
                         if d.enforced {
                             d.decision
                         } else {
                             Decision::Allowed
                         }
                     };
-                    let key = engine
-                        .known_index(&subject.identity)
-                        .zip(engine.known_index(&peer.identity))
-                        .map(|(s, q)| {
-                            (
-                                s,
-                                q,
-                                c.direction,
-                                c.protocol,
-                                c.port,
-                                subject.enforced,
-                                subject.ports.clone(),
-                                peer.ports.clone(),
-                            )
-                        });
+                    let key = subject.key.zip(peer.key).map(|((s, sp), (q, qp))| {
+                        (
+                            s,
+                            q,
+                            c.direction,
+                            c.protocol,
+                            c.port,
+                            subject.party.enforced,
+                            sp,
+                            qp,
+                        )
+                    });
                     let decision = match key {
                         Some(k) => *memo.entry(k).or_insert_with(decide),
                         None => decide(),
