@@ -298,31 +298,8 @@ impl<'a> Engine<'a> {
             }
             matched.push(e);
         }
-        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
-        // tier by level; Deny before Accept before Pass at one level. The
-        // first entry decides; a Pass skips the rest of its tier.
-        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
-        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
-        let deciding: Vec<&Entry> = matched
-            .iter()
-            .copied()
-            .filter(|e| Some(e.precedence()) == decider)
-            .collect();
-        v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
-        v.tier = deciding.first().map(|e| e.tier);
-        if !deciding.is_empty() {
-            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
-        }
-        if deciding.first().is_some_and(|e| e.deny) {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DeniedByRule;
-        } else if !deciding.is_empty() {
-            v.reason = Reason::AllowedByRule;
-            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
-            l7.sort();
-            l7.dedup();
-            v.proxied = l7;
+        if settle_matched(&mut v, &mut matched) {
+            // An entry decided.
         } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
             v.reason = Reason::AllowLocalhost;
         } else if default_deny {
@@ -413,4 +390,36 @@ impl<'a> Engine<'a> {
             near_miss: Vec::new(),
         }
     }
+}
+
+/// Settles `v` from the entries that matched a flow, in Cilium's order:
+/// tiers (Admin, the ordinary policies, Baseline), inside a tier by level,
+/// Deny before Accept before Pass at one level; the first entry decides and
+/// a Pass skips the rest of its tier. Returns whether an entry decided (else
+/// default deny, allow-localhost or no default deny decide, per caller).
+pub(crate) fn settle_matched(v: &mut Decided, matched: &mut Vec<&Entry>) -> bool {
+    let (decider, passed) = first_decider(matched, |e| e.precedence());
+    v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
+    let deciding: Vec<&Entry> = matched
+        .iter()
+        .copied()
+        .filter(|e| Some(e.precedence()) == decider)
+        .collect();
+    v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
+    v.tier = deciding.first().map(|e| e.tier);
+    if !deciding.is_empty() {
+        v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
+        v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
+    }
+    if deciding.first().is_some_and(|e| e.deny) {
+        v.decision = Decision::Denied;
+        v.reason = Reason::DeniedByRule;
+    } else if !deciding.is_empty() {
+        v.reason = Reason::AllowedByRule;
+        let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
+        l7.sort();
+        l7.dedup();
+        v.proxied = l7;
+    }
+    !deciding.is_empty()
 }

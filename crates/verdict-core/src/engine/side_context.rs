@@ -9,10 +9,10 @@
 //! repeat the same peers (a clusterwide policy selecting a fifth of the
 //! cluster repeats its peers in every identity's context).
 
-use crate::engine::side::{capped_head, Decided};
+use crate::engine::side::{capped_head, settle_matched, Decided};
 use crate::engine::{Decision, Engine, Party, Reason};
 use crate::identity::IdentityKind;
-use crate::policy::{first_decider, Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
+use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
 use crate::selector::Selector;
 use crate::settings::PolicyEnforcement;
 use rustc_hash::FxHashMap;
@@ -256,31 +256,8 @@ impl<'a> Engine<'a> {
             }
             matched.push(e);
         }
-        // Tiers in order (Admin, the ordinary policies, Baseline); inside a
-        // tier by level; Deny before Accept before Pass at one level. The
-        // first entry decides; a Pass skips the rest of its tier.
-        let (decider, passed) = first_decider(&mut matched, |e| e.precedence());
-        v.passed = passed.iter().map(|e| Arc::clone(&e.origin)).collect();
-        let deciding: Vec<&Entry> = matched
-            .iter()
-            .copied()
-            .filter(|e| Some(e.precedence()) == decider)
-            .collect();
-        v.note = deciding.first().map(|e| e.tier_note()).unwrap_or_default();
-        v.tier = deciding.first().map(|e| e.tier);
-        if !deciding.is_empty() {
-            v.deciding = deciding.iter().map(|e| Arc::clone(&e.origin)).collect();
-            v.deciding_text = capped_head(v.deciding.iter(), v.deciding.len());
-        }
-        if deciding.first().is_some_and(|e| e.deny) {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DeniedByRule;
-        } else if !deciding.is_empty() {
-            v.reason = Reason::AllowedByRule;
-            let mut l7: Vec<String> = deciding.iter().flat_map(|e| e.l7.iter().cloned()).collect();
-            l7.sort();
-            l7.dedup();
-            v.proxied = l7;
+        if settle_matched(&mut v, &mut matched) {
+            // An entry decided.
         } else if ctx.default_deny && self.localhost_allowed(subject, dir, peer, ctx.has_rules) {
             v.reason = Reason::AllowLocalhost;
         } else if ctx.default_deny {
