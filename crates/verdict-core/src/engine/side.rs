@@ -65,6 +65,17 @@ impl Decided {
             default_deny_text: String::new(),
         }
     }
+
+    /// Notes the parts of `e` that cannot be evaluated offline (once each):
+    /// an entry that did not match may still have matched on them.
+    pub(crate) fn note_unevaluable(&mut self, e: &Entry) {
+        for u in &e.unevaluable {
+            let note = format!("{}: {u}", e.origin);
+            if !self.unevaluable.contains(&note) {
+                self.unevaluable.push(note);
+            }
+        }
+    }
 }
 
 /// The most names a sentence lists; a longer list shows its first
@@ -245,22 +256,7 @@ impl<'a> Engine<'a> {
         port: u16,
     ) -> Decided {
         let dir = side.direction;
-        let mut v = Decided {
-            direction: dir,
-            enforced: subject.enforced,
-            decision: Decision::Allowed,
-            reason: Reason::NoPolicy,
-            deciding: Arc::new([]),
-            selecting: Arc::new([]),
-            proxied: Vec::new(),
-            unevaluable: Vec::new(),
-            tier: None,
-            passed: Vec::new(),
-            deciding_text: String::new(),
-            note: String::new(),
-            default_deny_by: Arc::new([]),
-            default_deny_text: String::new(),
-        };
+        let mut v = Decided::empty(dir, subject.enforced);
         if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
             v.reason = Reason::PolicyDisabled;
             return v;
@@ -288,12 +284,7 @@ impl<'a> Engine<'a> {
             if !(self.entry_peer_matches(e, peer, peer_idx, requires)
                 && self.entry_port_matches(e, subject, peer, dir, protocol, port))
             {
-                for u in &e.unevaluable {
-                    let note = format!("{}: {u}", e.origin);
-                    if !v.unevaluable.contains(&note) {
-                        v.unevaluable.push(note);
-                    }
-                }
+                v.note_unevaluable(e);
                 continue;
             }
             matched.push(e);

@@ -246,12 +246,7 @@ impl<'a> Engine<'a> {
                 if !slot.unevaluable {
                     continue;
                 }
-                for u in &e.unevaluable {
-                    let note = format!("{}: {u}", e.origin);
-                    if !v.unevaluable.contains(&note) {
-                        v.unevaluable.push(note);
-                    }
-                }
+                v.note_unevaluable(e);
                 continue;
             }
             matched.push(e);
