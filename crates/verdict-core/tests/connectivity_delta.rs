@@ -5,34 +5,19 @@
 //! conformance scenario, with each policy added and with each removed, and
 //! with a client CIDR among the parties.
 
-use std::path::Path;
+mod common;
+
 use verdict_core::connectivity::{added, connectivity, parties};
 use verdict_core::connectivity_delta::delta;
 use verdict_core::engine::{Engine, Party};
 use verdict_core::ingest::Inventory;
 use verdict_core::policy::Direction;
-use verdict_core::policytest;
 use verdict_core::resolved::resolve;
 
 fn scenarios() -> Vec<Inventory> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
-    let mut files: Vec<_> = ["generated", "gateway", "hard", "tiers"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-        })
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| {
-            let (cases, _) = policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
-            let mut inv = cases[0].inventory();
-            inv.complete_namespaces();
-            inv
-        })
+    common::conformance_inventories()
+        .into_iter()
+        .map(|(_, inv)| inv)
         .collect()
 }
 

@@ -3,6 +3,8 @@
 //! with the brute-force connectivity (every pair, every port class, a full
 //! trace each) on the conformance scenarios.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use verdict_core::connectivity::{connectivity, parties};
@@ -13,22 +15,9 @@ use verdict_core::policytest;
 
 #[test]
 fn matrix_agrees_with_brute_force_connectivity() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
-    let mut files: Vec<_> = ["generated", "gateway", "hard", "tiers"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-        })
-        .collect();
-    files.sort();
     let mut compared = 0;
-    for f in &files {
-        let (cases, _) = policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
-        let mut inv = cases[0].inventory();
-        inv.complete_namespaces();
-        let engine = Engine::new(&inv);
+    for (f, inv) in &common::conformance_inventories() {
+        let engine = Engine::new(inv);
         let m = matrix(&engine, &MatrixOptions::default());
         let ps = parties(&engine, &[]);
         let id_of = |name: &str| ps.iter().find(|p| p.name == name).map(|p| p.identity.id);

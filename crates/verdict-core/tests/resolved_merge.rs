@@ -3,12 +3,12 @@
 //! rules into one entry carrying every origin. Readers must still see one
 //! origin per rule entry, in rule order, as the trace engine reports them.
 
-use std::path::Path;
+mod common;
+
 use verdict_core::connectivity::parties;
 use verdict_core::engine::{Engine, Party};
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policy::{Direction, Protocol};
-use verdict_core::policytest;
 use verdict_core::resolved::{resolve, PeerRef};
 
 const PODS: &str = "
@@ -122,23 +122,10 @@ fn identical_entries_of_many_rules_merge_and_keep_every_origin_in_rule_order() {
 /// same deciding rules in the same order.
 #[test]
 fn merged_lookups_match_the_trace_engine_on_the_conformance_scenarios() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
-    let mut files: Vec<_> = ["generated", "gateway", "hard", "tiers"]
-        .iter()
-        .flat_map(|d| {
-            std::fs::read_dir(root.join(d))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-        })
-        .collect();
-    files.sort();
     let mut compared = 0;
     let mut merged = 0;
-    for f in &files {
-        let (cases, _) = policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
-        let mut inv = cases[0].inventory();
-        inv.complete_namespaces();
-        let engine = Engine::new(&inv);
+    for (f, inv) in &common::conformance_inventories() {
+        let engine = Engine::new(inv);
         let ps = parties(&engine, &[]);
         let maps: Vec<_> = ps.iter().map(|p| resolve(&engine, p)).collect();
         for (s, m) in ps.iter().zip(&maps) {
