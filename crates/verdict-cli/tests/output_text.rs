@@ -499,3 +499,29 @@ fn a_bare_pod_is_shown_as_ns_pod_name_and_accepted_back() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One rule entry naming the same port twice decides that port once:
+/// `verdict policy` names it once in the row (text and JSON).
+#[test]
+fn policy_names_a_rule_entry_once_per_row() {
+    let dir = common::tmp("policy-once");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop, labels: {app: api}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: dns, namespace: kube-system, labels: {k8s-app: kube-dns}}\nspec: {containers: [{name: c, image: x}]}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: api}}\n  egress:\n    - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]\n      toPorts: [{ports: [{port: \"53\", protocol: UDP}, {port: \"53\", protocol: UDP}]}]\n";
+    let file = dir.join("p.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let file = file.to_str().unwrap();
+    let o = verdict(&["policy", "shop/api", "-o", "json", file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows: Vec<&serde_json::Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[0]["protocol"] == "UDP" && e[0]["from_port"] == 53)
+        .collect();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0][1]["origins"].as_array().unwrap().len(), 1, "{v}");
+    let o = verdict(&["policy", "shop/api", file]);
+    let text = stdout(&o);
+    let row = text.lines().find(|l| l.contains("UDP/53")).unwrap();
+    assert_eq!(row.matches("p.yaml").count(), 1, "{text}");
+}

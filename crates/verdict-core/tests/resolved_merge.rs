@@ -6,7 +6,7 @@
 mod common;
 
 use verdict_core::connectivity::parties;
-use verdict_core::engine::{Engine, Party};
+use verdict_core::engine::{Decision, Engine, Party, Reason};
 use verdict_core::ingest::{ClusterConfig, Inventory};
 use verdict_core::policy::{Direction, Protocol};
 use verdict_core::resolved::{resolve, PeerRef};
@@ -124,6 +124,7 @@ fn identical_entries_of_many_rules_merge_and_keep_every_origin_in_rule_order() {
 fn merged_lookups_match_the_trace_engine_on_the_conformance_scenarios() {
     let mut compared = 0;
     let mut merged = 0;
+    let mut icmp = 0;
     for (f, inv) in &common::conformance_inventories() {
         let engine = Engine::new(inv);
         let ps = parties(&engine, &[]);
@@ -140,32 +141,36 @@ fn merged_lookups_match_the_trace_engine_on_the_conformance_scenarios() {
                         .flat_map(|e| [(e.protocol, e.from_port), (e.protocol, e.to_port)])
                         .map(|(p, port)| (if p == Protocol::Any { Protocol::Tcp } else { p }, port))
                         .collect();
-                    // ICMP is compared by the conformance suite itself
-                    // (resolved maps and the trace engine differ on ICMP
-                    // denies, before and after merging: noted for the lead).
-                    ports.retain(|(p, _)| {
-                        matches!(p, Protocol::Tcp | Protocol::Udp | Protocol::Sctp)
-                    });
-                    ports.push((Protocol::Tcp, 80));
+                    // ICMP echo requests of both families (an ICMP "port"
+                    // is its type): L3-only entries cover them, `ANY` does not.
+                    ports.extend([
+                        (Protocol::Tcp, 80),
+                        (Protocol::Icmp, 8),
+                        (Protocol::Icmpv6, 128),
+                    ]);
                     ports.sort();
                     ports.dedup();
                     for (proto, port) in ports {
+                        icmp += usize::from(matches!(proto, Protocol::Icmp | Protocol::Icmpv6));
                         let l = m.lookup(dir, PeerRef::Identity(pi), proto, port);
                         let d = engine.decide(s, dir, peer, proto, port);
-                        // A rule entry whose several port ranges cover the
-                        // port is listed once per range by the map (as before
-                        // merging); the trace engine lists it once.
-                        let mut a: Vec<String> = Vec::new();
-                        for o in &l.origins {
-                            if !a.contains(&o.to_string()) {
-                                a.push(o.to_string());
-                            }
-                        }
+                        // Each deciding rule entry once, in the same order.
+                        let a: Vec<String> = l.origins.iter().map(|o| o.to_string()).collect();
                         let b: Vec<String> = d.deciding.iter().map(|o| o.to_string()).collect();
                         assert_eq!(
                             a, b,
                             "{} {dir} {} {proto}/{port} in {f:?}",
                             s.name, peer.name
+                        );
+                        assert_eq!(
+                            (l.allowed, l.denied),
+                            (
+                                d.decision == Decision::Allowed,
+                                d.reason == Reason::DeniedByRule
+                            ),
+                            "{} {dir} {} {proto}/{port} in {f:?}",
+                            s.name,
+                            peer.name
                         );
                         compared += 1;
                     }
@@ -174,5 +179,135 @@ fn merged_lookups_match_the_trace_engine_on_the_conformance_scenarios() {
         }
     }
     assert!(compared > 1000, "{compared}");
+    assert!(icmp > 1000, "{icmp}");
     assert!(merged > 0, "no scenario merges entries");
+}
+
+fn lookup_and_trace(
+    engine: &Engine,
+    map: &verdict_core::resolved::ResolvedPolicy,
+    (s, dir, peer): (&Party, Direction, &Party),
+    (proto, port): (Protocol, u16),
+) -> (bool, bool, Vec<String>) {
+    let pi = resolve(engine, peer).index.unwrap();
+    let l = map.lookup(dir, PeerRef::Identity(pi), proto, port);
+    let got: Vec<String> = l
+        .origins
+        .iter()
+        .map(|o| format!("{} {}", o.policy.name, o.path))
+        .collect();
+    let d = engine.decide(s, dir, peer, proto, port);
+    let traced: Vec<String> = d
+        .deciding
+        .iter()
+        .map(|o| format!("{} {}", o.policy.name, o.path))
+        .collect();
+    assert_eq!(got, traced, "{} {dir} {} {proto}/{port}", s.name, peer.name);
+    assert_eq!(l.allowed, d.decision == Decision::Allowed);
+    (l.allowed, l.denied, got)
+}
+
+/// An item without `toPorts`/`icmps` is Cilium's protocol-0 key: every
+/// protocol, ICMP included; `protocol: ANY` is TCP, UDP and SCTP only.
+#[test]
+fn l3_only_entries_cover_icmp_and_any_does_not() {
+    let any0 = "    - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]\n      toPorts: [{ports: [{port: \"0\", protocol: ANY}]}]\n";
+    let text = format!("{PODS}{}{}", ccnp("l3", DNS_ALL), ccnp("any", any0));
+    let inv = engine_of(&text);
+    let engine = Engine::new(&inv);
+    let ps = parties(&engine, &[]);
+    let (api, dns) = (party(&ps, "api"), party(&ps, "dns"));
+    let map = resolve(&engine, api);
+    let side = (api, Direction::Egress, dns);
+    for icmp in [(Protocol::Icmp, 8), (Protocol::Icmpv6, 128)] {
+        let (allowed, _, rules) = lookup_and_trace(&engine, &map, side, icmp);
+        assert!(allowed);
+        assert_eq!(rules, ["l3 spec.egress[0]"]);
+    }
+    let (allowed, _, mut rules) = lookup_and_trace(&engine, &map, side, (Protocol::Udp, 53));
+    assert!(allowed);
+    rules.sort();
+    assert_eq!(rules, ["any spec.egress[0]", "l3 spec.egress[0]"]);
+
+    // Without the L3-only rule, ICMP to dns meets default deny.
+    let inv = engine_of(&format!("{PODS}{}", ccnp("any", any0)));
+    let engine = Engine::new(&inv);
+    let ps = parties(&engine, &[]);
+    let (api, dns) = (party(&ps, "api"), party(&ps, "dns"));
+    let map = resolve(&engine, api);
+    let (allowed, denied, rules) = lookup_and_trace(
+        &engine,
+        &map,
+        (api, Direction::Egress, dns),
+        (Protocol::Icmp, 8),
+    );
+    assert!(!allowed && !denied && rules.is_empty());
+}
+
+/// Conformance scenario hard-0004: a clusterwide `ingressDeny` from the
+/// `cluster` entity without ports denies shop/cache-0's ICMP echo to
+/// itself; the resolved map names that deny, as the trace engine does.
+#[test]
+fn an_l3_only_deny_decides_icmp_in_the_resolved_map() {
+    let all = common::conformance_inventories();
+    let (_, inv) = all
+        .iter()
+        .find(|(f, _)| f.ends_with("hard/hard-0004.json"))
+        .unwrap();
+    let engine = Engine::new(inv);
+    let ps = parties(&engine, &[]);
+    let cache = party(&ps, "shop/cache-0");
+    let map = resolve(&engine, cache);
+    let (allowed, denied, rules) = lookup_and_trace(
+        &engine,
+        &map,
+        (cache, Direction::Ingress, cache),
+        (Protocol::Icmp, 8),
+    );
+    assert!(!allowed && denied);
+    assert_eq!(rules, ["hard-1 spec.ingressDeny[0]"]);
+}
+
+/// A rule entry whose several port ranges cover the port decides once:
+/// lookups and `verdict policy` rows list it once, as the trace does.
+#[test]
+fn a_rule_entry_with_several_ranges_covering_a_port_is_listed_once() {
+    let ports = "    - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}]\n      toPorts: [{ports: [{port: \"50\", endPort: 60, protocol: UDP}, {port: \"53\", protocol: UDP}, {port: \"53\", protocol: UDP}]}]\n";
+    let text = format!("{PODS}{}{}", ccnp("r", ports), ccnp("s", DNS53));
+    let inv = engine_of(&text);
+    let engine = Engine::new(&inv);
+    let ps = parties(&engine, &[]);
+    let (api, dns) = (party(&ps, "api"), party(&ps, "dns"));
+    let map = resolve(&engine, api);
+    let (allowed, _, rules) = lookup_and_trace(
+        &engine,
+        &map,
+        (api, Direction::Egress, dns),
+        (Protocol::Udp, 53),
+    );
+    assert!(allowed);
+    assert_eq!(rules, ["r spec.egress[0]", "s spec.egress[0]"]);
+    // `verdict policy` rows: the UDP/53 row names r once (s is on ANY/53).
+    let rows = map.rows();
+    let row = rows
+        .iter()
+        .find(|(k, _)| {
+            k.direction == Direction::Egress
+                && k.protocol == Protocol::Udp
+                && (k.from_port, k.to_port) == (53, 53)
+        })
+        .unwrap();
+    let row_rules: Vec<&str> = row
+        .1
+        .origins
+        .iter()
+        .map(|o| o.policy.name.as_str())
+        .collect();
+    assert_eq!(row_rules, ["r"]);
+    for (k, v) in &rows {
+        let mut seen: Vec<String> = v.origins.iter().map(|o| o.to_string()).collect();
+        let n = seen.len();
+        seen.dedup();
+        assert_eq!(seen.len(), n, "{k:?}: {:?}", v.origins);
+    }
 }

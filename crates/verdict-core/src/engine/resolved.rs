@@ -32,6 +32,10 @@ pub struct SetEntry<'r> {
     pub direction: Direction,
     pub peers: Arc<PeerSet>,
     pub protocol: Protocol,
+    /// An entry without ports (an L3-only item): every protocol, ICMP
+    /// included, as Cilium's protocol 0 key; `protocol` is then `Any`
+    /// (which alone covers TCP, UDP and SCTP).
+    pub all_protocols: bool,
     pub from_port: u16,
     pub to_port: u16,
     /// `allowed` for an Accept or a Pass, `denied` for a Deny.
@@ -68,9 +72,12 @@ impl<'r> SetEntry<'r> {
         self.origins.iter().map(|&(_, o)| o)
     }
 
-    /// Whether the entry's port range covers `port` of `protocol`.
+    /// Whether the entry's port range covers `port` of `protocol` (for
+    /// ICMP, `port` is the ICMP type).
     pub fn covers(&self, protocol: Protocol, port: u16) -> bool {
-        self.protocol.covers(protocol) && self.from_port <= port && port <= self.to_port
+        (self.all_protocols || self.protocol.covers(protocol))
+            && self.from_port <= port
+            && port <= self.to_port
     }
 }
 
@@ -576,11 +583,13 @@ impl<'e, 'a> Resolver<'e, 'a> {
         }
         let (tier, level, _) = e.precedence();
         let level = if tier == Tier::Normal { 0 } else { level };
+        let all_protocols = e.ports.is_none();
         let mut push = |peers: &Arc<PeerSet>, (protocol, from_port, to_port)| {
             out.push(SetEntry {
                 direction: dir,
                 peers: peers.clone(),
                 protocol,
+                all_protocols,
                 from_port,
                 to_port,
                 decision: if e.deny {
@@ -726,8 +735,11 @@ pub fn decide<'r>(
             proxied |= !e.proxied.is_empty();
             deciding.extend(e.origins.iter().copied());
         }
-        // The order of the unmerged entries (rule, entry, port range).
+        // The order of the unmerged entries (rule, entry, port range),
+        // each rule entry once however many of its port ranges cover the
+        // port (as the trace lists it).
         deciding.sort_by_key(|&(seq, _)| seq);
+        dedup_rule_entries(&mut deciding);
         origins.extend(deciding.into_iter().map(|(_, o)| o));
         return if d.2 == 0 {
             (false, false, true)
@@ -741,12 +753,20 @@ pub fn decide<'r>(
     (!state.default_deny, false, false)
 }
 
+/// Keeps one origin per rule entry in a list sorted by unmerged position:
+/// the port ranges of one rule entry have consecutive positions and share
+/// the entry's origin (each rule entry has its own), so they are adjacent.
+pub(crate) fn dedup_rule_entries(origins: &mut Vec<(u32, &Origin)>) {
+    origins.dedup_by(|a, b| std::ptr::eq(a.1, b.1));
+}
+
 /// The content of an entry that decides what it does: entries equal in
 /// it differ only by origin.
 type EntryContent<'r> = (
     Direction,
     usize,
     Protocol,
+    bool,
     u16,
     u16,
     Decision,
@@ -772,6 +792,7 @@ fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
             e.direction,
             Arc::as_ptr(&e.peers) as usize,
             e.protocol,
+            e.all_protocols,
             e.from_port,
             e.to_port,
             e.decision,
@@ -800,7 +821,8 @@ fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
     out
 }
 
-/// Port ranges of an entry without named ports.
+/// Port ranges of an entry without named ports. No ports: every port of
+/// every protocol (the entry's `all_protocols`, see [`SetEntry`]).
 fn fixed_ranges(e: &Entry) -> Vec<(Protocol, u16, u16)> {
     let Some(ports) = &e.ports else {
         return vec![(Protocol::Any, 0, 65535)];

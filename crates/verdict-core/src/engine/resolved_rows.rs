@@ -117,6 +117,7 @@ impl<'r> ResolvedPolicy<'r> {
                 |((direction, sk, protocol, from_port, to_port, _), (mut v, mut seqs))| {
                     // The order of the unmerged entries (see `SetEntry::origins`).
                     seqs.sort_by_key(|&(seq, _)| seq);
+                    crate::resolved::dedup_rule_entries(&mut seqs);
                     v.origins = seqs.into_iter().map(|(_, o)| o).collect();
                     let peer = match sk {
                         Sk::Id(number, i) => PeerKey::Identity {
