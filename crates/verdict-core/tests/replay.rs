@@ -491,3 +491,46 @@ fn groups_are_bounded() {
         .iter()
         .any(|g| g.from == "cidr:(other addresses)" && g.count == 500));
 }
+
+/// Two pods of one identity (same labels, different pods) are grouped
+/// apart; the verdict cache shares their decision, and each explanation
+/// names its own pod, as the subject and as the peer.
+#[test]
+fn explanations_name_each_pod_of_one_identity() {
+    let policy = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: db, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n    - fromEndpoints: [{matchLabels: {app: front}}]\n";
+    let inv = inventory(policy);
+    let engine = Engine::new(&inv);
+    let mut r = Replayer::new(&engine);
+    let pod = |name: &str, app: &str| {
+        format!(
+            r#"{{"ID":5,"identity":70000,"namespace":"shop","pod_name":"{name}","labels":["k8s:app={app}","k8s:io.kubernetes.pod.namespace=shop","k8s:io.cilium.k8s.policy.cluster=default","k8s:io.cilium.k8s.policy.serviceaccount=default","k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=shop"]}}"#
+        )
+    };
+    let line = |from: &str, to: &str| {
+        format!(
+            r#"{{"flow":{{"verdict":"DROPPED","drop_reason_desc":"POLICY_DENIED","IP":{{"source":"10.0.0.5","destination":"10.0.0.6"}},"l4":{{"TCP":{{"destination_port":5432,"flags":{{"SYN":true}}}}}},"source":{},"destination":{},"traffic_direction":"INGRESS","is_reply":false}}}}"#,
+            pod(from, "web"),
+            pod(to, "db")
+        )
+    };
+    let mut seen = Vec::new();
+    for (from, to) in [
+        ("web-0", "db-0"),
+        ("web-1", "db-0"),
+        ("web-0", "db-1"),
+        ("web-1", "db-1"),
+        ("web-0", "db-0"),
+    ] {
+        let v = judge_text(&mut r, &line(from, to));
+        assert_eq!(v.verdict, "denied", "{v:?}");
+        let why = v.explanation.as_deref().unwrap();
+        assert!(
+            why.starts_with(&format!("default deny: shop/{to} is selected by "))
+                && why.ends_with(&format!("no rule allows shop/{from} on TCP/5432")),
+            "{from} -> {to}: {why}"
+        );
+        seen.push(v.deciding.clone());
+    }
+    // The decision is shared: the deciding rules are one allocation.
+    assert!(seen.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+}

@@ -33,7 +33,7 @@ use crate::engine::{Decision, Engine, Party};
 use crate::flows::Flow;
 use crate::ingest::ContainerPort;
 use crate::policy::{Direction, Protocol};
-use decide::{CacheKey, IdKey, Judged};
+use decide::{CacheKey, IdKey, Judged, NamedKey, Sides};
 use party::{EndpointKey, LabelNote, PartyResult};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -210,7 +210,14 @@ pub mod skip {
 /// Judges flow records one at a time.
 pub struct Replayer<'e, 'a> {
     pub engine: &'e Engine<'a>,
-    cache: FxHashMap<CacheKey, Arc<Judged>>,
+    /// Both sides decided, by identities and port (free of names).
+    cache: FxHashMap<CacheKey, Arc<Sides>>,
+    /// Each decision explained for a pair of party names.
+    named: FxHashMap<NamedKey, Arc<Judged>>,
+    /// Party names, numbered (part of the named cache's keys).
+    names: FxHashMap<String, u32>,
+    /// The number of the last decision made (see `Sides::serial`).
+    serial: u64,
     /// Each subject identity's side per direction, built once
     /// (`Engine::side_context`): a decision then costs a port test per
     /// entry and a peer test per distinct peer list.
@@ -228,7 +235,8 @@ pub struct Replayer<'e, 'a> {
     manifest_parties: HashMap<(String, String, String), Option<Party>>,
 }
 
-/// Most cached verdicts kept (the cache is cleared when full).
+/// Most cached verdicts kept, and most explained verdicts and party
+/// names (each cache is cleared when full).
 const CACHE_MAX: usize = 20_000;
 /// Most side contexts kept (each holds its subject's entries of one
 /// direction; cleared when full).
@@ -240,6 +248,9 @@ impl<'e, 'a> Replayer<'e, 'a> {
         Replayer {
             engine,
             cache: FxHashMap::default(),
+            named: FxHashMap::default(),
+            names: FxHashMap::default(),
+            serial: 0,
             contexts: FxHashMap::default(),
             port_lists: FxHashMap::default(),
             parties: FxHashMap::default(),
