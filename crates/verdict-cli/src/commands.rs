@@ -1183,27 +1183,48 @@ pub fn report(
     clients: Vec<String>,
     verbose: bool,
 ) -> Result<u8, String> {
+    let meta = report_meta(paths, flows)?;
+    let inv = load::inventory(paths, cluster)?;
+    report_of(&inv, meta, output, clients, verbose)
+}
+
+/// The report header's facts (inputs, time), before loading.
+pub fn report_meta(
+    paths: &[PathBuf],
+    flows: &[PathBuf],
+) -> Result<verdict_core::report::ReportMeta, String> {
+    let mut meta = crate::invocation::report_meta(paths, flows)?;
+    if load::live() {
+        meta.inputs.insert(0, "the live cluster".to_string());
+    }
+    Ok(meta)
+}
+
+/// `report` of a loaded inventory (`report --flows` then replays the
+/// flows against the same inventory).
+pub fn report_of(
+    inv: &verdict_core::ingest::Inventory,
+    meta: verdict_core::report::ReportMeta,
+    output: &Path,
+    clients: Vec<String>,
+    verbose: bool,
+) -> Result<u8, String> {
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise;
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::report::{render, ReportFinding};
     use verdict_core::routes::Routing;
-    let mut meta = crate::invocation::report_meta(paths, flows)?;
-    if load::live() {
-        meta.inputs.insert(0, "the live cluster".to_string());
-    }
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
-    let routing = Routing::from_inventory(&inv);
-    let engine = Engine::new(&inv);
+    load::report(inv, verbose);
+    let routing = Routing::from_inventory(inv);
+    let engine = &Engine::new(inv);
     let opts = PathOptions {
         clients,
         ..PathOptions::default()
     };
-    let p = compute(&engine, &routing, &opts);
-    let m = summarise(&engine, &MatrixOptions::default());
+    let p = compute(engine, &routing, &opts);
+    let m = summarise(engine, &MatrixOptions::default());
     let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context::new(&inv, &engine, &routing, &p, &config);
+    let cx = verdict_lint::Context::new(inv, engine, &routing, &p, &config);
     let lint = verdict_lint::run(&cx, &config);
     let findings: Vec<ReportFinding> = lint
         .findings
@@ -1216,8 +1237,8 @@ pub fn report(
             help: f.help.clone(),
         })
         .collect();
-    let html = render(&engine, &p, &m, &findings, &meta);
+    let html = render(engine, &p, &m, &findings, &meta);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eline!("wrote {}", output.display());
-    Ok(exit(0, input_errors(&inv)))
+    Ok(exit(0, input_errors(inv)))
 }

@@ -526,9 +526,10 @@ pub fn report_with_flows(
     verbose: bool,
 ) -> Result<u8, String> {
     let stream = flow_stream(flow_paths, &mut cluster)?;
-    let code =
-        crate::commands::report(paths, flow_paths, cluster.clone(), output, clients, verbose)?;
+    let meta = crate::commands::report_meta(paths, flow_paths)?;
+    // One inventory for the report and the replay.
     let inv = load::inventory(paths, cluster)?;
+    let code = crate::commands::report_of(&inv, meta, output, clients, verbose)?;
     let engine = Engine::new(&inv);
     let mut r = Replayer::new(&engine);
     let mut s = Summary::default();
