@@ -84,8 +84,18 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     // Rows between groups: each decided once (the matrix's work).
     c.insert("matrix_rows".to_string(), n(m.rows.len()));
     drop(m);
+    // Entries of side contexts visited by decisions (a port or peer test
+    // each): without the peer index, every entry of the rules selecting
+    // reserved:ingress once per backend identity.
+    let mut visited = verdict_core::engine::side_context::entries_visited();
+    let mut visits = |name: &str, c: &mut BTreeMap<String, u64>| {
+        let now = verdict_core::engine::side_context::entries_visited();
+        c.insert(format!("side_entries_visited_{name}"), now - visited);
+        visited = now;
+    };
     let report = paths(&engine, &routing, &PathOptions::default());
     stage("paths", &mut c, &mut since);
+    visits("paths", &mut c);
     let pod_paths = report
         .entry_points
         .iter()
@@ -109,6 +119,7 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     let cx = verdict_lint::Context::new(&inv, &engine, &routing, &report, &config);
     let lint = verdict_lint::run(&cx, &config);
     stage("lint", &mut c, &mut since);
+    visits("lint", &mut c);
     c.insert("lint_findings".to_string(), n(lint.findings.len()));
     // The findings' text (message and help): a message that lists an
     // unbounded set (every replica, route or rule) grows faster than the

@@ -20,6 +20,7 @@ pub mod resolved_rows;
 pub(crate) mod selector_memo;
 pub mod side;
 pub mod side_context;
+pub(crate) mod side_index;
 pub mod trace;
 
 use crate::cidr::Cidr;
@@ -373,13 +374,23 @@ impl<'a> Engine<'a> {
             .filter_map(move |&i| inv.services.get(i))
     }
 
+    fn memo(&self) -> &crate::selector_memo::SelectorMemo<'a> {
+        self.selector_memo.get_or_init(|| {
+            crate::selector_memo::SelectorMemo::new(self.rules.iter().map(|(_, r)| r))
+        })
+    }
+
+    /// The known identities a peer selector of the rules selects, as a
+    /// bitset over [`Engine::identities`] (see `SelectorMemo::selected_bits`).
+    pub(crate) fn selector_bits(&self, sel: &Selector) -> Option<&[u64]> {
+        self.memo().selected_bits(&self.identities, sel)
+    }
+
     /// Whether `sel` selects `peer` (whose known index is `peer_idx`):
     /// a bit test in the selector memo for the rules' own selectors and
     /// known identities, else the labels are matched.
     fn peer_selected(&self, sel: &Selector, peer: &Party, peer_idx: Option<usize>) -> bool {
-        let memo = self.selector_memo.get_or_init(|| {
-            crate::selector_memo::SelectorMemo::new(self.rules.iter().map(|(_, r)| r))
-        });
+        let memo = self.memo();
         peer_idx
             .and_then(|i| memo.selects(&self.identities, sel, i))
             .unwrap_or_else(|| sel.matches(&peer.identity.labels))

@@ -7,7 +7,8 @@
 //! Only sides denied by default deny have near misses: a deny rule that
 //! matched would override any allow rule anyway.
 
-use crate::engine::side::SubjectSide;
+use crate::engine::side::{thousands, LIST_MAX, LIST_SHOWN};
+use crate::engine::side_context::SideContext;
 use crate::engine::{Engine, Party, Reason, SideVerdict};
 use crate::ingest::{TargetPort, Workload};
 use crate::policy::{Direction, PortSel, Protocol};
@@ -73,6 +74,30 @@ impl NearMiss {
     }
 }
 
+/// The text lines of a side's near misses (`near miss: ...`), capped like
+/// the lists of rules in a side's sentence: up to [`LIST_MAX`] in full,
+/// else the first [`LIST_SHOWN`] and `near miss: and 397 more (`-o json`
+/// lists each)` (the JSON forms keep the complete list).
+pub fn near_miss_lines(list: &[NearMiss], peer_name: impl Fn(&str) -> String) -> Vec<String> {
+    let shown = if list.len() <= LIST_MAX {
+        list.len()
+    } else {
+        LIST_SHOWN
+    };
+    let mut lines: Vec<String> = list
+        .iter()
+        .take(shown)
+        .map(|m| format!("near miss: {}", m.to_text(&peer_name)))
+        .collect();
+    if list.len() > shown {
+        lines.push(format!(
+            "near miss: and {} more (`-o json` lists each)",
+            thousands(list.len() - shown)
+        ));
+    }
+    lines
+}
+
 /// The near misses of `v`, the verdict of `subject`'s side `dir` for a flow
 /// with `peer` on `protocol`/`port`; empty unless `v` is a default deny.
 pub fn near_misses(
@@ -108,31 +133,26 @@ pub fn near_misses_at(
     port: u16,
     service_ports: &[u16],
 ) -> Vec<NearMiss> {
-    let side = engine.subject_side(subject, dir);
-    near_misses_with(engine, &side, subject, peer, protocol, port, service_ports)
+    let ctx = engine.side_context(subject, dir);
+    near_misses_in(engine, &ctx, subject, peer, protocol, port, service_ports)
 }
 
-/// [`near_misses_at`] with the subject's side computed beforehand
-/// ([`Engine::subject_side`] of `subject`'s identity).
-pub fn near_misses_with(
+/// [`near_misses_at`] with the subject's side context built beforehand
+/// ([`Engine::side_context`] of `subject`'s identity).
+pub fn near_misses_in(
     engine: &Engine,
-    side: &SubjectSide<'_>,
+    ctx: &SideContext<'_>,
     subject: &Party,
     peer: &Party,
     protocol: Protocol,
     port: u16,
     service_ports: &[u16],
 ) -> Vec<NearMiss> {
-    let dir = side.direction;
-    let requires = &side.requires_allow;
+    let dir = ctx.direction();
+    let requires = ctx.requires_allow();
     let peer_idx = engine.known_index(&peer.identity);
     let mut out = Vec::new();
-    for e in side
-        .active
-        .iter()
-        .flat_map(|r| r.entries.iter())
-        .filter(|e| e.direction == dir && e.is_allow())
-    {
+    for e in ctx.allow_entries() {
         let Some(ports) = &e.ports else {
             // An entry for any port that misses the peer is not a near miss.
             continue;

@@ -108,6 +108,25 @@ impl<'a> SelectorMemo<'a> {
         })
     }
 
+    /// Every known identity `sel` selects, as a bitset over the engine's
+    /// identities, when `sel` is one of the rules' selectors with an `In`
+    /// or `Exists` requirement (evaluated at once through the label index);
+    /// `None` otherwise (a selector tested lazily, or not the rules').
+    pub(crate) fn selected_bits(&self, ids: &[Identity], sel: &Selector) -> Option<&[u64]> {
+        let slot = *self.slot_of.get(&(std::ptr::from_ref(sel) as usize))?;
+        if sel.in_sets().next().is_none() {
+            return None;
+        }
+        let selected = self
+            .selected
+            .get(slot as usize)?
+            .get_or_init(|| Selected::All(self.evaluate(ids, slot)));
+        match selected {
+            Selected::All(bits) => Some(bits),
+            Selected::Lazy { .. } => None,
+        }
+    }
+
     /// The identities one slot's selector selects: only those carrying
     /// the label of its most selective equality requirement are matched.
     fn evaluate(&self, ids: &[Identity], slot: u32) -> Vec<u64> {

@@ -16,8 +16,6 @@
 
 use crate::engine::{Decision, Engine, Party, Reason, SideVerdict};
 use crate::policy::{first_decider, Direction, Entry, Origin, Protocol, Rule, Tier};
-use crate::selector::Selector;
-use crate::settings::PolicyEnforcement;
 use std::sync::Arc;
 
 /// A side's decision, free of the parties' names.
@@ -125,78 +123,7 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-/// What a side's decision reads from its subject alone: the rules
-/// selecting it in one direction and what they imply, whatever the peer and
-/// port. Computed once per (subject identity, direction) by callers that
-/// decide many flows of one subject ([`Engine::subject_side`]), so a
-/// reserved:ingress selected by 1,900 clusterwide rules formats their names
-/// once, not once per backend.
-#[derive(Debug, Clone)]
-pub struct SubjectSide<'r> {
-    pub direction: Direction,
-    /// The rules selecting the subject that apply to `direction`, in rule order.
-    pub active: Vec<&'r Rule>,
-    /// Their origins, shared with every decision.
-    pub selecting: Arc<[Arc<Origin>]>,
-    /// Why the subject is default deny whatever the rules (reserved:init).
-    pub forced: Option<&'static str>,
-    pub default_deny: bool,
-    /// The `fromRequires`/`toRequires` of the allow and of the deny entries.
-    pub requires_allow: Vec<&'r Selector>,
-    pub requires_deny: Vec<&'r Selector>,
-    /// What makes the side default deny (`forced` first, then the rules
-    /// `policy (file:line)`), complete, and formatted capped.
-    pub default_deny_by: Arc<[String]>,
-    default_deny_text: String,
-}
-
-impl SubjectSide<'_> {
-    /// Keeps only the rules `keep` accepts for deciding, with the
-    /// default-deny flag, the requirements and the lists of all: the
-    /// decision of a flow is unchanged when every rule dropped has no entry
-    /// that may match it ([`Engine::rule_may_match`]).
-    pub fn retain_rules(&mut self, mut keep: impl FnMut(&Rule) -> bool) {
-        self.active.retain(|r| keep(r));
-    }
-}
-
 impl<'a> Engine<'a> {
-    /// The facts of `subject`'s side `dir` that do not depend on the peer.
-    pub fn subject_side(&self, subject: &Party, dir: Direction) -> SubjectSide<'a> {
-        let d = dir.index();
-        let active: Vec<&'a Rule> = self
-            .selecting_rules(&subject.identity)
-            .filter(|r| r.applies_to(dir))
-            .collect();
-        let forced = self.forced_default_deny(&subject.identity);
-        let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
-        let default_deny_by: Arc<[String]> = if default_deny {
-            forced
-                .map(str::to_string)
-                .into_iter()
-                .chain(
-                    active
-                        .iter()
-                        .filter(|r| r.default_deny[d])
-                        .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
-                )
-                .collect()
-        } else {
-            Arc::new([])
-        };
-        SubjectSide {
-            direction: dir,
-            selecting: active.iter().map(|r| Arc::clone(&r.origin)).collect(),
-            requires_allow: crate::engine::requirements(&active, dir, false),
-            requires_deny: crate::engine::requirements(&active, dir, true),
-            default_deny_text: capped_head(default_deny_by.iter(), default_deny_by.len()),
-            default_deny_by,
-            forced,
-            default_deny,
-            active,
-        }
-    }
-
     /// Whether an entry of `rule` in `dir` may match a flow with `peer` on
     /// `protocol`/`port`: its peers select `peer` (without the
     /// `fromRequires`/`toRequires`, which only narrow) and its ports cover
@@ -240,68 +167,9 @@ impl<'a> Engine<'a> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
-        let ctx = self.build_side_context(subject, dir, false);
+        let ctx = self.build_side_context(subject, dir, false, &|_| true);
         let peer_idx = self.known_index(&peer.identity);
         self.decide_in(&ctx, subject, peer, peer_idx, protocol, port)
-    }
-
-    /// [`Engine::decide`] with the subject's side computed beforehand by
-    /// [`Engine::subject_side`] for this subject's identity.
-    pub fn decide_with(
-        &self,
-        side: &SubjectSide<'_>,
-        subject: &Party,
-        peer: &Party,
-        protocol: Protocol,
-        port: u16,
-    ) -> Decided {
-        let dir = side.direction;
-        let mut v = Decided::empty(dir, subject.enforced);
-        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
-            v.reason = Reason::PolicyDisabled;
-            return v;
-        }
-        let active = &side.active;
-        v.selecting = Arc::clone(&side.selecting);
-        if active.is_empty() && side.forced.is_none() {
-            v.reason = Reason::NoPolicy;
-            return v;
-        }
-        let default_deny = side.default_deny;
-        let requires_allow = &side.requires_allow;
-        let requires_deny = &side.requires_deny;
-        let peer_idx = self.known_index(&peer.identity);
-        let entries = active
-            .iter()
-            .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir));
-        let mut matched: Vec<&Entry> = Vec::new();
-        for e in entries {
-            let requires = if e.deny {
-                &requires_deny
-            } else {
-                &requires_allow
-            };
-            if !(self.entry_peer_matches(e, peer, peer_idx, requires)
-                && self.entry_port_matches(e, subject, peer, dir, protocol, port))
-            {
-                v.note_unevaluable(e);
-                continue;
-            }
-            matched.push(e);
-        }
-        if settle_matched(&mut v, &mut matched) {
-            // An entry decided.
-        } else if default_deny && self.localhost_allowed(subject, dir, peer, !active.is_empty()) {
-            v.reason = Reason::AllowLocalhost;
-        } else if default_deny {
-            v.decision = Decision::Denied;
-            v.reason = Reason::DefaultDeny;
-            v.default_deny_by = Arc::clone(&side.default_deny_by);
-            v.default_deny_text.clone_from(&side.default_deny_text);
-        } else {
-            v.reason = Reason::NoDefaultDeny;
-        }
-        v
     }
 
     /// The verdict of a decision for the named parties, with its sentence.

@@ -7,9 +7,15 @@
 //! and calls [`Engine::decide_in`], so a decision costs a port test per
 //! entry and one peer test per distinct peer list, however many rules
 //! repeat the same peers (a clusterwide policy selecting a fifth of the
-//! cluster repeats its peers in every identity's context).
+//! cluster repeats its peers in every identity's context). Once a context
+//! has decided enough flows, a peer index (side_index.rs) narrows each
+//! decision with a known peer to the entries whose peers may select it.
+//! `paths` (one context per subject identity and direction), near misses
+//! (near_miss.rs) and lint's DNS check (rules restricted by
+//! [`Engine::side_context_keeping`]) decide through it too.
 
 use crate::engine::side::{capped_head, settle_matched, Decided};
+use crate::engine::side_index::{GroupView, PeerIndex};
 use crate::engine::{Decision, Engine, Party, Reason};
 use crate::identity::IdentityKind;
 use crate::policy::{Direction, Entry, Origin, PeerKind, PortSel, Protocol, Rule};
@@ -28,6 +34,15 @@ pub fn peer_tests() -> u64 {
     PEER_TESTS.load(Ordering::Relaxed)
 }
 
+/// Entries visited by [`Engine::decide_in`] (a port or peer test each),
+/// for the benchmark's regression counters.
+static ENTRIES_VISITED: AtomicU64 = AtomicU64::new(0);
+
+/// The entries visited so far by [`Engine::decide_in`].
+pub fn entries_visited() -> u64 {
+    ENTRIES_VISITED.load(Ordering::Relaxed)
+}
+
 /// What a subject identity's side needs before the peer and port are known.
 #[derive(Debug)]
 pub struct SideContext<'a> {
@@ -44,15 +59,33 @@ pub struct SideContext<'a> {
     /// group: entries of one group (same deny flag, same peers) select the
     /// same peers, so one test answers for all of them.
     entries: Vec<Slot<'a>>,
-    /// Per group: every peer is a CIDR (or cannot be evaluated), so the
-    /// group never selects an endpoint identity (`cidr_peer_matches`).
-    cidr_only: Vec<bool>,
+    groups: Vec<Group<'a>>,
     /// The fixed port ranges of the entries, read in place of their
     /// `ports` ([`PortTest::Ranges`] indexes into it).
     ranges: Vec<(Protocol, u16, u16)>,
     /// The rules setting default deny, formatted on first need.
     default_deny_rules: Vec<&'a Rule>,
     default_deny_by: OnceLock<(Arc<[String]>, String)>,
+    /// Whether entries are grouped by peers (a context for many flows);
+    /// only those get a peer index.
+    grouped: bool,
+    /// The peer index, built once the full scans made so far (`scanned`
+    /// entries) cost about what building it costs (`index_cost`).
+    index: OnceLock<PeerIndex>,
+    scanned: AtomicU64,
+    index_cost: u64,
+}
+
+/// The entries of one peer group.
+#[derive(Debug)]
+struct Group<'a> {
+    /// Its first entry (all have the same peers).
+    entry: &'a Entry,
+    /// Its slots, in entry order.
+    slots: Vec<u32>,
+    /// Every peer is a CIDR (or cannot be evaluated), so the group never
+    /// selects an endpoint identity (`cidr_peer_matches`).
+    cidr_only: bool,
 }
 
 /// One entry of a context: the entry, its peer group and its port test.
@@ -85,7 +118,22 @@ impl<'a> Engine<'a> {
     /// The context of `subject`'s side in `dir` (see the module doc), to
     /// decide many flows with; it depends on the subject's identity only.
     pub fn side_context(&self, subject: &Party, dir: Direction) -> SideContext<'a> {
-        self.build_side_context(subject, dir, true)
+        self.build_side_context(subject, dir, true, &|_| true)
+    }
+
+    /// [`Engine::side_context`] deciding with the entries of the rules
+    /// `keep` accepts only; default deny, the `fromRequires`/`toRequires`
+    /// selectors and the lists of rules still come from every rule
+    /// selecting the subject. A flow's decision is unchanged when no rule
+    /// dropped has an entry that may match it ([`Engine::rule_may_match`]).
+    /// For one decision (entries are not grouped).
+    pub fn side_context_keeping(
+        &self,
+        subject: &Party,
+        dir: Direction,
+        keep: impl Fn(&Rule) -> bool,
+    ) -> SideContext<'a> {
+        self.build_side_context(subject, dir, false, &keep)
     }
 
     /// [`Engine::side_context`]; `group` groups entries by their peers,
@@ -95,6 +143,7 @@ impl<'a> Engine<'a> {
         subject: &Party,
         dir: Direction,
         group: bool,
+        keep: &dyn Fn(&Rule) -> bool,
     ) -> SideContext<'a> {
         let d = dir.index();
         let disabled = self.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
@@ -109,10 +158,11 @@ impl<'a> Engine<'a> {
         let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
         let mut by_peers: FxHashMap<PeerKey<'a>, u32> = FxHashMap::default();
         let mut entries = Vec::new();
-        let mut cidr_only = Vec::new();
+        let mut groups: Vec<Group<'a>> = Vec::new();
         let mut ranges = Vec::new();
         for e in active
             .iter()
+            .filter(|r| keep(r))
             .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
         {
             let key: PeerKey<'a> = if group {
@@ -126,16 +176,24 @@ impl<'a> Engine<'a> {
             } else {
                 (e.deny, Vec::new())
             };
-            let next = u32::try_from(cidr_only.len()).unwrap_or(u32::MAX);
+            let next = u32::try_from(groups.len()).unwrap_or(u32::MAX);
             let group = if group {
                 *by_peers.entry(key).or_insert(next)
             } else {
                 next
             };
             if group == next {
-                cidr_only.push(e.peers.iter().all(|p| {
-                    matches!(p.kind, PeerKind::Cidr { .. } | PeerKind::Unevaluable { .. })
-                }));
+                groups.push(Group {
+                    entry: e,
+                    slots: Vec::new(),
+                    cidr_only: e.peers.iter().all(|p| {
+                        matches!(p.kind, PeerKind::Cidr { .. } | PeerKind::Unevaluable { .. })
+                    }),
+                });
+            }
+            if let Some(g) = groups.get_mut(group as usize) {
+                g.slots
+                    .push(u32::try_from(entries.len()).unwrap_or(u32::MAX));
             }
             let ports = match &e.ports {
                 None => PortTest::Any,
@@ -168,8 +226,9 @@ impl<'a> Engine<'a> {
             selecting: active.iter().map(|r| Arc::clone(&r.origin)).collect(),
             requires_allow: crate::engine::requirements(&active, dir, false),
             requires_deny: crate::engine::requirements(&active, dir, true),
+            index_cost: index_cost(self, groups.len(), entries.len()),
             entries,
-            cidr_only,
+            groups,
             ranges,
             default_deny_rules: active
                 .iter()
@@ -177,6 +236,9 @@ impl<'a> Engine<'a> {
                 .filter(|r| r.default_deny[d])
                 .collect(),
             default_deny_by: OnceLock::new(),
+            grouped: group,
+            index: OnceLock::new(),
+            scanned: AtomicU64::new(0),
         }
     }
 
@@ -207,12 +269,37 @@ impl<'a> Engine<'a> {
         // Per peer group: 0 not tested yet, 1 selects the peer, 2 does not.
         let endpoint_peer = peer.identity.kind == IdentityKind::Endpoint;
         let mut tested: Vec<u8> = ctx
-            .cidr_only
+            .groups
             .iter()
-            .map(|&c| if c && endpoint_peer { 2 } else { 0 })
+            .map(|g| if g.cidr_only && endpoint_peer { 2 } else { 0 })
             .collect();
         let mut matched: Vec<&Entry> = Vec::new();
-        for slot in &ctx.entries {
+        let candidates = peer_idx.and_then(|i| {
+            let index = self.peer_index(ctx)?;
+            let mut c = index.always(endpoint_peer).to_vec();
+            for &g in index.groups_of(i) {
+                if let Some(g) = ctx.groups.get(g as usize) {
+                    c.extend_from_slice(&g.slots);
+                }
+            }
+            c.sort_unstable();
+            c.dedup();
+            Some(c)
+        });
+        let (mut all, mut picked);
+        let slots: &mut dyn Iterator<Item = &Slot<'a>> = match candidates {
+            Some(c) => {
+                ENTRIES_VISITED.fetch_add(c.len() as u64, Ordering::Relaxed);
+                picked = c.into_iter().filter_map(|s| ctx.entries.get(s as usize));
+                &mut picked
+            }
+            None => {
+                ENTRIES_VISITED.fetch_add(ctx.entries.len() as u64, Ordering::Relaxed);
+                all = ctx.entries.iter();
+                &mut all
+            }
+        };
+        for slot in slots {
             let (e, group) = (slot.entry, slot.group);
             let port_ok = match slot.ports {
                 PortTest::Any => true,
@@ -276,5 +363,69 @@ impl<'a> Engine<'a> {
             v.reason = Reason::NoDefaultDeny;
         }
         v
+    }
+
+    /// The peer index of a grouped context, built once the full scans
+    /// made so far have visited about as many entries as building it reads.
+    fn peer_index<'c>(&self, ctx: &'c SideContext<'a>) -> Option<&'c PeerIndex> {
+        if !ctx.grouped {
+            return None;
+        }
+        if let Some(index) = ctx.index.get() {
+            return Some(index);
+        }
+        let n = ctx.entries.len() as u64;
+        if ctx.scanned.fetch_add(n, Ordering::Relaxed) + n < ctx.index_cost {
+            return None;
+        }
+        Some(ctx.index.get_or_init(|| {
+            PeerIndex::build(
+                self,
+                ctx.groups.iter().map(|g| GroupView {
+                    entry: g.entry,
+                    slots: &g.slots,
+                    cidr_only: g.cidr_only,
+                }),
+                ctx.entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.unevaluable)
+                    .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX)),
+            )
+        }))
+    }
+}
+
+/// What building a context's peer index reads, in entry visits: a word of
+/// each group's selector bitsets per 64 identities (a few words cost
+/// about one entry's port and peer test).
+fn index_cost(engine: &Engine<'_>, groups: usize, entries: usize) -> u64 {
+    let words = engine.identities.len().div_ceil(64) as u64;
+    (groups as u64).saturating_mul(words / 4 + 1) + entries as u64
+}
+
+impl<'a> SideContext<'a> {
+    /// The direction of the side.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Whether the peer index has been built (after enough decisions).
+    pub fn has_peer_index(&self) -> bool {
+        self.index.get().is_some()
+    }
+
+    /// The allow entries of the side (neither deny nor pass), in entry
+    /// order (near misses).
+    pub(crate) fn allow_entries(&self) -> impl Iterator<Item = &'a Entry> + '_ {
+        self.entries
+            .iter()
+            .map(|s| s.entry)
+            .filter(|e| e.is_allow())
+    }
+
+    /// The `fromRequires`/`toRequires` selectors of the allow entries.
+    pub(crate) fn requires_allow(&self) -> &[&'a Selector] {
+        &self.requires_allow
     }
 }

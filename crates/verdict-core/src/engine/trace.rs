@@ -2,7 +2,7 @@
 //! and the ingress side of the destination.
 
 use crate::engine::{Decision, Engine, Party, SideVerdict};
-use crate::near_miss::near_misses;
+use crate::near_miss::{near_miss_lines, near_misses};
 use crate::policy::{Direction, Protocol};
 use serde::Serialize;
 
@@ -111,11 +111,8 @@ impl FlowVerdict {
             for u in &side.unevaluable {
                 push_line(&mut out, &format!("    note: not evaluable offline: {u}"));
             }
-            for m in &side.near_miss {
-                push_line(
-                    &mut out,
-                    &format!("    near miss: {}", m.to_text(|p| party_text(p, true))),
-                );
+            for line in near_miss_lines(&side.near_miss, |p| party_text(p, true)) {
+                push_line(&mut out, &format!("    {line}"));
             }
         }
         let identity = |p: &Party| {

@@ -16,18 +16,19 @@
 pub mod render;
 pub mod routes;
 
+use crate::engine::side_context::SideContext;
 use crate::engine::{Decision, Engine, Party, SideVerdict};
 use crate::ingest::ContainerPort;
 use crate::ingest::{Service, TargetPort, Workload};
 use crate::labels::{Label, LabelSet, SOURCE_K8S};
-use crate::near_miss::{near_misses_with, service_ports, NearMiss};
+use crate::near_miss::{near_misses_in, service_ports, NearMiss};
 use crate::policy::{Direction, PeerKind, Protocol};
 use crate::routes::{
     AllowedNamespaces, Gateway, Listener, Route, Routing, ServicePortRef,
     CILIUM_GATEWAY_CONTROLLER, CILIUM_INGRESS_CONTROLLER,
 };
 use crate::selector::Selector;
-use crate::side::{Decided, SubjectSide};
+use crate::side::Decided;
 use crate::source::{Location, ObjectRef};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -526,7 +527,7 @@ struct Ctx<'e, 'a> {
     /// Near misses per side and Service ports of the destination.
     near: RefCell<NearMisses>,
     /// The peer-free facts of each known subject identity's side.
-    subjects: RefCell<FxHashMap<(usize, Direction), Rc<SubjectSide<'a>>>>,
+    subjects: RefCell<FxHashMap<(usize, Direction), Rc<SideContext<'a>>>>,
 }
 
 /// Near misses per side key and Service ports of the destination.
@@ -786,8 +787,9 @@ impl<'a> Ctx<'_, 'a> {
         };
         let subject_idx = key.as_ref().map(|k| k.subject);
         let fresh = || {
-            let side = self.subject_side(subject, subject_idx, dir);
-            let d = Arc::new(engine.decide_with(&side, subject, peer, proto, port));
+            let ctx = self.side_context_of(subject, subject_idx, dir);
+            let peer_idx = key.as_ref().map(|k| k.peer);
+            let d = Arc::new(engine.decide_in(&ctx, subject, peer, peer_idx, proto, port));
             let lists = self.lists.borrow_mut().lists(&d);
             (d, lists)
         };
@@ -816,8 +818,8 @@ impl<'a> Ctx<'_, 'a> {
         };
         let sp = service_ports(engine, destination, port);
         let near_misses = |sp: &[u16]| {
-            let side = self.subject_side(subject, subject_idx, dir);
-            near_misses_with(engine, &side, subject, peer, proto, port, sp)
+            let ctx = self.side_context_of(subject, subject_idx, dir);
+            near_misses_in(engine, &ctx, subject, peer, proto, port, sp)
         };
         let Some(k) = key else {
             let near = near_misses(&sp);
@@ -836,21 +838,21 @@ impl<'a> Ctx<'_, 'a> {
         Side { v, near, lists }
     }
 
-    /// The peer-free facts of `subject`'s side `dir`, once per known
+    /// The side context of `subject`'s side `dir`, once per known
     /// identity (`idx`, its [`Engine::known_index`]).
-    fn subject_side(
+    fn side_context_of(
         &self,
         subject: &Party,
         idx: Option<usize>,
         dir: Direction,
-    ) -> Rc<SubjectSide<'a>> {
+    ) -> Rc<SideContext<'a>> {
         let Some(i) = idx else {
-            return Rc::new(self.engine.subject_side(subject, dir));
+            return Rc::new(self.engine.side_context(subject, dir));
         };
         if let Some(s) = self.subjects.borrow().get(&(i, dir)) {
             return Rc::clone(s);
         }
-        let s = Rc::new(self.engine.subject_side(subject, dir));
+        let s = Rc::new(self.engine.side_context(subject, dir));
         self.subjects.borrow_mut().insert((i, dir), Rc::clone(&s));
         s
     }

@@ -4,6 +4,7 @@
 
 use crate::engine::Decision;
 use crate::names::party_text;
+use crate::near_miss::near_miss_lines;
 use crate::paths::{Check, Controller, EntryPoint, Hop, PathsReport, PodPath, Status, Summary};
 use crate::side::{capped_head, thousands, LIST_MAX, LIST_SHOWN};
 use crate::text::{markdown, push_line};
@@ -113,14 +114,8 @@ fn hop_text(out: &mut String, h: &Hop, indent: &str, said: Option<&String>) {
     push_line(out, &format!("{indent}{}: {}", h.name, h.decision));
     for c in &h.checks {
         push_line(out, &format!("{indent}  {}", check_text(c)));
-        for m in &c.near_miss {
-            push_line(
-                out,
-                &format!(
-                    "{indent}    near miss: {}",
-                    m.to_text(|p| party_text(p, true))
-                ),
-            );
+        for line in near_miss_lines(&c.near_miss, |p| party_text(p, true)) {
+            push_line(out, &format!("{indent}    {line}"));
         }
     }
     for n in h.notes.iter().filter(|n| Some(*n) != said) {
@@ -146,6 +141,26 @@ fn classes(paths: &[PodPath]) -> Vec<Vec<&PodPath>> {
         }
     }
     groups
+}
+
+/// The backend cell of a Markdown row for a group of paths of one class:
+/// the pod, or the pods capped and counted (`a, b, c and 47 more (50 pods
+/// of one identity, verdict of the first)`): the row's deciding hop names
+/// the first pod.
+fn backends_cell(group: &[&PodPath]) -> String {
+    match group {
+        [p] => p.backend.clone(),
+        _ => format!(
+            "{}{} ({} pods of one identity, verdict of the first)",
+            capped_head(group.iter().map(|p| &p.backend), group.len()),
+            if group.len() > LIST_MAX {
+                format!(" and {} more", thousands(group.len() - LIST_SHOWN))
+            } else {
+                String::new()
+            },
+            thousands(group.len())
+        ),
+    }
 }
 
 /// One block for a group of paths of one class: its pods named (capped),
@@ -259,7 +274,9 @@ impl PathsReport {
     }
 
     /// Markdown for pull-request comments: one table per entry point, the
-    /// failing hop and rule for each denied path. Every text from the input
+    /// failing hop and rule for each denied path; the pods of one class
+    /// (one identity, identical checks) share a row, named as in the text
+    /// view. Every text from the input
     /// is escaped ([`markdown`]): a `|`, a backtick, `<!--` or a newline in
     /// a name cannot split a cell or hide the rest of the comment.
     pub fn to_markdown(&self) -> String {
@@ -290,7 +307,10 @@ impl PathsReport {
                             markdown(&b.findings.join("; "))
                         ));
                     }
-                    for p in &b.paths {
+                    for group in classes(&b.paths) {
+                        let Some(p) = group.first() else {
+                            continue;
+                        };
                         let why = if p.decision == Status::Allowed {
                             String::new()
                         } else {
@@ -305,7 +325,7 @@ impl PathsReport {
                             "| {route} | {} | {} | {} | {v} | {} |\n",
                             markdown(&b.rule),
                             markdown(&b.service),
-                            markdown(&p.backend),
+                            markdown(&backends_cell(&group)),
                             markdown(&why)
                         ));
                     }

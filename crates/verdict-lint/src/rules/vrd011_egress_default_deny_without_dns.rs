@@ -144,12 +144,14 @@ impl Rule for EgressDefaultDenyWithoutDns {
                                 relevant,
                             );
                             let denied = *decided.entry(key).or_insert_with_key(|k| {
-                                let mut side = cx.engine.subject_side(&pod, Direction::Egress);
-                                side.retain_rules(|r| {
-                                    k.4.contains(&(std::ptr::from_ref(r) as usize))
-                                });
+                                let ctx =
+                                    cx.engine
+                                        .side_context_keeping(&pod, Direction::Egress, |r| {
+                                            k.4.contains(&(std::ptr::from_ref(r) as usize))
+                                        });
+                                let dns_idx = cx.engine.known_index(&dns.identity);
                                 cx.engine
-                                    .decide_with(&side, &pod, &dns, Protocol::Udp, 53)
+                                    .decide_in(&ctx, &pod, &dns, dns_idx, Protocol::Udp, 53)
                                     .decision
                                     == Decision::Denied
                             });

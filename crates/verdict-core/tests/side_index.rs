@@ -1,0 +1,100 @@
+//! A side context's peer index (engine/side_index.rs) narrows which entries
+//! a decision visits; the decision must be exactly the full scan's: same
+//! decision, reason, deciding and passed rules, proxy, tier, notes.
+
+mod common;
+
+use verdict_core::engine::{Engine, Party};
+use verdict_core::ingest::Inventory;
+use verdict_core::policy::{Direction, Protocol};
+use verdict_core::side::Decided;
+
+fn summary(d: &Decided) -> String {
+    let list = |l: &[std::sync::Arc<verdict_core::policy::Origin>]| {
+        l.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    format!(
+        "{:?} {:?} deciding={:?} passed={:?} proxied={:?} tier={:?} unevaluable={:?} default_deny_by={:?} selecting={}",
+        d.decision,
+        d.reason,
+        list(&d.deciding),
+        list(&d.passed),
+        d.proxied,
+        d.tier,
+        d.unevaluable,
+        d.default_deny_by,
+        d.selecting.len()
+    )
+}
+
+/// Every party as subject, both directions, every party as peer, a few
+/// ports and protocols: a reused context (indexed once it has decided
+/// enough flows) against `Engine::decide` (a fresh context, full scan).
+/// Returns how many contexts got an index.
+fn indexed_equals_scanned(inv: &Inventory, name: &str) -> usize {
+    let engine = Engine::new(inv);
+    let parties: Vec<Party> = verdict_core::connectivity::parties(&engine, &[]);
+    let mut indexed = 0;
+    for subject in &parties {
+        for dir in [Direction::Ingress, Direction::Egress] {
+            let ctx = engine.side_context(subject, dir);
+            for (proto, port) in [
+                (Protocol::Tcp, 80),
+                (Protocol::Tcp, 8080),
+                (Protocol::Tcp, 443),
+                (Protocol::Udp, 53),
+                (Protocol::Tcp, 1),
+            ] {
+                for peer in &parties {
+                    let idx = engine.known_index(&peer.identity);
+                    let got = engine.decide_in(&ctx, subject, peer, idx, proto, port);
+                    let want = engine.decide(subject, dir, peer, proto, port);
+                    assert_eq!(
+                        summary(&got),
+                        summary(&want),
+                        "{name}: {} {dir} {} {proto}/{port}",
+                        subject.name,
+                        peer.name
+                    );
+                }
+            }
+            indexed += usize::from(ctx.has_peer_index());
+        }
+    }
+    indexed
+}
+
+#[test]
+fn indexed_decisions_equal_full_scans_on_conformance_scenarios() {
+    let mut indexed = 0;
+    for (file, inv) in common::conformance_inventories() {
+        indexed += indexed_equals_scanned(&inv, &file.display().to_string());
+    }
+    assert!(indexed > 0, "no context built a peer index");
+}
+
+#[test]
+fn indexed_decisions_equal_full_scans_on_synthetic_clusters() {
+    for shape in [
+        verdict_core::synth::Shape::Standard,
+        verdict_core::synth::Shape::Dense,
+    ] {
+        let text = verdict_core::synth::generate_shaped(
+            &verdict_core::synth::SynthSpec {
+                pods: 400,
+                policies: 40,
+                seed: 42,
+            },
+            shape,
+        );
+        let mut inv = Inventory::new(verdict_core::ingest::ClusterConfig {
+            enable_k8s_cluster_network_policy: true,
+            ..verdict_core::ingest::ClusterConfig::default()
+        });
+        inv.load_text("synthetic.yaml", &text);
+        inv.complete_namespaces();
+        assert!(inv.diagnostics.is_empty());
+        let indexed = indexed_equals_scanned(&inv, "synthetic");
+        assert!(indexed > 0, "no context built a peer index");
+    }
+}
