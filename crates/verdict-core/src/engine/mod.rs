@@ -24,7 +24,8 @@ pub mod trace;
 
 use crate::cidr::Cidr;
 use crate::identity::{
-    pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels, FIRST_LOCAL_ID,
+    named_ports_labels, pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels,
+    FIRST_LOCAL_ID,
 };
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
@@ -157,6 +158,7 @@ impl<'a> Engine<'a> {
     pub fn new(inv: &'a Inventory) -> Engine<'a> {
         let mut label_sets: Vec<Option<LabelSet>> = Vec::with_capacity(inv.workloads.len());
         let empty = BTreeMap::new();
+        let named_ports = inv.cluster.named_ports_in_identity();
         for w in &inv.workloads {
             if w.host_network {
                 label_sets.push(None);
@@ -167,6 +169,15 @@ impl<'a> Engine<'a> {
                 .get(&w.namespace)
                 .map(|n| &n.labels)
                 .unwrap_or(&empty);
+            let generated = if named_ports {
+                named_ports_labels(
+                    w.ports
+                        .iter()
+                        .filter_map(|p| Some((p.name.as_deref()?, p.protocol, p.port))),
+                )
+            } else {
+                Vec::new()
+            };
             label_sets.push(Some(pod_identity_labels(&PodLabels {
                 namespace: &w.namespace,
                 labels: &w.labels,
@@ -174,6 +185,7 @@ impl<'a> Engine<'a> {
                 service_account: &w.service_account,
                 cluster: &inv.cluster.name,
                 filter: LabelFilter::of(&inv.cluster),
+                generated: &generated,
             })));
         }
         let distinct: BTreeSet<&LabelSet> = label_sets.iter().flatten().collect();
@@ -618,6 +630,8 @@ impl<'a> Engine<'a> {
             service_account,
             cluster: &self.inv.cluster.name,
             filter: LabelFilter::of(&self.inv.cluster),
+            // Not in the input: no container ports known, so no named ports.
+            generated: &[],
         });
         let id = self
             .identity_index(&labels)
