@@ -141,7 +141,8 @@ pub struct Engine<'a> {
     /// Named container ports of every endpoint: Cilium (up to 1.18) resolves
     /// egress named ports against this cluster-wide map.
     egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>>,
-    /// Identity number -> the container ports of its endpoints.
+    /// Identity number -> the container ports of its endpoints (from 1.20
+    /// its endpoints have the same named ports: they are in the identity).
     ports_by_identity: HashMap<u32, Vec<ContainerPort>>,
     /// (namespace, name) -> the workloads of that name (any kind).
     by_name: HashMap<(String, String), Vec<usize>>,
@@ -828,7 +829,8 @@ impl Engine<'_> {
     /// resolves only when all pods agree on one number, and non-pod
     /// subjects resolve nothing; from 1.20 against the destination's own
     /// ports (cilium/cilium PR 44429), so a name never matches world, a
-    /// CIDR or a reserved identity.
+    /// CIDR or a reserved identity. On 1.20 the named ports are part of
+    /// the identity (PR 45760), so an identity's endpoints agree on them.
     pub fn named_port(
         &self,
         subject: &Party,

@@ -248,7 +248,7 @@ pub const NAMED_PORTS_LABEL: &str = "io.cilium.k8s.named-ports";
 /// `content.LabelValueMaxLength`), where Cilium starts the next label.
 const LABEL_VALUE_MAX: usize = 63;
 
-/// Cilium 1.20's named-ports identity labels of a pod (pkg/k8s/metadata.go
+/// Cilium 1.20's named-ports identity labels of a pod (pkg/k8s
 /// `GetPodMetadata` and `NamedPortsIdentityLabels`, cilium/cilium PRs 45760
 /// and 46520): the container ports that have a name valid as an IANA
 /// service name, the name lower-cased (a later port of the same name
