@@ -257,7 +257,9 @@ const LABEL_VALUE_MAX: usize = 63;
 /// value past 63 characters starts the next label. Source `gen`. A pod
 /// without named ports gets none. `ports` are (name, protocol, number) in
 /// the pod spec's order.
-pub fn named_ports_labels<'p>(ports: impl IntoIterator<Item = (&'p str, Protocol, u16)>) -> Vec<Label> {
+pub fn named_ports_labels<'p>(
+    ports: impl IntoIterator<Item = (&'p str, Protocol, u16)>,
+) -> Vec<Label> {
     let mut named: BTreeMap<String, (Protocol, u16)> = BTreeMap::new();
     for (name, protocol, port) in ports {
         // `ValidatePortName` (pkg/types/portmap.go) skips other names,
