@@ -15,7 +15,7 @@ fn run(args: &[&str]) -> String {
     stdout(&o)
 }
 
-/// The matrix row of `to` (`FROM TO PORTS`), whitespace collapsed.
+/// The matrix rows (`FROM TO PORTS`), whitespace collapsed.
 fn rows(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| l.starts_with("shop/"))
