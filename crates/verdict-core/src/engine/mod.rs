@@ -25,7 +25,8 @@ pub mod trace;
 
 use crate::cidr::Cidr;
 use crate::identity::{
-    pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels, FIRST_LOCAL_ID,
+    named_ports_labels, pod_identity_labels, Identity, IdentityKind, LabelFilter, PodLabels,
+    FIRST_LOCAL_ID,
 };
 use crate::ingest::{ContainerPort, Inventory};
 use crate::labels::LabelSet;
@@ -141,7 +142,8 @@ pub struct Engine<'a> {
     /// Named container ports of every endpoint: Cilium (up to 1.18) resolves
     /// egress named ports against this cluster-wide map.
     egress_named: BTreeMap<(String, Protocol), BTreeSet<u16>>,
-    /// Identity number -> the container ports of its endpoints.
+    /// Identity number -> the container ports of its endpoints (from 1.20
+    /// its endpoints have the same named ports: they are in the identity).
     ports_by_identity: HashMap<u32, Vec<ContainerPort>>,
     /// (namespace, name) -> the workloads of that name (any kind).
     by_name: HashMap<(String, String), Vec<usize>>,
@@ -158,6 +160,7 @@ impl<'a> Engine<'a> {
     pub fn new(inv: &'a Inventory) -> Engine<'a> {
         let mut label_sets: Vec<Option<LabelSet>> = Vec::with_capacity(inv.workloads.len());
         let empty = BTreeMap::new();
+        let named_ports = inv.cluster.named_ports_in_identity();
         for w in &inv.workloads {
             if w.host_network {
                 label_sets.push(None);
@@ -168,6 +171,15 @@ impl<'a> Engine<'a> {
                 .get(&w.namespace)
                 .map(|n| &n.labels)
                 .unwrap_or(&empty);
+            let generated = if named_ports {
+                named_ports_labels(
+                    w.ports
+                        .iter()
+                        .filter_map(|p| Some((p.name.as_deref()?, p.protocol, p.port))),
+                )
+            } else {
+                Vec::new()
+            };
             label_sets.push(Some(pod_identity_labels(&PodLabels {
                 namespace: &w.namespace,
                 labels: &w.labels,
@@ -175,6 +187,7 @@ impl<'a> Engine<'a> {
                 service_account: &w.service_account,
                 cluster: &inv.cluster.name,
                 filter: LabelFilter::of(&inv.cluster),
+                generated: &generated,
             })));
         }
         let distinct: BTreeSet<&LabelSet> = label_sets.iter().flatten().collect();
@@ -629,6 +642,8 @@ impl<'a> Engine<'a> {
             service_account,
             cluster: &self.inv.cluster.name,
             filter: LabelFilter::of(&self.inv.cluster),
+            // Not in the input: no container ports known, so no named ports.
+            generated: &[],
         });
         let id = self
             .identity_index(&labels)
@@ -825,7 +840,8 @@ impl Engine<'_> {
     /// resolves only when all pods agree on one number, and non-pod
     /// subjects resolve nothing; from 1.20 against the destination's own
     /// ports (cilium/cilium PR 44429), so a name never matches world, a
-    /// CIDR or a reserved identity.
+    /// CIDR or a reserved identity. On 1.20 the named ports are part of
+    /// the identity (PR 45760), so an identity's endpoints agree on them.
     pub fn named_port(
         &self,
         subject: &Party,

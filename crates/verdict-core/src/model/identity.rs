@@ -4,14 +4,17 @@
 //!   `io.cilium.k8s.namespace.labels.`, `io.kubernetes.pod.namespace`, the
 //!   service account and the cluster name, passed through the default
 //!   identity label filter (pkg/labelsfilter);
+//! * from Cilium 1.20, the pod's named container ports as generated
+//!   `gen:io.cilium.k8s.named-ports` labels ([`named_ports_labels`]);
 //! * reserved identities with fixed numbers (pkg/identity/numericidentity.go);
 //! * CIDR identities for addresses outside the cluster.
 
 use crate::cidr::Cidr;
 use crate::labels::{
     Label, LabelSet, CLUSTER_LABEL, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL,
-    SERVICE_ACCOUNT_LABEL, SOURCE_CIDR, SOURCE_K8S,
+    SERVICE_ACCOUNT_LABEL, SOURCE_CIDR, SOURCE_GENERATED, SOURCE_K8S,
 };
+use crate::policy::Protocol;
 use crate::settings::ClusterConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -211,6 +214,9 @@ pub struct PodLabels<'a> {
     pub cluster: &'a str,
     /// The release's identity label filter.
     pub filter: LabelFilter,
+    /// Labels the agent adds after the filter (Cilium 1.20: the pod's
+    /// named ports, [`named_ports_labels`]); empty before 1.20.
+    pub generated: &'a [Label],
 }
 
 /// A pod's identity labels after Cilium's filter.
@@ -229,7 +235,64 @@ pub fn pod_identity_labels(p: &PodLabels) -> LabelSet {
     out.push(Label::k8s(SERVICE_ACCOUNT_LABEL, p.service_account));
     out.push(Label::k8s(CLUSTER_LABEL, p.cluster));
     out.retain(|l| l.source != SOURCE_K8S || p.filter.keeps(&l.key));
+    out.extend(p.generated.iter().cloned());
     LabelSet::new(out)
+}
+
+/// The key of Cilium's generated named-ports identity label; further
+/// labels of one pod are `<key>-1`, `<key>-2`, ...
+/// (pkg/k8s/apis/cilium.io/named_ports.go `NamedPortsIdentityLabelNameForIndex`).
+pub const NAMED_PORTS_LABEL: &str = "io.cilium.k8s.named-ports";
+
+/// Kubernetes' limit on a label value (k8s.io/apimachinery
+/// `content.LabelValueMaxLength`), where Cilium starts the next label.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// Cilium 1.20's named-ports identity labels of a pod (pkg/k8s
+/// `GetPodMetadata` and `NamedPortsIdentityLabels`, cilium/cilium PRs 45760
+/// and 46520): the container ports that have a name valid as an IANA
+/// service name, the name lower-cased (a later port of the same name
+/// replaces an earlier one, as in Cilium's map), sorted by name, each
+/// written `name.PROTOCOL.port`, joined by `_`; a port that would take a
+/// value past 63 characters starts the next label. Source `gen`. A pod
+/// without named ports gets none. `ports` are (name, protocol, number) in
+/// the pod spec's order.
+pub fn named_ports_labels<'p>(
+    ports: impl IntoIterator<Item = (&'p str, Protocol, u16)>,
+) -> Vec<Label> {
+    let mut named: BTreeMap<String, (Protocol, u16)> = BTreeMap::new();
+    for (name, protocol, port) in ports {
+        // `ValidatePortName` (pkg/types/portmap.go) skips other names,
+        // `newPortProto` a zero port.
+        if port == 0 || !crate::ingest::cnp::is_svc_name(name) {
+            continue;
+        }
+        named.insert(name.to_ascii_lowercase(), (protocol, port));
+    }
+    let mut labels = Vec::new();
+    let mut value = String::new();
+    let push = |labels: &mut Vec<Label>, value: &mut String| {
+        let key = match labels.len() {
+            0 => NAMED_PORTS_LABEL.to_string(),
+            i => format!("{NAMED_PORTS_LABEL}-{i}"),
+        };
+        labels.push(Label::new(SOURCE_GENERATED, &key, value));
+        value.clear();
+    };
+    for (name, (protocol, port)) in &named {
+        let part = format!("{name}.{protocol}.{port}");
+        if !value.is_empty() && value.len() + 1 + part.len() > LABEL_VALUE_MAX {
+            push(&mut labels, &mut value);
+        }
+        if !value.is_empty() {
+            value.push('_');
+        }
+        value.push_str(&part);
+    }
+    if !value.is_empty() {
+        push(&mut labels, &mut value);
+    }
+    labels
 }
 
 #[cfg(test)]
@@ -280,6 +343,7 @@ mod tests {
             service_account: "default",
             cluster: "default",
             filter: LabelFilter::NEWEST,
+            generated: &[],
         });
         assert_eq!(
             set.to_strings(),
@@ -290,6 +354,62 @@ mod tests {
                 "k8s:io.cilium.k8s.policy.serviceaccount=default",
                 "k8s:io.kubernetes.pod.namespace=shop",
             ]
+        );
+    }
+
+    #[test]
+    fn named_ports_labels_follow_cilium() {
+        // Cilium's own cases (pkg/k8s TestNamedPortsIdentityLabels).
+        let one = named_ports_labels([
+            ("https", Protocol::Tcp, 443),
+            ("dns", Protocol::Udp, 53),
+            ("http", Protocol::Tcp, 80),
+        ]);
+        assert_eq!(
+            LabelSet::new(one).to_strings(),
+            vec!["gen:io.cilium.k8s.named-ports=dns.UDP.53_http.TCP.80_https.TCP.443"]
+        );
+        let five: Vec<(String, u16)> = (0..5u16)
+            .map(|i| (format!("port-{}", char::from(b'a' + i as u8)), 8000 + i))
+            .collect();
+        let split = named_ports_labels(five.iter().map(|(n, p)| (n.as_str(), Protocol::Tcp, *p)));
+        assert_eq!(
+            split.iter().map(Label::to_string).collect::<Vec<_>>(),
+            vec![
+                "gen:io.cilium.k8s.named-ports=port-a.TCP.8000_port-b.TCP.8001_port-c.TCP.8002_port-d.TCP.8003",
+                "gen:io.cilium.k8s.named-ports-1=port-e.TCP.8004",
+            ]
+        );
+        assert_eq!(split[0].value.len(), 63);
+        assert!(named_ports_labels([]).is_empty());
+        // The user's CoreDNS pods on 1.20.2 (docs/semantics.md): cut after
+        // 49 characters because the next port would make 66.
+        let coredns = named_ports_labels([
+            ("dns", Protocol::Udp, 53),
+            ("dns-tcp", Protocol::Tcp, 53),
+            ("metrics", Protocol::Tcp, 9153),
+            ("liveness-probe", Protocol::Tcp, 8080),
+            ("readiness-probe", Protocol::Tcp, 8181),
+        ]);
+        assert_eq!(
+            coredns.iter().map(Label::to_string).collect::<Vec<_>>(),
+            vec![
+                "gen:io.cilium.k8s.named-ports=dns.UDP.53_dns-tcp.TCP.53_liveness-probe.TCP.8080",
+                "gen:io.cilium.k8s.named-ports-1=metrics.TCP.9153_readiness-probe.TCP.8181",
+            ]
+        );
+        // Names are lower-cased, invalid names and port 0 skipped, a later
+        // port of one name replaces an earlier one.
+        let odd = named_ports_labels([
+            ("HTTP", Protocol::Tcp, 80),
+            ("http", Protocol::Tcp, 8080),
+            ("not_a_name", Protocol::Tcp, 81),
+            ("zero", Protocol::Tcp, 0),
+            ("sctp-x", Protocol::Sctp, 9),
+        ]);
+        assert_eq!(
+            odd.iter().map(Label::to_string).collect::<Vec<_>>(),
+            vec!["gen:io.cilium.k8s.named-ports=http.TCP.8080_sctp-x.SCTP.9"]
         );
     }
 

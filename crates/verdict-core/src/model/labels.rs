@@ -11,6 +11,8 @@ pub const SOURCE_K8S: &str = "k8s";
 pub const SOURCE_RESERVED: &str = "reserved";
 pub const SOURCE_CIDR: &str = "cidr";
 pub const SOURCE_ANY: &str = "any";
+/// Labels the agent generates itself (`gen`, Cilium 1.20: the named-ports label).
+pub const SOURCE_GENERATED: &str = "gen";
 
 /// The label Cilium puts on every pod for its namespace.
 pub const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";

@@ -243,6 +243,13 @@ impl ClusterConfig {
         }
     }
 
+    /// Whether pod identities carry the generated named-ports labels
+    /// (`gen:io.cilium.k8s.named-ports`, cilium/cilium PR 45760, in 1.20),
+    /// so that pods whose named ports differ have different identities.
+    pub fn named_ports_in_identity(&self) -> bool {
+        self.version >= CiliumVersion::V1_20
+    }
+
     /// Whether ClusterNetworkPolicy objects are enforced.
     pub fn cluster_network_policy(&self) -> bool {
         self.version >= CiliumVersion::V1_20 && self.enable_k8s_cluster_network_policy

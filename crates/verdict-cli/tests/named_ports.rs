@@ -1,0 +1,95 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Cilium 1.20's named-ports identity label (docs/semantics.md "Named ports
+//! in the identity"): two Deployments whose pods have equal labels but
+//! declare `http` as 8080 and 9090, and an egress rule `toPorts: [{port:
+//! http}]` to them.
+
+mod common;
+use common::{stdout, verdict};
+
+const CLUSTER: &str = "crates/verdict-cli/tests/data/named-ports/cluster.yaml";
+
+fn run(args: &[&str]) -> String {
+    let o = verdict(args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stdout(&o));
+    stdout(&o)
+}
+
+/// The matrix rows (`FROM TO PORTS`), whitespace collapsed.
+fn rows(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with("shop/"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn named_ports_split_identities_on_1_20() {
+    // 1.20: two identities, each with its own `http`.
+    let out = run(&["matrix", CLUSTER]);
+    assert_eq!(
+        rows(&out),
+        vec![
+            "shop/pod/web shop/deployment/api-v1 TCP/8080",
+            "shop/pod/web shop/deployment/api-v2 TCP/9090",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("between 7 identities"), "{out}");
+    let out = run(&["policy", "shop/deployment/api-v1", CLUSTER]);
+    assert!(
+        out.contains("identity gen:io.cilium.k8s.named-ports=http.TCP.8080,k8s:app=api,"),
+        "{out}"
+    );
+    let out = run(&["policy", "shop/deployment/api-v2", CLUSTER]);
+    assert!(
+        out.contains("identity gen:io.cilium.k8s.named-ports=http.TCP.9090,k8s:app=api,"),
+        "{out}"
+    );
+    let out = run(&["policy", "shop/pod/web", CLUSTER]);
+    let allowed: Vec<String> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("allowed"))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        allowed,
+        vec![
+            "allowed TCP/8080 shop/deployment/api-v1",
+            "allowed TCP/9090 shop/deployment/api-v2",
+        ],
+        "{out}"
+    );
+    // Trace agrees: api-v2 is not reached on api-v1's number.
+    let o = verdict(&[
+        "trace",
+        "--from",
+        "shop/pod/web",
+        "--to",
+        "shop/deployment/api-v2",
+        "--port",
+        "8080",
+        CLUSTER,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn named_ports_share_one_identity_before_1_20() {
+    // 1.19: one identity without the label, and `http` names two numbers
+    // in the cluster, so the rule allows nothing.
+    let out = run(&["matrix", "--cilium-version", "1.19", CLUSTER]);
+    assert!(rows(&out).is_empty(), "{out}");
+    assert!(out.contains("between 6 identities"), "{out}");
+    let out = run(&[
+        "policy",
+        "--cilium-version",
+        "1.19",
+        "shop/deployment/api-v1",
+        CLUSTER,
+    ]);
+    assert!(
+        out.contains("identity k8s:app=api,") && !out.contains("gen:"),
+        "{out}"
+    );
+}
