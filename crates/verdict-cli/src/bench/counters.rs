@@ -154,7 +154,8 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
 }
 
 /// `verdict generate` on the cluster: the objects and bytes generated, the
-/// side decisions of the paths judged again with them, and the party pairs
+/// side decisions of the paths judged again with them and the side
+/// contexts (subject identity, direction) they were decided in, and the party pairs
 /// whose connectivity the verification compared (`Verification::pairs_compared`).
 fn generate_counters(
     inv: &Inventory,
@@ -177,6 +178,10 @@ fn generate_counters(
     c.insert(
         "verification_side_decisions".to_string(),
         n(rejudged.decided),
+    );
+    c.insert(
+        "verification_side_contexts".to_string(),
+        n(rejudged.contexts),
     );
     let (v, after_paths) =
         verify_loaded(engine, report, &after_engine, &routing, load_errors, &opts);

@@ -10,11 +10,13 @@
 use super::GenerateOptions;
 use crate::connectivity::Conn;
 use crate::connectivity_delta::delta;
+use crate::engine::side_context::SideContext;
 use crate::engine::{Decision, Engine, Party};
 use crate::ingest::{ContainerPort, Inventory};
 use crate::paths::{paths, PathsReport, Status, Summary};
 use crate::policy::{Direction, Protocol};
 use crate::routes::Routing;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -189,6 +191,9 @@ pub struct Rejudged {
     /// Distinct side decisions computed (identity pair, direction,
     /// protocol, port and container ports).
     pub decided: usize,
+    /// Side contexts built for them (one per subject identity and
+    /// direction).
+    pub contexts: usize,
 }
 
 /// What a side decision depends on (see `Engine::decide`): identities by
@@ -212,8 +217,9 @@ struct Known {
 /// party `engine` does not know, or when a check of a path whose verdict
 /// does not follow from its hops alone (a finding, no target port) changed:
 /// only `paths` itself can say then.
-pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
+pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged> {
     let mut parties: HashMap<&str, Known> = HashMap::new();
+    let mut contexts: FxHashMap<(usize, Direction), SideContext<'a>> = FxHashMap::default();
     let mut port_lists: HashMap<Vec<ContainerPort>, usize> = HashMap::new();
     let mut memo: HashMap<SideKey, Decision> = HashMap::new();
     let mut decisions = Vec::new();
@@ -257,14 +263,34 @@ pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
                         Direction::Ingress => (dst, src),
                         Direction::Egress => (src, dst),
                     };
-                    let decide = || {
-                        let d = engine.decide(
-                            &subject.party,
-                            c.direction,
-                            &peer.party,
-                            c.protocol,
-                            c.port,
-                        );
+                    // A subject's side context once per (identity,
+                    // direction): the ingress is the subject of one check
+                    // per backend, so building it per decision was
+                    // backends x rules selecting the ingress.
+                    let decide = |contexts: &mut FxHashMap<(usize, Direction), SideContext<'a>>| {
+                        let d = match subject.key {
+                            Some((s, _)) => {
+                                let ctx = contexts.entry((s, c.direction)).or_insert_with(|| {
+                                    engine.side_context(&subject.party, c.direction)
+                                });
+                                let peer_idx = peer.key.map(|(q, _)| q);
+                                engine.decide_in(
+                                    ctx,
+                                    &subject.party,
+                                    &peer.party,
+                                    peer_idx,
+                                    c.protocol,
+                                    c.port,
+                                )
+                            }
+                            None => engine.decide(
+                                &subject.party,
+                                c.direction,
+                                &peer.party,
+                                c.protocol,
+                                c.port,
+                            ),
+                        };
                         if d.enforced {
                             d.decision
                         } else {
@@ -284,8 +310,15 @@ pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
                         )
                     });
                     let decision = match key {
-                        Some(k) => *memo.entry(k).or_insert_with(decide),
-                        None => decide(),
+                        Some(k) => match memo.get(&k) {
+                            Some(&d) => d,
+                            None => {
+                                let d = decide(&mut contexts);
+                                memo.insert(k, d);
+                                d
+                            }
+                        },
+                        None => decide(&mut contexts),
                     };
                     changed |= decision != c.decision;
                     all &= decision == Decision::Allowed;
@@ -309,6 +342,7 @@ pub fn rejudge(report: &PathsReport, engine: &Engine) -> Option<Rejudged> {
         decisions,
         statuses,
         decided: memo.len(),
+        contexts: contexts.len(),
     })
 }
 
