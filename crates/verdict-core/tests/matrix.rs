@@ -193,3 +193,98 @@ fn grouped_matrix_equals_the_pair_by_pair_matrix() {
     // Grouping is not a no-op on the synthetic clusters.
     assert!(collapsed > 500, "grouping saved only {collapsed} rows");
 }
+
+/// A cluster whose sides hold overlapping peer sets: twelve sources, each
+/// labelled with the bits of its number; one destination admits each bit
+/// (and each pair of bits) on its own port, so the sources' classes are held
+/// by many sets of that side, while other sides hold them in one set (the
+/// index answers from the class's sets or walks the side, whichever is
+/// shorter). Egress sides do the same for the destinations.
+fn overlapping_sets() -> String {
+    let mut y = String::new();
+    for i in 0..12u32 {
+        let bits: String = (0..4)
+            .map(|b| format!("    b{b}: \"{}\"\n", (i >> b) & 1))
+            .collect();
+        y += &format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: src-{i}\n  namespace: ov\n  labels:\n    role: src\n    n: \"{i}\"\n{bits}spec:\n  containers:\n    - name: main\n      image: registry.example/s:1\n"
+        );
+    }
+    for d in 0..3 {
+        y += &format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: dst-{d}\n  namespace: ov\n  labels:\n    role: dst\n    d: \"{d}\"\nspec:\n  containers:\n    - name: main\n      image: registry.example/d:1\n"
+        );
+    }
+    // dst-0: one rule per bit and per pair of bits, each on its own port.
+    let mut rules = String::new();
+    let mut port = 1000;
+    for a in 0..4 {
+        for b in a..4 {
+            port += 10;
+            let second = if a == b {
+                String::new()
+            } else {
+                format!("              b{b}: \"1\"\n")
+            };
+            rules += &format!(
+                "    - from:\n        - podSelector:\n            matchLabels:\n              b{a}: \"1\"\n{second}      ports:\n        - port: {port}\n"
+            );
+        }
+    }
+    y += &format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: many\n  namespace: ov\nspec:\n  podSelector:\n    matchLabels:\n      d: \"0\"\n  ingress:\n{rules}"
+    );
+    // dst-1: one set holding half the sources.
+    y += "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: one\n  namespace: ov\nspec:\n  podSelector:\n    matchLabels:\n      d: \"1\"\n  ingress:\n    - from:\n        - podSelector:\n            matchLabels:\n              b0: \"1\"\n      ports:\n        - port: 80\n";
+    // Sources with b1=1: egress only to dst-0 and dst-2 (overlapping sets), and DNS-free.
+    y += "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: out\n  namespace: ov\nspec:\n  podSelector:\n    matchLabels:\n      b1: \"1\"\n  policyTypes: [Egress]\n  egress:\n    - to:\n        - podSelector:\n            matchLabels:\n              role: dst\n      ports:\n        - port: 1010\n        - port: 80\n    - to:\n        - podSelector:\n            matchLabels:\n              d: \"0\"\n    - to:\n        - podSelector:\n            matchExpressions:\n              - {key: d, operator: In, values: [\"0\", \"2\"]}\n      ports:\n        - port: 1030\n";
+    y
+}
+
+/// The held-set index gives the cells of the plain walk over every peer
+/// set of both sides (`matrix_by_pairs`), on sides with many overlapping
+/// sets, and visits fewer sets than that walk.
+#[test]
+fn held_set_index_equals_the_walk_over_overlapping_sets() {
+    use verdict_core::matrix::matrix_by_pairs;
+    use verdict_core::matrix_summary::{held_set_visits, summarise};
+    let mut inv =
+        verdict_core::ingest::Inventory::new(verdict_core::ingest::ClusterConfig::default());
+    inv.load_text("overlap.yaml", &overlapping_sets());
+    inv.complete_namespaces();
+    assert!(
+        inv.diagnostics
+            .iter()
+            .all(|d| d.severity != verdict_core::source::Severity::Error),
+        "{:?}",
+        inv.diagnostics
+    );
+    let engine = Engine::new(&inv);
+    let want = matrix_by_pairs(&engine, &MatrixOptions::default());
+    let before = held_set_visits();
+    let got = summarise(&engine, &MatrixOptions::default()).expand();
+    assert!(held_set_visits() > before, "the index was not used");
+    assert_eq!(
+        serde_json::to_string_pretty(&got).unwrap(),
+        serde_json::to_string_pretty(&want).unwrap()
+    );
+    // The overlaps decide: src-3 (bits 0 and 1) reaches dst-0 on 1010
+    // (b0), 1020 (b0+b1) and 1050 (b1) only; its egress allows any port
+    // to dst-0.
+    let cell = |from: &str, to: &str| {
+        got.cells
+            .iter()
+            .find(|c| {
+                c.from.name.ends_with(&format!("/{from}")) && c.to.name.ends_with(&format!("/{to}"))
+            })
+            .map(|c| c.ports.iter().map(|p| p.from).collect::<Vec<_>>())
+    };
+    assert_eq!(cell("src-3", "dst-0"), Some(vec![1010, 1020, 1050]));
+    // src-1 (bit 0 only, no egress policy): 1010 only.
+    assert_eq!(cell("src-1", "dst-0"), Some(vec![1010]));
+    // src-2 (bit 1): egress to dst-1 on 80 allowed by egress, not by dst-1's ingress (b0).
+    assert_eq!(cell("src-2", "dst-1"), None);
+    assert_eq!(cell("src-3", "dst-1"), Some(vec![80]));
+    // src-2 reaches dst-2 (no ingress policy) on 80, 1010 and 1030 only.
+    assert_eq!(cell("src-2", "dst-2"), Some(vec![80, 1010, 1030]));
+}

@@ -70,6 +70,7 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     );
     drop(maps);
     let cells_before = verdict_core::matrix_summary::cell_evaluations();
+    let held_before = verdict_core::matrix_summary::held_set_visits();
     let m = verdict_core::matrix_summary::summarise(
         &engine,
         &verdict_core::matrix::MatrixOptions::default(),
@@ -78,6 +79,11 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     c.insert(
         "matrix_cell_evaluations".to_string(),
         n(verdict_core::matrix_summary::cell_evaluations() - cells_before),
+    );
+    // Peer sets visited to find which sets of a side hold a class of peers.
+    c.insert(
+        "matrix_held_set_visits".to_string(),
+        n(verdict_core::matrix_summary::held_set_visits() - held_before),
     );
     stage("matrix", &mut c, &mut since);
     c.insert("matrix_cells".to_string(), n(m.connections));

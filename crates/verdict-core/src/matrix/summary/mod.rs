@@ -1,0 +1,408 @@
+//! The matrix by groups: identities that every policy treats alike share
+//! one row, so the work (and the summarised output) grows with the number
+//! of distinct behaviours, not with the number of connected pairs.
+//!
+//! ```text
+//!  source role of a peer      = (kind, host?, filter match, its egress side, the ingress peer sets holding it)
+//!  destination role of a peer = (kind, host?, filter match, its ingress side, the egress peer sets holding it)
+//!  cell(a, b) depends only on (source class of a, destination class of b):
+//!    b's ingress entries holding a + a's egress entries holding b decide it
+//!  classes: partition refinement by every distinct peer set (cost: the sets' sizes)
+//!  candidate class pairs: each side's allow sets as lists of classes
+//!  per candidate class pair: the positions of the sets holding the other end
+//!    in each side, from an index class -> sets (held.rs), not a walk of the sides
+//!  one cell per distinct (side signatures, held positions, host?), on one representative pair
+//!  rows: class pairs with equal cells merged, over sources per destination
+//!  class, then over destinations per source group
+//! ```
+//!
+//! Files: `classes.rs` (signatures, refinement), `held.rs` (the index of
+//! held sets), `rows.rs` (rows, groups, expansion); this file pairs the
+//! classes and evaluates the cells.
+//!
+//! A "side" is compared by its entries (peer set by address, ports,
+//! decision, tier, level, proxy, rule) and state, so two identities
+//! selected by the same rules have the same side. [`Summary::expand`]
+//! gives one cell per connected identity pair, in the order and with the
+//! content of [`crate::matrix::matrix_by_pairs`] (checked by the tests).
+
+mod classes;
+mod held;
+mod rows;
+
+use crate::engine::{Decision, Engine};
+use crate::matrix::{
+    node_matches, peer_of, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange,
+    Scratch, Side,
+};
+use crate::peerset::PeerSet;
+use classes::{signatures, Classes, Sets};
+use held::HeldIndex;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+const NONE: u32 = u32::MAX;
+
+/// Identities (or CIDR selections) named together by rows: every member
+/// of a row's source group reaches every member of its destination group
+/// alike. An identity can be a member of several groups.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// Sorted by name (then identity number).
+    pub members: Vec<Node>,
+}
+
+/// Every member of group `from` reaches every member of group `to` on
+/// `ports`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Index into [`Summary::groups`].
+    pub from: usize,
+    pub to: usize,
+    pub ports: Vec<PortRange>,
+    pub proxied: bool,
+    pub deny_decided: bool,
+    pub rules: Vec<String>,
+    /// Identity pairs the row stands for (`from` members x `to` members).
+    pub connections: usize,
+}
+
+/// The matrix as rows between groups (`verdict matrix --summarise`; its
+/// JSON form is the serde form).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub groups: Vec<Group>,
+    pub rows: Vec<Row>,
+    pub open_ingress: Vec<String>,
+    pub open_egress: Vec<String>,
+    pub identities: usize,
+    /// Identity pairs the rows stand for (the cells of the pair form).
+    pub connections: usize,
+    /// Per group and member: (rank of its name, rank of its identity), the
+    /// order of the expanded cells.
+    #[serde(skip)]
+    keys: Vec<Vec<(u32, u32)>>,
+}
+
+/// Cells evaluated by [`summarise`] (distinct decisions; the benchmark's
+/// `matrix_cell_evaluations` counter).
+static CELL_EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Cells evaluated so far by every matrix of this process (one per
+/// distinct combination of the deciding sides and entries).
+pub fn cell_evaluations() -> usize {
+    CELL_EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Peer sets looked up in the held-set index or tested against a class
+/// (the benchmark's `matrix_held_set_visits` counter).
+static HELD_SET_VISITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Peer sets visited so far by every matrix of this process to find which
+/// sets of a side hold a class of peers.
+pub fn held_set_visits() -> usize {
+    HELD_SET_VISITS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Which peers' sides are to be computed: a pair is kept only when its
+/// source's egress side (`src`) or its destination's ingress side (`dst`)
+/// is marked (`verdict diff`: the sides that changed).
+pub(crate) struct Restrict {
+    pub(crate) src: Vec<bool>,
+    pub(crate) dst: Vec<bool>,
+}
+
+impl Restrict {
+    fn src(&self, q: usize) -> bool {
+        self.src.get(q).copied().unwrap_or(true)
+    }
+
+    fn dst(&self, q: usize) -> bool {
+        self.dst.get(q).copied().unwrap_or(true)
+    }
+}
+
+/// A cell's content, compared between class pairs.
+type CellKey = (Vec<PortRange>, bool, bool, Vec<String>);
+
+/// What decides a cell: each side's signature with the number of the list
+/// of its peer-set positions that hold the other end, and whether each end
+/// is the host. Two class pairs with equal keys have equal cells, so each
+/// key is computed once.
+type MemoKey = (u32, u32, bool, u32, u32, bool);
+
+/// Computes the matrix by groups.
+pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
+    let policies = resolve_for_matrix(engine);
+    let ctx = Ctx::new(engine, &policies);
+    build(&ctx, opts, None)
+}
+
+/// Sets of `side` with an allow entry.
+fn allow_sets<'a, 'p>(side: &'a Side<'p, '_>) -> impl Iterator<Item = &'p PeerSet> + 'a {
+    side.by_set
+        .iter()
+        .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
+        .map(|(set, _)| *set)
+}
+
+/// The matrix by groups of the pairs `restrict` marks.
+pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>) -> Summary {
+    let total = ctx.nodes.len();
+    let n = ctx.n;
+    let sig = signatures(&ctx.ingress, &ctx.egress);
+    // Initial classes of both roles.
+    let mut src0 = vec![NONE; total];
+    let mut dst0 = vec![NONE; total];
+    let mut init: FxHashMap<(bool, bool, bool, u32, bool, bool), u32> = FxHashMap::default();
+    let matches: Vec<bool> = ctx
+        .nodes
+        .iter()
+        .map(|nd| nd.as_ref().is_some_and(|nd| node_matches(opts, Some(nd))))
+        .collect();
+    for q in 0..total {
+        if !ctx.nodes.get(q).is_some_and(Option::is_some) {
+            continue;
+        }
+        let pol = ctx.policy_of.get(q).copied().flatten();
+        let m = matches.get(q).copied().unwrap_or(false);
+        // Marked and unmarked peers never share a class.
+        let marked = |role: bool| restrict.is_some_and(|r| if role { r.dst(q) } else { r.src(q) });
+        let mut key = |sg: u32, role: bool| {
+            let next = u32::try_from(init.len()).unwrap_or(NONE - 1);
+            *init
+                .entry((q < n, ctx.is_host(q), m, sg, role, marked(role)))
+                .or_insert(next)
+        };
+        let es = pol
+            .and_then(|pi| sig.egress.get(pi).copied())
+            .unwrap_or(NONE);
+        let is = pol
+            .and_then(|pi| sig.ingress.get(pi).copied())
+            .unwrap_or(NONE);
+        if let (Some(s), Some(d)) = (src0.get_mut(q), dst0.get_mut(q)) {
+            *s = key(es, false);
+            *d = key(is, true);
+        }
+    }
+    let next = u32::try_from(init.len()).unwrap_or(NONE - 1);
+    // A peer's behaviour as a source depends on the ingress sets holding
+    // it, as a destination on the egress sets.
+    let ing_sets = Sets::new(&ctx.ingress);
+    let egr_sets = Sets::new(&ctx.egress);
+    let src = Classes::refine(src0, next, &ing_sets, n);
+    let dst = Classes::refine(dst0, next, &egr_sets, n);
+    let pairs = candidates(
+        ctx,
+        &sig.ingress,
+        &sig.egress,
+        &src,
+        &dst,
+        &ing_sets,
+        &egr_sets,
+    );
+    // One cell per class pair, on its first members; cells memoised by
+    // what decides them and interned by content.
+    let mut to_index = HeldIndex::new(&src, &ing_sets, sig.sides.len());
+    let mut from_index = HeldIndex::new(&dst, &egr_sets, sig.sides.len());
+    let mut scratch = Scratch::default();
+    let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
+    let mut cell_ids: FxHashMap<CellKey, usize> = FxHashMap::default();
+    let mut cell_data: Vec<CellData> = Vec::new();
+    let mut cells: Vec<(u32, u32, usize)> = Vec::new();
+    const EMPTY: usize = usize::MAX;
+    for pr in pairs {
+        let (s, d) = ((pr >> 32) as u32, (pr & 0xffff_ffff) as u32);
+        let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+            continue;
+        };
+        let kept =
+            matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
+        if !kept || !restrict.is_none_or(|r| r.src(a) || r.dst(b)) {
+            continue;
+        }
+        let (to_pol, from_pol) = (
+            ctx.policy_of.get(b).copied().flatten(),
+            ctx.policy_of.get(a).copied().flatten(),
+        );
+        let to_sig = to_pol
+            .and_then(|pi| sig.ingress.get(pi).copied())
+            .unwrap_or(NONE);
+        let from_sig = from_pol
+            .and_then(|pi| sig.egress.get(pi).copied())
+            .unwrap_or(NONE);
+        let to_side = to_pol.and_then(|pi| ctx.ingress.get(pi));
+        let from_side = from_pol.and_then(|pi| ctx.egress.get(pi));
+        let to_list = to_index.held(to_side, to_sig, s, peer_of(a, n), &ing_sets);
+        let from_list = from_index.held(from_side, from_sig, d, peer_of(b, n), &egr_sets);
+        let key: MemoKey = (
+            to_sig,
+            to_list,
+            ctx.is_host(a),
+            from_sig,
+            from_list,
+            ctx.is_host(b),
+        );
+        let id = match memo.get(&key) {
+            Some(&id) => id,
+            None => {
+                let held = (to_index.list(to_list), from_index.list(from_list));
+                let id = match ctx.cell_held(a, b, held, &mut scratch) {
+                    Some(c) => {
+                        let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
+                        let next = cell_data.len();
+                        *cell_ids.entry(ck).or_insert_with(|| {
+                            cell_data.push(c);
+                            next
+                        })
+                    }
+                    None => EMPTY,
+                };
+                memo.insert(key, id);
+                id
+            }
+        };
+        if id != EMPTY {
+            cells.push((s, d, id));
+        }
+    }
+    CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
+    HELD_SET_VISITS.fetch_add(
+        to_index.visits + from_index.visits,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    rows::summary(ctx, opts, cells, &cell_data, &src, &dst)
+}
+
+/// The classes of the members of `set` (a set of `sets`).
+fn classes_of<'c>(sets: &Sets, classes: &'c Classes, set: &PeerSet) -> &'c [u32] {
+    sets.of(set)
+        .and_then(|k| classes.per_set.get(k as usize))
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Candidate class pairs `(source << 32) | destination`, sorted, no
+/// duplicates.
+///
+/// A side is limited when enforced with default deny: it allows only what
+/// its allow sets hold. A pair is a candidate only when each side holds
+/// the other end in an allow set or is not limited; a limited source pairs
+/// through its own allow sets, tested against the destination's allowed
+/// sources (a bitset per limited destination class), and unlimited sources
+/// pair through the destinations' allow sets. So candidates are (nearly)
+/// the connected pairs, not the union of both sides' reach.
+fn candidates(
+    ctx: &Ctx,
+    ing_sig: &[u32],
+    egr_sig: &[u32],
+    src: &Classes,
+    dst: &Classes,
+    ing_sets: &Sets,
+    egr_sets: &Sets,
+) -> Vec<u64> {
+    let (nsrc, ndst) = (src.len(), dst.len());
+    let limited = |classes: &Classes, sides: &[Side], c: usize| {
+        classes
+            .members
+            .get(c)
+            .and_then(|m| m.first())
+            .and_then(|&q| ctx.side_of(q, sides))
+            .is_some_and(|sd| sd.state.enforced && sd.state.default_deny)
+    };
+    let src_lim: Vec<bool> = (0..nsrc).map(|c| limited(src, &ctx.egress, c)).collect();
+    let dst_lim: Vec<bool> = (0..ndst).map(|c| limited(dst, &ctx.ingress, c)).collect();
+    let is_lim = |v: &[bool], c: u32| v.get(c as usize).copied().unwrap_or(false);
+    let open_src: Vec<u32> = src
+        .identity_classes(ctx.n)
+        .into_iter()
+        .filter(|&c| !is_lim(&src_lim, c))
+        .collect();
+    let open_dst: Vec<u32> = dst
+        .identity_classes(ctx.n)
+        .into_iter()
+        .filter(|&c| !is_lim(&dst_lim, c))
+        .collect();
+    // Allowed source classes of each limited destination class.
+    let words = nsrc.div_ceil(64);
+    let mut in_ok: Vec<Vec<u64>> = vec![Vec::new(); ndst];
+    for (pi, p) in ctx.policies.iter().enumerate() {
+        let (Some(me), Some(side)) = (p.index.map(|i| i as usize), ctx.ingress.get(pi)) else {
+            continue;
+        };
+        let Some(&d) = dst.of.get(me).filter(|&&d| is_lim(&dst_lim, d)) else {
+            continue;
+        };
+        let Some(bits) = in_ok.get_mut(d as usize).filter(|b| b.is_empty()) else {
+            continue;
+        };
+        bits.resize(words.max(1), 0);
+        for set in allow_sets(side) {
+            for &c in classes_of(ing_sets, src, set) {
+                if let Some(w) = bits.get_mut(c as usize / 64) {
+                    *w |= 1 << (c % 64);
+                }
+            }
+        }
+    }
+    let allowed_in = |s: u32, d: u32| {
+        !is_lim(&dst_lim, d)
+            || in_ok
+                .get(d as usize)
+                .and_then(|b| b.get(s as usize / 64))
+                .is_some_and(|w| w & (1 << (s % 64)) != 0)
+    };
+    // Candidate class pairs, once per (class, side).
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut done: FxHashMap<(bool, u32, u32), ()> = FxHashMap::default();
+    let pair = |s: u32, d: u32| (u64::from(s) << 32) | u64::from(d);
+    for (pi, p) in ctx.policies.iter().enumerate() {
+        let Some(me) = p.index.map(|i| i as usize) else {
+            continue;
+        };
+        let (Some(&d), Some(&s)) = (dst.of.get(me), src.of.get(me)) else {
+            continue;
+        };
+        if let (Some(side), Some(&sg), true) = (ctx.ingress.get(pi), ing_sig.get(pi), d != NONE) {
+            if done.insert((true, d, sg), ()).is_none() {
+                if side.state.enforced {
+                    if !side.state.default_deny {
+                        pairs.extend(open_src.iter().map(|&c| pair(c, d)));
+                    }
+                    for set in allow_sets(side) {
+                        for &c in classes_of(ing_sets, src, set) {
+                            if !is_lim(&src_lim, c) {
+                                pairs.push(pair(c, d));
+                            }
+                        }
+                    }
+                }
+                // allow-localhost: the node reaches endpoints whose rules do not decide.
+                if let (true, Some(&h)) = (
+                    p.ingress.allow_localhost,
+                    ctx.host.and_then(|h| src.of.get(h as usize)),
+                ) {
+                    if h != NONE {
+                        pairs.push(pair(h, d));
+                    }
+                }
+            }
+        }
+        if let (Some(side), Some(&sg), true) = (ctx.egress.get(pi), egr_sig.get(pi), s != NONE) {
+            if side.state.enforced && done.insert((false, s, sg), ()).is_none() {
+                if !side.state.default_deny {
+                    pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
+                }
+                for set in allow_sets(side) {
+                    for &c in classes_of(egr_sets, dst, set) {
+                        if allowed_in(s, c) {
+                            pairs.push(pair(s, c));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
