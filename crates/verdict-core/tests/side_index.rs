@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! A side context's peer index (engine/side_index.rs) narrows which entries
 //! a decision visits; the decision must be exactly the full scan's: same
 //! decision, reason, deciding and passed rules, proxy, tier, notes.

@@ -114,9 +114,7 @@ impl<'a> SelectorMemo<'a> {
     /// `None` otherwise (a selector tested lazily, or not the rules').
     pub(crate) fn selected_bits(&self, ids: &[Identity], sel: &Selector) -> Option<&[u64]> {
         let slot = *self.slot_of.get(&(std::ptr::from_ref(sel) as usize))?;
-        if sel.in_sets().next().is_none() {
-            return None;
-        }
+        sel.in_sets().next()?;
         let selected = self
             .selected
             .get(slot as usize)?
