@@ -93,3 +93,27 @@ fn named_ports_share_one_identity_before_1_20() {
         "{out}"
     );
 }
+
+#[test]
+fn init_and_sidecar_container_ports_are_not_named_ports() {
+    // Cilium reads named ports from `spec.containers` only: `metrics` (a
+    // sidecar's) and `admin` (an init container's) name nothing, so the rule
+    // allows 8080 alone, and 1.20's label lists `http` only.
+    let cluster = "crates/verdict-cli/tests/data/sidecar-ports/cluster.yaml";
+    let out = run(&["policy", "shop/pod/web", cluster]);
+    let allowed: Vec<String> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("allowed"))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        allowed,
+        vec!["allowed TCP/8080 shop/deployment/api"],
+        "{out}"
+    );
+    let out = run(&["policy", "shop/deployment/api", cluster]);
+    assert!(
+        out.contains("identity gen:io.cilium.k8s.named-ports=http.TCP.8080,k8s:app=api,"),
+        "{out}"
+    );
+}

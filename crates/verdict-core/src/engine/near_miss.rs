@@ -10,7 +10,6 @@
 use crate::engine::side::{thousands, LIST_MAX, LIST_SHOWN};
 use crate::engine::side_context::SideContext;
 use crate::engine::{Engine, Party, Reason, SideVerdict};
-use crate::ingest::{TargetPort, Workload};
 use crate::policy::{Direction, PortSel, Protocol};
 use serde::Serialize;
 
@@ -201,18 +200,7 @@ pub fn service_ports(engine: &Engine, party: &Party, target: u16) -> Vec<u16> {
             })
         })
         .flat_map(|s| s.ports.iter())
-        .filter(|p| target_number(w, &p.target) == Some(target))
+        .filter(|p| w.target_port(&p.target, p.protocol) == Some(target))
         .map(|p| p.port)
         .collect()
-}
-
-fn target_number(w: &Workload, t: &TargetPort) -> Option<u16> {
-    match t {
-        TargetPort::Number(n) => Some(*n),
-        TargetPort::Name(name) => w
-            .ports
-            .iter()
-            .find(|cp| cp.name.as_deref() == Some(name.as_str()))
-            .map(|cp| cp.port),
-    }
 }

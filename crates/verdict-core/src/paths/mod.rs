@@ -956,15 +956,7 @@ impl<'a> Ctx<'_, 'a> {
                 let Some(party) = party_of(self.engine, w) else {
                     continue;
                 };
-                let port = match sp.map(|p| &p.target) {
-                    Some(TargetPort::Number(n)) => Some(*n),
-                    Some(TargetPort::Name(n)) => w
-                        .ports
-                        .iter()
-                        .find(|cp| cp.name.as_deref() == Some(n))
-                        .map(|cp| cp.port),
-                    None => None,
-                };
+                let port = sp.and_then(|p| w.target_port(&p.target, p.protocol));
                 if let Some(port) = port {
                     found.push((party, port, s.external_traffic_policy != "Local"));
                 }
@@ -1221,23 +1213,22 @@ impl<'a> Ctx<'_, 'a> {
                 continue;
             }
             let mut pf = Vec::new();
-            let target = match &sp.target {
-                TargetPort::Number(n) => Some(*n),
-                TargetPort::Name(n) => {
-                    let p = w
-                        .ports
-                        .iter()
-                        .find(|cp| cp.name.as_deref() == Some(n.as_str()))
-                        .map(|cp| cp.port);
-                    if p.is_none() {
-                        pf.push(format!(
-                            "{} has no container port named `{n}` (targetPort of {ns}/{name})",
-                            backend.name
-                        ));
-                    }
-                    p
-                }
-            };
+            let target = w.target_port(&sp.target, sp.protocol);
+            if let (None, TargetPort::Name(n)) = (target, &sp.target) {
+                // Kubernetes matches the name and the Service port's protocol.
+                let other = w
+                    .service_ports()
+                    .any(|cp| cp.name.as_deref() == Some(n.as_str()));
+                let proto = if other {
+                    format!("{} ", sp.protocol)
+                } else {
+                    String::new()
+                };
+                pf.push(format!(
+                    "{} has no {proto}container port named `{n}` (targetPort of {ns}/{name})",
+                    backend.name
+                ));
+            }
             let mut hops = Vec::new();
             let mut not_checked = None;
             if let Some(t) = target {

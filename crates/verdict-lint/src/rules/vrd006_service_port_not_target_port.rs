@@ -1,6 +1,5 @@
 use crate::{Context, Finding, Level, Meta, Rule};
 use std::collections::BTreeSet;
-use verdict_core::ingest::TargetPort;
 use verdict_core::policy::{Direction, PortSel};
 
 /// ## What it does
@@ -100,16 +99,10 @@ impl Rule for ServicePortNotTargetPort {
                     if !judged.insert((identity, ports)) {
                         continue;
                     }
-                    let target = match &sp.target {
-                        TargetPort::Number(n) => Some(*n),
-                        TargetPort::Name(n) => w
-                            .ports
-                            .iter()
-                            .find(|c| c.name.as_deref() == Some(n.as_str()))
-                            .map(|c| c.port),
+                    let Some(target) = w.target_port(&sp.target, sp.protocol) else {
+                        continue;
                     };
-                    let Some(target) = target else { continue };
-                    if target == sp.port || w.ports.iter().any(|c| c.port == sp.port) {
+                    if target == sp.port || w.service_ports().any(|c| c.port == sp.port) {
                         continue;
                     }
                     let Some(ep) = cx.engine.endpoints.get(wi).cloned().flatten() else {

@@ -29,7 +29,14 @@ pub struct Workload {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub service_account: String,
+    /// The ports of `spec.containers`: Cilium's named ports (policy `toPorts`
+    /// names and 1.20's named-ports identity label) come from these only.
     pub ports: Vec<ContainerPort>,
+    /// The ports of sidecar containers (`initContainers` with
+    /// `restartPolicy: Always`): a Service's named `targetPort` is looked up
+    /// in these after `ports` (Kubernetes' `FindPort`); Cilium ignores them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_ports: Vec<ContainerPort>,
     pub host_network: bool,
     pub location: Location,
     /// The controller named by `metadata.ownerReferences` (the entry with
@@ -43,6 +50,27 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The container port a Service port's `targetPort` reaches on this
+    /// workload, as Kubernetes' endpoints controller resolves it
+    /// (`FindPort`): a number as it is; a name against the containers' ports
+    /// of the Service port's protocol, first match, then the sidecar
+    /// containers'. Ordinary init containers do not count.
+    pub fn target_port(&self, target: &TargetPort, protocol: Protocol) -> Option<u16> {
+        match target {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Name(name) => self
+                .service_ports()
+                .find(|cp| cp.protocol == protocol && cp.name.as_deref() == Some(name.as_str()))
+                .map(|cp| cp.port),
+        }
+    }
+
+    /// Every port a Service can reach on this workload: containers, then
+    /// sidecar containers.
+    pub fn service_ports(&self) -> impl Iterator<Item = &ContainerPort> {
+        self.ports.iter().chain(&self.sidecar_ports)
+    }
+
     /// How users name it: `ns/pod` for a pod, `ns/kind/name` for a
     /// workload's pods (`shop/deployment/web`).
     pub fn display_name(&self) -> String {
@@ -101,15 +129,31 @@ pub fn namespace(ctx: &mut Ctx, meta: &Fields, name: &str, n: &Node) -> Namespac
     }
 }
 
-fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<ContainerPort>, bool) {
+/// What a pod spec contributes: service account, container ports,
+/// sidecar container ports, host network.
+struct PodSpec {
+    service_account: String,
+    ports: Vec<ContainerPort>,
+    sidecar_ports: Vec<ContainerPort>,
+    host_network: bool,
+}
+
+fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
     let mut sa = "default".to_string();
     let mut ports = Vec::new();
+    let mut sidecar_ports = Vec::new();
     let mut host_network = false;
+    let done = |sa, ports, sidecar_ports, host_network| PodSpec {
+        service_account: sa,
+        ports,
+        sidecar_ports,
+        host_network,
+    };
     let Some(spec) = spec else {
-        return (sa, ports, host_network);
+        return done(sa, ports, sidecar_ports, host_network);
     };
     let Some(f) = ctx.fields_loose(spec, path) else {
-        return (sa, ports, host_network);
+        return done(sa, ports, sidecar_ports, host_network);
     };
     if let Some(s) = f
         .get("serviceAccountName")
@@ -141,6 +185,12 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<Cont
             if let Some(nm) = cf.get("name") {
                 ctx.string(nm, &format!("{cp}.name"));
             }
+            // A sidecar is an init container that keeps running.
+            let sidecar = list == "initContainers"
+                && cf
+                    .get("restartPolicy")
+                    .and_then(|r| ctx.string(r, &format!("{cp}.restartPolicy")))
+                    .is_some_and(|r| r == "Always");
             let Some(pl) = cf.get("ports") else { continue };
             for (j, p) in ctx
                 .seq(pl, &format!("{cp}.ports"))
@@ -182,15 +232,21 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> (String, Vec<Cont
                 let name = pf
                     .get("name")
                     .and_then(|x| ctx.string(x, &format!("{pp}.name")));
-                ports.push(ContainerPort {
+                let port = ContainerPort {
                     name,
                     port,
                     protocol,
-                });
+                };
+                match list {
+                    "containers" => ports.push(port),
+                    _ if sidecar => sidecar_ports.push(port),
+                    // An ordinary init container has exited before traffic flows.
+                    _ => {}
+                }
             }
         }
     }
-    (sa, ports, host_network)
+    done(sa, ports, sidecar_ports, host_network)
 }
 
 /// A pod, or a workload's pod template.
@@ -243,7 +299,12 @@ pub fn workload(
         };
         (labels, tf.get("spec"), format!("{tpath}.spec"))
     };
-    let (service_account, ports, host_network) = pod_spec(ctx, spec, &path);
+    let PodSpec {
+        service_account,
+        ports,
+        sidecar_ports,
+        host_network,
+    } = pod_spec(ctx, spec, &path);
     let controller = super::owners::controller(ctx, meta);
     Some(Workload {
         object: object.clone(),
@@ -251,6 +312,7 @@ pub fn workload(
         labels,
         service_account,
         ports,
+        sidecar_ports,
         host_network,
         location: ctx.loc(n),
         controller,
@@ -372,4 +434,60 @@ pub fn service(
         ports,
         location: ctx.loc(n),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::cnp::ClusterConfig;
+    use crate::ingest::Inventory;
+
+    const SIDECARS: &str =
+        include_str!("../../../../verdict-cli/tests/data/sidecar-ports/cluster.yaml");
+
+    fn port(name: &str, port: u16) -> ContainerPort {
+        ContainerPort {
+            name: Some(name.to_string()),
+            port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    #[test]
+    fn init_container_ports_count_only_for_sidecars_and_only_for_services() {
+        let mut inv = Inventory::new(ClusterConfig::default());
+        inv.load_text("in.yaml", SIDECARS);
+        let api = inv
+            .workloads
+            .iter()
+            .find(|w| w.object.name == "api")
+            .expect("api");
+        // Cilium's named ports: the containers' only.
+        assert_eq!(api.ports, vec![port("http", 8080)]);
+        // The sidecar's port is kept for Services; the init container's is not.
+        assert_eq!(api.sidecar_ports, vec![port("metrics", 9090)]);
+        let svc = inv
+            .services
+            .iter()
+            .find(|s| s.object.name == "api")
+            .expect("svc");
+        let resolved: Vec<(String, Option<u16>)> = svc
+            .ports
+            .iter()
+            .map(|p| {
+                let name = p.name.clone().unwrap_or_default();
+                (name, api.target_port(&p.target, p.protocol))
+            })
+            .collect();
+        assert_eq!(
+            resolved,
+            vec![
+                ("http".to_string(), Some(8080)),
+                ("metrics".to_string(), Some(9090)),
+                ("admin".to_string(), None),
+                // Kubernetes matches the protocol too: `http` is TCP.
+                ("dns".to_string(), None),
+            ]
+        );
+    }
 }
