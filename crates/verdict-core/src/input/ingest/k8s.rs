@@ -192,6 +192,7 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
                     .and_then(|r| ctx.string(r, &format!("{cp}.restartPolicy")))
                     .is_some_and(|r| r == "Always");
             let Some(pl) = cf.get("ports") else { continue };
+            let mut seen = std::collections::BTreeSet::new();
             for (j, p) in ctx
                 .seq(pl, &format!("{cp}.ports"))
                 .unwrap_or(&[])
@@ -209,9 +210,19 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
                     ctx.error(p, format!("`{pp}.containerPort` is required"));
                     continue;
                 };
-                let Ok(port) = u16::try_from(port) else {
-                    ctx.error(p, format!("`{pp}.containerPort` {port} is out of range"));
-                    continue;
+                let port = match u16::try_from(port) {
+                    Ok(0) => {
+                        ctx.error(
+                            p,
+                            format!("`{pp}.containerPort` is required (0 is no port)"),
+                        );
+                        continue;
+                    }
+                    Ok(port) => port,
+                    Err(_) => {
+                        ctx.error(p, format!("`{pp}.containerPort` {port} is out of range"));
+                        continue;
+                    }
                 };
                 let protocol = match pf
                     .get("protocol")
@@ -231,7 +242,22 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
                 };
                 let name = pf
                     .get("name")
-                    .and_then(|x| ctx.string(x, &format!("{pp}.name")));
+                    .and_then(|x| ctx.string(x, &format!("{pp}.name")))
+                    .filter(|n| !n.is_empty());
+                if let Some(n) = &name {
+                    // The API server's `validateContainerPorts`.
+                    if let Some(why) = port_name_problem(n) {
+                        ctx.error(
+                            p,
+                            format!("`{pp}.name` `{n}` is not a valid port name: {why}"),
+                        );
+                        continue;
+                    }
+                    if !seen.insert(n.clone()) {
+                        ctx.error(p, format!("`{pp}.name` `{n}` is declared twice in {cp}"));
+                        continue;
+                    }
+                }
                 let port = ContainerPort {
                     name,
                     port,
@@ -247,6 +273,28 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
         }
     }
     done(sa, ports, sidecar_ports, host_network)
+}
+
+/// Why the API server refuses `name` as a container port name
+/// (`IsValidPortName`, k8s.io/apimachinery validation: an IANA service name
+/// in lower case), in its words; `None` when it is valid.
+fn port_name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 15 {
+        Some("must be no more than 15 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    } else if name.contains("--") {
+        Some("must not contain consecutive hyphens")
+    } else if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        Some("must contain at least one letter (a-z)")
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Some("must not begin or end with a hyphen")
+    } else {
+        None
+    }
 }
 
 /// A pod, or a workload's pod template.
@@ -451,6 +499,29 @@ mod tests {
             port,
             protocol: Protocol::Tcp,
         }
+    }
+
+    #[test]
+    fn container_ports_are_validated_as_the_api_server_does() {
+        let mut inv = Inventory::new(ClusterConfig::default());
+        inv.load_text(
+            "in.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  containers:\n  - name: c\n    ports:\n    - {name: HTTP, containerPort: 80}\n    - {name: web, containerPort: 81}\n    - {name: web, containerPort: 82}\n    - {name: a--b, containerPort: 83}\n    - {name: '8080', containerPort: 84}\n    - {name: ok, containerPort: 0}\n    - {name: ok, containerPort: 85}\n  - name: d\n    ports:\n    - {name: web, containerPort: 86}\n",
+        );
+        let errors: Vec<String> = inv.diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "`spec.containers[0].ports[0].name` `HTTP` is not a valid port name: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "`spec.containers[0].ports[2].name` `web` is declared twice in spec.containers[0]",
+                "`spec.containers[0].ports[3].name` `a--b` is not a valid port name: must not contain consecutive hyphens",
+                "`spec.containers[0].ports[4].name` `8080` is not a valid port name: must contain at least one letter (a-z)",
+                "`spec.containers[0].ports[5].containerPort` is required (0 is no port)",
+            ]
+        );
+        // Valid ports are kept; a name may repeat in another container.
+        let kept: Vec<u16> = inv.workloads[0].ports.iter().map(|p| p.port).collect();
+        assert_eq!(kept, vec![81, 85, 86]);
     }
 
     #[test]
