@@ -67,7 +67,9 @@ pub struct BenchArgs {
     /// Seconds each command may take before it is stopped and reported as over the limit
     #[arg(long, default_value_t = 120)]
     timeout: u64,
-    /// Address-space limit of each command, MiB (0: none); a command over it is reported as such
+    /// Address-space limit of each command, MiB (0: none); a command over it is reported as such.
+    /// The allocator (mimalloc) reserves about 1 GiB of address space up front: limits below
+    /// about 1,500 MiB fail at start
     #[arg(long, default_value_t = 6144)]
     mem_limit_mib: u64,
     /// Also write each generated cluster (and the commands' other inputs) to this directory

@@ -28,6 +28,9 @@ mod yaml_out;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 #[derive(Parser)]
