@@ -1105,6 +1105,16 @@ fn escaped_diff(
     d
 }
 
+/// `f()` and `g()`, `g` on a second thread.
+fn both<A: Send, B: Send>(f: impl FnOnce() -> A + Send, g: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let h = s.spawn(g);
+        let x = f();
+        let y = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (x, y)
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn diff(
     old: &str,
@@ -1139,15 +1149,17 @@ pub fn diff(
     };
     load::report(&a, verbose);
     load::report(&b, verbose);
-    let (ea, eb) = (Engine::new(&a), Engine::new(&b));
+    // The two inputs' engines and paths are independent: one thread each.
+    let (ea, eb) = both(|| Engine::new(&a), || Engine::new(&b));
     // Only the pairs whose sides changed can differ: both matrices are
     // computed for those pairs.
     let (ma, mb) = verdict_core::matrix_delta::changed_matrices(&ea, &eb);
     let mut d = compute(&ma, &mb, policy_changes(&a, &b));
+    drop((ma, mb));
     // The paths of `verdict paths` on both sides (clients: world).
-    let (pa, pb) = (
-        routes_paths(&ea, &Routing::from_inventory(&a), &PathOptions::default()),
-        routes_paths(&eb, &Routing::from_inventory(&b), &PathOptions::default()),
+    let (pa, pb) = both(
+        || routes_paths(&ea, &Routing::from_inventory(&a), &PathOptions::default()),
+        || routes_paths(&eb, &Routing::from_inventory(&b), &PathOptions::default()),
     );
     d.paths = path_changes(&pa, &pb);
     match output {

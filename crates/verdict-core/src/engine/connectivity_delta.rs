@@ -32,9 +32,11 @@ use crate::connectivity::{
 use crate::engine::{Engine, Party};
 use crate::identity::IdentityKind;
 use crate::matrix::{port_class, port_classes};
-use crate::policy::{Direction, Origin, PeerKind, Protocol, Rule, Subject};
+use crate::policy::{Direction, Entry, Origin, PeerKind, Protocol, Rule, Subject};
 use crate::resolved::SetEntry;
-use crate::resolved::{decide, DirectionState, PeerRef, ResolvedPolicy, Resolver, SelectorCache};
+use crate::resolved::{
+    decide, DirectionState, PeerRef, PeerSet, ResolvedPolicy, Resolver, SelectorCache,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What changes between the two engines.
@@ -143,11 +145,21 @@ struct Maps<'a> {
     of: HashMap<usize, ResolvedPolicy<'a>>,
 }
 
-impl<'a> Maps<'a> {
-    fn build(engine: &Engine<'a>, parties: &[Party], subjects: &BTreeSet<usize>) -> Maps<'a> {
-        let mut of = HashMap::new();
+/// The resolution the maps of some parties are built from: their rules'
+/// entries resolved once, then one map per party with only the entries a
+/// caller reads.
+struct Source<'e, 'a> {
+    resolver: Option<Resolver<'e, 'a>>,
+    rules_of: Vec<(usize, Vec<&'a Rule>)>,
+}
+
+impl<'e, 'a> Source<'e, 'a> {
+    fn new(engine: &'e Engine<'a>, parties: &[Party], subjects: &BTreeSet<usize>) -> Self {
         if subjects.is_empty() {
-            return Maps { of };
+            return Source {
+                resolver: None,
+                rules_of: Vec::new(),
+            };
         }
         let rules_of: Vec<(usize, Vec<&'a Rule>)> = subjects
             .iter()
@@ -165,12 +177,74 @@ impl<'a> Maps<'a> {
         let mut resolver = Resolver::new(engine);
         resolver.prepare_rules(&all);
         resolver.finalize();
-        for (pi, rules) in &rules_of {
-            if let Some(p) = parties.get(*pi) {
-                of.insert(*pi, resolver.build(p, rules));
+        Source {
+            resolver: Some(resolver),
+            rules_of,
+        }
+    }
+
+    /// Each party's map with the rule entries `keep` accepts (party index,
+    /// direction, entry, its peer set); the states come from all rules.
+    fn maps(
+        &self,
+        parties: &[Party],
+        keep: impl Fn(usize, Direction, &Entry, &PeerSet) -> bool,
+    ) -> Maps<'a> {
+        let mut of = HashMap::new();
+        if let Some(resolver) = &self.resolver {
+            for (pi, rules) in &self.rules_of {
+                if let Some(p) = parties.get(*pi) {
+                    let map = resolver.build_where(p, rules, |dir, e, set| keep(*pi, dir, e, set));
+                    of.insert(*pi, map);
+                }
             }
         }
         Maps { of }
+    }
+}
+
+/// The peers (identity indices) a party's map is read for, per direction
+/// (ingress, egress): the other ends of its pairs.
+#[derive(Default)]
+struct Wanted {
+    ids: [Vec<u32>; 2],
+    /// `ids` as a bitset, for long lists.
+    bits: [Vec<u64>; 2],
+}
+
+/// Lists longer than this are tested against a set word by word.
+const WANTED_LIST: usize = 16;
+
+impl Wanted {
+    fn finish(&mut self) {
+        for (ids, bits) in self.ids.iter_mut().zip(self.bits.iter_mut()) {
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() > WANTED_LIST {
+                let words = ids.last().map_or(0, |&m| m as usize / 64 + 1);
+                *bits = vec![0; words];
+                for &i in ids.iter() {
+                    if let Some(w) = bits.get_mut(i as usize / 64) {
+                        *w |= 1 << (i % 64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `set` holds a wanted peer in `dir`.
+    fn held_by(&self, dir: Direction, set: &PeerSet) -> bool {
+        let d = dir.index();
+        let (Some(ids), Some(bits)) = (self.ids.get(d), self.bits.get(d)) else {
+            return true;
+        };
+        if ids.len() > WANTED_LIST {
+            bits.iter()
+                .zip(set.identity_bits())
+                .any(|(a, b)| a & b != 0)
+        } else {
+            ids.iter().any(|&i| set.has_identity(i))
+        }
     }
 }
 
@@ -262,8 +336,17 @@ impl Delta {
             }
         }
         let subjects: BTreeSet<usize> = changed.keys().map(|(pi, _)| *pi).collect();
-        let mut maps_b = Maps::build(before, pb, &subjects);
-        let mut maps_a = Maps::build(after, pa, &subjects);
+        // The subjects' states, and the entries of changed rules (which
+        // name the peers to compare); the other entries once the pairs are
+        // known.
+        let (src_b, src_a) = (
+            Source::new(before, pb, &subjects),
+            Source::new(after, pa, &subjects),
+        );
+        let changed_entry = |_: usize, _: Direction, e: &Entry, _: &PeerSet| {
+            origins.contains(&std::sync::Arc::as_ptr(&e.origin))
+        };
+        let (maps_b, maps_a) = (src_b.maps(pb, changed_entry), src_a.maps(pa, changed_entry));
 
         // The pairs to compare.
         let all: Vec<usize> = (0..pb.len()).collect();
@@ -330,15 +413,45 @@ impl Delta {
             ok(f) && ok(t)
         };
         let mut partners: BTreeSet<usize> = BTreeSet::new();
+        // Pairs read the source's egress entries holding the destination
+        // and the destination's ingress entries holding the source: a map
+        // keeps the entries whose sets hold one of its pairs' other ends.
+        let mut wanted: HashMap<usize, Wanted> = HashMap::new();
         for &(f, t) in pairs.iter().filter(|&&pr| by_maps(pr)) {
             for pi in [f, t] {
                 if enforced(pi) && !subjects.contains(&pi) {
                     partners.insert(pi);
                 }
             }
+            if let (Some(fi), Some(ti)) = (
+                ident.get(f).copied().flatten(),
+                ident.get(t).copied().flatten(),
+            ) {
+                let peer = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+                let eg = Direction::Egress.index();
+                let ing = Direction::Ingress.index();
+                if let Some(v) = wanted.entry(f).or_default().ids.get_mut(eg) {
+                    v.push(peer(ti));
+                }
+                if let Some(v) = wanted.entry(t).or_default().ids.get_mut(ing) {
+                    v.push(peer(fi));
+                }
+            }
         }
-        maps_b.of.extend(Maps::build(before, pb, &partners).of);
-        maps_a.of.extend(Maps::build(after, pa, &partners).of);
+        drop((maps_b, maps_a));
+        wanted.values_mut().for_each(Wanted::finish);
+        let keep = |pi: usize, dir: Direction, _: &Entry, set: &PeerSet| {
+            wanted.get(&pi).is_some_and(|w| w.held_by(dir, set))
+        };
+        let mut maps_b = src_b.maps(pb, keep);
+        let mut maps_a = src_a.maps(pa, keep);
+        drop((src_b, src_a));
+        maps_b
+            .of
+            .extend(Source::new(before, pb, &partners).maps(pb, keep).of);
+        maps_a
+            .of
+            .extend(Source::new(after, pa, &partners).maps(pa, keep).of);
 
         let (mut bps_b, mut bps_a): (Option<Breakpoints>, Option<Breakpoints>) = (None, None);
         let mut out = Vec::new();

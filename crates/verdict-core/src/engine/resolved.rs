@@ -127,16 +127,16 @@ pub struct DirectionState<'r> {
 pub struct SelectorCache<'e> {
     identities: &'e [Identity],
     /// (key, value) -> identities carrying such a label (any source).
-    index: HashMap<(&'e str, &'e str), Vec<u32>>,
+    index: FxHashMap<(&'e str, &'e str), Vec<u32>>,
     /// key -> identities carrying a label with that key (any source).
-    by_key: HashMap<&'e str, Vec<u32>>,
-    cache: HashMap<Selector, Vec<u32>>,
+    by_key: FxHashMap<&'e str, Vec<u32>>,
+    cache: FxHashMap<Selector, Vec<u32>>,
 }
 
 impl<'e> SelectorCache<'e> {
     pub fn new(identities: &'e [Identity]) -> SelectorCache<'e> {
-        let mut index: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
-        let mut by_key: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut index: FxHashMap<(&str, &str), Vec<u32>> = FxHashMap::default();
+        let mut by_key: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
         for (i, id) in identities.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             for l in id.labels.iter() {
@@ -154,7 +154,7 @@ impl<'e> SelectorCache<'e> {
             identities,
             index,
             by_key,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
         }
     }
 
@@ -228,7 +228,7 @@ type PeerGroup = (Vec<(Protocol, u16, u16)>, Arc<PeerSet>);
 pub struct Resolver<'e, 'a> {
     engine: &'e Engine<'a>,
     cache: SelectorCache<'e>,
-    entries: HashMap<usize, EntryRes>,
+    entries: FxHashMap<usize, EntryRes>,
     cidrs: Vec<String>,
     cidr_ids: HashMap<String, u32>,
     reserved: Vec<u32>,
@@ -262,7 +262,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         Resolver {
             engine,
             cache: SelectorCache::new(&engine.identities),
-            entries: HashMap::new(),
+            entries: FxHashMap::default(),
             cidrs: Vec::new(),
             cidr_ids: HashMap::new(),
             reserved,
@@ -487,6 +487,21 @@ impl<'e, 'a> Resolver<'e, 'a> {
     /// The resolved policy of `subject`, selected by `rules` (which must
     /// have been prepared, then finalized).
     pub fn build<'r>(&self, subject: &Party, rules: &[&'r Rule]) -> ResolvedPolicy<'r> {
+        self.build_where(subject, rules, |_, _, _| true)
+    }
+
+    /// [`Resolver::build`] with only the rule entries `keep` accepts (given
+    /// the direction, the rule entry and its peer set before any
+    /// `fromRequires` narrowing): the direction states (enforced, default
+    /// deny, allow-localhost, `fromRequires`) still come from all `rules`,
+    /// so a peer that every dropped entry leaves out is decided as by the
+    /// full map (entries are only merged, never split, by other entries).
+    pub fn build_where<'r>(
+        &self,
+        subject: &Party,
+        rules: &[&'r Rule],
+        keep: impl Fn(Direction, &Entry, &PeerSet) -> bool,
+    ) -> ResolvedPolicy<'r> {
         let engine = self.engine;
         let never = engine.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
         let forced = engine.forced_default_deny(&subject.identity).is_some();
@@ -531,7 +546,9 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 else {
                     continue;
                 };
-                self.build_entry(subject, dir, e, res, set, &requires, &mut entries);
+                if keep(dir, e, set) {
+                    self.build_entry(subject, dir, e, res, set, &requires, &mut entries);
+                }
             }
         }
         let none = || DirectionState {

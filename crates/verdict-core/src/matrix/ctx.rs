@@ -8,6 +8,7 @@ use crate::matrix::{node_matches, peer_of, MatrixOptions, Node, PortRange};
 use crate::peerset::{PeerRef, PeerSet};
 use crate::policy::{Direction, Origin, Protocol};
 use crate::resolved::{decide, DirectionState, ResolvedPolicy, SetEntry};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 
 /// One side of a resolved map for the matrix: its direction state and the
@@ -20,7 +21,7 @@ pub(crate) struct Side<'p, 'r> {
 }
 
 fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
-    let mut index: HashMap<*const PeerSet, usize> = HashMap::new();
+    let mut index: FxHashMap<*const PeerSet, usize> = FxHashMap::default();
     let mut by_set: Vec<(&PeerSet, Vec<&SetEntry>)> = Vec::new();
     for e in p.entries.iter().filter(|e| e.direction == dir) {
         let set: &PeerSet = &e.peers;

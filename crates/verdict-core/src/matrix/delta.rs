@@ -28,6 +28,7 @@ use crate::matrix::{resolve_for_matrix, Ctx, Matrix, MatrixOptions, Side};
 use crate::matrix_summary::{build, Restrict};
 use crate::peerset::PeerSet;
 use crate::resolved::SetEntry;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 
 /// The matrices of `old` and `new`, each holding (at least) every pair
@@ -69,7 +70,7 @@ struct Compare {
     to_new: Vec<Option<usize>>,
     /// New peer -> whether an old peer matches it.
     matched_new: Vec<bool>,
-    sets: HashMap<(usize, usize), bool>,
+    sets: FxHashMap<(usize, usize), bool>,
 }
 
 /// Members of a set as dense peer numbers (identities, then CIDR ranks
@@ -183,7 +184,7 @@ fn marks(co: &Ctx, cn: &Ctx) -> Option<(Restrict, Restrict)> {
         n_new: cn.n,
         to_new,
         matched_new,
-        sets: HashMap::new(),
+        sets: FxHashMap::default(),
     };
     for q in 0..co.nodes.len() {
         let Some(q2) = cmp.to_new.get(q).copied().flatten() else {
