@@ -29,15 +29,17 @@
 mod classes;
 mod held;
 mod rows;
+mod views;
 
 use crate::engine::{Decision, Engine};
 use crate::matrix::{
-    node_matches, peer_of, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange,
+    node_matches, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange,
     Scratch, Side,
 };
 use crate::peerset::PeerSet;
 use classes::{signatures, Classes, Sets};
-use held::HeldIndex;
+use held::Sweep;
+use views::{RunCache, Views};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -125,17 +127,22 @@ impl Restrict {
 /// A cell's content, compared between class pairs.
 type CellKey = (Vec<PortRange>, bool, bool, Vec<String>);
 
-/// What decides a cell: each side's signature with the number of the list
-/// of its peer-set positions that hold the other end, and whether each end
+/// What decides a cell: the view (views.rs: side state and the content of
+/// the entries that hold the other end) of each side, and whether each end
 /// is the host. Two class pairs with equal keys have equal cells, so each
 /// key is computed once.
-type MemoKey = (u32, u32, bool, u32, u32, bool);
+type MemoKey = (u32, bool, u32, bool);
 
 /// Computes the matrix by groups.
 pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
+    let t = std::time::Instant::now();
     let policies = resolve_for_matrix(engine);
+    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t resolve {:?}", t.elapsed()); }
     let ctx = Ctx::new(engine, &policies);
-    build(&ctx, opts, None)
+    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t ctx {:?}", t.elapsed()); }
+    let r = build(&ctx, opts, None);
+    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t build {:?}", t.elapsed()); }
+    r
 }
 
 /// Sets of `side` with an allow entry.
@@ -192,6 +199,7 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
     let egr_sets = Sets::new(&ctx.egress);
     let src = Classes::refine(src0, next, &ing_sets, n);
     let dst = Classes::refine(dst0, next, &egr_sets, n);
+    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG classes done"); }
     let pairs = candidates(
         ctx,
         &sig.ingress,
@@ -201,76 +209,163 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         &ing_sets,
         &egr_sets,
     );
-    // One cell per class pair, on its first members; cells memoised by
-    // what decides them and interned by content.
-    let mut to_index = HeldIndex::new(&src, &ing_sets, sig.sides.len());
-    let mut from_index = HeldIndex::new(&dst, &egr_sets, sig.sides.len());
+    let dbg = std::env::var_os("VERDICT_MATRIX_DEBUG").is_some();
+    if dbg { eprintln!("DEBUG candidates done {:?} pairs {}", std::time::SystemTime::now(), pairs.len()); }
+    // The pairs a cell is computed for (the filter and `restrict`).
+    let kept = |s: u32, d: u32| {
+        let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+            return false;
+        };
+        (matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false))
+            && restrict.is_none_or(|r| r.src(a) || r.dst(b))
+    };
+    let egress_of = |s: u32| {
+        let pol = src.first(s).and_then(|a| ctx.policy_of.get(a).copied().flatten());
+        let sg = pol.and_then(|pi| sig.egress.get(pi).copied()).unwrap_or(NONE);
+        (pol.and_then(|pi| ctx.egress.get(pi)).filter(|_| sg != NONE), sg)
+    };
+    let ingress_of = |d: u32| {
+        let pol = dst.first(d).and_then(|b| ctx.policy_of.get(b).copied().flatten());
+        let sg = pol.and_then(|pi| sig.ingress.get(pi).copied()).unwrap_or(NONE);
+        (pol.and_then(|pi| ctx.ingress.get(pi)).filter(|_| sg != NONE), sg)
+    };
+    // Pass 1, by source class (the candidates' order): the egress held
+    // list and view of every pair, from one sweep of the source's egress
+    // side (views cached per list within the run: one signature).
+    let mut views = Views::new(sig.sides.len());
+    let mut run_views = RunCache::default();
+    let mut from_sweep = Sweep::new(&dst);
+    let mut from: Vec<(u32, u32)> = vec![(0, 0); pairs.len()];
+    let mut at = 0;
+    for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
+        let Some(&first) = run.first() else {
+            continue;
+        };
+        let (side, sg) = egress_of((first >> 32) as u32);
+        from_sweep.sweep(side, &egr_sets, &dst);
+        run_views.clear();
+        for (slot, pr) in from.iter_mut().skip(at).zip(run) {
+            let list = from_sweep.held((pr & 0xffff_ffff) as u32);
+            let view = run_views.get_or(list, || {
+                views.view(side, sg, false, list, from_sweep.list(list))
+            });
+            *slot = (list, view);
+        }
+        at += run.len();
+    }
+    if dbg { eprintln!("DEBUG pass1 done {:?}", std::time::SystemTime::now()); }
+    // Pass 2, by destination class: the pairs moved into destination
+    // order (a counting sort) with their egress list and view, then per
+    // destination one sweep of its ingress side, and the cell memoised by
+    // the two views and interned by content.
+    let mut start = vec![0u32; dst.len() + 1];
+    for pr in &pairs {
+        if let Some(x) = start.get_mut((pr & 0xffff_ffff) as usize + 1) {
+            *x += 1;
+        }
+    }
+    for i in 1..start.len() {
+        let prev = start.get(i - 1).copied().unwrap_or(0);
+        if let Some(x) = start.get_mut(i) {
+            *x += prev;
+        }
+    }
+    let mut by_dst: Vec<(u32, u32, u32)> = vec![(0, 0, 0); pairs.len()];
+    {
+        let mut fill = start.clone();
+        for (pr, &(list, view)) in pairs.iter().zip(&from) {
+            if let Some(at) = fill.get_mut((pr & 0xffff_ffff) as usize) {
+                if let Some(slot) = by_dst.get_mut(*at as usize) {
+                    *slot = ((pr >> 32) as u32, list, view);
+                }
+                *at += 1;
+            }
+        }
+    }
+    drop((pairs, from));
+    let mut to_sweep = Sweep::new(&src);
     let mut scratch = Scratch::default();
     let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
     let mut cell_ids: FxHashMap<CellKey, usize> = FxHashMap::default();
     let mut cell_data: Vec<CellData> = Vec::new();
     let mut cells: Vec<(u32, u32, usize)> = Vec::new();
     const EMPTY: usize = usize::MAX;
-    for pr in pairs {
-        let (s, d) = ((pr >> 32) as u32, (pr & 0xffff_ffff) as u32);
-        let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+    for (d, w) in start.windows(2).enumerate() {
+        let (Some(&lo), Some(&hi)) = (w.first(), w.get(1)) else {
             continue;
         };
-        let kept =
-            matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
-        if !kept || !restrict.is_none_or(|r| r.src(a) || r.dst(b)) {
+        if lo == hi {
             continue;
         }
-        let (to_pol, from_pol) = (
-            ctx.policy_of.get(b).copied().flatten(),
-            ctx.policy_of.get(a).copied().flatten(),
-        );
-        let to_sig = to_pol
-            .and_then(|pi| sig.ingress.get(pi).copied())
-            .unwrap_or(NONE);
-        let from_sig = from_pol
-            .and_then(|pi| sig.egress.get(pi).copied())
-            .unwrap_or(NONE);
-        let to_side = to_pol.and_then(|pi| ctx.ingress.get(pi));
-        let from_side = from_pol.and_then(|pi| ctx.egress.get(pi));
-        let to_list = to_index.held(to_side, to_sig, s, peer_of(a, n), &ing_sets);
-        let from_list = from_index.held(from_side, from_sig, d, peer_of(b, n), &egr_sets);
-        let key: MemoKey = (
-            to_sig,
-            to_list,
-            ctx.is_host(a),
-            from_sig,
-            from_list,
-            ctx.is_host(b),
-        );
-        let id = match memo.get(&key) {
-            Some(&id) => id,
-            None => {
-                let held = (to_index.list(to_list), from_index.list(from_list));
-                let id = match ctx.cell_held(a, b, held, &mut scratch) {
-                    Some(c) => {
-                        let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
-                        let next = cell_data.len();
-                        *cell_ids.entry(ck).or_insert_with(|| {
-                            cell_data.push(c);
-                            next
-                        })
-                    }
-                    None => EMPTY,
-                };
-                memo.insert(key, id);
-                id
+        let d = u32::try_from(d).unwrap_or(NONE);
+        let (to_side, to_sig) = ingress_of(d);
+        to_sweep.sweep(to_side, &ing_sets, &src);
+        run_views.clear();
+        for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
+            if !kept(s, d) {
+                continue;
             }
-        };
-        if id != EMPTY {
-            cells.push((s, d, id));
+            let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+                continue;
+            };
+            let to_list = to_sweep.held(s);
+            let to_view = run_views.get_or(to_list, || {
+                views.view(to_side, to_sig, true, to_list, to_sweep.list(to_list))
+            });
+            let key: MemoKey = (to_view, ctx.is_host(a), from_view, ctx.is_host(b));
+            let id = match memo.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let held = (to_sweep.list(to_list), from_sweep.list(from_list));
+                    let id = match ctx.cell_held(a, b, held, &mut scratch) {
+                        Some(c) => {
+                            let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
+                            let next = cell_data.len();
+                            *cell_ids.entry(ck).or_insert_with(|| {
+                                cell_data.push(c);
+                                next
+                            })
+                        }
+                        None => EMPTY,
+                    };
+                    memo.insert(key, id);
+                    id
+                }
+            };
+            if id != EMPTY {
+                cells.push((s, d, id));
+            }
         }
+    }
+    drop(by_dst);
+    // The cells in the candidates' order, cells numbered by first
+    // appearance in it (the order the rows are built in).
+    cells.sort_unstable_by_key(|&(s, d, _)| (s, d));
+    let mut renumber = vec![NONE as usize; cell_data.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(cell_data.len());
+    for c in &mut cells {
+        if let Some(r) = renumber.get_mut(c.2) {
+            if *r == NONE as usize {
+                *r = order.len();
+                order.push(c.2);
+            }
+            c.2 = *r;
+        }
+    }
+    let mut slots: Vec<Option<CellData>> = cell_data.into_iter().map(Some).collect();
+    let cell_data: Vec<CellData> = order
+        .iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect();
+    if dbg {
+        eprintln!("DEBUG cells {} memo {} views {}", cells.len(), memo.len(), views.len());
     }
     CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
     HELD_SET_VISITS.fetch_add(
-        to_index.visits + from_index.visits,
+        to_sweep.visits + from_sweep.visits,
         std::sync::atomic::Ordering::Relaxed,
     );
+    if dbg { eprintln!("DEBUG cells loop done {:?}", std::time::SystemTime::now()); }
     rows::summary(ctx, opts, cells, &cell_data, &src, &dst)
 }
 
@@ -404,5 +499,10 @@ fn candidates(
     }
     pairs.sort_unstable();
     pairs.dedup();
+    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() {
+        let nd_in = (0..ndst).filter(|&d| dst.members.get(d).and_then(|m| m.first()).and_then(|&q| ctx.side_of(q, &ctx.ingress)).is_some_and(|sd| sd.state.enforced && !sd.state.default_deny)).count();
+        let nd_eg = (0..nsrc).filter(|&d| src.members.get(d).and_then(|m| m.first()).and_then(|&q| ctx.side_of(q, &ctx.egress)).is_some_and(|sd| sd.state.enforced && !sd.state.default_deny)).count();
+        eprintln!("DEBUG nsrc {nsrc} ndst {ndst} src_lim {} dst_lim {} open_src {} open_dst {} dst_in_enf_nodd {nd_in} src_eg_enf_nodd {nd_eg} pairs {}", src_lim.iter().filter(|x| **x).count(), dst_lim.iter().filter(|x| **x).count(), open_src.len(), open_dst.len(), pairs.len());
+    }
     pairs
 }
