@@ -10,15 +10,17 @@
 //!  classes: partition refinement by every distinct peer set (cost: the sets' sizes)
 //!  candidate class pairs: each side's allow sets as lists of classes
 //!  per candidate class pair: the positions of the sets holding the other end
-//!    in each side, from an index class -> sets (held.rs), not a walk of the sides
-//!  one cell per distinct (side signatures, held positions, host?), on one representative pair
+//!    in each side, from one sweep of a side's sets per class (held.rs): pass 1 by
+//!    source (egress sides), pass 2 by destination (ingress sides, pairs counting-sorted)
+//!  one cell per distinct (view of each side, host?), on one representative pair;
+//!    a view is the side's state + the content of the held entries (views.rs)
 //!  rows: class pairs with equal cells merged, over sources per destination
 //!  class, then over destinations per source group
 //! ```
 //!
-//! Files: `classes.rs` (signatures, refinement), `held.rs` (the index of
-//! held sets), `rows.rs` (rows, groups, expansion); this file pairs the
-//! classes and evaluates the cells.
+//! Files: `classes.rs` (signatures, refinement), `held.rs` (sweeps of
+//! held sets), `views.rs` (cell memo keys by content), `rows.rs` (rows,
+//! groups, expansion); this file pairs the classes and evaluates the cells.
 //!
 //! A "side" is compared by its entries (peer set by address, ports,
 //! decision, tier, level, proxy, rule) and state, so two identities
@@ -33,15 +35,14 @@ mod views;
 
 use crate::engine::{Decision, Engine};
 use crate::matrix::{
-    node_matches, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange,
-    Scratch, Side,
+    node_matches, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange, Scratch, Side,
 };
 use crate::peerset::PeerSet;
 use classes::{signatures, Classes, Sets};
 use held::Sweep;
-use views::{RunCache, Views};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use views::{RunCache, Views};
 
 const NONE: u32 = u32::MAX;
 
@@ -135,14 +136,9 @@ type MemoKey = (u32, bool, u32, bool);
 
 /// Computes the matrix by groups.
 pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
-    let t = std::time::Instant::now();
     let policies = resolve_for_matrix(engine);
-    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t resolve {:?}", t.elapsed()); }
     let ctx = Ctx::new(engine, &policies);
-    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t ctx {:?}", t.elapsed()); }
-    let r = build(&ctx, opts, None);
-    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG t build {:?}", t.elapsed()); }
-    r
+    build(&ctx, opts, None)
 }
 
 /// Sets of `side` with an allow entry.
@@ -199,7 +195,6 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
     let egr_sets = Sets::new(&ctx.egress);
     let src = Classes::refine(src0, next, &ing_sets, n);
     let dst = Classes::refine(dst0, next, &egr_sets, n);
-    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() { eprintln!("DEBUG classes done"); }
     let pairs = candidates(
         ctx,
         &sig.ingress,
@@ -209,8 +204,6 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         &ing_sets,
         &egr_sets,
     );
-    let dbg = std::env::var_os("VERDICT_MATRIX_DEBUG").is_some();
-    if dbg { eprintln!("DEBUG candidates done {:?} pairs {}", std::time::SystemTime::now(), pairs.len()); }
     // The pairs a cell is computed for (the filter and `restrict`).
     let kept = |s: u32, d: u32| {
         let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
@@ -220,14 +213,29 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
             && restrict.is_none_or(|r| r.src(a) || r.dst(b))
     };
     let egress_of = |s: u32| {
-        let pol = src.first(s).and_then(|a| ctx.policy_of.get(a).copied().flatten());
-        let sg = pol.and_then(|pi| sig.egress.get(pi).copied()).unwrap_or(NONE);
-        (pol.and_then(|pi| ctx.egress.get(pi)).filter(|_| sg != NONE), sg)
+        let pol = src
+            .first(s)
+            .and_then(|a| ctx.policy_of.get(a).copied().flatten());
+        let sg = pol
+            .and_then(|pi| sig.egress.get(pi).copied())
+            .unwrap_or(NONE);
+        (
+            pol.and_then(|pi| ctx.egress.get(pi)).filter(|_| sg != NONE),
+            sg,
+        )
     };
     let ingress_of = |d: u32| {
-        let pol = dst.first(d).and_then(|b| ctx.policy_of.get(b).copied().flatten());
-        let sg = pol.and_then(|pi| sig.ingress.get(pi).copied()).unwrap_or(NONE);
-        (pol.and_then(|pi| ctx.ingress.get(pi)).filter(|_| sg != NONE), sg)
+        let pol = dst
+            .first(d)
+            .and_then(|b| ctx.policy_of.get(b).copied().flatten());
+        let sg = pol
+            .and_then(|pi| sig.ingress.get(pi).copied())
+            .unwrap_or(NONE);
+        (
+            pol.and_then(|pi| ctx.ingress.get(pi))
+                .filter(|_| sg != NONE),
+            sg,
+        )
     };
     // Pass 1, by source class (the candidates' order): the egress held
     // list and view of every pair, from one sweep of the source's egress
@@ -253,7 +261,6 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         }
         at += run.len();
     }
-    if dbg { eprintln!("DEBUG pass1 done {:?}", std::time::SystemTime::now()); }
     // Pass 2, by destination class: the pairs moved into destination
     // order (a counting sort) with their egress list and view, then per
     // destination one sweep of its ingress side, and the cell memoised by
@@ -357,15 +364,11 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         .iter()
         .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
         .collect();
-    if dbg {
-        eprintln!("DEBUG cells {} memo {} views {}", cells.len(), memo.len(), views.len());
-    }
     CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
     HELD_SET_VISITS.fetch_add(
         to_sweep.visits + from_sweep.visits,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if dbg { eprintln!("DEBUG cells loop done {:?}", std::time::SystemTime::now()); }
     rows::summary(ctx, opts, cells, &cell_data, &src, &dst)
 }
 
@@ -499,10 +502,5 @@ fn candidates(
     }
     pairs.sort_unstable();
     pairs.dedup();
-    if std::env::var_os("VERDICT_MATRIX_DEBUG").is_some() {
-        let nd_in = (0..ndst).filter(|&d| dst.members.get(d).and_then(|m| m.first()).and_then(|&q| ctx.side_of(q, &ctx.ingress)).is_some_and(|sd| sd.state.enforced && !sd.state.default_deny)).count();
-        let nd_eg = (0..nsrc).filter(|&d| src.members.get(d).and_then(|m| m.first()).and_then(|&q| ctx.side_of(q, &ctx.egress)).is_some_and(|sd| sd.state.enforced && !sd.state.default_deny)).count();
-        eprintln!("DEBUG nsrc {nsrc} ndst {ndst} src_lim {} dst_lim {} open_src {} open_dst {} dst_in_enf_nodd {nd_in} src_eg_enf_nodd {nd_eg} pairs {}", src_lim.iter().filter(|x| **x).count(), dst_lim.iter().filter(|x| **x).count(), open_src.len(), open_dst.len(), pairs.len());
-    }
     pairs
 }

@@ -66,11 +66,6 @@ impl Views {
         }
     }
 
-    /// Distinct views so far.
-    pub(super) fn len(&self) -> usize {
-        self.view_ids.len()
-    }
-
     /// The view of the entries of `side` (signature `sig`) at the
     /// positions `held` (list number `list` of the direction's index;
     /// `ingress`: which index).
