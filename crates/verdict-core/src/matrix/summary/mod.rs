@@ -87,7 +87,7 @@ pub struct Summary {
     keys: Vec<Vec<(u32, u32)>>,
 }
 
-/// Cells evaluated by [`summarise`] (distinct decisions; the benchmark's
+/// Cells evaluated by [`summarise`] (distinct views of both sides; the benchmark's
 /// `matrix_cell_evaluations` counter).
 static CELL_EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -97,12 +97,13 @@ pub fn cell_evaluations() -> usize {
     CELL_EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Peer sets looked up in the held-set index or tested against a class
-/// (the benchmark's `matrix_held_set_visits` counter).
+/// (class, set position) entries written by the sweeps of the sides' sets
+/// (held.rs; the benchmark's `matrix_held_set_visits` counter).
 static HELD_SET_VISITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Peer sets visited so far by every matrix of this process to find which
-/// sets of a side hold a class of peers.
+/// (class, set position) entries written so far by every matrix of this
+/// process to find which sets of a side hold each class of peers (one
+/// sweep per side of a class with candidate pairs).
 pub fn held_set_visits() -> usize {
     HELD_SET_VISITS.load(std::sync::atomic::Ordering::Relaxed)
 }
