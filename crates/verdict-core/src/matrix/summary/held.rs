@@ -13,8 +13,9 @@
 //! refined by every distinct set of the direction), so the classes listed
 //! per set ([`Classes::per_set`]) are the classes the set holds.
 
+use super::candidates::classes_of;
 use super::classes::{Classes, Sets};
-use super::{classes_of, NONE};
+use super::NONE;
 use crate::matrix::Side;
 use rustc_hash::FxHashMap;
 
