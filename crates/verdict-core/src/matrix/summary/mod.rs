@@ -10,15 +10,18 @@
 //!  classes: partition refinement by every distinct peer set (cost: the sets' sizes)
 //!  candidate class pairs: each side's allow sets as lists of classes
 //!  per candidate class pair: the positions of the sets holding the other end
-//!    in each side, from an index class -> sets (held.rs), not a walk of the sides
-//!  one cell per distinct (side signatures, held positions, host?), on one representative pair
+//!    in each side, from one sweep of a side's sets per class (held.rs): pass 1 by
+//!    source (egress sides), pass 2 by destination (ingress sides, pairs counting-sorted)
+//!  one cell per distinct (view of each side, host?), on one representative pair;
+//!    a view is the side's state + the content of the held entries (views.rs)
 //!  rows: class pairs with equal cells merged, over sources per destination
 //!  class, then over destinations per source group
 //! ```
 //!
-//! Files: `classes.rs` (signatures, refinement), `held.rs` (the index of
-//! held sets), `rows.rs` (rows, groups, expansion); this file pairs the
-//! classes and evaluates the cells.
+//! Files: `classes.rs` (signatures, refinement), `candidates.rs` (class
+//! pairs), `held.rs` (sweeps of held sets), `views.rs` (cell memo keys by
+//! content), `rows.rs` (rows, groups, expansion); this file evaluates the
+//! cells of the candidate pairs.
 //!
 //! A "side" is compared by its entries (peer set by address, ports,
 //! decision, tier, level, proxy, rule) and state, so two identities
@@ -26,20 +29,22 @@
 //! gives one cell per connected identity pair, in the order and with the
 //! content of [`crate::matrix::matrix_by_pairs`] (checked by the tests).
 
+mod candidates;
 mod classes;
 mod held;
 mod rows;
+mod views;
 
-use crate::engine::{Decision, Engine};
+use crate::engine::Engine;
 use crate::matrix::{
-    node_matches, peer_of, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange,
-    Scratch, Side,
+    node_matches, resolve_for_matrix, CellData, Ctx, MatrixOptions, Node, PortRange, Scratch,
 };
-use crate::peerset::PeerSet;
+use candidates::candidates;
 use classes::{signatures, Classes, Sets};
-use held::HeldIndex;
+use held::Sweep;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use views::{RunCache, Views};
 
 const NONE: u32 = u32::MAX;
 
@@ -84,7 +89,7 @@ pub struct Summary {
     keys: Vec<Vec<(u32, u32)>>,
 }
 
-/// Cells evaluated by [`summarise`] (distinct decisions; the benchmark's
+/// Cells evaluated by [`summarise`] (distinct views of both sides; the benchmark's
 /// `matrix_cell_evaluations` counter).
 static CELL_EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -94,12 +99,13 @@ pub fn cell_evaluations() -> usize {
     CELL_EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Peer sets looked up in the held-set index or tested against a class
-/// (the benchmark's `matrix_held_set_visits` counter).
+/// (class, set position) entries written by the sweeps of the sides' sets
+/// (held.rs; the benchmark's `matrix_held_set_visits` counter).
 static HELD_SET_VISITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Peer sets visited so far by every matrix of this process to find which
-/// sets of a side hold a class of peers.
+/// (class, set position) entries written so far by every matrix of this
+/// process to find which sets of a side hold each class of peers (one
+/// sweep per side of a class with candidate pairs).
 pub fn held_set_visits() -> usize {
     HELD_SET_VISITS.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -125,25 +131,17 @@ impl Restrict {
 /// A cell's content, compared between class pairs.
 type CellKey = (Vec<PortRange>, bool, bool, Vec<String>);
 
-/// What decides a cell: each side's signature with the number of the list
-/// of its peer-set positions that hold the other end, and whether each end
+/// What decides a cell: the view (views.rs: side state and the content of
+/// the entries that hold the other end) of each side, and whether each end
 /// is the host. Two class pairs with equal keys have equal cells, so each
 /// key is computed once.
-type MemoKey = (u32, u32, bool, u32, u32, bool);
+type MemoKey = (u32, bool, u32, bool);
 
 /// Computes the matrix by groups.
 pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
     let policies = resolve_for_matrix(engine);
     let ctx = Ctx::new(engine, &policies);
     build(&ctx, opts, None)
-}
-
-/// Sets of `side` with an allow entry.
-fn allow_sets<'a, 'p>(side: &'a Side<'p, '_>) -> impl Iterator<Item = &'p PeerSet> + 'a {
-    side.by_set
-        .iter()
-        .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
-        .map(|(set, _)| *set)
 }
 
 /// The matrix by groups of the pairs `restrict` marks.
@@ -201,208 +199,170 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         &ing_sets,
         &egr_sets,
     );
-    // One cell per class pair, on its first members; cells memoised by
-    // what decides them and interned by content.
-    let mut to_index = HeldIndex::new(&src, &ing_sets, sig.sides.len());
-    let mut from_index = HeldIndex::new(&dst, &egr_sets, sig.sides.len());
+    // The pairs a cell is computed for (the filter and `restrict`).
+    let kept = |s: u32, d: u32| {
+        let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+            return false;
+        };
+        (matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false))
+            && restrict.is_none_or(|r| r.src(a) || r.dst(b))
+    };
+    let egress_of = |s: u32| {
+        let pol = src
+            .first(s)
+            .and_then(|a| ctx.policy_of.get(a).copied().flatten());
+        let sg = pol
+            .and_then(|pi| sig.egress.get(pi).copied())
+            .unwrap_or(NONE);
+        (
+            pol.and_then(|pi| ctx.egress.get(pi)).filter(|_| sg != NONE),
+            sg,
+        )
+    };
+    let ingress_of = |d: u32| {
+        let pol = dst
+            .first(d)
+            .and_then(|b| ctx.policy_of.get(b).copied().flatten());
+        let sg = pol
+            .and_then(|pi| sig.ingress.get(pi).copied())
+            .unwrap_or(NONE);
+        (
+            pol.and_then(|pi| ctx.ingress.get(pi))
+                .filter(|_| sg != NONE),
+            sg,
+        )
+    };
+    // Pass 1, by source class (the candidates' order): the egress held
+    // list and view of every pair, from one sweep of the source's egress
+    // side (views cached per list within the run: one signature).
+    let mut views = Views::new(sig.sides.len());
+    let mut run_views = RunCache::default();
+    let mut from_sweep = Sweep::new(&dst);
+    let mut from: Vec<(u32, u32)> = vec![(0, 0); pairs.len()];
+    let mut at = 0;
+    for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
+        let Some(&first) = run.first() else {
+            continue;
+        };
+        let (side, sg) = egress_of((first >> 32) as u32);
+        from_sweep.sweep(side, &egr_sets, &dst);
+        run_views.clear();
+        for (slot, pr) in from.iter_mut().skip(at).zip(run) {
+            let list = from_sweep.held((pr & 0xffff_ffff) as u32);
+            let view = run_views.get_or(list, || {
+                views.view(side, sg, false, list, from_sweep.list(list))
+            });
+            *slot = (list, view);
+        }
+        at += run.len();
+    }
+    // Pass 2, by destination class: the pairs moved into destination
+    // order (a counting sort) with their egress list and view, then per
+    // destination one sweep of its ingress side, and the cell memoised by
+    // the two views and interned by content.
+    let mut start = vec![0u32; dst.len() + 1];
+    for pr in &pairs {
+        if let Some(x) = start.get_mut((pr & 0xffff_ffff) as usize + 1) {
+            *x += 1;
+        }
+    }
+    for i in 1..start.len() {
+        let prev = start.get(i - 1).copied().unwrap_or(0);
+        if let Some(x) = start.get_mut(i) {
+            *x += prev;
+        }
+    }
+    let mut by_dst: Vec<(u32, u32, u32)> = vec![(0, 0, 0); pairs.len()];
+    {
+        let mut fill = start.clone();
+        for (pr, &(list, view)) in pairs.iter().zip(&from) {
+            if let Some(at) = fill.get_mut((pr & 0xffff_ffff) as usize) {
+                if let Some(slot) = by_dst.get_mut(*at as usize) {
+                    *slot = ((pr >> 32) as u32, list, view);
+                }
+                *at += 1;
+            }
+        }
+    }
+    drop((pairs, from));
+    let mut to_sweep = Sweep::new(&src);
     let mut scratch = Scratch::default();
     let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
     let mut cell_ids: FxHashMap<CellKey, usize> = FxHashMap::default();
     let mut cell_data: Vec<CellData> = Vec::new();
     let mut cells: Vec<(u32, u32, usize)> = Vec::new();
     const EMPTY: usize = usize::MAX;
-    for pr in pairs {
-        let (s, d) = ((pr >> 32) as u32, (pr & 0xffff_ffff) as u32);
-        let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+    for (d, w) in start.windows(2).enumerate() {
+        let (Some(&lo), Some(&hi)) = (w.first(), w.get(1)) else {
             continue;
         };
-        let kept =
-            matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false);
-        if !kept || !restrict.is_none_or(|r| r.src(a) || r.dst(b)) {
+        if lo == hi {
             continue;
         }
-        let (to_pol, from_pol) = (
-            ctx.policy_of.get(b).copied().flatten(),
-            ctx.policy_of.get(a).copied().flatten(),
-        );
-        let to_sig = to_pol
-            .and_then(|pi| sig.ingress.get(pi).copied())
-            .unwrap_or(NONE);
-        let from_sig = from_pol
-            .and_then(|pi| sig.egress.get(pi).copied())
-            .unwrap_or(NONE);
-        let to_side = to_pol.and_then(|pi| ctx.ingress.get(pi));
-        let from_side = from_pol.and_then(|pi| ctx.egress.get(pi));
-        let to_list = to_index.held(to_side, to_sig, s, peer_of(a, n), &ing_sets);
-        let from_list = from_index.held(from_side, from_sig, d, peer_of(b, n), &egr_sets);
-        let key: MemoKey = (
-            to_sig,
-            to_list,
-            ctx.is_host(a),
-            from_sig,
-            from_list,
-            ctx.is_host(b),
-        );
-        let id = match memo.get(&key) {
-            Some(&id) => id,
-            None => {
-                let held = (to_index.list(to_list), from_index.list(from_list));
-                let id = match ctx.cell_held(a, b, held, &mut scratch) {
-                    Some(c) => {
-                        let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
-                        let next = cell_data.len();
-                        *cell_ids.entry(ck).or_insert_with(|| {
-                            cell_data.push(c);
-                            next
-                        })
-                    }
-                    None => EMPTY,
-                };
-                memo.insert(key, id);
-                id
+        let d = u32::try_from(d).unwrap_or(NONE);
+        let (to_side, to_sig) = ingress_of(d);
+        to_sweep.sweep(to_side, &ing_sets, &src);
+        run_views.clear();
+        for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
+            if !kept(s, d) {
+                continue;
             }
-        };
-        if id != EMPTY {
-            cells.push((s, d, id));
+            let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+                continue;
+            };
+            let to_list = to_sweep.held(s);
+            let to_view = run_views.get_or(to_list, || {
+                views.view(to_side, to_sig, true, to_list, to_sweep.list(to_list))
+            });
+            let key: MemoKey = (to_view, ctx.is_host(a), from_view, ctx.is_host(b));
+            let id = match memo.get(&key) {
+                Some(&id) => id,
+                None => {
+                    let held = (to_sweep.list(to_list), from_sweep.list(from_list));
+                    let id = match ctx.cell_held(a, b, held, &mut scratch) {
+                        Some(c) => {
+                            let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
+                            let next = cell_data.len();
+                            *cell_ids.entry(ck).or_insert_with(|| {
+                                cell_data.push(c);
+                                next
+                            })
+                        }
+                        None => EMPTY,
+                    };
+                    memo.insert(key, id);
+                    id
+                }
+            };
+            if id != EMPTY {
+                cells.push((s, d, id));
+            }
         }
     }
+    drop(by_dst);
+    // The cells in the candidates' order, cells numbered by first
+    // appearance in it (the order the rows are built in).
+    cells.sort_unstable_by_key(|&(s, d, _)| (s, d));
+    let mut renumber = vec![NONE as usize; cell_data.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(cell_data.len());
+    for c in &mut cells {
+        if let Some(r) = renumber.get_mut(c.2) {
+            if *r == NONE as usize {
+                *r = order.len();
+                order.push(c.2);
+            }
+            c.2 = *r;
+        }
+    }
+    let mut slots: Vec<Option<CellData>> = cell_data.into_iter().map(Some).collect();
+    let cell_data: Vec<CellData> = order
+        .iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .collect();
     CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
     HELD_SET_VISITS.fetch_add(
-        to_index.visits + from_index.visits,
+        to_sweep.visits + from_sweep.visits,
         std::sync::atomic::Ordering::Relaxed,
     );
     rows::summary(ctx, opts, cells, &cell_data, &src, &dst)
-}
-
-/// The classes of the members of `set` (a set of `sets`).
-fn classes_of<'c>(sets: &Sets, classes: &'c Classes, set: &PeerSet) -> &'c [u32] {
-    sets.of(set)
-        .and_then(|k| classes.per_set.get(k as usize))
-        .map_or(&[], Vec::as_slice)
-}
-
-/// Candidate class pairs `(source << 32) | destination`, sorted, no
-/// duplicates.
-///
-/// A side is limited when enforced with default deny: it allows only what
-/// its allow sets hold. A pair is a candidate only when each side holds
-/// the other end in an allow set or is not limited; a limited source pairs
-/// through its own allow sets, tested against the destination's allowed
-/// sources (a bitset per limited destination class), and unlimited sources
-/// pair through the destinations' allow sets. So candidates are (nearly)
-/// the connected pairs, not the union of both sides' reach.
-fn candidates(
-    ctx: &Ctx,
-    ing_sig: &[u32],
-    egr_sig: &[u32],
-    src: &Classes,
-    dst: &Classes,
-    ing_sets: &Sets,
-    egr_sets: &Sets,
-) -> Vec<u64> {
-    let (nsrc, ndst) = (src.len(), dst.len());
-    let limited = |classes: &Classes, sides: &[Side], c: usize| {
-        classes
-            .members
-            .get(c)
-            .and_then(|m| m.first())
-            .and_then(|&q| ctx.side_of(q, sides))
-            .is_some_and(|sd| sd.state.enforced && sd.state.default_deny)
-    };
-    let src_lim: Vec<bool> = (0..nsrc).map(|c| limited(src, &ctx.egress, c)).collect();
-    let dst_lim: Vec<bool> = (0..ndst).map(|c| limited(dst, &ctx.ingress, c)).collect();
-    let is_lim = |v: &[bool], c: u32| v.get(c as usize).copied().unwrap_or(false);
-    let open_src: Vec<u32> = src
-        .identity_classes(ctx.n)
-        .into_iter()
-        .filter(|&c| !is_lim(&src_lim, c))
-        .collect();
-    let open_dst: Vec<u32> = dst
-        .identity_classes(ctx.n)
-        .into_iter()
-        .filter(|&c| !is_lim(&dst_lim, c))
-        .collect();
-    // Allowed source classes of each limited destination class.
-    let words = nsrc.div_ceil(64);
-    let mut in_ok: Vec<Vec<u64>> = vec![Vec::new(); ndst];
-    for (pi, p) in ctx.policies.iter().enumerate() {
-        let (Some(me), Some(side)) = (p.index.map(|i| i as usize), ctx.ingress.get(pi)) else {
-            continue;
-        };
-        let Some(&d) = dst.of.get(me).filter(|&&d| is_lim(&dst_lim, d)) else {
-            continue;
-        };
-        let Some(bits) = in_ok.get_mut(d as usize).filter(|b| b.is_empty()) else {
-            continue;
-        };
-        bits.resize(words.max(1), 0);
-        for set in allow_sets(side) {
-            for &c in classes_of(ing_sets, src, set) {
-                if let Some(w) = bits.get_mut(c as usize / 64) {
-                    *w |= 1 << (c % 64);
-                }
-            }
-        }
-    }
-    let allowed_in = |s: u32, d: u32| {
-        !is_lim(&dst_lim, d)
-            || in_ok
-                .get(d as usize)
-                .and_then(|b| b.get(s as usize / 64))
-                .is_some_and(|w| w & (1 << (s % 64)) != 0)
-    };
-    // Candidate class pairs, once per (class, side).
-    let mut pairs: Vec<u64> = Vec::new();
-    let mut done: FxHashMap<(bool, u32, u32), ()> = FxHashMap::default();
-    let pair = |s: u32, d: u32| (u64::from(s) << 32) | u64::from(d);
-    for (pi, p) in ctx.policies.iter().enumerate() {
-        let Some(me) = p.index.map(|i| i as usize) else {
-            continue;
-        };
-        let (Some(&d), Some(&s)) = (dst.of.get(me), src.of.get(me)) else {
-            continue;
-        };
-        if let (Some(side), Some(&sg), true) = (ctx.ingress.get(pi), ing_sig.get(pi), d != NONE) {
-            if done.insert((true, d, sg), ()).is_none() {
-                if side.state.enforced {
-                    if !side.state.default_deny {
-                        pairs.extend(open_src.iter().map(|&c| pair(c, d)));
-                    }
-                    for set in allow_sets(side) {
-                        for &c in classes_of(ing_sets, src, set) {
-                            if !is_lim(&src_lim, c) {
-                                pairs.push(pair(c, d));
-                            }
-                        }
-                    }
-                }
-                // allow-localhost: the node reaches endpoints whose rules do not decide.
-                if let (true, Some(&h)) = (
-                    p.ingress.allow_localhost,
-                    ctx.host.and_then(|h| src.of.get(h as usize)),
-                ) {
-                    if h != NONE {
-                        pairs.push(pair(h, d));
-                    }
-                }
-            }
-        }
-        if let (Some(side), Some(&sg), true) = (ctx.egress.get(pi), egr_sig.get(pi), s != NONE) {
-            if side.state.enforced && done.insert((false, s, sg), ()).is_none() {
-                if !side.state.default_deny {
-                    pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
-                }
-                for set in allow_sets(side) {
-                    for &c in classes_of(egr_sets, dst, set) {
-                        if allowed_in(s, c) {
-                            pairs.push(pair(s, c));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs
 }
