@@ -55,6 +55,10 @@ pub struct SetEntry<'r> {
     pub origins: Arc<[(u32, &'r Origin)]>,
 }
 
+/// [`SetEntry::effect`]: protocol, all protocols, port range, decision,
+/// tier, level, pass.
+pub type EntryEffect = (Protocol, bool, u16, u16, Decision, Tier, u32, bool);
+
 impl<'r> SetEntry<'r> {
     /// Cilium's order of matching entries: tier, level, then deny before
     /// allow before pass (see [`first_decider`]).
@@ -70,6 +74,21 @@ impl<'r> SetEntry<'r> {
     /// The rules this entry came from, in rule order.
     pub fn origins(&self) -> impl Iterator<Item = &'r Origin> + '_ {
         self.origins.iter().map(|&(_, o)| o)
+    }
+
+    /// What the entry does on which ports: everything but its peers,
+    /// proxy and origins (a key for entries that act alike).
+    pub fn effect(&self) -> EntryEffect {
+        (
+            self.protocol,
+            self.all_protocols,
+            self.from_port,
+            self.to_port,
+            self.decision,
+            self.tier,
+            self.level,
+            self.pass,
+        )
     }
 
     /// Whether the entry's port range covers `port` of `protocol` (for
@@ -779,19 +798,7 @@ pub(crate) fn dedup_rule_entries(origins: &mut Vec<(u32, &Origin)>) {
 
 /// The content of an entry that decides what it does: entries equal in
 /// it differ only by origin.
-type EntryContent<'r> = (
-    Direction,
-    usize,
-    Protocol,
-    bool,
-    u16,
-    u16,
-    Decision,
-    Tier,
-    u32,
-    bool,
-    Vec<&'r str>,
-);
+type EntryContent<'r> = (Direction, usize, EntryEffect, Vec<&'r str>);
 
 /// Merges entries of identical content (the same interned peer set,
 /// ports, decision, precedence and proxy) into the first of them, which
@@ -808,14 +815,7 @@ fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
         let key = (
             e.direction,
             Arc::as_ptr(&e.peers) as usize,
-            e.protocol,
-            e.all_protocols,
-            e.from_port,
-            e.to_port,
-            e.decision,
-            e.tier,
-            e.level,
-            e.pass,
+            e.effect(),
             e.proxied.clone(),
         );
         let list = e.origins.iter().map(|&(_, o)| (seq, o));

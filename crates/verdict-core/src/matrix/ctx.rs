@@ -52,9 +52,11 @@ fn holding<'p, 'r>(s: Option<&Side<'p, 'r>>, peer: PeerRef, out: &mut Vec<&'p Se
 }
 
 /// The verdict of one side (absent: no policy, allows) for the peer whose
-/// entries are `held`, at one port.
-fn side_verdict<'p, 'r>(
-    s: Option<&Side<'p, 'r>>,
+/// entries are `held`, at one port: (allowed, proxied, denied), the
+/// deciding rules appended to `origins`. Shared by the matrix and the
+/// connectivity delta.
+pub(crate) fn side_verdict<'p, 'r>(
+    state: Option<&DirectionState<'r>>,
     held: &[&'p SetEntry<'r>],
     peer_is_host: bool,
     proto: Protocol,
@@ -62,12 +64,12 @@ fn side_verdict<'p, 'r>(
     scratch: &mut Vec<&'p SetEntry<'r>>,
     origins: &mut Vec<&'r Origin>,
 ) -> (bool, bool, bool) {
-    let Some(s) = s else {
+    let Some(state) = state else {
         return (true, false, false);
     };
     scratch.clear();
     scratch.extend(held.iter().copied().filter(|e| e.covers(proto, port)));
-    decide(s.state, peer_is_host, scratch, origins)
+    decide(state, peer_is_host, scratch, origins)
 }
 
 /// The port classes of `proto` that `entries`' ranges cut: `bps` gets
@@ -304,7 +306,7 @@ impl<'p, 'r> Ctx<'p, 'r> {
                 };
                 let mark = s.origins.len();
                 let (ia, ip, idn) = side_verdict(
-                    to_side,
+                    to_side.map(|sd| sd.state),
                     &s.to_held,
                     from_host,
                     proto,
@@ -313,7 +315,7 @@ impl<'p, 'r> Ctx<'p, 'r> {
                     &mut s.origins,
                 );
                 let (ea, ep, edn) = side_verdict(
-                    from_side,
+                    from_side.map(|sd| sd.state),
                     &s.from_held,
                     to_host,
                     proto,

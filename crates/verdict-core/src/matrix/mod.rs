@@ -16,7 +16,7 @@ mod pairs;
 pub mod render;
 pub mod summary;
 
-pub(crate) use ctx::{port_class, port_classes, CellData, Ctx, Scratch, Side};
+pub(crate) use ctx::{port_class, port_classes, side_verdict, CellData, Ctx, Scratch, Side};
 pub use pairs::matrix_by_pairs;
 
 use crate::engine::{Engine, Party};

@@ -31,12 +31,10 @@ use crate::connectivity::{
 };
 use crate::engine::{Engine, Party};
 use crate::identity::IdentityKind;
-use crate::matrix::{port_class, port_classes};
+use crate::matrix::{port_class, port_classes, side_verdict};
 use crate::policy::{Direction, Entry, Origin, PeerKind, Protocol, Rule, Subject};
 use crate::resolved::SetEntry;
-use crate::resolved::{
-    decide, DirectionState, PeerRef, PeerSet, ResolvedPolicy, Resolver, SelectorCache,
-};
+use crate::resolved::{DirectionState, PeerRef, PeerSet, ResolvedPolicy, Resolver, SelectorCache};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 mod maps;
@@ -451,7 +449,8 @@ impl<'p, 'r> Held<'p, 'r> {
                 let Some((s, e)) = port_class(&self.bps, i) else {
                     continue;
                 };
-                let (ea, ep) = side(
+                self.origins.clear();
+                let (ea, ep, _) = side_verdict(
                     eg_map.map(|m| &m.egress),
                     &self.eg,
                     to_host,
@@ -460,7 +459,8 @@ impl<'p, 'r> Held<'p, 'r> {
                     &mut self.scratch,
                     &mut self.origins,
                 );
-                let (ia, ip) = side(
+                self.origins.clear();
+                let (ia, ip, _) = side_verdict(
                     ing_map.map(|m| &m.ingress),
                     &self.ing,
                     from_host,
@@ -491,25 +491,4 @@ impl<'p, 'r> Held<'p, 'r> {
             }
         }
     }
-}
-
-/// One side's (allowed, proxied) at one port; no map: not a local
-/// endpoint, or no policy: allowed.
-fn side<'p, 'r>(
-    state: Option<&DirectionState<'r>>,
-    held: &[&'p SetEntry<'r>],
-    peer_is_host: bool,
-    proto: Protocol,
-    port: u16,
-    scratch: &mut Vec<&'p SetEntry<'r>>,
-    origins: &mut Vec<&'r Origin>,
-) -> (bool, bool) {
-    let Some(state) = state else {
-        return (true, false);
-    };
-    scratch.clear();
-    scratch.extend(held.iter().copied().filter(|e| e.covers(proto, port)));
-    origins.clear();
-    let (allowed, proxied, _) = decide(state, peer_is_host, scratch, origins);
-    (allowed, proxied)
 }

@@ -207,31 +207,23 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
         (matches.get(a).copied().unwrap_or(false) || matches.get(b).copied().unwrap_or(false))
             && restrict.is_none_or(|r| r.src(a) || r.dst(b))
     };
-    let egress_of = |s: u32| {
-        let pol = src
-            .first(s)
-            .and_then(|a| ctx.policy_of.get(a).copied().flatten());
-        let sg = pol
-            .and_then(|pi| sig.egress.get(pi).copied())
-            .unwrap_or(NONE);
-        (
-            pol.and_then(|pi| ctx.egress.get(pi)).filter(|_| sg != NONE),
-            sg,
-        )
+    // The side (and its signature) of a class's first member, egress for
+    // a source class, ingress for a destination class; none without a
+    // policy or a signature.
+    let side_of = |egress: bool, c: u32| {
+        let (classes, sigs, sides) = if egress {
+            (&src, &sig.egress, &ctx.egress)
+        } else {
+            (&dst, &sig.ingress, &ctx.ingress)
+        };
+        let pol = classes
+            .first(c)
+            .and_then(|i| ctx.policy_of.get(i).copied().flatten());
+        let sg = pol.and_then(|pi| sigs.get(pi).copied()).unwrap_or(NONE);
+        (pol.and_then(|pi| sides.get(pi)).filter(|_| sg != NONE), sg)
     };
-    let ingress_of = |d: u32| {
-        let pol = dst
-            .first(d)
-            .and_then(|b| ctx.policy_of.get(b).copied().flatten());
-        let sg = pol
-            .and_then(|pi| sig.ingress.get(pi).copied())
-            .unwrap_or(NONE);
-        (
-            pol.and_then(|pi| ctx.ingress.get(pi))
-                .filter(|_| sg != NONE),
-            sg,
-        )
-    };
+    let egress_of = |s: u32| side_of(true, s);
+    let ingress_of = |d: u32| side_of(false, d);
     // Pass 1, by source class (the candidates' order): the egress held
     // list and view of every pair, from one sweep of the source's egress
     // side (views cached per list within the run: one signature).

@@ -20,24 +20,13 @@
 //! 100k pods (one signature per identity) into a few thousand.
 
 use super::NONE;
-use crate::engine::Decision;
 use crate::matrix::Side;
-use crate::policy::{Protocol, Tier};
+use crate::resolved::EntryEffect;
 use rustc_hash::FxHashMap;
 
-/// The content of one entry as a cell reads it.
-type EntryContent = (
-    bool,
-    Protocol,
-    u16,
-    u16,
-    Decision,
-    Tier,
-    u32,
-    bool,
-    bool,
-    Vec<usize>,
-);
+/// The content of one entry as a cell reads it: what it does, whether it
+/// is proxied, its origins.
+type EntryContent = (EntryEffect, bool, Vec<usize>);
 
 /// A side's state flags and its held entries' content numbers (sorted).
 type ViewKey = (bool, bool, bool, Box<[u32]>);
@@ -94,14 +83,7 @@ impl Views {
                     es.iter()
                         .map(|e| {
                             let key: EntryContent = (
-                                e.all_protocols,
-                                e.protocol,
-                                e.from_port,
-                                e.to_port,
-                                e.decision,
-                                e.tier,
-                                e.level,
-                                e.pass,
+                                e.effect(),
                                 !e.proxied.is_empty(),
                                 e.origins()
                                     .map(|o| std::ptr::from_ref(o) as usize)
