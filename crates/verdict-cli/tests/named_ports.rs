@@ -23,6 +23,14 @@ fn rows(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `allowed PROTO/PORT PEER` rows of `verdict policy`.
+fn allowed_rows(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("allowed"))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 #[test]
 fn named_ports_split_identities_on_1_20() {
     // 1.20: two identities, each with its own `http`.
@@ -47,11 +55,7 @@ fn named_ports_split_identities_on_1_20() {
         "{out}"
     );
     let out = run(&["policy", "shop/pod/web", CLUSTER]);
-    let allowed: Vec<String> = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("allowed"))
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .collect();
+    let allowed = allowed_rows(&out);
     assert_eq!(
         allowed,
         vec![
@@ -101,11 +105,7 @@ fn init_and_sidecar_container_ports_are_not_named_ports() {
     // allows 8080 alone, and 1.20's label lists `http` only.
     let cluster = "crates/verdict-cli/tests/data/sidecar-ports/cluster.yaml";
     let out = run(&["policy", "shop/pod/web", cluster]);
-    let allowed: Vec<String> = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("allowed"))
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .collect();
+    let allowed = allowed_rows(&out);
     assert_eq!(
         allowed,
         vec!["allowed TCP/8080 shop/deployment/api"],

@@ -139,21 +139,14 @@ struct PodSpec {
 }
 
 fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
-    let mut sa = "default".to_string();
-    let mut ports = Vec::new();
-    let mut sidecar_ports = Vec::new();
-    let mut host_network = false;
-    let done = |sa, ports, sidecar_ports, host_network| PodSpec {
-        service_account: sa,
-        ports,
-        sidecar_ports,
-        host_network,
+    let mut out = PodSpec {
+        service_account: "default".to_string(),
+        ports: Vec::new(),
+        sidecar_ports: Vec::new(),
+        host_network: false,
     };
-    let Some(spec) = spec else {
-        return done(sa, ports, sidecar_ports, host_network);
-    };
-    let Some(f) = ctx.fields_loose(spec, path) else {
-        return done(sa, ports, sidecar_ports, host_network);
+    let Some(f) = spec.and_then(|spec| ctx.fields_loose(spec, path)) else {
+        return out;
     };
     if let Some(s) = f
         .get("serviceAccountName")
@@ -161,12 +154,12 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
     {
         if let Some(v) = ctx.string(s, &format!("{path}.serviceAccountName")) {
             if !v.is_empty() {
-                sa = v;
+                out.service_account = v;
             }
         }
     }
     if let Some(h) = f.get("hostNetwork") {
-        host_network = ctx
+        out.host_network = ctx
             .boolean(h, &format!("{path}.hostNetwork"))
             .unwrap_or(false);
     }
@@ -264,15 +257,15 @@ fn pod_spec(ctx: &mut Ctx, spec: Option<&Node>, path: &str) -> PodSpec {
                     protocol,
                 };
                 match list {
-                    "containers" => ports.push(port),
-                    _ if sidecar => sidecar_ports.push(port),
+                    "containers" => out.ports.push(port),
+                    _ if sidecar => out.sidecar_ports.push(port),
                     // An ordinary init container has exited before traffic flows.
                     _ => {}
                 }
             }
         }
     }
-    done(sa, ports, sidecar_ports, host_network)
+    out
 }
 
 /// Why the API server refuses `name` as a container port name
