@@ -117,3 +117,26 @@ fn init_and_sidecar_container_ports_are_not_named_ports() {
         "{out}"
     );
 }
+
+#[test]
+fn an_invalid_container_port_name_is_an_input_error() {
+    // The API server refuses the pod; verdict reports where and exits 2,
+    // after analysing the rest.
+    let dir = common::tmp("bad-port-name");
+    let file = dir.join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\nspec:\n  containers:\n  - name: c\n    ports: [{name: HTTP, containerPort: 80}]\n",
+    )
+    .unwrap();
+    let o = verdict(&["policy", "shop/pod/web", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("shop/pod/web\n"), "{}", stdout(&o));
+    assert!(
+        common::stderr(&o).contains(
+            "`spec.containers[0].ports[0].name` `HTTP` is not a valid port name: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
+        ),
+        "{}",
+        common::stderr(&o)
+    );
+}
