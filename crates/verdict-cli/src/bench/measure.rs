@@ -119,7 +119,9 @@ fn children_max_rss_kib() -> u64 {
 }
 
 /// The baseline: read each file and parse it as users' input is parsed
-/// (YAML documents; `.jsonl` files as Hubble flow lines), nothing more.
+/// (YAML documents; `.jsonl` files as Hubble flow lines), nothing more, on
+/// one thread: the yardstick is the parser's own cost, whatever the
+/// commands do with the machine's other cores.
 pub fn parse_only(files: &[PathBuf]) -> Result<u8, String> {
     use std::io::BufReader;
     use verdict_core::flows::{parse_line, Lines};
@@ -136,7 +138,7 @@ pub fn parse_only(files: &[PathBuf]) -> Result<u8, String> {
             std::hint::black_box(n);
         } else {
             let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            std::hint::black_box(verdict_core::yaml::parse_documents(&text));
+            std::hint::black_box(verdict_core::yaml::parse_sequential(&text));
         }
     }
     Ok(0)

@@ -12,6 +12,8 @@
 //! (`<<: *anchor`, `<<: [*a, *b]`) copy the keys of the merged mappings that
 //! the mapping does not write itself, earlier merges winning over later ones.
 
+mod pieces;
+
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::HashMap;
 
@@ -59,10 +61,12 @@ pub enum Document {
 
 const NODE_BUDGET: usize = 2_000_000;
 
-fn pos_of(span: &Span) -> Pos {
+/// A position from the parser's 1-based line (plus the lines of the text
+/// before the piece being parsed) and 0-based column.
+fn pos_at(line: usize, col: usize, line_offset: usize) -> Pos {
     Pos {
-        line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
-        col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+        line: u32::try_from(line.saturating_add(line_offset)).unwrap_or(u32::MAX),
+        col: u32::try_from(col + 1).unwrap_or(u32::MAX),
     }
 }
 
@@ -106,6 +110,9 @@ impl Builder {
     /// Resolves a finished mapping: duplicate keys (reported, the last value
     /// kept) and merge keys (explicit keys win, earlier merges win).
     fn finish_map(&mut self, items: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+        if Self::plain_map(&items) {
+            return items;
+        }
         let mut explicit: Vec<(Node, Node)> = Vec::with_capacity(items.len());
         let mut first_line: HashMap<String, u32> = HashMap::new();
         let mut merges: Vec<Node> = Vec::new();
@@ -178,6 +185,23 @@ impl Builder {
         explicit
     }
 
+    /// Whether a mapping has neither merge keys nor duplicate keys (the
+    /// common case, left as it is): compared pairwise when small, through a
+    /// sorted list of the key texts otherwise.
+    fn plain_map(items: &[(Node, Node)]) -> bool {
+        if items.iter().any(|(k, _)| is_merge_key(k)) {
+            return false;
+        }
+        if items.len() <= 16 {
+            return items.iter().enumerate().all(|(i, (k, _))| {
+                key_text(k).is_none_or(|t| items[..i].iter().all(|(e, _)| key_text(e) != Some(t)))
+            });
+        }
+        let mut texts: Vec<&str> = items.iter().filter_map(|(k, _)| key_text(k)).collect();
+        texts.sort_unstable();
+        texts.windows(2).all(|w| w[0] != w[1])
+    }
+
     fn count(node: &Node) -> usize {
         match &node.value {
             Value::Seq(items) => 1 + items.iter().map(Self::count).sum::<usize>(),
@@ -219,7 +243,56 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
 
 /// Like [`parse_documents`], with the problems that did not stop a document
 /// from being read (duplicate keys, bad merge keys), in text order.
+///
+/// A large text is cut at document separators (a line that is `---`, as
+/// kubectl's YAML reader cuts a stream) and its pieces are parsed on
+/// separate threads; the result is that of one sequential parse
+/// ([`parse_sequential`]), which is used instead whenever a piece other
+/// than the last ends in a syntax error (the parser might have resumed
+/// differently across the cut) or the text holds directives (`%YAML`,
+/// which belong to the document after them).
 pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let pieces = pieces::pieces(text, threads);
+    if pieces.len() < 2 {
+        return parse_sequential(text);
+    }
+    let parsed: Option<Vec<(Vec<Document>, Vec<Issue>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|&(start, end, lines_before)| {
+                scope.spawn(move || parse_piece(&text[start..end], lines_before))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    let Some(parsed) = parsed else {
+        return parse_sequential(text);
+    };
+    let last = parsed.len() - 1;
+    let clean = parsed[..last]
+        .iter()
+        .all(|(docs, _)| !matches!(docs.last(), Some(Document::Err { .. })));
+    if !clean {
+        return parse_sequential(text);
+    }
+    let mut docs = Vec::with_capacity(parsed.iter().map(|(d, _)| d.len()).sum());
+    let mut issues = Vec::new();
+    for (mut d, mut i) in parsed {
+        docs.append(&mut d);
+        issues.append(&mut i);
+    }
+    (docs, issues)
+}
+
+/// [`parse_with_issues`] on one thread, the whole text as one stream.
+pub fn parse_sequential(text: &str) -> (Vec<Document>, Vec<Issue>) {
+    parse_piece(text, 0)
+}
+
+/// Parses one piece of a text; `lines_before` is added to every line.
+fn parse_piece(text: &str, lines_before: usize) -> (Vec<Document>, Vec<Issue>) {
+    let pos_of = |span: &Span| pos_at(span.start.line(), span.start.col(), lines_before);
     let mut out = Vec::new();
     let mut issues: Vec<Issue> = Vec::new();
     let mut parser = Parser::new_from_str(text);
@@ -234,10 +307,7 @@ pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
             Some(Err(e)) => {
                 let m = e.marker();
                 out.push(Document::Err {
-                    pos: Pos {
-                        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
-                        col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
-                    },
+                    pos: pos_at(m.line(), m.col(), lines_before),
                     message: e.info().to_string(),
                 });
                 issues.append(&mut b.issues);
