@@ -111,6 +111,8 @@ impl Builder {
     /// kept) and merge keys (explicit keys win, earlier merges win).
     fn finish_map(&mut self, items: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
         if Self::plain_map(&items) {
+            let mut items = items;
+            items.shrink_to_fit();
             return items;
         }
         let mut explicit: Vec<(Node, Node)> = Vec::with_capacity(items.len());
