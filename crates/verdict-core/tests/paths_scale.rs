@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use verdict_core::engine::{Engine, Reason};
 use verdict_core::ingest::{ClusterConfig, Inventory};
-use verdict_core::paths::{paths, PathOptions, PathsReport, PodPath};
+use verdict_core::paths::{paths, paths_on, PathOptions, PathsReport, PodPath};
 use verdict_core::policy::Direction;
 use verdict_core::routes::Routing;
 use verdict_core::side::{LIST_MAX, LIST_SHOWN};
@@ -171,4 +171,53 @@ fn pods_of_one_identity_are_one_text_block() {
         "{}\n",
         verdict_core::paths_render::summary_text(&report.summary)
     )));
+}
+
+/// Entry points are followed on several threads when the input is large;
+/// the report must be the one a single thread writes: entry points in
+/// input order (Gateways, then Ingresses), rule lists numbered in order of
+/// first use, every check's numbers pointing at its own lists.
+#[test]
+fn paths_on_any_number_of_threads_is_the_same_report() {
+    let mut text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+        pods: 2000,
+        policies: 200,
+        seed: 42,
+    });
+    for n in 0..4 {
+        text.push_str(&format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: ns-{n}\nspec:\n  ingressClassName: cilium\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: app-{n}\n                port:\n                  number: 80\n"
+        ));
+    }
+    let mut inv = Inventory::new(ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..ClusterConfig::default()
+    });
+    inv.load_text("synthetic.yaml", &text);
+    inv.complete_namespaces();
+    let routing = Routing::from_inventory(&inv);
+    assert!(routing.gateways.len() > 4 && routing.ingresses.len() == 4);
+    let engine = Engine::new(&inv);
+    let opts = PathOptions::default();
+    let one = paths_on(&engine, &routing, &opts, 1);
+    assert!(one.rule_lists.len() > 2, "{}", one.rule_lists.len());
+    let kinds: BTreeSet<&str> = one
+        .entry_points
+        .iter()
+        .map(|e| e.object.kind.as_str())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["Gateway", "Ingress"]));
+    let json = serde_json::to_string(&one).unwrap();
+    for threads in [2, 3, 7] {
+        let many = paths_on(&engine, &routing, &opts, threads);
+        assert_eq!(
+            serde_json::to_string(&many).unwrap(),
+            json,
+            "{threads} threads"
+        );
+    }
+    assert_eq!(
+        serde_json::to_string(&paths(&engine, &routing, &opts)).unwrap(),
+        json
+    );
 }

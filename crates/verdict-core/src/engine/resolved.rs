@@ -835,6 +835,9 @@ fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
     for (e, o) in out.iter_mut().zip(origins) {
         e.origins = Arc::from(o);
     }
+    // Maps of every identity stay alive together (matrix, diff, report):
+    // no room left for the entries merged away.
+    out.shrink_to_fit();
     out
 }
 
