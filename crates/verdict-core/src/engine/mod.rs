@@ -190,7 +190,35 @@ impl<'a> Engine<'a> {
                 generated: &generated,
             })));
         }
-        let distinct: BTreeSet<&LabelSet> = label_sets.iter().flatten().collect();
+        // Distinct label sets found by hashing, then only they are sorted
+        // (identities are numbered in label order); `slot` remembers each
+        // endpoint's set so that it is not looked up again.
+        let mut slots: rustc_hash::FxHashMap<&LabelSet, usize> = Default::default();
+        let mut distinct: Vec<&LabelSet> = Vec::new();
+        let slot: Vec<Option<usize>> = label_sets
+            .iter()
+            .map(|ls| {
+                ls.as_ref().map(|ls| {
+                    *slots.entry(ls).or_insert_with(|| {
+                        distinct.push(ls);
+                        distinct.len() - 1
+                    })
+                })
+            })
+            .collect();
+        drop(slots);
+        let mut order: Vec<usize> = (0..distinct.len()).collect();
+        order.sort_unstable_by(|&a, &b| distinct.get(a).cmp(&distinct.get(b)));
+        let mut rank = vec![0usize; distinct.len()];
+        for (r, &d) in order.iter().enumerate() {
+            if let Some(x) = rank.get_mut(d) {
+                *x = r;
+            }
+        }
+        let distinct: Vec<&LabelSet> = order
+            .iter()
+            .filter_map(|&d| distinct.get(d).copied())
+            .collect();
         let mut identities = Vec::with_capacity(distinct.len() + 16);
         let mut by_labels = HashMap::with_capacity(distinct.len() + 16);
         for (i, ls) in distinct.into_iter().enumerate() {
@@ -210,11 +238,11 @@ impl<'a> Engine<'a> {
         let host_idx = by_labels
             .get(&LabelSet::new(vec![crate::labels::Label::reserved("host")]))
             .copied();
-        let endpoints: Vec<Option<Endpoint>> = label_sets
+        let endpoints: Vec<Option<Endpoint>> = slot
             .iter()
             .enumerate()
-            .map(|(w, ls)| match ls {
-                Some(ls) => by_labels.get(ls).map(|&identity| Endpoint {
+            .map(|(w, slot)| match slot {
+                Some(d) => rank.get(*d).map(|&identity| Endpoint {
                     workload: w,
                     identity,
                 }),
