@@ -158,38 +158,7 @@ pub struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     pub fn new(inv: &'a Inventory) -> Engine<'a> {
-        let mut label_sets: Vec<Option<LabelSet>> = Vec::with_capacity(inv.workloads.len());
-        let empty = BTreeMap::new();
-        let named_ports = inv.cluster.named_ports_in_identity();
-        for w in &inv.workloads {
-            if w.host_network {
-                label_sets.push(None);
-                continue;
-            }
-            let ns_labels = inv
-                .namespaces
-                .get(&w.namespace)
-                .map(|n| &n.labels)
-                .unwrap_or(&empty);
-            let generated = if named_ports {
-                named_ports_labels(
-                    w.ports
-                        .iter()
-                        .filter_map(|p| Some((p.name.as_deref()?, p.protocol, p.port))),
-                )
-            } else {
-                Vec::new()
-            };
-            label_sets.push(Some(pod_identity_labels(&PodLabels {
-                namespace: &w.namespace,
-                labels: &w.labels,
-                namespace_labels: ns_labels,
-                service_account: &w.service_account,
-                cluster: &inv.cluster.name,
-                filter: LabelFilter::of(&inv.cluster),
-                generated: &generated,
-            })));
-        }
+        let label_sets = endpoint_label_sets(inv);
         // Distinct label sets found by hashing, then only they are sorted
         // (identities are numbered in label order); `slot` remembers each
         // endpoint's set so that it is not looked up again.
@@ -958,4 +927,60 @@ pub fn cidr_peer_matches(cidr: &Cidr, except: &[Cidr], id: &Identity, dual_stack
         }
         _ => false,
     }
+}
+
+/// Below this many workloads, one thread computes their identity labels.
+const PARALLEL_WORKLOADS: usize = 20_000;
+
+/// Every workload's identity labels (`None` for host-network pods, which
+/// are the host), on the machine's threads for large inputs.
+fn endpoint_label_sets(inv: &Inventory) -> Vec<Option<LabelSet>> {
+    let empty = BTreeMap::new();
+    let named_ports = inv.cluster.named_ports_in_identity();
+    let filter = LabelFilter::of(&inv.cluster);
+    let labels_of = |w: &crate::ingest::Workload| -> Option<LabelSet> {
+        if w.host_network {
+            return None;
+        }
+        let ns_labels = inv
+            .namespaces
+            .get(&w.namespace)
+            .map(|n| &n.labels)
+            .unwrap_or(&empty);
+        let generated = if named_ports {
+            named_ports_labels(
+                w.ports
+                    .iter()
+                    .filter_map(|p| Some((p.name.as_deref()?, p.protocol, p.port))),
+            )
+        } else {
+            Vec::new()
+        };
+        Some(pod_identity_labels(&PodLabels {
+            namespace: &w.namespace,
+            labels: &w.labels,
+            namespace_labels: ns_labels,
+            service_account: &w.service_account,
+            cluster: &inv.cluster.name,
+            filter,
+            generated: &generated,
+        }))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads < 2 || inv.workloads.len() < PARALLEL_WORKLOADS {
+        return inv.workloads.iter().map(labels_of).collect();
+    }
+    let chunk = inv.workloads.len().div_ceil(threads);
+    let labels_of = &labels_of;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inv
+            .workloads
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(labels_of).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }

@@ -5,7 +5,7 @@
 
 use super::{Inventory, Namespace};
 use crate::source::{Diagnostic, Location, ObjectRef, Severity};
-use std::collections::BTreeMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 fn duplicate(object: &ObjectRef, dropped: &Location, kept: &Location) -> Diagnostic {
     Diagnostic {
@@ -26,28 +26,35 @@ fn dedup<T>(
     key: impl Fn(&T) -> (&ObjectRef, &Location),
     diags: &mut Vec<Diagnostic>,
 ) {
-    let mut last: BTreeMap<ObjectRef, Location> = BTreeMap::new();
-    for it in items.iter() {
-        let (o, l) = key(it);
-        match last.get_mut(o) {
-            Some(e) if *e < *l => *e = l.clone(),
-            Some(_) => {}
-            None => {
-                last.insert(o.clone(), l.clone());
+    let keep: Vec<bool> = {
+        let mut last: FxHashMap<&ObjectRef, &Location> = FxHashMap::default();
+        for it in items.iter() {
+            let (o, l) = key(it);
+            let e = last.entry(o).or_insert(l);
+            if *e < l {
+                *e = l;
             }
         }
-    }
-    let mut kept: BTreeMap<ObjectRef, ()> = BTreeMap::new();
-    items.retain(|it| {
-        let (o, l) = key(it);
-        match last.get(o) {
-            Some(max) if max != l => {
-                diags.push(duplicate(o, l, max));
-                false
-            }
-            _ => kept.insert(o.clone(), ()).is_none(),
+        if last.len() == items.len() {
+            return;
         }
-    });
+        let mut kept: FxHashSet<&ObjectRef> = FxHashSet::default();
+        items
+            .iter()
+            .map(|it| {
+                let (o, l) = key(it);
+                match last.get(o) {
+                    Some(&max) if max != l => {
+                        diags.push(duplicate(o, l, max));
+                        false
+                    }
+                    _ => kept.insert(o),
+                }
+            })
+            .collect()
+    };
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(true));
 }
 
 impl Inventory {
