@@ -89,7 +89,7 @@ struct Side {
 #[derive(Default)]
 struct Interner {
     lists: Vec<Arc<[String]>>,
-    ids: HashMap<Arc<[String]>, usize>,
+    ids: FxHashMap<Arc<[String]>, usize>,
     /// The same lists by address: a subject's complete list is one
     /// `Arc` shared by all its decisions, found without hashing its names.
     by_address: FxHashMap<(usize, usize), usize>,
@@ -227,16 +227,16 @@ struct Ctx<'e, 'a> {
     /// listeners, TCP otherwise).
     proto: std::cell::Cell<Protocol>,
     /// (namespace, name) -> the first Service of that name.
-    services: HashMap<(&'e str, &'e str), &'e Service>,
+    services: FxHashMap<(&'e str, &'e str), &'e Service>,
     /// Namespace -> its workloads, in input order.
-    workloads: HashMap<&'e str, Vec<&'e Workload>>,
+    workloads: FxHashMap<&'e str, Vec<&'e Workload>>,
     /// Side decisions per identity pair and port: the replicas of a
     /// workload (one identity) share them.
-    decided: RefCell<HashMap<SideKey, (Arc<Decided>, Lists)>>,
+    decided: RefCell<FxHashMap<SideKey, (Arc<Decided>, Lists)>>,
     /// The rule lists of the report.
     lists: RefCell<Interner>,
     /// Classes of backend pods ([`PodPath::class`]).
-    classes: RefCell<HashMap<ClassKey, usize>>,
+    classes: RefCell<FxHashMap<ClassKey, usize>>,
     /// Near misses per side and Service ports of the destination.
     near: RefCell<NearMisses>,
     /// The peer-free facts of each known subject identity's side.
@@ -244,7 +244,7 @@ struct Ctx<'e, 'a> {
 }
 
 /// Near misses per side key and Service ports of the destination.
-type NearMisses = HashMap<(SideKey, Vec<u16>), Vec<NearMiss>>;
+type NearMisses = FxHashMap<(SideKey, Vec<u16>), Vec<NearMiss>>;
 
 /// What a side decision depends on: the two identities (by index), the
 /// direction, the flow's protocol and port, whether the subject enforces,

@@ -221,13 +221,13 @@ pub(super) struct Part {
 
 /// Follows the paths of `units` with one context (one set of memos).
 fn part(engine: &Engine, routing: &Routing, opts: &PathOptions, units: &[(Unit, usize)]) -> Part {
-    let mut services: HashMap<(&str, &str), &Service> = HashMap::new();
+    let mut services: FxHashMap<(&str, &str), &Service> = FxHashMap::default();
     for s in &engine.inv.services {
         services
             .entry((s.namespace.as_str(), s.object.name.as_str()))
             .or_insert(s);
     }
-    let mut workloads: HashMap<&str, Vec<&Workload>> = HashMap::new();
+    let mut workloads: FxHashMap<&str, Vec<&Workload>> = FxHashMap::default();
     for w in &engine.inv.workloads {
         workloads.entry(w.namespace.as_str()).or_default().push(w);
     }
@@ -238,10 +238,10 @@ fn part(engine: &Engine, routing: &Routing, opts: &PathOptions, units: &[(Unit, 
         proto: std::cell::Cell::new(Protocol::Tcp),
         services,
         workloads,
-        decided: RefCell::new(HashMap::new()),
+        decided: RefCell::new(FxHashMap::default()),
         lists: RefCell::new(Interner::new()),
-        classes: RefCell::new(HashMap::new()),
-        near: RefCell::new(HashMap::new()),
+        classes: RefCell::new(FxHashMap::default()),
+        near: RefCell::new(FxHashMap::default()),
         subjects: RefCell::new(FxHashMap::default()),
     };
     let mut out = Part {
