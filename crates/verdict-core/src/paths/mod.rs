@@ -238,6 +238,8 @@ struct Ctx<'e, 'a> {
     near: RefCell<NearMisses>,
     /// The peer-free facts of each known subject identity's side.
     subjects: RefCell<FxHashMap<(usize, Direction), Rc<SideContext<'a>>>>,
+    /// Whether denied checks get their near misses ([`paths_decisions`]: no).
+    near_misses: bool,
 }
 
 /// Near misses per side key and Service ports of the destination.
@@ -515,7 +517,7 @@ impl<'a> Ctx<'_, 'a> {
             None => fresh(),
         };
         let v = engine.explain(&decided, subject, peer, proto, port);
-        if v.reason != crate::engine::Reason::DefaultDeny {
+        if v.reason != crate::engine::Reason::DefaultDeny || !self.near_misses {
             return Side {
                 v,
                 near: Vec::new(),
@@ -677,6 +679,22 @@ fn included(opts: &PathOptions, route: &ObjectRef, backend_ns: &str) -> bool {
 
 /// Computes every path.
 pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
+    paths_with(engine, routing, opts, true)
+}
+
+/// [`paths`] without near misses (every check's `near_miss` empty): the
+/// same paths and decisions, without the search for what almost matched
+/// (`verdict diff` reads only decisions until a path changes).
+pub fn paths_decisions(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
+    paths_with(engine, routing, opts, false)
+}
+
+fn paths_with(
+    engine: &Engine,
+    routing: &Routing,
+    opts: &PathOptions,
+    near_misses: bool,
+) -> PathsReport {
     let mut services: HashMap<(&str, &str), &Service> = HashMap::new();
     for s in &engine.inv.services {
         services
@@ -699,6 +717,7 @@ pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsRep
         classes: RefCell::new(HashMap::new()),
         near: RefCell::new(HashMap::new()),
         subjects: RefCell::new(FxHashMap::default()),
+        near_misses,
     };
     let mut entry_points = Vec::new();
     let mut findings = Vec::new();
