@@ -1142,10 +1142,13 @@ pub fn diff(
             git_inventory(new, git_paths, cluster)?,
         )
     } else {
-        (
-            load::inventory(&[PathBuf::from(old)], cluster.clone())?,
-            load::inventory(&[PathBuf::from(new)], cluster)?,
-        )
+        // The two inputs load on two threads (errors as if one after the
+        // other: the old input's first).
+        let (a, b) = both(
+            || load::inventory(&[PathBuf::from(old)], cluster.clone()),
+            || load::inventory(&[PathBuf::from(new)], cluster.clone()),
+        );
+        (a?, b?)
     };
     load::report(&a, verbose);
     load::report(&b, verbose);

@@ -55,10 +55,13 @@ pub fn changed_matrices(old: &Engine, new: &Engine) -> (Matrix, Matrix) {
         Some((ro, rn)) => (Some(ro), Some(rn)),
         None => (None, None),
     };
-    let mo = restricted(old, &lo, ro.as_ref());
-    drop((lo, ro));
-    let mn = restricted(new, &ln, rn.as_ref());
-    (mo, mn)
+    // The trimmed maps are small: both matrices at once.
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| restricted(new, &ln, rn.as_ref()));
+        let mo = restricted(old, &lo, ro.as_ref());
+        let mn = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (mo, mn)
+    })
 }
 
 /// The matrix of the pairs `r` marks (every pair without `r`), from maps
