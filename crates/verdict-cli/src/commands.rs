@@ -1128,7 +1128,7 @@ pub fn diff(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::diff::{diff as compute, path_changes, policy_changes};
-    use verdict_core::paths::{paths as routes_paths, PathOptions};
+    use verdict_core::paths::{paths as routes_paths, paths_decisions, PathOptions};
     use verdict_core::routes::Routing;
     let (a, b) = if !cluster_base.is_empty() {
         // The live state, and the live state overlaid with the manifests.
@@ -1142,10 +1142,13 @@ pub fn diff(
             git_inventory(new, git_paths, cluster)?,
         )
     } else {
-        (
-            load::inventory(&[PathBuf::from(old)], cluster.clone())?,
-            load::inventory(&[PathBuf::from(new)], cluster)?,
-        )
+        // The two inputs load on two threads (errors as if one after the
+        // other: the old input's first).
+        let (a, b) = both(
+            || load::inventory(&[PathBuf::from(old)], cluster.clone()),
+            || load::inventory(&[PathBuf::from(new)], cluster.clone()),
+        );
+        (a?, b?)
     };
     load::report(&a, verbose);
     load::report(&b, verbose);
@@ -1156,12 +1159,24 @@ pub fn diff(
     let (ma, mb) = verdict_core::matrix_delta::changed_matrices(&ea, &eb);
     let mut d = compute(&ma, &mb, policy_changes(&a, &b));
     drop((ma, mb));
-    // The paths of `verdict paths` on both sides (clients: world).
+    // The paths of `verdict paths` on both sides (clients: world): first
+    // without near misses (they change no decision); only when a path
+    // changed, again with them, for the changed paths' reasons.
+    let (ra, rb) = (Routing::from_inventory(&a), Routing::from_inventory(&b));
+    let opts = PathOptions::default();
     let (pa, pb) = both(
-        || routes_paths(&ea, &Routing::from_inventory(&a), &PathOptions::default()),
-        || routes_paths(&eb, &Routing::from_inventory(&b), &PathOptions::default()),
+        || paths_decisions(&ea, &ra, &opts),
+        || paths_decisions(&eb, &rb, &opts),
     );
     d.paths = path_changes(&pa, &pb);
+    drop((pa, pb));
+    if !d.paths.is_empty() {
+        let (pa, pb) = both(
+            || routes_paths(&ea, &ra, &opts),
+            || routes_paths(&eb, &rb, &opts),
+        );
+        d.paths = path_changes(&pa, &pb);
+    }
     match output {
         crate::DiffFormat::Text => {
             print_wrapped(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?

@@ -610,3 +610,57 @@ spec: {containers: [{name: c, image: x, ports: [{name: http, containerPort: 80}]
         );
     }
 }
+
+/// `paths_decisions` (diff's first pass) is `paths` without near misses:
+/// the same report once every check's near misses are cleared, on a
+/// scenario with a near miss and on a synthetic cluster.
+#[test]
+fn paths_decisions_is_paths_without_near_misses() {
+    use verdict_core::paths::paths_decisions;
+    let broken = POLICIES.replace("port: \"8080\"", "port: \"80\"");
+    let synthetic = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+        pods: 2000,
+        policies: 200,
+        seed: 42,
+    });
+    let inputs = [
+        route("shop", "a.example.com", "shop", 80) + &broken,
+        synthetic,
+    ];
+    let mut near = 0;
+    for (i, text) in inputs.iter().enumerate() {
+        let mut inv = Inventory::new(ClusterConfig {
+            enable_k8s_cluster_network_policy: i == 1,
+            ..ClusterConfig::default()
+        });
+        if i == 0 {
+            inv.load_text("app.yaml", APP);
+        }
+        inv.load_text("extra.yaml", text);
+        inv.complete_namespaces();
+        let routing = Routing::from_inventory(&inv);
+        let engine = Engine::new(&inv);
+        let opts = PathOptions::default();
+        let mut full = paths(&engine, &routing, &opts);
+        for ep in &mut full.entry_points {
+            for r in &mut ep.routes {
+                for b in &mut r.backends {
+                    for p in &mut b.paths {
+                        for h in &mut p.hops {
+                            for c in &mut h.checks {
+                                near += c.near_miss.len();
+                                c.near_miss.clear();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let decisions = paths_decisions(&engine, &routing, &opts);
+        assert_eq!(
+            serde_json::to_string(&full).unwrap(),
+            serde_json::to_string(&decisions).unwrap()
+        );
+    }
+    assert!(near > 0, "no near miss to leave out");
+}

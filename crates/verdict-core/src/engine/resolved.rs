@@ -939,74 +939,151 @@ pub fn resolve_all_with<'a>(
     threads: usize,
     extra: &[Party],
 ) -> Vec<ResolvedPolicy<'a>> {
-    let mut resolver = Resolver::new(engine);
-    let mut by_identity: Vec<Vec<&Rule>> = vec![Vec::new(); engine.identities.len()];
-    let all_rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
-    for r in &all_rules {
-        if let crate::policy::Subject::Endpoints(sel) = &r.subject {
-            for &i in resolver.cache.select(sel) {
-                let is_host = engine
-                    .identities
-                    .get(i as usize)
-                    .and_then(Identity::reserved_name)
-                    == Some("host");
-                if let (false, Some(v)) = (is_host, by_identity.get_mut(i as usize)) {
-                    v.push(*r);
+    let plan = Plan::new(engine, extra);
+    plan.map_all(threads, || (), |(), pi| plan.build(pi))
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The maps [`resolve_all_with`] builds, before building them: the
+/// subjects (one representative endpoint per identity, then the `extra`
+/// parties), each with its selecting rules, and the one resolution they are
+/// built from. `verdict diff` builds them one at a time, or trimmed.
+pub struct Plan<'e, 'a> {
+    resolver: Resolver<'e, 'a>,
+    subjects: Vec<(Party, Vec<&'a Rule>)>,
+    /// Rule entries summed over the endpoint subjects ([`PARALLEL_WORK`]).
+    work: usize,
+}
+
+impl<'e, 'a> Plan<'e, 'a> {
+    pub fn new(engine: &'e Engine<'a>, extra: &[Party]) -> Plan<'e, 'a> {
+        let mut resolver = Resolver::new(engine);
+        let mut by_identity: Vec<Vec<&Rule>> = vec![Vec::new(); engine.identities.len()];
+        let all_rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
+        for r in &all_rules {
+            if let crate::policy::Subject::Endpoints(sel) = &r.subject {
+                for &i in resolver.cache.select(sel) {
+                    let is_host = engine
+                        .identities
+                        .get(i as usize)
+                        .and_then(Identity::reserved_name)
+                        == Some("host");
+                    if let (false, Some(v)) = (is_host, by_identity.get_mut(i as usize)) {
+                        v.push(*r);
+                    }
                 }
             }
         }
-    }
-    resolver.prepare_rules(&all_rules);
-    resolver.finalize();
-    let mut seen = vec![false; engine.identities.len()];
-    let mut subjects: Vec<(Party, &Vec<&Rule>)> = Vec::new();
-    for ep in engine.endpoints.iter().flatten() {
-        if seen.get(ep.identity).copied().unwrap_or(true) {
-            continue;
+        resolver.prepare_rules(&all_rules);
+        resolver.finalize();
+        let mut seen = vec![false; engine.identities.len()];
+        let mut subjects: Vec<(Party, Vec<&Rule>)> = Vec::new();
+        for ep in engine.endpoints.iter().flatten() {
+            if seen.get(ep.identity).copied().unwrap_or(true) {
+                continue;
+            }
+            if let Some(s) = seen.get_mut(ep.identity) {
+                *s = true;
+            }
+            let (Some(w), Some(id), Some(rules)) = (
+                engine.inv.workloads.get(ep.workload),
+                engine.identities.get(ep.identity),
+                by_identity.get_mut(ep.identity),
+            ) else {
+                continue;
+            };
+            let party = Party {
+                name: format!("{}/{}", w.namespace, w.object.name),
+                identity: id.clone(),
+                ports: w.ports.clone(),
+                enforced: true,
+            };
+            subjects.push((party, std::mem::take(rules)));
         }
-        if let Some(s) = seen.get_mut(ep.identity) {
-            *s = true;
-        }
-        let (Some(w), Some(id), Some(rules)) = (
-            engine.inv.workloads.get(ep.workload),
-            engine.identities.get(ep.identity),
-            by_identity.get(ep.identity),
-        ) else {
-            continue;
-        };
-        let party = Party {
-            name: format!("{}/{}", w.namespace, w.object.name),
-            identity: id.clone(),
-            ports: w.ports.clone(),
-            enforced: true,
-        };
-        subjects.push((party, rules));
-    }
-    let work: usize = subjects
-        .iter()
-        .map(|(_, rules)| rules.iter().map(|r| r.entries.len()).sum::<usize>())
-        .sum();
-    let threads = if work < PARALLEL_WORK {
-        1
-    } else {
-        threads.clamp(1, 64)
-    };
-    let chunk = subjects.len().div_ceil(threads).max(1);
-    let resolver = &resolver;
-    let mut out: Vec<ResolvedPolicy<'a>> = if threads == 1 {
-        subjects
+        let work: usize = subjects
             .iter()
-            .map(|(p, rules)| resolver.build(p, rules))
-            .collect()
-    } else {
+            .map(|(_, rules)| rules.iter().map(|r| r.entries.len()).sum::<usize>())
+            .sum();
+        for p in extra {
+            let rules: Vec<&Rule> = engine.selecting_rules(&p.identity).collect();
+            subjects.push((p.clone(), rules));
+        }
+        Plan {
+            resolver,
+            subjects,
+            work,
+        }
+    }
+
+    /// How many maps (subjects).
+    pub fn len(&self) -> usize {
+        self.subjects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty()
+    }
+
+    /// The names every map carries (`None` without subjects, as a slice
+    /// of no maps has none).
+    pub fn names(&self) -> Option<&PeerNames> {
+        (!self.subjects.is_empty()).then_some(&*self.resolver.names)
+    }
+
+    /// The identity index of map `pi` ([`ResolvedPolicy::index`]).
+    pub fn index(&self, pi: usize) -> Option<u32> {
+        let (p, _) = self.subjects.get(pi)?;
+        self.resolver
+            .by_id
+            .get(&p.identity.id)
+            .map(|&i| index_u32(i))
+    }
+
+    /// Map `pi` (see [`Resolver::build`]).
+    pub fn build(&self, pi: usize) -> Option<ResolvedPolicy<'a>> {
+        self.build_where(pi, |_, _, _| true)
+    }
+
+    /// Map `pi` with the rule entries `keep` accepts (see
+    /// [`Resolver::build_where`]).
+    pub fn build_where(
+        &self,
+        pi: usize,
+        keep: impl Fn(Direction, &Entry, &PeerSet) -> bool,
+    ) -> Option<ResolvedPolicy<'a>> {
+        let (p, rules) = self.subjects.get(pi)?;
+        Some(self.resolver.build_where(p, rules, keep))
+    }
+
+    /// `f(state, pi)` for every map index, in order, on up to `threads`
+    /// threads when there is enough work (one `init()` state per thread).
+    pub fn map_all<S, T: Send>(
+        &self,
+        threads: usize,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, usize) -> T + Sync,
+    ) -> Vec<T> {
+        let threads = if self.work < PARALLEL_WORK {
+            1
+        } else {
+            threads.clamp(1, 64)
+        };
+        let all: Vec<usize> = (0..self.subjects.len()).collect();
+        if threads == 1 {
+            let mut st = init();
+            return all.into_iter().map(|pi| f(&mut st, pi)).collect();
+        }
+        let chunk = all.len().div_ceil(threads).max(1);
+        let (init, f) = (&init, &f);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = subjects
+            let handles: Vec<_> = all
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
-                        part.iter()
-                            .map(|(p, rules)| resolver.build(p, rules))
-                            .collect::<Vec<_>>()
+                        let mut st = init();
+                        part.iter().map(|&pi| f(&mut st, pi)).collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -1015,10 +1092,5 @@ pub fn resolve_all_with<'a>(
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         })
-    };
-    for p in extra {
-        let rules: Vec<&Rule> = engine.selecting_rules(&p.identity).collect();
-        out.push(resolver.build(p, &rules));
     }
-    out
 }

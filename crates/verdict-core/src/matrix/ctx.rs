@@ -5,7 +5,7 @@
 
 use crate::engine::{Decision, Engine};
 use crate::matrix::{node_matches, peer_of, MatrixOptions, Node, PortRange};
-use crate::peerset::{PeerRef, PeerSet};
+use crate::peerset::{PeerNames, PeerRef, PeerSet};
 use crate::policy::{Direction, Origin, Protocol};
 use crate::resolved::{decide, DirectionState, ResolvedPolicy, SetEntry};
 use rustc_hash::FxHashMap;
@@ -20,7 +20,7 @@ pub(crate) struct Side<'p, 'r> {
     pub(crate) by_set: Vec<(&'p PeerSet, Vec<&'p SetEntry<'r>>)>,
 }
 
-fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
+pub(crate) fn side<'p, 'r>(p: &'p ResolvedPolicy<'r>, dir: Direction) -> Side<'p, 'r> {
     let mut index: FxHashMap<*const PeerSet, usize> = FxHashMap::default();
     let mut by_set: Vec<(&PeerSet, Vec<&SetEntry>)> = Vec::new();
     for e in p.entries.iter().filter(|e| e.direction == dir) {
@@ -140,9 +140,41 @@ pub(crate) struct CellData {
 
 impl<'p, 'r> Ctx<'p, 'r> {
     pub(crate) fn new(engine: &Engine, policies: &'p [ResolvedPolicy<'r>]) -> Ctx<'p, 'r> {
+        let (nodes, host, n) = Self::nodes(engine, policies.first().map(ResolvedPolicy::names));
+        // The policy of each identity index, and its two sides.
+        let mut policy_of: Vec<Option<usize>> = vec![None; n];
+        for (pi, p) in policies.iter().enumerate() {
+            if let Some(slot) = p.index.and_then(|i| policy_of.get_mut(i as usize)) {
+                *slot = Some(pi);
+            }
+        }
+        Ctx {
+            policies,
+            ingress: policies
+                .iter()
+                .map(|p| side(p, Direction::Ingress))
+                .collect(),
+            egress: policies
+                .iter()
+                .map(|p| side(p, Direction::Egress))
+                .collect(),
+            nodes,
+            policy_of,
+            host,
+            n,
+        }
+    }
+
+    /// The node of every dense peer number, the host's peer number and
+    /// the number of identities, from the names the maps carry (`None`:
+    /// no maps).
+    pub(crate) fn nodes(
+        engine: &Engine,
+        names: Option<&PeerNames>,
+    ) -> (Vec<Option<Node>>, Option<u32>, usize) {
         let n = engine.identities.len();
-        let ncidr = policies.first().map_or(0, |p| p.names().cidr_count());
-        let host = policies.first().and_then(|p| p.names().host());
+        let ncidr = names.map_or(0, PeerNames::cidr_count);
+        let host = names.and_then(PeerNames::host);
         // Node of every peer.
         let mut nodes: Vec<Option<Node>> = vec![None; n + ncidr];
         for ep in engine.endpoints.iter().flatten() {
@@ -184,10 +216,9 @@ impl<'p, 'r> Ctx<'p, 'r> {
                 });
             }
         }
-        if let Some(p) = policies.first() {
+        if let Some(names) = names {
             for (c, slot) in nodes.iter_mut().skip(n).enumerate() {
-                let text = p
-                    .names()
+                let text = names
                     .cidr(u32::try_from(c).unwrap_or(u32::MAX))
                     .unwrap_or_default();
                 *slot = Some(Node {
@@ -197,28 +228,7 @@ impl<'p, 'r> Ctx<'p, 'r> {
                 });
             }
         }
-        // The policy of each identity index, and its two sides.
-        let mut policy_of: Vec<Option<usize>> = vec![None; n];
-        for (pi, p) in policies.iter().enumerate() {
-            if let Some(slot) = p.index.and_then(|i| policy_of.get_mut(i as usize)) {
-                *slot = Some(pi);
-            }
-        }
-        Ctx {
-            policies,
-            ingress: policies
-                .iter()
-                .map(|p| side(p, Direction::Ingress))
-                .collect(),
-            egress: policies
-                .iter()
-                .map(|p| side(p, Direction::Egress))
-                .collect(),
-            nodes,
-            policy_of,
-            host,
-            n,
-        }
+        (nodes, host, n)
     }
 
     pub(crate) fn is_host(&self, q: usize) -> bool {

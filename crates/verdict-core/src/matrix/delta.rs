@@ -22,36 +22,106 @@
 //! diff may differ in workloads and labels as well as in policies. When a
 //! node name stands for two peers of one input, the full matrices are
 //! computed.
+//!
+//! Memory: the sides are compared identity by identity (the old and the
+//! new map of one matched peer built, compared, dropped), and each input's
+//! matrix is then built alone, from maps trimmed to what the marked pairs
+//! read: a peer's egress side keeps every entry when its source role is
+//! marked, else only the entries whose sets hold a marked destination;
+//! its ingress side likewise (states always from all rules). A marked
+//! pair's cell reads its sides' entries holding its other end, which the
+//! trimmed maps keep, so every marked pair's cell is the full maps' cell;
+//! peers whose trimmed sides agree may share a class, and their marked
+//! pairs' cells agree as well (equal entries hold the marked other end).
 
 use crate::engine::Engine;
-use crate::matrix::{resolve_for_matrix, Ctx, Matrix, MatrixOptions, Side};
+use crate::matrix::{matrix_parties, side, threads, Ctx, Matrix, MatrixOptions, Node, Side};
 use crate::matrix_summary::{build, Restrict};
 use crate::peerset::PeerSet;
-use crate::resolved::SetEntry;
+use crate::policy::Direction;
+use crate::resolved::{Plan, SetEntry};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The matrices of `old` and `new`, each holding (at least) every pair
 /// whose cell may differ between them.
 pub fn changed_matrices(old: &Engine, new: &Engine) -> (Matrix, Matrix) {
-    let (po, pn) = (resolve_for_matrix(old), resolve_for_matrix(new));
-    let (co, cn) = (Ctx::new(old, &po), Ctx::new(new, &pn));
-    let opts = MatrixOptions::default();
-    let (ro, rn) = match marks(&co, &cn) {
+    let (lo, ln) = (
+        Plan::new(old, &matrix_parties(old)),
+        Plan::new(new, &matrix_parties(new)),
+    );
+    let (ro, rn) = match marks(old, &lo, new, &ln) {
         Some((ro, rn)) => (Some(ro), Some(rn)),
         None => (None, None),
     };
-    (
-        build(&co, &opts, ro.as_ref()).expand(),
-        build(&cn, &opts, rn.as_ref()).expand(),
-    )
+    // The trimmed maps are small: both matrices at once.
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| restricted(new, &ln, rn.as_ref()));
+        let mo = restricted(old, &lo, ro.as_ref());
+        let mn = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (mo, mn)
+    })
+}
+
+/// The matrix of the pairs `r` marks (every pair without `r`), from maps
+/// trimmed to the entries those pairs read.
+fn restricted(engine: &Engine, plan: &Plan, r: Option<&Restrict>) -> Matrix {
+    let opts = MatrixOptions::default();
+    let n = engine.identities.len();
+    // Marked peers of each role as bitsets over dense peer numbers.
+    let bits = |v: &[bool]| {
+        let mut out = vec![0u64; v.len().div_ceil(64)];
+        for (q, _) in v.iter().enumerate().filter(|(_, m)| **m) {
+            if let Some(w) = out.get_mut(q / 64) {
+                *w |= 1 << (q % 64);
+            }
+        }
+        out
+    };
+    let (srcs, dsts) = r.map_or((Vec::new(), Vec::new()), |r| (bits(&r.src), bits(&r.dst)));
+    let has = |b: &[u64], q: usize| b.get(q / 64).is_some_and(|w| w & (1 << (q % 64)) != 0);
+    let holds = |b: &[u64], set: &PeerSet| {
+        set.identities().iter().any(|&i| has(b, i as usize))
+            || set.cidrs().iter().any(|&c| has(b, n + c as usize))
+    };
+    let maps = plan.map_all(
+        threads(),
+        std::cell::RefCell::<FxHashMap<(usize, bool), bool>>::default,
+        |memo, pi| {
+            let Some(r) = r else {
+                return plan.build(pi);
+            };
+            let i = plan.index(pi).map(|i| i as usize);
+            // An end of a marked pair reads its whole side.
+            let (whole_egress, whole_ingress) = match i {
+                Some(i) => (r.src(i), r.dst(i)),
+                None => (true, true),
+            };
+            plan.build_where(pi, |dir, _, set| {
+                let egress = dir == Direction::Egress;
+                if (egress && whole_egress) || (!egress && whole_ingress) {
+                    return true;
+                }
+                // Egress entries read for marked destinations, ingress
+                // entries for marked sources.
+                *memo
+                    .borrow_mut()
+                    .entry((std::ptr::from_ref(set) as usize, egress))
+                    .or_insert_with(|| holds(if egress { &dsts } else { &srcs }, set))
+            })
+        },
+    );
+    let maps: Vec<_> = maps.into_iter().flatten().collect();
+    let ctx = Ctx::new(engine, &maps);
+    build(&ctx, &opts, r).expand()
 }
 
 /// Per shown peer of a matrix: its index by node name (`None`: a name
 /// shared by two peers).
-fn by_name<'c>(c: &'c Ctx) -> Option<HashMap<&'c str, usize>> {
+fn by_name(nodes: &[Option<Node>]) -> Option<HashMap<&str, usize>> {
     let mut out = HashMap::new();
-    for (q, nd) in c.nodes.iter().enumerate() {
+    for (q, nd) in nodes.iter().enumerate() {
         if let Some(nd) = nd {
             if out.insert(nd.name.as_str(), q).is_some() {
                 return None;
@@ -71,6 +141,9 @@ struct Compare {
     /// New peer -> whether an old peer matches it.
     matched_new: Vec<bool>,
     sets: FxHashMap<(usize, usize), bool>,
+    /// The sets compared so far, kept alive: the memo is keyed by address
+    /// and maps are dropped after their comparison.
+    alive: Vec<Arc<PeerSet>>,
 }
 
 /// Members of a set as dense peer numbers (identities, then CIDR ranks
@@ -86,11 +159,8 @@ impl Compare {
     /// Whether two peer sets hold the same matched peers (a peer of one
     /// input only is marked in both roles, so its membership decides no
     /// compared pair).
-    fn same_set(&mut self, a: &PeerSet, b: &PeerSet) -> bool {
-        let key = (
-            std::ptr::from_ref(a) as usize,
-            std::ptr::from_ref(b) as usize,
-        );
+    fn same_set(&mut self, a: &Arc<PeerSet>, b: &Arc<PeerSet>) -> bool {
+        let key = (Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize);
         if let Some(&same) = self.sets.get(&key) {
             return same;
         }
@@ -104,6 +174,7 @@ impl Compare {
         y.sort_unstable();
         let same = x == y;
         self.sets.insert(key, same);
+        self.alive.extend([a.clone(), b.clone()]);
         same
     }
 }
@@ -145,10 +216,14 @@ impl Compare {
         {
             return false;
         }
-        for ((sa, ea), (sb, eb)) in a.by_set.iter().zip(&b.by_set) {
+        for ((_, ea), (_, eb)) in a.by_set.iter().zip(&b.by_set) {
+            // A group's entries share its set.
+            let (Some(xa), Some(xb)) = (ea.first(), eb.first()) else {
+                return false;
+            };
             if ea.len() != eb.len()
                 || !ea.iter().zip(eb).all(|(x, y)| same_entry(x, y))
-                || !self.same_set(sa, sb)
+                || !self.same_set(&xa.peers, &xb.peers)
             {
                 return false;
             }
@@ -157,11 +232,25 @@ impl Compare {
     }
 }
 
-/// The pairs to compute on each input (`None`: every pair).
-fn marks(co: &Ctx, cn: &Ctx) -> Option<(Restrict, Restrict)> {
-    let (no, nn) = (by_name(co)?, by_name(cn)?);
-    let mut to_new: Vec<Option<usize>> = vec![None; co.nodes.len()];
-    let mut matched_new = vec![false; cn.nodes.len()];
+/// Per dense peer number below `n`, the map (plan index) of that identity.
+fn policy_of(plan: &Plan, n: usize) -> Vec<Option<usize>> {
+    let mut out = vec![None; n];
+    for pi in 0..plan.len() {
+        if let Some(slot) = plan.index(pi).and_then(|i| out.get_mut(i as usize)) {
+            *slot = Some(pi);
+        }
+    }
+    out
+}
+
+/// The pairs to compute on each input (`None`: every pair), from the
+/// sides of each matched peer, compared one peer at a time.
+fn marks(old: &Engine, lo: &Plan, new: &Engine, ln: &Plan) -> Option<(Restrict, Restrict)> {
+    let (nodes_o, host_o, n_o) = Ctx::nodes(old, lo.names());
+    let (nodes_n, host_n, n_n) = Ctx::nodes(new, ln.names());
+    let (no, nn) = (by_name(&nodes_o)?, by_name(&nodes_n)?);
+    let mut to_new: Vec<Option<usize>> = vec![None; nodes_o.len()];
+    let mut matched_new = vec![false; nodes_n.len()];
     for (name, &q) in &no {
         if let Some(&q2) = nn.get(name) {
             if let (Some(slot), Some(m)) = (to_new.get_mut(q), matched_new.get_mut(q2)) {
@@ -172,27 +261,64 @@ fn marks(co: &Ctx, cn: &Ctx) -> Option<(Restrict, Restrict)> {
     }
     // Unmatched peers are marked in both roles.
     let mut ro = Restrict {
-        src: vec![true; co.nodes.len()],
-        dst: vec![true; co.nodes.len()],
+        src: vec![true; nodes_o.len()],
+        dst: vec![true; nodes_o.len()],
     };
     let mut rn = Restrict {
-        src: vec![true; cn.nodes.len()],
-        dst: vec![true; cn.nodes.len()],
+        src: vec![true; nodes_n.len()],
+        dst: vec![true; nodes_n.len()],
     };
-    let mut cmp = Compare {
-        n_old: co.n,
-        n_new: cn.n,
-        to_new,
-        matched_new,
-        sets: FxHashMap::default(),
-    };
-    for q in 0..co.nodes.len() {
-        let Some(q2) = cmp.to_new.get(q).copied().flatten() else {
-            continue;
-        };
-        let host = co.is_host(q) != cn.is_host(q2);
-        let src = host || !cmp.same_side(co.side_of(q, &co.egress), cn.side_of(q2, &cn.egress));
-        let dst = host || !cmp.same_side(co.side_of(q, &co.ingress), cn.side_of(q2, &cn.ingress));
+    let (po, pn) = (policy_of(lo, n_o), policy_of(ln, n_n));
+    let matched: Vec<(usize, usize)> = to_new
+        .iter()
+        .enumerate()
+        .filter_map(|(q, q2)| Some((q, (*q2)?)))
+        .collect();
+    let is_host = |h: Option<u32>, q: usize| h.is_some_and(|h| h as usize == q);
+    // Two threads, each its own memo of compared sets.
+    let chunk = matched.len().div_ceil(threads().max(1)).max(1);
+    let (to_new, matched_new) = (&to_new, &matched_new);
+    let compared: Vec<(usize, usize, bool, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = matched
+            .chunks(chunk)
+            .map(|part| {
+                let (po, pn) = (&po, &pn);
+                scope.spawn(move || {
+                    let mut cmp = Compare {
+                        n_old: n_o,
+                        n_new: n_n,
+                        to_new: to_new.clone(),
+                        matched_new: matched_new.clone(),
+                        sets: FxHashMap::default(),
+                        alive: Vec::new(),
+                    };
+                    part.iter()
+                        .map(|&(q, q2)| {
+                            let a = po.get(q).copied().flatten().and_then(|pi| lo.build(pi));
+                            let b = pn.get(q2).copied().flatten().and_then(|pi| ln.build(pi));
+                            let sides = |dir| {
+                                (
+                                    a.as_ref().map(|p| side(p, dir)),
+                                    b.as_ref().map(|p| side(p, dir)),
+                                )
+                            };
+                            let host = is_host(host_o, q) != is_host(host_n, q2);
+                            let (ea, eb) = sides(Direction::Egress);
+                            let src = host || !cmp.same_side(ea.as_ref(), eb.as_ref());
+                            let (ia, ib) = sides(Direction::Ingress);
+                            let dst = host || !cmp.same_side(ia.as_ref(), ib.as_ref());
+                            (q, q2, src, dst)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (q, q2, src, dst) in compared {
         for (r, i) in [(&mut ro, q), (&mut rn, q2)] {
             if let (Some(s), Some(d)) = (r.src.get_mut(i), r.dst.get_mut(i)) {
                 *s = src;

@@ -16,7 +16,7 @@ mod pairs;
 pub mod render;
 pub mod summary;
 
-pub(crate) use ctx::{port_class, port_classes, side_verdict, CellData, Ctx, Scratch, Side};
+pub(crate) use ctx::{port_class, port_classes, side, side_verdict, CellData, Ctx, Scratch, Side};
 pub use pairs::matrix_by_pairs;
 
 use crate::engine::{Engine, Party};
@@ -97,12 +97,21 @@ pub(crate) fn peer_of(q: usize, n: usize) -> PeerRef {
 /// The maps of every identity and of the reserved identities that are
 /// local endpoints.
 pub(crate) fn resolve_for_matrix<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
-    let extra: Vec<Party> = ["ingress", "health", "init", "unmanaged"]
+    resolve_all_with(engine, threads(), &matrix_parties(engine))
+}
+
+/// The reserved identities that are local endpoints, whose maps the
+/// matrix reads after every endpoint identity's.
+pub(crate) fn matrix_parties(engine: &Engine) -> Vec<Party> {
+    ["ingress", "health", "init", "unmanaged"]
         .iter()
         .filter_map(|name| engine.party(name).ok())
-        .collect();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    resolve_all_with(engine, threads, &extra)
+        .collect()
+}
+
+/// Threads for building maps.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Computes the matrix of every identity: summarised by groups of

@@ -22,7 +22,7 @@ pub mod routes;
 mod threads;
 
 pub use model::*;
-pub use threads::{paths, paths_on, PARALLEL_BACKENDS};
+pub use threads::{paths, paths_decisions, paths_on, PARALLEL_BACKENDS};
 
 use crate::engine::side_context::SideContext;
 use crate::engine::{Decision, Engine, Party, SideVerdict};
@@ -241,6 +241,8 @@ struct Ctx<'e, 'a> {
     near: RefCell<NearMisses>,
     /// The peer-free facts of each known subject identity's side.
     subjects: RefCell<FxHashMap<(usize, Direction), Rc<SideContext<'a>>>>,
+    /// Whether denied checks get their near misses ([`paths_decisions`]: no).
+    near_misses: bool,
 }
 
 /// Near misses per side key and Service ports of the destination.
@@ -518,7 +520,7 @@ impl<'a> Ctx<'_, 'a> {
             None => fresh(),
         };
         let v = engine.explain(&decided, subject, peer, proto, port);
-        if v.reason != crate::engine::Reason::DefaultDeny {
+        if v.reason != crate::engine::Reason::DefaultDeny || !self.near_misses {
             return Side {
                 v,
                 near: Vec::new(),

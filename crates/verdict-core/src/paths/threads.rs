@@ -15,13 +15,25 @@ pub const PARALLEL_BACKENDS: usize = 1_000;
 /// the pods behind it, each hop judged by the engine. Large inputs are
 /// followed on the machine's threads ([`paths_on`]).
 pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
-    let total: usize = units(routing).iter().map(|(_, w)| w).sum();
-    let threads = if total < PARALLEL_BACKENDS {
+    let threads = if total_weight(routing) < PARALLEL_BACKENDS {
         1
     } else {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     };
-    paths_on(engine, routing, opts, threads)
+    paths_with(engine, routing, opts, threads, true)
+}
+
+/// [`paths`] without near misses (every check's `near_miss` empty): the
+/// same paths and decisions, without the search for what almost matched
+/// (`verdict diff` reads only decisions until a path changes).
+pub fn paths_decisions(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = if total_weight(routing) < PARALLEL_BACKENDS {
+        1
+    } else {
+        threads
+    };
+    paths_with(engine, routing, opts, threads, false)
 }
 
 /// [`paths`] on at most `threads` threads; the report is the same
@@ -33,15 +45,30 @@ pub fn paths_on(
     opts: &PathOptions,
     threads: usize,
 ) -> PathsReport {
+    paths_with(engine, routing, opts, threads, true)
+}
+
+/// The route backends all entry points lead to (the work of [`paths`]).
+fn total_weight(routing: &Routing) -> usize {
+    units(routing).iter().map(|(_, w)| w).sum()
+}
+
+fn paths_with(
+    engine: &Engine,
+    routing: &Routing,
+    opts: &PathOptions,
+    threads: usize,
+    near_misses: bool,
+) -> PathsReport {
     let units = units(routing);
     let shards = shards(&units, threads.clamp(1, 64));
     let mut parts: Vec<Part> = if shards.len() < 2 {
-        vec![part(engine, routing, opts, &units)]
+        vec![part(engine, routing, opts, near_misses, &units)]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = shards
                 .iter()
-                .map(|s| scope.spawn(move || part(engine, routing, opts, s)))
+                .map(|s| scope.spawn(move || part(engine, routing, opts, near_misses, s)))
                 .collect();
             handles
                 .into_iter()
@@ -50,7 +77,7 @@ pub fn paths_on(
         })
     };
     let mut first = if parts.is_empty() {
-        part(engine, routing, opts, &[])
+        part(engine, routing, opts, near_misses, &[])
     } else {
         parts.remove(0)
     };
@@ -220,7 +247,13 @@ pub(super) struct Part {
 }
 
 /// Follows the paths of `units` with one context (one set of memos).
-fn part(engine: &Engine, routing: &Routing, opts: &PathOptions, units: &[(Unit, usize)]) -> Part {
+fn part(
+    engine: &Engine,
+    routing: &Routing,
+    opts: &PathOptions,
+    near_misses: bool,
+    units: &[(Unit, usize)],
+) -> Part {
     let mut services: FxHashMap<(&str, &str), &Service> = FxHashMap::default();
     for s in &engine.inv.services {
         services
@@ -243,6 +276,7 @@ fn part(engine: &Engine, routing: &Routing, opts: &PathOptions, units: &[(Unit, 
         classes: RefCell::new(FxHashMap::default()),
         near: RefCell::new(FxHashMap::default()),
         subjects: RefCell::new(FxHashMap::default()),
+        near_misses,
     };
     let mut out = Part {
         entry_points: Vec::new(),

@@ -119,11 +119,11 @@ pub(crate) struct Restrict {
 }
 
 impl Restrict {
-    fn src(&self, q: usize) -> bool {
+    pub(crate) fn src(&self, q: usize) -> bool {
         self.src.get(q).copied().unwrap_or(true)
     }
 
-    fn dst(&self, q: usize) -> bool {
+    pub(crate) fn dst(&self, q: usize) -> bool {
         self.dst.get(q).copied().unwrap_or(true)
     }
 }
