@@ -1212,6 +1212,28 @@ pub fn report_meta(
     Ok(meta)
 }
 
+/// The lint findings as the report shows them.
+fn report_findings<'a>(
+    inv: &'a verdict_core::ingest::Inventory,
+    engine: &'a Engine<'a>,
+    routing: &'a verdict_core::routes::Routing,
+    p: &'a verdict_core::paths::PathsReport,
+    config: &'a verdict_lint::LintConfig,
+) -> Vec<verdict_core::report::ReportFinding> {
+    let cx = verdict_lint::Context::new(inv, engine, routing, p, config);
+    let lint = verdict_lint::run(&cx, config);
+    lint.findings
+        .iter()
+        .map(|f| verdict_core::report::ReportFinding {
+            code: f.code.to_string(),
+            level: f.level.to_string(),
+            location: f.location.to_string(),
+            message: f.message.clone(),
+            help: f.help.clone(),
+        })
+        .collect()
+}
+
 /// `report` of a loaded inventory (`report --flows` then replays the
 /// flows against the same inventory).
 pub fn report_of(
@@ -1224,32 +1246,31 @@ pub fn report_of(
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise;
     use verdict_core::paths::{paths as compute, PathOptions};
-    use verdict_core::report::{render, ReportFinding};
+    use verdict_core::report::render;
     use verdict_core::routes::Routing;
     load::report(inv, verbose);
     let routing = Routing::from_inventory(inv);
+    // Declared before the engine: the lint borrows them for its lifetime.
+    let config = verdict_lint::LintConfig::default();
+    let paths_slot = std::sync::OnceLock::new();
     let engine = &Engine::new(inv);
     let opts = PathOptions {
         clients,
         ..PathOptions::default()
     };
-    let p = compute(engine, &routing, &opts);
-    let m = summarise(engine, &MatrixOptions::default());
-    let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context::new(inv, engine, &routing, &p, &config);
-    let lint = verdict_lint::run(&cx, &config);
-    let findings: Vec<ReportFinding> = lint
-        .findings
-        .iter()
-        .map(|f| ReportFinding {
-            code: f.code.to_string(),
-            level: f.level.to_string(),
-            location: f.location.to_string(),
-            message: f.message.clone(),
-            help: f.help.clone(),
-        })
-        .collect();
-    let html = render(engine, &p, &m, &findings, &meta);
+    // The paths and the lint (which reads them) on this thread, the
+    // matrix on a second one: they are independent.
+    let (findings, m) = both(
+        || {
+            let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
+            report_findings(inv, engine, &routing, p, &config)
+        },
+        || summarise(engine, &MatrixOptions::default()),
+    );
+    let p = paths_slot
+        .get()
+        .ok_or_else(|| "the paths were not computed".to_string())?;
+    let html = render(engine, p, &m, &findings, &meta);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(inv)))
