@@ -1244,7 +1244,7 @@ pub fn report_of(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::matrix::MatrixOptions;
-    use verdict_core::matrix_summary::summarise;
+    use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::report::render;
     use verdict_core::routes::Routing;
@@ -1265,7 +1265,9 @@ pub fn report_of(
             let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
             report_findings(inv, engine, &routing, p, &config)
         },
-        || summarise(engine, &MatrixOptions::default()),
+        // The page names no rule of the matrix (the dense clusters' rows
+        // name many rules each).
+        || summarise_without_rules(engine, &MatrixOptions::default()),
     );
     let p = paths_slot
         .get()

@@ -125,7 +125,7 @@ pub fn render(
             data.add(title, resolved.as_ref(), &names);
         }
     }
-    let mut body = String::new();
+    let mut body = page::open(meta);
     let s = &paths.summary;
     let _ = write!(
         body,
@@ -247,11 +247,12 @@ pub fn render(
         }
         body.push_str("</table>");
     }
-    body.push_str(&matrix_view::section(m, &keys));
+    matrix_view::section(&mut body, m, &keys);
     body.push_str("<script type=\"application/json\" id=\"panel-data\">");
     body.push_str(&data.json());
     body.push_str("</script>");
-    page::page(meta, &body)
+    page::close(&mut body);
+    body
 }
 
 /// Panels whose maps are built together (on two threads when the block is
