@@ -678,8 +678,8 @@ pub fn generate(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::generate::{
-        check_client, clients_from_input, generate as gen, load_generated, to_stream,
-        verify_loaded, GenerateOptions,
+        check_client, clients_from_input, connectivity_after, generate as gen, judge_after,
+        load_generated, to_stream, GenerateOptions,
     };
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
@@ -794,20 +794,25 @@ pub fn generate(
     let after_engine = engine
         .with_policies_of(&after)
         .unwrap_or_else(|| Engine::new(&after));
-    let (v, after_paths) = verify_loaded(
-        &engine,
-        &report,
-        &after_engine,
-        &after_routing,
-        load_errors,
-        &opts,
-    );
+    let (after_paths, judged) = judge_after(&report, &after_engine, &after_routing, &opts);
     let after_paths = after_paths.report(report);
-    // Lint the generated objects together with the input.
+    // Lint the generated objects together with the input, while a second
+    // thread compares connectivity (independent of the paths after).
     let config = verdict_lint::LintConfig::default();
-    let cx =
-        verdict_lint::Context::new(&after, &after_engine, &after_routing, &after_paths, &config);
-    let lint = verdict_lint::run(&cx, &config);
+    let (lint, d) = both(
+        || {
+            let cx = verdict_lint::Context::new(
+                &after,
+                &after_engine,
+                &after_routing,
+                &after_paths,
+                &config,
+            );
+            verdict_lint::run(&cx, &config)
+        },
+        || connectivity_after(&engine, &after_engine, &opts),
+    );
+    let v = judged.verification(d, load_errors);
     // Lint-clean as `verdict lint` judges it (findings at or above failOn);
     // info-level notes (a generated rule repeating an existing one) are listed.
     let on_generated: Vec<_> = lint
