@@ -678,8 +678,8 @@ pub fn generate(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::generate::{
-        check_client, clients_from_input, generate as gen, load_generated, to_stream,
-        verify_loaded, GenerateOptions,
+        check_client, clients_from_input, connectivity_after, generate as gen, judge_after,
+        load_generated, to_stream, GenerateOptions,
     };
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
@@ -794,20 +794,25 @@ pub fn generate(
     let after_engine = engine
         .with_policies_of(&after)
         .unwrap_or_else(|| Engine::new(&after));
-    let (v, after_paths) = verify_loaded(
-        &engine,
-        &report,
-        &after_engine,
-        &after_routing,
-        load_errors,
-        &opts,
-    );
+    let (after_paths, judged) = judge_after(&report, &after_engine, &after_routing, &opts);
     let after_paths = after_paths.report(report);
-    // Lint the generated objects together with the input.
+    // Lint the generated objects together with the input, while a second
+    // thread compares connectivity (independent of the paths after).
     let config = verdict_lint::LintConfig::default();
-    let cx =
-        verdict_lint::Context::new(&after, &after_engine, &after_routing, &after_paths, &config);
-    let lint = verdict_lint::run(&cx, &config);
+    let (lint, d) = both(
+        || {
+            let cx = verdict_lint::Context::new(
+                &after,
+                &after_engine,
+                &after_routing,
+                &after_paths,
+                &config,
+            );
+            verdict_lint::run(&cx, &config)
+        },
+        || connectivity_after(&engine, &after_engine, &opts),
+    );
+    let v = judged.verification(d, load_errors);
     // Lint-clean as `verdict lint` judges it (findings at or above failOn);
     // info-level notes (a generated rule repeating an existing one) are listed.
     let on_generated: Vec<_> = lint
@@ -1227,6 +1232,28 @@ pub fn report_meta(
     Ok(meta)
 }
 
+/// The lint findings as the report shows them.
+fn report_findings<'a>(
+    inv: &'a verdict_core::ingest::Inventory,
+    engine: &'a Engine<'a>,
+    routing: &'a verdict_core::routes::Routing,
+    p: &'a verdict_core::paths::PathsReport,
+    config: &'a verdict_lint::LintConfig,
+) -> Vec<verdict_core::report::ReportFinding> {
+    let cx = verdict_lint::Context::new(inv, engine, routing, p, config);
+    let lint = verdict_lint::run(&cx, config);
+    lint.findings
+        .iter()
+        .map(|f| verdict_core::report::ReportFinding {
+            code: f.code.to_string(),
+            level: f.level.to_string(),
+            location: f.location.to_string(),
+            message: f.message.clone(),
+            help: f.help.clone(),
+        })
+        .collect()
+}
+
 /// `report` of a loaded inventory (`report --flows` then replays the
 /// flows against the same inventory).
 pub fn report_of(
@@ -1237,34 +1264,35 @@ pub fn report_of(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::matrix::MatrixOptions;
-    use verdict_core::matrix_summary::summarise;
+    use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths as compute, PathOptions};
-    use verdict_core::report::{render, ReportFinding};
+    use verdict_core::report::render;
     use verdict_core::routes::Routing;
     load::report(inv, verbose);
     let routing = Routing::from_inventory(inv);
+    // Declared before the engine: the lint borrows them for its lifetime.
+    let config = verdict_lint::LintConfig::default();
+    let paths_slot = std::sync::OnceLock::new();
     let engine = &Engine::new(inv);
     let opts = PathOptions {
         clients,
         ..PathOptions::default()
     };
-    let p = compute(engine, &routing, &opts);
-    let m = summarise(engine, &MatrixOptions::default());
-    let config = verdict_lint::LintConfig::default();
-    let cx = verdict_lint::Context::new(inv, engine, &routing, &p, &config);
-    let lint = verdict_lint::run(&cx, &config);
-    let findings: Vec<ReportFinding> = lint
-        .findings
-        .iter()
-        .map(|f| ReportFinding {
-            code: f.code.to_string(),
-            level: f.level.to_string(),
-            location: f.location.to_string(),
-            message: f.message.clone(),
-            help: f.help.clone(),
-        })
-        .collect();
-    let html = render(engine, &p, &m, &findings, &meta);
+    // The paths and the lint (which reads them) on this thread, the
+    // matrix on a second one: they are independent.
+    let (findings, m) = both(
+        || {
+            let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
+            report_findings(inv, engine, &routing, p, &config)
+        },
+        // The page names no rule of the matrix (the dense clusters' rows
+        // name many rules each).
+        || summarise_without_rules(engine, &MatrixOptions::default()),
+    );
+    let p = paths_slot
+        .get()
+        .ok_or_else(|| "the paths were not computed".to_string())?;
+    let html = render(engine, p, &m, &findings, &meta);
     std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(inv)))

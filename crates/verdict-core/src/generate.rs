@@ -24,8 +24,8 @@ mod merge;
 mod verify;
 pub use merge::merge;
 pub use verify::{
-    load_generated, rejudge, verify, verify_loaded, PathsAfter, Rejudged, Verification,
-    GENERATED_FILE,
+    connectivity_after, judge_after, load_generated, rejudge, verify, verify_loaded, JudgedPaths,
+    PathsAfter, Rejudged, Verification, GENERATED_FILE,
 };
 
 #[derive(Debug, Clone, Default)]

@@ -120,11 +120,12 @@ pub fn render(
     // panel when it is asked for.
     let resolver = Resolver::for_all(engine);
     let mut data = policy::Panels::default();
-    for (title, party) in &panels {
-        let resolved = party.as_ref().map(|p| resolver.resolve(p));
-        data.add(title, resolved.as_ref(), &names);
+    for block in panels.chunks(PANEL_BLOCK) {
+        for ((title, _), resolved) in block.iter().zip(resolve_block(&resolver, block)) {
+            data.add(title, resolved.as_ref(), &names);
+        }
     }
-    let mut body = String::new();
+    let mut body = page::open(meta);
     let s = &paths.summary;
     let _ = write!(
         body,
@@ -246,11 +247,39 @@ pub fn render(
         }
         body.push_str("</table>");
     }
-    body.push_str(&matrix_view::section(m, &keys));
+    matrix_view::section(&mut body, m, &keys);
     body.push_str("<script type=\"application/json\" id=\"panel-data\">");
     body.push_str(&data.json());
     body.push_str("</script>");
-    page::page(meta, &body)
+    page::close(&mut body);
+    body
+}
+
+/// Panels whose maps are built together (on two threads when the block is
+/// full), then added to the page data in order and dropped.
+const PANEL_BLOCK: usize = 256;
+
+/// The maps of a block of panels, in order: the second half built on a
+/// second thread.
+fn resolve_block<'a>(
+    resolver: &Resolver<'_, 'a>,
+    block: &[(&str, Option<crate::engine::Party>)],
+) -> Vec<Option<crate::resolved::ResolvedPolicy<'a>>> {
+    let build = |part: &[(&str, Option<crate::engine::Party>)]| {
+        part.iter()
+            .map(|(_, party)| party.as_ref().map(|p| resolver.resolve(p)))
+            .collect::<Vec<_>>()
+    };
+    if block.len() < PANEL_BLOCK {
+        return build(block);
+    }
+    let (a, b) = block.split_at(block.len() / 2);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| build(b));
+        let mut out = build(a);
+        out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        out
+    })
 }
 
 /// The check that decides a pod path, as the paths table states it: the

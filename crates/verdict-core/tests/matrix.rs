@@ -128,7 +128,7 @@ fn synthetic(pods: usize, shape: verdict_core::synth::Shape) -> verdict_core::in
 #[test]
 fn grouped_matrix_equals_the_pair_by_pair_matrix() {
     use verdict_core::matrix::matrix_by_pairs;
-    use verdict_core::matrix_summary::summarise;
+    use verdict_core::matrix_summary::{summarise, summarise_without_rules};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
     let mut invs = Vec::new();
     for d in ["generated", "gateway", "hard", "tiers"] {
@@ -176,6 +176,17 @@ fn grouped_matrix_equals_the_pair_by_pair_matrix() {
             let want = matrix_by_pairs(&engine, opts);
             let s = summarise(&engine, opts);
             assert_eq!(s.connections, want.cells.len(), "{name}");
+            // The report's summary (no rules named) is this one without
+            // its rules: same rows, groups and order.
+            let mut stripped = s.clone();
+            for r in &mut stripped.rows {
+                r.rules.clear();
+            }
+            assert_eq!(
+                serde_json::to_string(&summarise_without_rules(&engine, opts)).unwrap(),
+                serde_json::to_string(&stripped).unwrap(),
+                "{name}: the summary without rules differs"
+            );
             let got = s.clone().expand();
             assert_eq!(
                 serde_json::to_string(&got).unwrap(),

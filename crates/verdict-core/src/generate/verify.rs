@@ -117,6 +117,29 @@ pub fn verify_loaded(
     load_errors: Vec<String>,
     opts: &GenerateOptions,
 ) -> (Verification, PathsAfter) {
+    let (after_paths, judged) = judge_after(paths_before, after, after_routing, opts);
+    let d = connectivity_after(before, after, opts);
+    (judged.verification(d, load_errors), after_paths)
+}
+
+/// What [`judge_after`] keeps for the verification: the paths' summaries
+/// and the connections they need.
+pub struct JudgedPaths {
+    paths_before: Summary,
+    paths_after: Summary,
+    needed: BTreeSet<(String, String, Protocol, u16)>,
+}
+
+/// The first half of [`verify_loaded`]: the paths after (the paths before
+/// judged again, or computed in full) and what the verification needs of
+/// them. Independent of [`connectivity_after`] (the second half), so the
+/// caller may run both at once.
+pub fn judge_after(
+    paths_before: &PathsReport,
+    after: &Engine,
+    after_routing: &Routing,
+    opts: &GenerateOptions,
+) -> (PathsAfter, JudgedPaths) {
     let after_paths = match rejudge(paths_before, after) {
         Some(r) if r.summary.denied == 0 => PathsAfter::Judged(r),
         _ => PathsAfter::Full(paths(after, after_routing, &opts.paths)),
@@ -125,14 +148,6 @@ pub fn verify_loaded(
         PathsAfter::Judged(r) => r.summary.clone(),
         PathsAfter::Full(r) => r.summary.clone(),
     };
-    let extra: Vec<Party> = opts
-        .paths
-        .clients
-        .iter()
-        .filter_map(|c| before.party(c).ok())
-        .filter(|p| p.name != "reserved:world")
-        .collect();
-    let d = delta(before, after, &extra);
     // What the paths need: clients -> ingress on hop-1 ports, ingress ->
     // backends (the hops are the same before and after).
     let mut needed: BTreeSet<(String, String, Protocol, u16)> = BTreeSet::new();
@@ -143,40 +158,73 @@ pub fn verify_loaded(
     for c in hops_of.checks() {
         needed.insert((c.source.clone(), c.destination.clone(), c.protocol, c.port));
     }
-    // remote-node admitted on a controller's client ports also admits the
-    // kube-apiserver identity there (it carries reserved:remote-node); the
-    // generated object says so.
-    let stated: BTreeSet<(String, String, Protocol, u16)> = needed
-        .iter()
-        .filter(|(src, _, _, _)| src == "reserved:remote-node")
-        .map(|(_, dst, p, port)| {
-            (
-                "reserved:kube-apiserver".to_string(),
-                dst.clone(),
-                *p,
-                *port,
-            )
-        })
-        .collect();
-    let is = |set: &BTreeSet<(String, String, Protocol, u16)>, c: &Conn| {
-        c.from_port == c.to_port
-            && set.contains(&(c.from.clone(), c.to.clone(), c.protocol, c.from_port))
-    };
-    let (intended, rest): (Vec<Conn>, Vec<Conn>) =
-        d.added.into_iter().partition(|c| is(&needed, c));
-    let (accepted, unintended): (Vec<Conn>, Vec<Conn>) =
-        rest.into_iter().partition(|c| is(&stated, c));
-    let v = Verification {
-        load_errors,
+    let judged = JudgedPaths {
         paths_before: paths_before.summary.clone(),
         paths_after: summary_after,
-        intended,
-        unintended,
-        accepted,
-        closed: d.newly_default_deny,
-        pairs_compared: d.pairs,
+        needed,
     };
-    (v, after_paths)
+    (after_paths, judged)
+}
+
+/// The second half of [`verify_loaded`]: the connectivity the generated
+/// objects change ([`delta`]), with the clients as extra parties.
+pub fn connectivity_after(
+    before: &Engine,
+    after: &Engine,
+    opts: &GenerateOptions,
+) -> crate::connectivity_delta::Delta {
+    let extra: Vec<Party> = opts
+        .paths
+        .clients
+        .iter()
+        .filter_map(|c| before.party(c).ok())
+        .filter(|p| p.name != "reserved:world")
+        .collect();
+    delta(before, after, &extra)
+}
+
+impl JudgedPaths {
+    /// The verification from the paths judged and the connectivity delta.
+    pub fn verification(
+        self,
+        d: crate::connectivity_delta::Delta,
+        load_errors: Vec<String>,
+    ) -> Verification {
+        let needed = self.needed;
+        // remote-node admitted on a controller's client ports also admits the
+        // kube-apiserver identity there (it carries reserved:remote-node); the
+        // generated object says so.
+        let stated: BTreeSet<(String, String, Protocol, u16)> = needed
+            .iter()
+            .filter(|(src, _, _, _)| src == "reserved:remote-node")
+            .map(|(_, dst, p, port)| {
+                (
+                    "reserved:kube-apiserver".to_string(),
+                    dst.clone(),
+                    *p,
+                    *port,
+                )
+            })
+            .collect();
+        let is = |set: &BTreeSet<(String, String, Protocol, u16)>, c: &Conn| {
+            c.from_port == c.to_port
+                && set.contains(&(c.from.clone(), c.to.clone(), c.protocol, c.from_port))
+        };
+        let (intended, rest): (Vec<Conn>, Vec<Conn>) =
+            d.added.into_iter().partition(|c| is(&needed, c));
+        let (accepted, unintended): (Vec<Conn>, Vec<Conn>) =
+            rest.into_iter().partition(|c| is(&stated, c));
+        Verification {
+            load_errors,
+            paths_before: self.paths_before,
+            paths_after: self.paths_after,
+            intended,
+            unintended,
+            accepted,
+            closed: d.newly_default_deny,
+            pairs_compared: d.pairs,
+        }
+    }
 }
 
 /// The paths of a report judged again by another engine.

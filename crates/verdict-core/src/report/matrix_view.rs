@@ -36,14 +36,15 @@ fn name_cell(keys: &Keys, n: &Node) -> String {
     )
 }
 
-pub(super) fn section(m: &Summary, keys: &Keys) -> String {
+/// Appends the matrix section to `out`.
+pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
     let grouped = m.connections > SUMMARISE_ABOVE;
     let (n, unit) = if grouped {
         (m.rows.len(), "rows")
     } else {
         (m.connections, "connections")
     };
-    let mut out = String::from(
+    out.push_str(
         "<h2 id=\"matrix-title\">Who can reach whom</h2><p>Every allowed connection between the identities of the input. Click a name for its resolved policy. Filters match any part of the text as shown, ignoring case; the page's query string sets them (<code>report.html?q=api&amp;from=shop/</code>).</p>",
     );
     if grouped {
@@ -106,7 +107,7 @@ pub(super) fn section(m: &Summary, keys: &Keys) -> String {
             out.push_str("</td></tr>");
         }
         out.push_str("</tbody></table>");
-        return out;
+        return;
     }
     let _ = m.try_each_cell(|from, to, r| -> Result<(), ()> {
         let _ = write!(
@@ -120,5 +121,4 @@ pub(super) fn section(m: &Summary, keys: &Keys) -> String {
         Ok(())
     });
     out.push_str("</tbody></table>");
-    out
 }

@@ -67,12 +67,18 @@ fn header(meta: &ReportMeta) -> String {
     out
 }
 
-/// The whole document around `body`.
-pub(super) fn page(meta: &ReportMeta, body: &str) -> String {
+/// The document up to the body's content: the page is built in one
+/// string from here ([`close`] ends it), with no copy of the body.
+pub(super) fn open(meta: &ReportMeta) -> String {
     let title = format!("verdict report: {}", meta.inputs.join(", "));
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body data-ready=\"false\" data-errors=\"0\">\n{}{body}\n<script>\n{SCRIPT}</script>\n</body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body data-ready=\"false\" data-errors=\"0\">\n{}",
         esc(&title),
         header(meta)
     )
+}
+
+/// The end of the document opened by [`open`].
+pub(super) fn close(out: &mut String) {
+    let _ = write!(out, "\n<script>\n{SCRIPT}</script>\n</body></html>\n");
 }

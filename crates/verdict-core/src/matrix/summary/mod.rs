@@ -128,8 +128,64 @@ impl Restrict {
     }
 }
 
-/// A cell's content, compared between class pairs.
-type CellKey = (Vec<PortRange>, bool, bool, Vec<String>);
+/// A cell as pass 2 keeps it: its rules as numbers in [`Texts`] (the
+/// texts of a cell's rules repeat across hundreds of thousands of cells on
+/// the dense clusters). Numbers are given by text, so two cells have equal
+/// rule lists exactly when their texts are equal, in the same order.
+pub(super) struct Cell {
+    pub(super) ports: Vec<PortRange>,
+    pub(super) proxied: bool,
+    pub(super) deny_decided: bool,
+    pub(super) rules: Vec<u32>,
+}
+
+/// Every rule text of the cells, once.
+#[derive(Default)]
+pub(super) struct Texts {
+    at: FxHashMap<String, u32>,
+    pub(super) texts: Vec<String>,
+}
+
+impl Texts {
+    fn cell(&mut self, c: CellData) -> Cell {
+        let rules = c
+            .rules
+            .into_iter()
+            .map(|t| {
+                if let Some(&i) = self.at.get(&t) {
+                    return i;
+                }
+                let i = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+                self.texts.push(t.clone());
+                self.at.insert(t, i);
+                i
+            })
+            .collect();
+        Cell {
+            ports: c.ports,
+            proxied: c.proxied,
+            deny_decided: c.deny_decided,
+            rules,
+        }
+    }
+}
+
+/// The hash of a cell's content: cells are interned by content through
+/// it (the table holds numbers, not a second copy of the cell).
+fn cell_hash(c: &Cell) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    (&c.ports, c.proxied, c.deny_decided, &c.rules).hash(&mut h);
+    h.finish()
+}
+
+/// Whether two cells have the same content.
+fn same_cell(a: &Cell, b: &Cell) -> bool {
+    a.ports == b.ports
+        && a.proxied == b.proxied
+        && a.deny_decided == b.deny_decided
+        && a.rules == b.rules
+}
 
 /// What decides a cell: the view (views.rs: side state and the content of
 /// the entries that hold the other end) of each side, and whether each end
@@ -141,11 +197,30 @@ type MemoKey = (u32, bool, u32, bool);
 pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
     let policies = resolve_for_matrix(engine);
     let ctx = Ctx::new(engine, &policies);
-    build(&ctx, opts, None)
+    build_with(&ctx, opts, None, true)
+}
+
+/// [`summarise`] with every row's `rules` left empty (`verdict report`
+/// shows none). Rows and groups are those of [`summarise`]: cells are
+/// still told apart by their rules.
+pub fn summarise_without_rules(engine: &Engine, opts: &MatrixOptions) -> Summary {
+    let policies = resolve_for_matrix(engine);
+    let ctx = Ctx::new(engine, &policies);
+    build_with(&ctx, opts, None, false)
 }
 
 /// The matrix by groups of the pairs `restrict` marks.
 pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>) -> Summary {
+    build_with(ctx, opts, restrict, true)
+}
+
+/// [`build`], the rows' rules named when `rules`.
+fn build_with(
+    ctx: &Ctx,
+    opts: &MatrixOptions,
+    restrict: Option<&Restrict>,
+    rules: bool,
+) -> Summary {
     let total = ctx.nodes.len();
     let n = ctx.n;
     let sig = signatures(&ctx.ingress, &ctx.egress);
@@ -280,8 +355,9 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
     let mut to_sweep = Sweep::new(&src);
     let mut scratch = Scratch::default();
     let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
-    let mut cell_ids: FxHashMap<CellKey, usize> = FxHashMap::default();
-    let mut cell_data: Vec<CellData> = Vec::new();
+    let mut cell_ids: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    let mut cell_data: Vec<Cell> = Vec::new();
+    let mut texts = Texts::default();
     let mut cells: Vec<(u32, u32, usize)> = Vec::new();
     const EMPTY: usize = usize::MAX;
     for (d, w) in start.windows(2).enumerate() {
@@ -313,9 +389,15 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
                     let held = (to_sweep.list(to_list), from_sweep.list(from_list));
                     let id = match ctx.cell_held(a, b, held, &mut scratch) {
                         Some(c) => {
-                            let ck = (c.ports.clone(), c.proxied, c.deny_decided, c.rules.clone());
-                            let next = cell_data.len();
-                            *cell_ids.entry(ck).or_insert_with(|| {
+                            let c = texts.cell(c);
+                            let ids = cell_ids.entry(cell_hash(&c)).or_default();
+                            let same = ids
+                                .iter()
+                                .copied()
+                                .find(|&i| cell_data.get(i).is_some_and(|x| same_cell(x, &c)));
+                            same.unwrap_or_else(|| {
+                                let next = cell_data.len();
+                                ids.push(next);
                                 cell_data.push(c);
                                 next
                             })
@@ -331,7 +413,7 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
             }
         }
     }
-    drop(by_dst);
+    drop((by_dst, cell_ids));
     // The cells in the candidates' order, cells numbered by first
     // appearance in it (the order the rows are built in).
     cells.sort_unstable_by_key(|&(s, d, _)| (s, d));
@@ -346,15 +428,24 @@ pub(crate) fn build(ctx: &Ctx, opts: &MatrixOptions, restrict: Option<&Restrict>
             c.2 = *r;
         }
     }
-    let mut slots: Vec<Option<CellData>> = cell_data.into_iter().map(Some).collect();
-    let cell_data: Vec<CellData> = order
+    let mut slots: Vec<Option<Cell>> = cell_data.into_iter().map(Some).collect();
+    let cell_data: Vec<Cell> = order
         .iter()
         .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
         .collect();
     CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
+    drop(memo);
     HELD_SET_VISITS.fetch_add(
         to_sweep.visits + from_sweep.visits,
         std::sync::atomic::Ordering::Relaxed,
     );
-    rows::summary(ctx, opts, cells, &cell_data, &src, &dst)
+    rows::summary(
+        ctx,
+        opts,
+        cells,
+        cell_data,
+        rules.then_some(texts.texts.as_slice()),
+        &src,
+        &dst,
+    )
 }

@@ -10,7 +10,7 @@
 
 use super::classes::Classes;
 use super::{Group, Row, Summary, NONE};
-use crate::matrix::{Cell, CellData, Ctx, Matrix, MatrixOptions, Node};
+use crate::matrix::{Cell, Ctx, Matrix, MatrixOptions, Node};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
@@ -19,7 +19,8 @@ pub(super) fn summary(
     ctx: &Ctx,
     opts: &MatrixOptions,
     cells: Vec<(u32, u32, usize)>,
-    cell_data: &[CellData],
+    mut cell_data: Vec<super::Cell>,
+    texts: Option<&[String]>,
     src: &Classes,
     dst: &Classes,
 ) -> Summary {
@@ -101,10 +102,31 @@ pub(super) fn summary(
         .map(|&g| gkeys.get(g).cloned().unwrap_or_default())
         .collect();
     let size = |g: usize| groups.get(g).map_or(0, |x| x.members.len());
+    // A cell's ports are moved into its last row, cloned for the others;
+    // its rules are named from the texts (none when `texts` is not given).
+    let mut uses = vec![0usize; cell_data.len()];
+    for &(_, _, id) in &rows_raw {
+        if let Some(u) = uses.get_mut(id) {
+            *u += 1;
+        }
+    }
     let mut rows: Vec<Row> = rows_raw
         .into_iter()
         .filter_map(|(a, b, id)| {
-            let c = cell_data.get(id)?;
+            let u = uses.get_mut(id)?;
+            *u -= 1;
+            let c = cell_data.get_mut(id)?;
+            let ports = if *u == 0 {
+                std::mem::take(&mut c.ports)
+            } else {
+                c.ports.clone()
+            };
+            let rules = texts.map_or_else(Vec::new, |t| {
+                c.rules
+                    .iter()
+                    .filter_map(|&i| t.get(i as usize).cloned())
+                    .collect()
+            });
             let (from, to) = (
                 pos.get(a).copied().unwrap_or(0),
                 pos.get(b).copied().unwrap_or(0),
@@ -112,14 +134,15 @@ pub(super) fn summary(
             Some(Row {
                 from,
                 to,
-                ports: c.ports.clone(),
+                ports,
                 proxied: c.proxied,
                 deny_decided: c.deny_decided,
-                rules: c.rules.clone(),
+                rules,
                 connections: size(from) * size(to),
             })
         })
         .collect();
+    drop(cell_data);
     rows.sort_by_key(|r| (r.from, r.to));
     let (open_ingress, open_egress) = ctx.open_lists(opts);
     Summary {
