@@ -44,11 +44,11 @@ const DENIED: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor:
 const LOCATION: Style = Style::new().dimmed();
 
 /// `text` coloured when colour is on, else unchanged.
-pub fn paint(text: &str) -> String {
+pub fn paint(text: &str) -> std::borrow::Cow<'_, str> {
     if enabled() {
-        colorize(text)
+        std::borrow::Cow::Owned(colorize(text))
     } else {
-        text.to_string()
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

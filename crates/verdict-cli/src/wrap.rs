@@ -34,10 +34,10 @@ pub fn init(width: Option<usize>) {
 
 /// `text` with every line longer than the width wrapped (unchanged when
 /// not wrapping).
-pub fn wrap(text: &str) -> String {
+pub fn wrap(text: &str) -> std::borrow::Cow<'_, str> {
     match WIDTH.get().copied().flatten() {
-        Some(w) => wrap_to(text, w),
-        None => text.to_string(),
+        Some(w) => std::borrow::Cow::Owned(wrap_to(text, w)),
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
