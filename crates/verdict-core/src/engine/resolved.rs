@@ -806,19 +806,24 @@ type EntryContent<'r> = (Direction, usize, EntryEffect, Vec<&'r str>);
 /// rules select an identity with the same entries (e.g. clusterwide
 /// policies repeating the same DNS and API server rules), its map keeps
 /// one entry instead of one per rule.
-fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
+fn merge_entries(mut entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
+    // Merged in place: the first entry of each content is moved to the
+    // front (`kept`), the others only give their origins.
     let mut at: FxHashMap<EntryContent, usize> = FxHashMap::default();
-    let mut out: Vec<SetEntry> = Vec::with_capacity(entries.len());
-    let mut origins: Vec<Vec<(u32, &Origin)>> = Vec::with_capacity(entries.len());
-    for (seq, e) in entries.into_iter().enumerate() {
-        let seq = index_u32(seq);
+    let mut origins: Vec<Vec<(u32, &Origin)>> = Vec::new();
+    let mut kept = 0usize;
+    for seq in 0..entries.len() {
+        let Some(e) = entries.get(seq) else {
+            continue;
+        };
         let key = (
             e.direction,
             Arc::as_ptr(&e.peers) as usize,
             e.effect(),
             e.proxied.clone(),
         );
-        let list = e.origins.iter().map(|&(_, o)| (seq, o));
+        let seq32 = index_u32(seq);
+        let list = e.origins.iter().map(|&(_, o)| (seq32, o));
         match at.get(&key) {
             Some(&i) => {
                 if let Some(v) = origins.get_mut(i) {
@@ -826,19 +831,21 @@ fn merge_entries(entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
                 }
             }
             None => {
-                at.insert(key, out.len());
                 origins.push(list.collect());
-                out.push(e);
+                at.insert(key, kept);
+                entries.swap(kept, seq);
+                kept += 1;
             }
         }
     }
-    for (e, o) in out.iter_mut().zip(origins) {
+    entries.truncate(kept);
+    for (e, o) in entries.iter_mut().zip(origins) {
         e.origins = Arc::from(o);
     }
     // Maps of every identity stay alive together (matrix, diff, report):
     // no room left for the entries merged away.
-    out.shrink_to_fit();
-    out
+    entries.shrink_to_fit();
+    entries
 }
 
 /// Port ranges of an entry without named ports. No ports: every port of
