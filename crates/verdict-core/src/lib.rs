@@ -37,3 +37,10 @@ pub use matrix::{
 pub use model::{cidr, entity, identity, labels, policy, selector, settings};
 pub use paths::{render as paths_render, routes};
 pub use views::{names, text};
+
+/// The threads the machine offers (1 when it cannot tell): the bound of
+/// every stage that splits its work (YAML pieces, identity labels, maps,
+/// paths, matrix deltas).
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}

@@ -966,7 +966,7 @@ fn endpoint_label_sets(inv: &Inventory) -> Vec<Option<LabelSet>> {
             generated: &generated,
         }))
     };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = crate::threads();
     if threads < 2 || inv.workloads.len() < PARALLEL_WORKLOADS {
         return inv.workloads.iter().map(labels_of).collect();
     }

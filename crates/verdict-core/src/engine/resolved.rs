@@ -920,7 +920,7 @@ pub fn resolve<'a>(engine: &Engine<'a>, subject: &Party) -> ResolvedPolicy<'a> {
 /// entry is resolved once, and identities are resolved in parallel when
 /// there is enough work (see [`PARALLEL_WORK`]).
 pub fn resolve_all<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = crate::threads();
     resolve_all_with(engine, threads, &[])
 }
 

@@ -109,10 +109,7 @@ pub(crate) fn matrix_parties(engine: &Engine) -> Vec<Party> {
         .collect()
 }
 
-/// Threads for building maps.
-pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
+pub(crate) use crate::threads;
 
 /// Computes the matrix of every identity: summarised by groups of
 /// identities that every policy treats alike ([`crate::matrix_summary`]),

@@ -15,25 +15,14 @@ pub const PARALLEL_BACKENDS: usize = 1_000;
 /// the pods behind it, each hop judged by the engine. Large inputs are
 /// followed on the machine's threads ([`paths_on`]).
 pub fn paths(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
-    let threads = if total_weight(routing) < PARALLEL_BACKENDS {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-    };
-    paths_with(engine, routing, opts, threads, true)
+    paths_with(engine, routing, opts, None, true)
 }
 
 /// [`paths`] without near misses (every check's `near_miss` empty): the
 /// same paths and decisions, without the search for what almost matched
 /// (`verdict diff` reads only decisions until a path changes).
 pub fn paths_decisions(engine: &Engine, routing: &Routing, opts: &PathOptions) -> PathsReport {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let threads = if total_weight(routing) < PARALLEL_BACKENDS {
-        1
-    } else {
-        threads
-    };
-    paths_with(engine, routing, opts, threads, false)
+    paths_with(engine, routing, opts, None, false)
 }
 
 /// [`paths`] on at most `threads` threads; the report is the same
@@ -45,24 +34,29 @@ pub fn paths_on(
     opts: &PathOptions,
     threads: usize,
 ) -> PathsReport {
-    paths_with(engine, routing, opts, threads, true)
+    paths_with(engine, routing, opts, Some(threads), true)
 }
 
-/// The route backends all entry points lead to (the work of [`paths`]).
-fn total_weight(routing: &Routing) -> usize {
-    units(routing).iter().map(|(_, w)| w).sum()
-}
-
+/// Follows the paths on `threads` threads, or when `None` on the
+/// machine's threads if the routes lead to [`PARALLEL_BACKENDS`] or more
+/// backends, else on one.
 fn paths_with(
     engine: &Engine,
     routing: &Routing,
     opts: &PathOptions,
-    threads: usize,
+    threads: Option<usize>,
     near_misses: bool,
 ) -> PathsReport {
     let units = units(routing);
+    let threads = threads.unwrap_or_else(|| {
+        if units.iter().map(|(_, w)| w).sum::<usize>() < PARALLEL_BACKENDS {
+            1
+        } else {
+            crate::threads()
+        }
+    });
     let shards = shards(&units, threads.clamp(1, 64));
-    let mut parts: Vec<Part> = if shards.len() < 2 {
+    let parts: Vec<Part> = if shards.len() < 2 {
         vec![part(engine, routing, opts, near_misses, &units)]
     } else {
         std::thread::scope(|scope| {
@@ -76,11 +70,11 @@ fn paths_with(
                 .collect()
         })
     };
-    let mut first = if parts.is_empty() {
-        part(engine, routing, opts, near_misses, &[])
-    } else {
-        parts.remove(0)
-    };
+    // Never empty: fewer than two runs give one part of every unit.
+    let mut parts = parts.into_iter();
+    let mut first = parts
+        .next()
+        .unwrap_or_else(|| part(engine, routing, opts, near_misses, &[]));
     for mut p in parts {
         let remap: Vec<usize> = p
             .lists

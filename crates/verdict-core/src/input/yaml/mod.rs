@@ -254,8 +254,7 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
 /// differently across the cut) or the text holds directives (`%YAML`,
 /// which belong to the document after them).
 pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let pieces = pieces::pieces(text, threads);
+    let pieces = pieces::pieces(text, crate::threads());
     if pieces.len() < 2 {
         return parse_sequential(text);
     }
