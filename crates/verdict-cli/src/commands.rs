@@ -976,7 +976,12 @@ pub fn matrix(
         }
     };
     match output {
-        F::Text if groups => print_wrapped(&s.to_text())?,
+        F::Text if groups => {
+            // Streamed: the groups of a dense cluster are hundreds of MiB.
+            let mut lines = crate::stream_out::Lines::new();
+            let _ = s.write_text(&mut lines);
+            lines.finish()?;
+        }
         F::Json if groups => print(&json_with_diagnostics(&s, &[&inv], verbose)?)?,
         F::Yaml if groups => print(&yaml_with_diagnostics(&s, &[&inv], verbose)?)?,
         F::Json => {

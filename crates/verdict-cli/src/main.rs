@@ -21,6 +21,7 @@ mod load;
 mod replay;
 mod schema;
 mod snapshot;
+mod stream_out;
 mod style;
 mod tools;
 mod wrap;

@@ -176,15 +176,18 @@ fn grouped_matrix_equals_the_pair_by_pair_matrix() {
             let want = matrix_by_pairs(&engine, opts);
             let s = summarise(&engine, opts);
             assert_eq!(s.connections, want.cells.len(), "{name}");
-            // The report's summary (no rules named) is this one without
-            // its rules: same rows, groups and order.
-            let mut stripped = s.clone();
-            for r in &mut stripped.rows {
-                r.rules.clear();
+            // The summary without rules (report, matrix text/CSV/DOT/
+            // Mermaid) stands for the same pairs with the same ports and
+            // flags; rows that differed only by their rules are one row.
+            let bare = summarise_without_rules(&engine, opts);
+            assert!(bare.rows.iter().all(|r| r.rules.is_empty()), "{name}");
+            let mut want_bare = want.clone();
+            for c in &mut want_bare.cells {
+                c.rules.clear();
             }
             assert_eq!(
-                serde_json::to_string(&summarise_without_rules(&engine, opts)).unwrap(),
-                serde_json::to_string(&stripped).unwrap(),
+                serde_json::to_string(&bare.expand()).unwrap(),
+                serde_json::to_string(&want_bare).unwrap(),
                 "{name}: the summary without rules differs"
             );
             let got = s.clone().expand();
@@ -305,4 +308,60 @@ fn held_set_index_equals_the_walk_over_overlapping_sets() {
     assert_eq!(cell("src-3", "dst-1"), Some(vec![80]));
     // src-2 reaches dst-2 (no ingress policy) on 80, 1010 and 1030 only.
     assert_eq!(cell("src-2", "dst-2"), Some(vec![80, 1010, 1030]));
+}
+
+/// Without rules (the matrix's text, CSV, DOT and Mermaid forms, the
+/// report), destinations that two different policies open alike are one
+/// row: the rules that tell them apart are not shown. With rules (JSON,
+/// YAML) they stay two rows, each naming its own policy.
+#[test]
+fn rows_that_differ_only_by_rules_are_one_row_without_rules() {
+    use verdict_core::matrix_summary::{summarise, summarise_without_rules};
+    let pod = |name: &str, app: &str| {
+        format!("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: web\n  labels: {{app: {app}}}\nspec:\n  containers:\n    - name: main\n      image: registry.example/x:1\n")
+    };
+    let policy = |name: &str, app: &str| {
+        format!("---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: web\nspec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n  policyTypes: [Ingress, Egress]\n  ingress:\n    - from: [{{podSelector: {{matchLabels: {{app: client}}}}}}]\n      ports: [{{port: 8080}}]\n")
+    };
+    let text = [
+        pod("client", "client"),
+        pod("a", "a"),
+        pod("b", "b"),
+        policy("allow-a", "a"),
+        policy("allow-b", "b"),
+    ]
+    .concat();
+    let mut inv =
+        verdict_core::ingest::Inventory::new(verdict_core::ingest::ClusterConfig::default());
+    inv.load_text("web.yaml", &text);
+    inv.complete_namespaces();
+    let engine = Engine::new(&inv);
+    let opts = MatrixOptions::default();
+    let to_a_or_b = |s: &verdict_core::matrix_summary::Summary| {
+        s.rows
+            .iter()
+            .filter(|r| {
+                s.groups[r.from]
+                    .members
+                    .iter()
+                    .any(|m| m.name == "web/client")
+            })
+            .map(|r| {
+                let to: Vec<&str> = s.groups[r.to]
+                    .members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect();
+                (to.join(" "), r.rules.len())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        to_a_or_b(&summarise(&engine, &opts)),
+        [("web/a".to_string(), 1), ("web/b".to_string(), 1)]
+    );
+    assert_eq!(
+        to_a_or_b(&summarise_without_rules(&engine, &opts)),
+        [("web/a web/b".to_string(), 0)]
+    );
 }

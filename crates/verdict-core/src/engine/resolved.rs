@@ -760,6 +760,17 @@ pub fn decide<'r>(
     matching: &mut [&SetEntry<'r>],
     origins: &mut Vec<&'r Origin>,
 ) -> (bool, bool, bool) {
+    decide_with(state, peer_is_host, matching, Some(origins))
+}
+
+/// [`decide`], the deciding entries' origins pushed to `origins` only
+/// when given (the matrix without rules does not collect them).
+pub fn decide_with<'r>(
+    state: &DirectionState,
+    peer_is_host: bool,
+    matching: &mut [&SetEntry<'r>],
+    origins: Option<&mut Vec<&'r Origin>>,
+) -> (bool, bool, bool) {
     if !state.enforced {
         return (true, false, false);
     }
@@ -769,14 +780,18 @@ pub fn decide<'r>(
         let mut deciding: Vec<(u32, &'r Origin)> = Vec::new();
         for e in matching.iter().filter(|e| e.precedence() == d) {
             proxied |= !e.proxied.is_empty();
-            deciding.extend(e.origins.iter().copied());
+            if origins.is_some() {
+                deciding.extend(e.origins.iter().copied());
+            }
         }
-        // The order of the unmerged entries (rule, entry, port range),
-        // each rule entry once however many of its port ranges cover the
-        // port (as the trace lists it).
-        deciding.sort_by_key(|&(seq, _)| seq);
-        dedup_rule_entries(&mut deciding);
-        origins.extend(deciding.into_iter().map(|(_, o)| o));
+        if let Some(origins) = origins {
+            // The order of the unmerged entries (rule, entry, port range),
+            // each rule entry once however many of its port ranges cover
+            // the port (as the trace lists it).
+            deciding.sort_by_key(|&(seq, _)| seq);
+            dedup_rule_entries(&mut deciding);
+            origins.extend(deciding.into_iter().map(|(_, o)| o));
+        }
         return if d.2 == 0 {
             (false, false, true)
         } else {

@@ -7,7 +7,7 @@ use crate::engine::{Decision, Engine};
 use crate::matrix::{node_matches, peer_of, MatrixOptions, Node, PortRange};
 use crate::peerset::{PeerNames, PeerRef, PeerSet};
 use crate::policy::{Direction, Origin, Protocol};
-use crate::resolved::{decide, DirectionState, ResolvedPolicy, SetEntry};
+use crate::resolved::{decide_with, DirectionState, ResolvedPolicy, SetEntry};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 
@@ -53,8 +53,8 @@ fn holding<'p, 'r>(s: Option<&Side<'p, 'r>>, peer: PeerRef, out: &mut Vec<&'p Se
 
 /// The verdict of one side (absent: no policy, allows) for the peer whose
 /// entries are `held`, at one port: (allowed, proxied, denied), the
-/// deciding rules appended to `origins`. Shared by the matrix and the
-/// connectivity delta.
+/// deciding rules appended to `origins` when given. Shared by the matrix
+/// and the connectivity delta.
 pub(crate) fn side_verdict<'p, 'r>(
     state: Option<&DirectionState<'r>>,
     held: &[&'p SetEntry<'r>],
@@ -62,14 +62,14 @@ pub(crate) fn side_verdict<'p, 'r>(
     proto: Protocol,
     port: u16,
     scratch: &mut Vec<&'p SetEntry<'r>>,
-    origins: &mut Vec<&'r Origin>,
+    origins: Option<&mut Vec<&'r Origin>>,
 ) -> (bool, bool, bool) {
     let Some(state) = state else {
         return (true, false, false);
     };
     scratch.clear();
     scratch.extend(held.iter().copied().filter(|e| e.covers(proto, port)));
-    decide(state, peer_is_host, scratch, origins)
+    decide_with(state, peer_is_host, scratch, origins)
 }
 
 /// The port classes of `proto` that `entries`' ranges cut: `bps` gets
@@ -128,6 +128,8 @@ pub(crate) struct Scratch<'p, 'r> {
     origins: Vec<&'r Origin>,
     bps: Vec<u32>,
     rule_text: HashMap<usize, String>,
+    /// Cells without their rules (not collected, `rules` left empty).
+    pub(crate) without_rules: bool,
 }
 
 /// What a connected pair gets: ports, flags and the deciding rules.
@@ -322,7 +324,7 @@ impl<'p, 'r> Ctx<'p, 'r> {
                     proto,
                     a,
                     &mut s.scratch,
-                    &mut s.origins,
+                    (!s.without_rules).then_some(&mut s.origins),
                 );
                 let (ea, ep, edn) = side_verdict(
                     from_side.map(|sd| sd.state),
@@ -331,7 +333,7 @@ impl<'p, 'r> Ctx<'p, 'r> {
                     proto,
                     a,
                     &mut s.scratch,
-                    &mut s.origins,
+                    (!s.without_rules).then_some(&mut s.origins),
                 );
                 denied |= idn || edn;
                 let allowed = ia && ea;

@@ -3,9 +3,11 @@
 //! DOT and Mermaid node ids are `n0`, `n1`, ... in the sorted order of the
 //! names, so distinct names never share a node.
 
-use crate::matrix::{Cell, Matrix};
+use crate::matrix::{Cell, Matrix, Node};
 use crate::text::{csv_field, dot_string, escape, mermaid_label, push_line};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn ports(c: &Cell) -> String {
     c.ports
@@ -201,6 +203,16 @@ impl crate::matrix_summary::Summary {
 
     /// The text table of rows between groups, then the groups' members.
     pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_text(&mut out);
+        out
+    }
+
+    /// [`Summary::to_text`](crate::matrix_summary::Summary::to_text),
+    /// written to `out` line by line (the groups of a dense cluster are
+    /// hundreds of MiB of text: the caller can stream them).
+    pub fn write_text(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         let labels = self.group_labels();
         let label = |g: usize| {
             let l = labels.get(g).map_or("", String::as_str);
@@ -221,32 +233,42 @@ impl crate::matrix_summary::Summary {
             let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
             rows.push([label(r.from), label(r.to), ports.join(" "), f.join(",")]);
         }
-        let mut out = table(&rows);
-        out.push_str(&format!(
-            "\n{} between {}, as {} between groups: every member of FROM reaches every member of TO (flags: L7 = through the L7 proxy, deny = a deny rule removes ports; `--pairs` lists every pair)\n",
+        out.write_str(&table(&rows))?;
+        drop(rows);
+        writeln!(
+            out,
+            "\n{} between {}, as {} between groups: every member of FROM reaches every member of TO (flags: L7 = through the L7 proxy, deny = a deny rule removes ports; `--pairs` lists every pair)",
             crate::text::plural(self.connections, "allowed connection", "allowed connections"),
             crate::text::plural(self.identities, "identity", "identities"),
             crate::text::plural(self.rows.len(), "row", "rows"),
-        ));
+        )?;
         let multi: Vec<usize> = (0..self.groups.len())
             .filter(|&g| self.groups.get(g).is_some_and(|x| x.members.len() > 1))
             .collect();
         if !multi.is_empty() {
-            out.push_str("\nGroups (the identities a row names together):\n");
+            out.write_str("\nGroups (the identities a row names together):\n")?;
+            // A member's text once per node (it is named in many groups).
+            let mut texts: FxHashMap<*const Node, String> = FxHashMap::default();
             for g in multi {
                 let Some(grp) = self.groups.get(g) else {
                     continue;
                 };
-                let names: Vec<String> = grp.members.iter().map(|m| party(&m.name)).collect();
-                push_line(
-                    &mut out,
-                    &format!(
-                        "  {} ({}): {}",
-                        labels.get(g).map_or("", String::as_str),
-                        grp.members.len(),
-                        names.join("; ")
-                    ),
+                let head = format!(
+                    "  {} ({}): ",
+                    labels.get(g).map_or("", String::as_str),
+                    grp.members.len()
                 );
+                out.write_str(&escape(&head))?;
+                for (i, m) in grp.members.iter().enumerate() {
+                    if i > 0 {
+                        out.write_str("; ")?;
+                    }
+                    let t = texts
+                        .entry(Arc::as_ptr(m))
+                        .or_insert_with(|| escape(&party(&m.name)).into_owned());
+                    out.write_str(t)?;
+                }
+                out.write_char('\n')?;
             }
         }
         let open = |title: &str, list: &[String], out: &mut String| {
@@ -260,20 +282,21 @@ impl crate::matrix_summary::Summary {
                 );
             }
         };
+        let mut tail = String::new();
         if !self.open_ingress.is_empty() || !self.open_egress.is_empty() {
-            out.push('\n');
+            tail.push('\n');
         }
         open(
             "no ingress policy (any source may connect, subject to its egress policy)",
             &self.open_ingress,
-            &mut out,
+            &mut tail,
         );
         open(
             "no egress policy (may connect to any destination that admits it)",
             &self.open_egress,
-            &mut out,
+            &mut tail,
         );
-        out
+        out.write_str(&tail)
     }
 }
 

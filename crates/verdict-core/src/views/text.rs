@@ -40,11 +40,20 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// Whether `s` is printable ASCII only (and newlines, when `newlines`):
+/// nothing to escape. A byte test the compiler vectorises, the common case
+/// of texts of hundreds of MiB (the matrix of a dense cluster), before the
+/// character-by-character test.
+fn plain_ascii(s: &str, newlines: bool) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || (newlines && b == b'\n'))
+}
+
 /// One field or one line for a terminal: every unsafe character (newlines
 /// included) written as `\n`, `\r`, `\t` or `\u{1b}`. Backslashes are kept
 /// as they are.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
+    if plain_ascii(s, false) || !s.chars().any(is_unsafe) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -63,7 +72,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// text reaches the terminal; renderers escape each line's content first, so
 /// that a newline inside a name cannot start a line of its own.
 pub fn escape_lines(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
+    if plain_ascii(s, true) || !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

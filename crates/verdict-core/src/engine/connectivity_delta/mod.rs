@@ -402,7 +402,6 @@ struct Held<'p, 'r> {
     eg: Vec<&'p SetEntry<'r>>,
     ing: Vec<&'p SetEntry<'r>>,
     scratch: Vec<&'p SetEntry<'r>>,
-    origins: Vec<&'r Origin>,
     bps: Vec<u32>,
 }
 
@@ -449,7 +448,6 @@ impl<'p, 'r> Held<'p, 'r> {
                 let Some((s, e)) = port_class(&self.bps, i) else {
                     continue;
                 };
-                self.origins.clear();
                 let (ea, ep, _) = side_verdict(
                     eg_map.map(|m| &m.egress),
                     &self.eg,
@@ -457,9 +455,8 @@ impl<'p, 'r> Held<'p, 'r> {
                     proto,
                     s,
                     &mut self.scratch,
-                    &mut self.origins,
+                    None,
                 );
-                self.origins.clear();
                 let (ia, ip, _) = side_verdict(
                     ing_map.map(|m| &m.ingress),
                     &self.ing,
@@ -467,7 +464,7 @@ impl<'p, 'r> Held<'p, 'r> {
                     proto,
                     s,
                     &mut self.scratch,
-                    &mut self.origins,
+                    None,
                 );
                 let allowed = ea && ia;
                 let proxied = ep || ip;

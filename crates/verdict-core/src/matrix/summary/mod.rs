@@ -53,8 +53,10 @@ const NONE: u32 = u32::MAX;
 /// alike. An identity can be a member of several groups.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
-    /// Sorted by name (then identity number).
-    pub members: Vec<Node>,
+    /// Sorted by name (then identity number). Shared: an identity is a
+    /// member of many groups on dense clusters (a million mentions of a
+    /// few thousand nodes), each mention a pointer, not a copy.
+    pub members: Vec<std::sync::Arc<Node>>,
 }
 
 /// Every member of group `from` reaches every member of group `to` on
@@ -200,9 +202,11 @@ pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
     build_with(&ctx, opts, None, true)
 }
 
-/// [`summarise`] with every row's `rules` left empty (`verdict report`
-/// shows none). Rows and groups are those of [`summarise`]: cells are
-/// still told apart by their rules.
+/// [`summarise`] without rules (`verdict report` and the matrix's text,
+/// CSV, DOT and Mermaid forms show none): cells are told apart only by
+/// what they let through (ports, proxied, deny-decided), so rows that
+/// [`summarise`] keeps apart only by their rules are one row here, and
+/// every row's `rules` is empty.
 pub fn summarise_without_rules(engine: &Engine, opts: &MatrixOptions) -> Summary {
     let policies = resolve_for_matrix(engine);
     let ctx = Ctx::new(engine, &policies);
@@ -302,7 +306,7 @@ fn build_with(
     // Pass 1, by source class (the candidates' order): the egress held
     // list and view of every pair, from one sweep of the source's egress
     // side (views cached per list within the run: one signature).
-    let mut views = Views::new(sig.sides.len());
+    let mut views = Views::new(sig.sides.len(), !rules);
     let mut run_views = RunCache::default();
     let mut from_sweep = Sweep::new(&dst);
     let mut from: Vec<(u32, u32)> = vec![(0, 0); pairs.len()];
@@ -354,6 +358,7 @@ fn build_with(
     drop((pairs, from));
     let mut to_sweep = Sweep::new(&src);
     let mut scratch = Scratch::default();
+    scratch.without_rules = !rules;
     let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
     let mut cell_ids: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
     let mut cell_data: Vec<Cell> = Vec::new();

@@ -13,6 +13,7 @@ use super::{Group, Row, Summary, NONE};
 use crate::matrix::{Cell, Ctx, Matrix, MatrixOptions, Node};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The summary of the cells `(source class, destination class, cell)`.
 pub(super) fn summary(
@@ -86,6 +87,11 @@ pub(super) fn summary(
             *p = i;
         }
     }
+    let shared: Vec<Option<Arc<Node>>> = ctx
+        .nodes
+        .iter()
+        .map(|nd| nd.clone().map(Arc::new))
+        .collect();
     let groups: Vec<Group> = order
         .iter()
         .map(|&g| Group {
@@ -93,10 +99,11 @@ pub(super) fn summary(
                 .get(g)
                 .into_iter()
                 .flatten()
-                .filter_map(|&q| ctx.nodes.get(q).cloned().flatten())
+                .filter_map(|&q| shared.get(q).cloned().flatten())
                 .collect(),
         })
         .collect();
+    drop(shared);
     let keys: Vec<Vec<(u32, u32)>> = order
         .iter()
         .map(|&g| gkeys.get(g).cloned().unwrap_or_default())

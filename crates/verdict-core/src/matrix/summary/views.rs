@@ -42,15 +42,21 @@ pub(super) struct Views {
     cache: FxHashMap<(bool, u32, u32), u32>,
     view_ids: FxHashMap<ViewKey, u32>,
     buf: Vec<u32>,
+    /// Entries compared without their origins (cells without rules).
+    without_rules: bool,
 }
 
 /// The view of "no side" (no policy: allows).
 pub(super) const NO_SIDE: u32 = NONE;
 
 impl Views {
-    pub(super) fn new(signatures: usize) -> Views {
+    /// Views of the sides of `signatures` signatures; `without_rules`:
+    /// entries that differ only by their rules are alike (the cells are
+    /// computed without rules).
+    pub(super) fn new(signatures: usize, without_rules: bool) -> Views {
         Views {
             content: (0..signatures).map(|_| None).collect(),
+            without_rules,
             ..Views::default()
         }
     }
@@ -76,6 +82,7 @@ impl Views {
             return NO_SIDE;
         };
         let entry_ids = &mut self.entry_ids;
+        let without_rules = self.without_rules;
         let content = slot.get_or_insert_with(|| {
             side.by_set
                 .iter()
@@ -85,9 +92,13 @@ impl Views {
                             let key: EntryContent = (
                                 e.effect(),
                                 !e.proxied.is_empty(),
-                                e.origins()
-                                    .map(|o| std::ptr::from_ref(o) as usize)
-                                    .collect(),
+                                if without_rules {
+                                    Vec::new()
+                                } else {
+                                    e.origins()
+                                        .map(|o| std::ptr::from_ref(o) as usize)
+                                        .collect()
+                                },
                             );
                             let next = u32::try_from(entry_ids.len()).unwrap_or(NONE - 1);
                             *entry_ids.entry(key).or_insert(next)
