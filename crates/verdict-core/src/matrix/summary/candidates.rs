@@ -6,14 +6,55 @@ use super::NONE;
 use crate::engine::Decision;
 use crate::matrix::{Ctx, Side};
 use crate::peerset::PeerSet;
+use crate::policy::Protocol;
+use crate::resolved::SetEntry;
 use rustc_hash::FxHashMap;
 
 /// Sets of `side` with an allow entry.
 fn allow_sets<'a, 'p>(side: &'a Side<'p, '_>) -> impl Iterator<Item = &'p PeerSet> + 'a {
+    allow_sets_with_ports(side).map(|(set, _)| set)
+}
+
+/// A port range an allow entry opens, as the matrix reads it: the
+/// protocols among TCP, UDP and SCTP it covers (bits 1, 2, 4), first and
+/// last port.
+type Span = (u8, u16, u16);
+
+/// The spans of the allow entries of one set (none: the set allows
+/// nothing the matrix shows, e.g. ICMP only).
+fn spans(entries: &[&SetEntry]) -> Vec<Span> {
+    let mut out: Vec<Span> = entries
+        .iter()
+        .filter(|e| e.decision == Decision::Allowed)
+        .filter_map(|e| {
+            let mask = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| e.all_protocols || e.protocol.covers(**p))
+                .fold(0u8, |m, (i, _)| m | (1 << i));
+            (mask != 0).then_some((mask, e.from_port, e.to_port))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether some span of `a` and some span of `b` share a protocol and a
+/// port.
+fn overlap(a: &[Span], b: &[Span]) -> bool {
+    a.iter()
+        .any(|&(m, f, t)| b.iter().any(|&(n, g, u)| m & n != 0 && f <= u && g <= t))
+}
+
+/// Sets of `side` with an allow entry, with the spans they allow.
+fn allow_sets_with_ports<'a, 'p>(
+    side: &'a Side<'p, '_>,
+) -> impl Iterator<Item = (&'p PeerSet, Vec<Span>)> + 'a {
     side.by_set
         .iter()
         .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
-        .map(|(set, _)| *set)
+        .map(|(set, es)| (*set, spans(es)))
 }
 
 /// The classes of the members of `set` (a set of `sets`).
@@ -30,7 +71,8 @@ pub(super) fn classes_of<'c>(sets: &Sets, classes: &'c Classes, set: &PeerSet) -
 /// its allow sets hold. A pair is a candidate only when each side holds
 /// the other end in an allow set or is not limited; a limited source pairs
 /// through its own allow sets, tested against the destination's allowed
-/// sources (a bitset per limited destination class), and unlimited sources
+/// sources on ports the source's set opens too (bitsets per limited
+/// destination class and opened spans), and unlimited sources
 /// pair through the destinations' allow sets. So candidates are (nearly)
 /// the connected pairs, not the union of both sides' reach.
 pub(super) fn candidates(
@@ -64,9 +106,13 @@ pub(super) fn candidates(
         .into_iter()
         .filter(|&c| !is_lim(&dst_lim, c))
         .collect();
-    // Allowed source classes of each limited destination class.
-    let words = nsrc.div_ceil(64);
-    let mut in_ok: Vec<Vec<u64>> = vec![Vec::new(); ndst];
+    // Allowed source classes of each limited destination class, per
+    // spans its allow sets open (sets opening the same spans share one
+    // bitset): a source whose egress opens other ports only is no
+    // candidate (most candidates of a 100k-pod cluster were such pairs).
+    let words = nsrc.div_ceil(64).max(1);
+    let mut in_ok: Vec<Vec<(Vec<Span>, Vec<u64>)>> = vec![Vec::new(); ndst];
+    let mut filled = vec![false; ndst];
     for (pi, p) in ctx.policies.iter().enumerate() {
         let (Some(me), Some(side)) = (p.index.map(|i| i as usize), ctx.ingress.get(pi)) else {
             continue;
@@ -74,11 +120,27 @@ pub(super) fn candidates(
         let Some(&d) = dst.of.get(me).filter(|&&d| is_lim(&dst_lim, d)) else {
             continue;
         };
-        let Some(bits) = in_ok.get_mut(d as usize).filter(|b| b.is_empty()) else {
+        let (Some(groups), Some(done)) = (in_ok.get_mut(d as usize), filled.get_mut(d as usize))
+        else {
             continue;
         };
-        bits.resize(words.max(1), 0);
-        for set in allow_sets(side) {
+        if std::mem::replace(done, true) {
+            continue;
+        }
+        for (set, sp) in allow_sets_with_ports(side) {
+            if sp.is_empty() {
+                continue;
+            }
+            let at = match groups.iter().position(|(g, _)| *g == sp) {
+                Some(i) => i,
+                None => {
+                    groups.push((sp, vec![0u64; words]));
+                    groups.len() - 1
+                }
+            };
+            let Some((_, bits)) = groups.get_mut(at) else {
+                continue;
+            };
             for &c in classes_of(ing_sets, src, set) {
                 if let Some(w) = bits.get_mut(c as usize / 64) {
                     *w |= 1 << (c % 64);
@@ -86,12 +148,16 @@ pub(super) fn candidates(
             }
         }
     }
-    let allowed_in = |s: u32, d: u32| {
+    drop(filled);
+    let allowed_in = |s: u32, d: u32, sp: &[Span]| {
         !is_lim(&dst_lim, d)
-            || in_ok
-                .get(d as usize)
-                .and_then(|b| b.get(s as usize / 64))
-                .is_some_and(|w| w & (1 << (s % 64)) != 0)
+            || in_ok.get(d as usize).is_some_and(|groups| {
+                groups.iter().any(|(g, bits)| {
+                    bits.get(s as usize / 64)
+                        .is_some_and(|w| w & (1 << (s % 64)) != 0)
+                        && overlap(g, sp)
+                })
+            })
     };
     // Candidate class pairs, once per (class, side).
     let mut pairs: Vec<u64> = Vec::new();
@@ -134,9 +200,9 @@ pub(super) fn candidates(
                 if !side.state.default_deny {
                     pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
                 }
-                for set in allow_sets(side) {
+                for (set, sp) in allow_sets_with_ports(side) {
                     for &c in classes_of(egr_sets, dst, set) {
-                        if allowed_in(s, c) {
+                        if allowed_in(s, c, &sp) {
                             pairs.push(pair(s, c));
                         }
                     }

@@ -1,64 +1,69 @@
 //! Side signatures and peer classes of the grouped matrix.
 //!
 //! ```text
-//!  signature of a side = its state + its entries (peer set by address, ports, decision, ..., rules)
+//!  signature of a side = its state + its entries (peer set by address, ports, decision, ...,
+//!                         rules when the cells name them), compared through a hash
 //!  distinct sets of a direction: numbered 0.. in first-seen order (by address)
 //!  classes: initial key per peer, then split by membership in every distinct set
 //!  per distinct set: its members' classes (sorted)
 //! ```
 
 use super::NONE;
-use crate::engine::Decision;
 use crate::matrix::Side;
 use crate::peerset::PeerSet;
-use crate::policy::{Protocol, Tier};
+use crate::resolved::SetEntry;
 use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-/// One entry of a side, as compared between subjects (borrowed: no copy
-/// per subject).
-#[derive(PartialEq, Eq, Hash)]
-struct EntryKey<'p, 'r> {
-    peers: usize,
-    protocol: Protocol,
-    from_port: u16,
-    to_port: u16,
-    decision: Decision,
-    tier: Tier,
-    level: u32,
-    pass: bool,
-    proxied: &'p [&'r str],
-    origins: Vec<usize>,
+/// The entries of a side in order (set by set).
+fn entries<'s, 'p, 'r>(s: &'s Side<'p, 'r>) -> impl Iterator<Item = &'p SetEntry<'r>> + 's {
+    s.by_set.iter().flat_map(|(_, es)| es.iter().copied())
 }
 
-type SideKey<'p, 'r> = (bool, bool, bool, Vec<EntryKey<'p, 'r>>);
+/// What a side's signature compares of an entry: its peer set (by
+/// address), what it does, its proxy, and its rules when `rules`.
+fn same_entry(a: &SetEntry, b: &SetEntry, rules: bool) -> bool {
+    Arc::ptr_eq(&a.peers, &b.peers)
+        && a.effect() == b.effect()
+        && a.proxied == b.proxied
+        && (!rules
+            || a.origins()
+                .map(std::ptr::from_ref)
+                .eq(b.origins().map(std::ptr::from_ref)))
+}
 
-fn side_key<'p, 'r>(s: &Side<'p, 'r>) -> SideKey<'p, 'r> {
-    let mut entries = Vec::new();
-    for (_, es) in &s.by_set {
-        for e in es {
-            entries.push(EntryKey {
-                peers: std::ptr::from_ref::<PeerSet>(&e.peers) as usize,
-                protocol: e.protocol,
-                from_port: e.from_port,
-                to_port: e.to_port,
-                decision: e.decision,
-                tier: e.tier,
-                level: e.level,
-                pass: e.pass,
-                proxied: &e.proxied,
-                origins: e
-                    .origins()
-                    .map(|o| std::ptr::from_ref(o) as usize)
-                    .collect(),
-            });
+/// Whether two sides have the same state and the same entries in the same
+/// order (so the same peer-set list).
+fn same_side(a: &Side, b: &Side, rules: bool) -> bool {
+    let (x, y) = (a.state, b.state);
+    (x.enforced, x.default_deny, x.allow_localhost)
+        == (y.enforced, y.default_deny, y.allow_localhost)
+        && a.by_set.len() == b.by_set.len()
+        && entries(a).count() == entries(b).count()
+        && entries(a)
+            .zip(entries(b))
+            .all(|(e, f)| same_entry(e, f, rules))
+}
+
+/// The hash of what [`same_side`] compares (streamed: no key is built or
+/// kept per side; a side of a 100k-pod cluster has a hundred entries).
+fn side_hash(s: &Side, rules: bool) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    let st = s.state;
+    (st.enforced, st.default_deny, st.allow_localhost).hash(&mut h);
+    for e in entries(s) {
+        (Arc::as_ptr(&e.peers) as usize).hash(&mut h);
+        e.effect().hash(&mut h);
+        e.proxied.hash(&mut h);
+        if rules {
+            for o in e.origins() {
+                (std::ptr::from_ref(o) as usize).hash(&mut h);
+            }
         }
+        0xfeu8.hash(&mut h);
     }
-    (
-        s.state.enforced,
-        s.state.default_deny,
-        s.state.allow_localhost,
-        entries,
-    )
+    h.finish()
 }
 
 /// Signature numbers of the sides of both directions (equal numbers:
@@ -70,11 +75,16 @@ pub(super) struct Signatures<'s, 'p, 'r> {
     pub(super) sides: Vec<&'s Side<'p, 'r>>,
 }
 
+/// `rules`: sides that differ only by the rules of their entries are
+/// told apart (the cells name their rules); without, they share a
+/// signature.
 pub(super) fn signatures<'s, 'p, 'r>(
     ingress: &'s [Side<'p, 'r>],
     egress: &'s [Side<'p, 'r>],
+    rules: bool,
 ) -> Signatures<'s, 'p, 'r> {
-    let mut ids: FxHashMap<SideKey, u32> = FxHashMap::default();
+    // Hash -> signatures with that hash (almost always one).
+    let mut ids: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
     let mut out = Signatures {
         ingress: Vec::with_capacity(ingress.len()),
         egress: Vec::with_capacity(egress.len()),
@@ -82,9 +92,16 @@ pub(super) fn signatures<'s, 'p, 'r>(
     };
     for (dir, sides) in [(true, ingress), (false, egress)] {
         for s in sides {
-            let next = u32::try_from(out.sides.len()).unwrap_or(NONE - 1);
-            let id = *ids.entry(side_key(s)).or_insert_with(|| {
+            let bucket = ids.entry(side_hash(s, rules)).or_default();
+            let found = bucket.iter().copied().find(|&id| {
+                out.sides
+                    .get(id as usize)
+                    .is_some_and(|t| same_side(s, t, rules))
+            });
+            let id = found.unwrap_or_else(|| {
+                let next = u32::try_from(out.sides.len()).unwrap_or(NONE - 1);
                 out.sides.push(s);
+                bucket.push(next);
                 next
             });
             if dir {

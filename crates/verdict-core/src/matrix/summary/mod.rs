@@ -227,7 +227,7 @@ fn build_with(
 ) -> Summary {
     let total = ctx.nodes.len();
     let n = ctx.n;
-    let sig = signatures(&ctx.ingress, &ctx.egress);
+    let sig = signatures(&ctx.ingress, &ctx.egress, rules);
     // Initial classes of both roles.
     let mut src0 = vec![NONE; total];
     let mut dst0 = vec![NONE; total];
