@@ -22,7 +22,7 @@ pub use pairs::matrix_by_pairs;
 use crate::engine::{Engine, Party};
 use crate::peerset::PeerRef;
 use crate::policy::Protocol;
-use crate::resolved::{resolve_all_with, ResolvedPolicy};
+use crate::resolved::{resolve_all_with, resolve_plan, Plan, ResolvedPolicy};
 use serde::Serialize;
 
 /// A node of the matrix: an identity, shown by its workloads.
@@ -98,6 +98,12 @@ pub(crate) fn peer_of(q: usize, n: usize) -> PeerRef {
 /// local endpoints.
 pub(crate) fn resolve_for_matrix<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
     resolve_all_with(engine, threads(), &matrix_parties(engine))
+}
+
+/// [`resolve_for_matrix`] without rules (see [`Plan::without_rules`]).
+pub(crate) fn resolve_for_matrix_without_rules<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
+    let plan = Plan::new(engine, &matrix_parties(engine)).without_rules();
+    resolve_plan(&plan, threads())
 }
 
 /// The reserved identities that are local endpoints, whose maps the

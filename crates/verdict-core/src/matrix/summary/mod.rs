@@ -208,7 +208,7 @@ pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
 /// [`summarise`] keeps apart only by their rules are one row here, and
 /// every row's `rules` is empty.
 pub fn summarise_without_rules(engine: &Engine, opts: &MatrixOptions) -> Summary {
-    let policies = resolve_for_matrix(engine);
+    let policies = crate::matrix::resolve_for_matrix_without_rules(engine);
     let ctx = Ctx::new(engine, &policies);
     build_with(&ctx, opts, None, false)
 }
