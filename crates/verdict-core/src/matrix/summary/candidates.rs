@@ -163,6 +163,7 @@ pub(super) fn candidates(
     let mut pairs: Vec<u64> = Vec::new();
     let mut done: FxHashMap<(bool, u32, u32), ()> = FxHashMap::default();
     let pair = |s: u32, d: u32| (u64::from(s) << 32) | u64::from(d);
+    let mut by_src: Vec<(u32, usize)> = Vec::with_capacity(ctx.policies.len());
     for (pi, p) in ctx.policies.iter().enumerate() {
         let Some(me) = p.index.map(|i| i as usize) else {
             continue;
@@ -195,7 +196,16 @@ pub(super) fn candidates(
                 }
             }
         }
-        if let (Some(side), Some(&sg), true) = (ctx.egress.get(pi), egr_sig.get(pi), s != NONE) {
+        if s != NONE {
+            by_src.push((s, pi));
+        }
+    }
+    // Egress sides by source class: the bits of neighbouring classes share
+    // a word of the destinations' bitsets, so consecutive sources read the
+    // same cache lines (in policy order, each test missed the cache).
+    by_src.sort_unstable();
+    for (s, pi) in by_src {
+        if let (Some(side), Some(&sg)) = (ctx.egress.get(pi), egr_sig.get(pi)) {
             if side.state.enforced && done.insert((false, s, sg), ()).is_none() {
                 if !side.state.default_deny {
                     pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
