@@ -681,7 +681,10 @@ pub fn generate(
         check_client, clients_from_input, connectivity_after, generate as gen, judge_after,
         load_generated, to_stream, GenerateOptions,
     };
-    use verdict_core::paths::{paths as compute, PathOptions};
+    // The paths without near misses: nothing generate prints, verifies or
+    // lints reads them (a check's `near_miss` only), and on an input
+    // without policies for the routes every check is a default deny.
+    use verdict_core::paths::{paths_decisions as compute, PathOptions};
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);

@@ -255,6 +255,37 @@ impl<'a> Engine<'a> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
+        self.decide_in_with(ctx, subject, peer, peer_idx, protocol, port, true)
+    }
+
+    /// [`Engine::decide_in`] for a caller that reads only the decision,
+    /// its reason and enforcement: a default deny's rules
+    /// (`default_deny_by`, `default_deny_text`) are left empty, so a
+    /// context's default-deny rules are never named (one string per rule
+    /// and context; generate's verification builds a context per backend).
+    pub fn decision_in(
+        &self,
+        ctx: &SideContext<'a>,
+        subject: &Party,
+        peer: &Party,
+        peer_idx: Option<usize>,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decided {
+        self.decide_in_with(ctx, subject, peer, peer_idx, protocol, port, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_in_with(
+        &self,
+        ctx: &SideContext<'a>,
+        subject: &Party,
+        peer: &Party,
+        peer_idx: Option<usize>,
+        protocol: Protocol,
+        port: u16,
+        name_default_deny: bool,
+    ) -> Decided {
         let dir = ctx.direction;
         let mut v = Decided::empty(dir, subject.enforced);
         if ctx.disabled {
@@ -345,6 +376,9 @@ impl<'a> Engine<'a> {
         } else if ctx.default_deny {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
+            if !name_default_deny {
+                return v;
+            }
             let (by, text) = ctx.default_deny_by.get_or_init(|| {
                 let by: Arc<[String]> =
                     ctx.forced
