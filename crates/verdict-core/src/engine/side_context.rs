@@ -379,24 +379,54 @@ impl<'a> Engine<'a> {
             if !name_default_deny {
                 return v;
             }
-            let (by, text) = ctx.default_deny_by.get_or_init(|| {
-                let by: Arc<[String]> =
-                    ctx.forced
-                        .map(str::to_string)
-                        .into_iter()
-                        .chain(ctx.default_deny_rules.iter().map(|r| {
-                            format!("{} ({})", r.origin.policy.short(), r.origin.location)
-                        }))
-                        .collect();
-                let text = capped_head(by.iter(), by.len());
-                (by, text)
-            });
+            let (by, text) = ctx
+                .default_deny_by
+                .get_or_init(|| self.default_deny_names(ctx.forced, &ctx.default_deny_rules));
             v.default_deny_by = Arc::clone(by);
             v.default_deny_text.clone_from(text);
         } else {
             v.reason = Reason::NoDefaultDeny;
         }
         v
+    }
+
+    /// The names of what makes a default deny (the forcing setting, then
+    /// each rule as `policy (location)`) and their capped text, formatted
+    /// once per distinct list: contexts with the same rules share them.
+    fn default_deny_names(
+        &self,
+        forced: Option<&'static str>,
+        rules: &[&'a Rule],
+    ) -> (Arc<[String]>, String) {
+        let key = (
+            forced,
+            rules.iter().map(|r| *r as *const Rule as usize).collect(),
+        );
+        let known = |m: &std::sync::Mutex<crate::engine::DefaultDenyNames>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned()
+        };
+        if let Some(v) = known(&self.default_deny_names) {
+            return v;
+        }
+        let by: Arc<[String]> = forced
+            .map(str::to_string)
+            .into_iter()
+            .chain(
+                rules
+                    .iter()
+                    .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
+            )
+            .collect();
+        let text = capped_head(by.iter(), by.len());
+        self.default_deny_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_insert((by, text))
+            .clone()
     }
 
     /// The peer index of a grouped context, built once the full scans
