@@ -681,7 +681,10 @@ pub fn generate(
         check_client, clients_from_input, connectivity_after, generate as gen, judge_after,
         load_generated, to_stream, GenerateOptions,
     };
-    use verdict_core::paths::{paths as compute, PathOptions};
+    // The paths without near misses: nothing generate prints, verifies or
+    // lints reads them (a check's `near_miss` only), and on an input
+    // without policies for the routes every check is a default deny.
+    use verdict_core::paths::{paths_decisions as compute, PathOptions};
     use verdict_core::routes::Routing;
     let inv = load::inventory(paths, cluster)?;
     load::report(&inv, verbose);
@@ -789,26 +792,29 @@ pub fn generate(
         replaced = b;
         &replaced
     };
+    // The paths after, borrowed by the lint for as long as the engine.
+    let mut after_paths_slot = None;
     let (after, load_errors) = load_generated(base, &stream);
     let after_routing = Routing::from_inventory(&after);
     let after_engine = engine
         .with_policies_of(&after)
         .unwrap_or_else(|| Engine::new(&after));
-    let (after_paths, judged) = judge_after(&report, &after_engine, &after_routing, &opts);
-    let after_paths = after_paths.report(report);
-    // Lint the generated objects together with the input, while a second
-    // thread compares connectivity (independent of the paths after).
+    // Judge the paths again and lint the generated objects together with
+    // the input (the lint reads the paths after), while a second thread
+    // compares connectivity (independent of the paths after).
     let config = verdict_lint::LintConfig::default();
-    let (lint, d) = both(
+    let ((judged, lint), d) = both(
         || {
+            let (after_paths, judged) = judge_after(&report, &after_engine, &after_routing, &opts);
+            let after_paths = after_paths_slot.insert(after_paths.report(report));
             let cx = verdict_lint::Context::new(
                 &after,
                 &after_engine,
                 &after_routing,
-                &after_paths,
+                after_paths,
                 &config,
             );
-            verdict_lint::run(&cx, &config)
+            (judged, verdict_lint::run(&cx, &config))
         },
         || connectivity_after(&engine, &after_engine, &opts),
     );

@@ -50,6 +50,18 @@ fn indexed_equals_scanned(inv: &Inventory, name: &str) -> usize {
                     let idx = engine.known_index(&peer.identity);
                     let got = engine.decide_in(&ctx, subject, peer, idx, proto, port);
                     let want = engine.decide(subject, dir, peer, proto, port);
+                    // Without the default deny's names (generate's
+                    // verification): the same decision, reason and
+                    // enforcement, nothing named.
+                    let bare = engine.decision_in(&ctx, subject, peer, idx, proto, port);
+                    assert_eq!(
+                        (bare.decision, &bare.reason, bare.enforced),
+                        (got.decision, &got.reason, got.enforced),
+                        "{name}: decision_in {} {dir} {} {proto}/{port}",
+                        subject.name,
+                        peer.name
+                    );
+                    assert!(bare.default_deny_by.is_empty());
                     assert_eq!(
                         summary(&got),
                         summary(&want),

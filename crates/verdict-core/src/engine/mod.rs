@@ -153,8 +153,18 @@ pub struct Engine<'a> {
     selector_memo: std::sync::OnceLock<crate::selector_memo::SelectorMemo<'a>>,
     /// Namespace -> its Services, in input order (built on first use).
     services_by_ns: std::sync::OnceLock<HashMap<String, Vec<usize>>>,
+    /// What makes a default deny, named once per distinct list of rules
+    /// (see `SideContext`): every backend's side has the same tier
+    /// policies' rules, so their names were formatted (and the lists
+    /// hashed and compared by the paths) once per backend.
+    default_deny_names: std::sync::Mutex<DefaultDenyNames>,
     host_firewall: bool,
 }
+
+/// A default deny's forcing setting and rules (by address) -> the names
+/// of what makes it and that list's capped text.
+pub(crate) type DefaultDenyNames =
+    rustc_hash::FxHashMap<(Option<&'static str>, Vec<usize>), (Arc<[String]>, String)>;
 
 impl<'a> Engine<'a> {
     pub fn new(inv: &'a Inventory) -> Engine<'a> {
@@ -280,6 +290,7 @@ impl<'a> Engine<'a> {
             selecting_index: std::sync::OnceLock::new(),
             selector_memo: std::sync::OnceLock::new(),
             services_by_ns: std::sync::OnceLock::new(),
+            default_deny_names: std::sync::Mutex::default(),
             host_firewall,
         }
     }
@@ -333,6 +344,7 @@ impl<'a> Engine<'a> {
             selecting_index: std::sync::OnceLock::new(),
             selector_memo: std::sync::OnceLock::new(),
             services_by_ns: std::sync::OnceLock::new(),
+            default_deny_names: std::sync::Mutex::default(),
             host_firewall,
         })
     }

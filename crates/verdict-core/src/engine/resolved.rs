@@ -559,10 +559,10 @@ impl<'e, 'a> Resolver<'e, 'a> {
             if never {
                 continue;
             }
-            let requires = (
-                requirements(&active, dir, false),
-                requirements(&active, dir, true),
-            );
+            // The `fromRequires` of the side, gathered when an entry is
+            // kept: a map trimmed to a few entries (generate's
+            // verification) walked every entry of every rule for them.
+            let mut requires = None;
             for e in active
                 .iter()
                 .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
@@ -575,7 +575,13 @@ impl<'e, 'a> Resolver<'e, 'a> {
                     continue;
                 };
                 if keep(dir, e, set) {
-                    self.build_entry(subject, dir, e, res, set, &requires, &mut entries);
+                    let requires = requires.get_or_insert_with(|| {
+                        (
+                            requirements(&active, dir, false),
+                            requirements(&active, dir, true),
+                        )
+                    });
+                    self.build_entry(subject, dir, e, res, set, requires, &mut entries);
                 }
             }
         }

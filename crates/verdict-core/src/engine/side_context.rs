@@ -255,6 +255,37 @@ impl<'a> Engine<'a> {
         protocol: Protocol,
         port: u16,
     ) -> Decided {
+        self.decide_in_with(ctx, subject, peer, peer_idx, protocol, port, true)
+    }
+
+    /// [`Engine::decide_in`] for a caller that reads only the decision,
+    /// its reason and enforcement: a default deny's rules
+    /// (`default_deny_by`, `default_deny_text`) are left empty, so a
+    /// context's default-deny rules are never named (one string per rule
+    /// and context; generate's verification builds a context per backend).
+    pub fn decision_in(
+        &self,
+        ctx: &SideContext<'a>,
+        subject: &Party,
+        peer: &Party,
+        peer_idx: Option<usize>,
+        protocol: Protocol,
+        port: u16,
+    ) -> Decided {
+        self.decide_in_with(ctx, subject, peer, peer_idx, protocol, port, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_in_with(
+        &self,
+        ctx: &SideContext<'a>,
+        subject: &Party,
+        peer: &Party,
+        peer_idx: Option<usize>,
+        protocol: Protocol,
+        port: u16,
+        name_default_deny: bool,
+    ) -> Decided {
         let dir = ctx.direction;
         let mut v = Decided::empty(dir, subject.enforced);
         if ctx.disabled {
@@ -345,24 +376,57 @@ impl<'a> Engine<'a> {
         } else if ctx.default_deny {
             v.decision = Decision::Denied;
             v.reason = Reason::DefaultDeny;
-            let (by, text) = ctx.default_deny_by.get_or_init(|| {
-                let by: Arc<[String]> =
-                    ctx.forced
-                        .map(str::to_string)
-                        .into_iter()
-                        .chain(ctx.default_deny_rules.iter().map(|r| {
-                            format!("{} ({})", r.origin.policy.short(), r.origin.location)
-                        }))
-                        .collect();
-                let text = capped_head(by.iter(), by.len());
-                (by, text)
-            });
+            if !name_default_deny {
+                return v;
+            }
+            let (by, text) = ctx
+                .default_deny_by
+                .get_or_init(|| self.default_deny_names(ctx.forced, &ctx.default_deny_rules));
             v.default_deny_by = Arc::clone(by);
             v.default_deny_text.clone_from(text);
         } else {
             v.reason = Reason::NoDefaultDeny;
         }
         v
+    }
+
+    /// The names of what makes a default deny (the forcing setting, then
+    /// each rule as `policy (location)`) and their capped text, formatted
+    /// once per distinct list: contexts with the same rules share them.
+    fn default_deny_names(
+        &self,
+        forced: Option<&'static str>,
+        rules: &[&'a Rule],
+    ) -> (Arc<[String]>, String) {
+        let key = (
+            forced,
+            rules.iter().map(|r| *r as *const Rule as usize).collect(),
+        );
+        let known = |m: &std::sync::Mutex<crate::engine::DefaultDenyNames>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned()
+        };
+        if let Some(v) = known(&self.default_deny_names) {
+            return v;
+        }
+        let by: Arc<[String]> = forced
+            .map(str::to_string)
+            .into_iter()
+            .chain(
+                rules
+                    .iter()
+                    .map(|r| format!("{} ({})", r.origin.policy.short(), r.origin.location)),
+            )
+            .collect();
+        let text = capped_head(by.iter(), by.len());
+        self.default_deny_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_insert((by, text))
+            .clone()
     }
 
     /// The peer index of a grouped context, built once the full scans

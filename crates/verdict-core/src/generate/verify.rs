@@ -273,12 +273,43 @@ pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged
     let mut decisions = Vec::new();
     let mut statuses = Vec::new();
     let mut summary = Summary::default();
-    for b in report
-        .entry_points
-        .iter()
-        .flat_map(|ep| &ep.routes)
-        .flat_map(|r| &r.backends)
+    let backends = || {
+        report
+            .entry_points
+            .iter()
+            .flat_map(|ep| &ep.routes)
+            .flat_map(|r| &r.backends)
+    };
+    // The checks each subject side is the subject of: its context is
+    // dropped after its last check (kept until the end, the contexts of
+    // every backend were alive at once: fresh memory, slow to fault in).
+    let mut uses: FxHashMap<(usize, Direction), usize> = FxHashMap::default();
+    for c in backends()
+        .flat_map(|b| &b.paths)
+        .flat_map(|p| &p.hops)
+        .flat_map(|h| &h.checks)
     {
+        for name in [&c.source, &c.destination] {
+            if !parties.contains_key(name.as_str()) {
+                let party = engine.party(name).ok()?;
+                let key = engine.known_index(&party.identity).map(|i| {
+                    let next = port_lists.len();
+                    let ports = *port_lists.entry(party.ports.clone()).or_insert(next);
+                    (i, ports)
+                });
+                parties.insert(name, Known { party, key });
+            }
+        }
+        let subject = match c.direction {
+            Direction::Ingress => &c.destination,
+            Direction::Egress => &c.source,
+        };
+        if let Some((s, _)) = parties.get(subject.as_str()).and_then(|k| k.key) {
+            *uses.entry((s, c.direction)).or_insert(0) += 1;
+        }
+    }
+    let mut built = 0;
+    for b in backends() {
         if b.paths.is_empty() {
             summary.add(b.decision);
         }
@@ -292,17 +323,6 @@ pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged
                 }
                 let mut all = true;
                 for c in &h.checks {
-                    for name in [&c.source, &c.destination] {
-                        if !parties.contains_key(name.as_str()) {
-                            let party = engine.party(name).ok()?;
-                            let key = engine.known_index(&party.identity).map(|i| {
-                                let next = port_lists.len();
-                                let ports = *port_lists.entry(party.ports.clone()).or_insert(next);
-                                (i, ports)
-                            });
-                            parties.insert(name, Known { party, key });
-                        }
-                    }
                     let (src, dst) = (
                         parties.get(c.source.as_str())?,
                         parties.get(c.destination.as_str())?,
@@ -315,14 +335,16 @@ pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged
                     // direction): the ingress is the subject of one check
                     // per backend, so building it per decision was
                     // backends x rules selecting the ingress.
-                    let decide = |contexts: &mut FxHashMap<(usize, Direction), SideContext<'a>>| {
+                    let decide = |contexts: &mut FxHashMap<(usize, Direction), SideContext<'a>>,
+                                  built: &mut usize| {
                         let d = match subject.key {
                             Some((s, _)) => {
                                 let ctx = contexts.entry((s, c.direction)).or_insert_with(|| {
+                                    *built += 1;
                                     engine.side_context(&subject.party, c.direction)
                                 });
                                 let peer_idx = peer.key.map(|(q, _)| q);
-                                engine.decide_in(
+                                engine.decision_in(
                                     ctx,
                                     &subject.party,
                                     &peer.party,
@@ -361,13 +383,21 @@ pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged
                         Some(k) => match memo.get(&k) {
                             Some(&d) => d,
                             None => {
-                                let d = decide(&mut contexts);
+                                let d = decide(&mut contexts, &mut built);
                                 memo.insert(k, d);
                                 d
                             }
                         },
-                        None => decide(&mut contexts),
+                        None => decide(&mut contexts, &mut built),
                     };
+                    if let Some((s, _)) = subject.key {
+                        if let Some(n) = uses.get_mut(&(s, c.direction)) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                contexts.remove(&(s, c.direction));
+                            }
+                        }
+                    }
                     changed |= decision != c.decision;
                     all &= decision == Decision::Allowed;
                     decisions.push(decision);
@@ -390,7 +420,7 @@ pub fn rejudge<'a>(report: &PathsReport, engine: &Engine<'a>) -> Option<Rejudged
         decisions,
         statuses,
         decided: memo.len(),
-        contexts: contexts.len(),
+        contexts: built,
     })
 }
 

@@ -1,4 +1,5 @@
 use crate::{Context, Finding, Level, Meta, Rule};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel, Rule as PolicyRule};
@@ -76,17 +77,14 @@ pub(crate) fn peers_cover(deny: &Entry, allow: &Entry) -> bool {
         })
 }
 
-/// Whether, among the identities of the input, every one an allow entry's
-/// selectors select is also selected by the deny entry's selectors (rules
-/// written differently, e.g. a ClusterNetworkPolicy `pods` peer against a
-/// CiliumNetworkPolicy `fromEndpoints`).
+/// Entry (by address) -> the identities its peers select, sorted, or
+/// `None` when a peer is not a selector.
+type PeerMemo = FxHashMap<usize, Option<Vec<usize>>>;
+
 /// The identities an entry's peers select, sorted, or `None` when a peer
-/// is not a selector (memoised per entry: an entry is compared with many).
-fn peer_ids(
-    cx: &Context,
-    e: &Entry,
-    memo: &mut HashMap<usize, Option<Vec<usize>>>,
-) -> Option<Vec<usize>> {
+/// is not a selector (memoised per entry: an entry is compared with many;
+/// read in place, not copied per comparison).
+fn peer_ids<'m>(cx: &Context, e: &Entry, memo: &'m mut PeerMemo) -> Option<&'m [usize]> {
     memo.entry(std::ptr::from_ref(e) as usize)
         .or_insert_with(|| {
             let mut out = Vec::new();
@@ -102,17 +100,26 @@ fn peer_ids(
             out.dedup();
             Some(out)
         })
-        .clone()
+        .as_deref()
 }
 
-fn selects_within(
-    cx: &Context,
-    deny: &Entry,
-    allow: &Entry,
-    memo: &mut HashMap<usize, Option<Vec<usize>>>,
-) -> bool {
-    match (peer_ids(cx, allow, memo), peer_ids(cx, deny, memo)) {
-        (Some(a), Some(d)) => !a.is_empty() && sorted_subset(&a, &d),
+/// Whether, among the identities of the input, every one an allow entry's
+/// selectors select is also selected by the deny entry's selectors (rules
+/// written differently, e.g. a ClusterNetworkPolicy `pods` peer against a
+/// CiliumNetworkPolicy `fromEndpoints`).
+fn selects_within(cx: &Context, deny: &Entry, allow: &Entry, memo: &mut PeerMemo) -> bool {
+    // Both looked up (allow first), then read without copying them.
+    let allow_some = peer_ids(cx, allow, memo).is_some();
+    let deny_some = peer_ids(cx, deny, memo).is_some();
+    if !(allow_some && deny_some) {
+        return false;
+    }
+    let get = |e: &Entry| {
+        memo.get(&(std::ptr::from_ref(e) as usize))
+            .and_then(|v| v.as_deref())
+    };
+    match (get(allow), get(deny)) {
+        (Some(a), Some(d)) => !a.is_empty() && sorted_subset(a, d),
         _ => false,
     }
 }
@@ -164,7 +171,7 @@ impl Rule for AllowShadowedByDeny {
         // Per distinct subject set: the deny rules applying to every
         // endpoint of it, in rule order.
         let mut covering_of: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-        let mut memo = HashMap::new();
+        let mut memo = PeerMemo::default();
         for (p, r, sel) in &rules {
             let Some(&first) = sel.first() else {
                 continue;
