@@ -247,7 +247,13 @@ type PeerGroup = (Vec<(Protocol, u16, u16)>, Arc<PeerSet>);
 pub struct Resolver<'e, 'a> {
     engine: &'e Engine<'a>,
     cache: SelectorCache<'e>,
-    entries: FxHashMap<usize, EntryRes>,
+    /// Entry (by address) -> its resolution in `res`.
+    entries: FxHashMap<usize, u32>,
+    res: Vec<EntryRes>,
+    /// Rule (by address) -> per direction, its entries of that direction
+    /// as (position in the rule, resolution in `res`): a map reads its
+    /// rules' entries with one lookup per rule, not one per entry.
+    by_rule: FxHashMap<usize, [Vec<(u32, u32)>; 2]>,
     cidrs: Vec<String>,
     cidr_ids: HashMap<String, u32>,
     reserved: Vec<u32>,
@@ -286,6 +292,8 @@ impl<'e, 'a> Resolver<'e, 'a> {
             engine,
             cache: SelectorCache::new(&engine.identities),
             entries: FxHashMap::default(),
+            res: Vec::new(),
+            by_rule: FxHashMap::default(),
             cidrs: Vec::new(),
             cidr_ids: HashMap::new(),
             reserved,
@@ -361,26 +369,39 @@ impl<'e, 'a> Resolver<'e, 'a> {
             .flatten()
             .any(|p| matches!(p.port, PortSel::Named(_)));
         let ranges = (!named).then(|| fixed_ranges(e));
-        self.entries.insert(
-            key,
-            EntryRes {
-                peers,
-                endpoint_only,
-                ranges,
-                set: None,
-                per_peer: None,
-            },
-        );
+        self.entries.insert(key, index_u32(self.res.len()));
+        self.res.push(EntryRes {
+            peers,
+            endpoint_only,
+            ranges,
+            set: None,
+            per_peer: None,
+        });
     }
 
     /// Prepares every entry of `rules`.
     pub fn prepare_rules(&mut self, rules: &[&'a Rule]) {
         for r in rules {
-            for e in &r.entries {
+            let mut lists: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+            for (pos, e) in r.entries.iter().enumerate() {
                 self.prepare(e);
                 self.entry_ptrs.push(e);
+                if let (Some(&i), Some(list)) = (
+                    self.entries.get(&entry_key(e)),
+                    lists.get_mut(e.direction.index()),
+                ) {
+                    list.push((index_u32(pos), i));
+                }
             }
+            self.by_rule
+                .insert(std::ptr::from_ref::<Rule>(r) as usize, lists);
         }
+    }
+
+    /// The resolution of prepared entry `e`.
+    fn res_of(&self, e: &Entry) -> Option<&EntryRes> {
+        let i = *self.entries.get(&entry_key(e))?;
+        self.res.get(i as usize)
     }
 
     /// Whether peer `p` meets every requirement (`fromRequires`).
@@ -417,7 +438,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         for text_rank in self.cidr_ids.values_mut() {
             *text_rank = rank.get(*text_rank as usize).copied().unwrap_or(*text_rank);
         }
-        for res in self.entries.values_mut() {
+        for res in &mut self.res {
             for p in &mut res.peers {
                 if let PeerRef::Cidr(c) = p {
                     *c = rank.get(*c as usize).copied().unwrap_or(*c);
@@ -458,7 +479,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         };
         let mut groups_of: HashMap<usize, Vec<PeerGroup>> = HashMap::new();
         for &e in &self.entry_ptrs {
-            let Some(res) = self.entries.get(&entry_key(e)) else {
+            let Some(res) = self.res_of(e) else {
                 continue;
             };
             if res.ranges.is_some() || e.direction != Direction::Egress {
@@ -502,7 +523,8 @@ impl<'e, 'a> Resolver<'e, 'a> {
             groups_of.insert(entry_key(e), groups);
         }
         for (k, g) in groups_of {
-            if let Some(res) = self.entries.get_mut(&k) {
+            let at = self.entries.get(&k).copied();
+            if let Some(res) = at.and_then(|i| self.res.get_mut(i as usize)) {
                 res.per_peer = Some(g);
             }
         }
@@ -563,14 +585,17 @@ impl<'e, 'a> Resolver<'e, 'a> {
             // kept: a map trimmed to a few entries (generate's
             // verification) walked every entry of every rule for them.
             let mut requires = None;
-            for e in active
-                .iter()
-                .flat_map(|r| r.entries.iter().filter(|e| e.direction == dir))
-            {
-                let Some((res, Some(set))) = self
-                    .entries
-                    .get(&entry_key(e))
-                    .map(|res| (res, res.set.as_ref()))
+            let prepared = active.iter().flat_map(|&r| {
+                self.by_rule
+                    .get(&(std::ptr::from_ref::<Rule>(r) as usize))
+                    .and_then(|lists| lists.get(d))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |&(pos, i)| Some((r.entries.get(pos as usize)?, i)))
+            });
+            for (e, i) in prepared {
+                let Some((res, Some(set))) =
+                    self.res.get(i as usize).map(|res| (res, res.set.as_ref()))
                 else {
                     continue;
                 };
