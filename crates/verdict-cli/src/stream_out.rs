@@ -42,10 +42,14 @@ impl<W: Write> Lines<W> {
     /// Passes on `text` (whole lines) as `print_wrapped` prints a text.
     fn pass(&mut self, upto: usize) -> fmt::Result {
         let text = self.buf.get(..upto).unwrap_or_default();
-        let shown = crate::style::paint(&crate::wrap::wrap(&escape_lines(text))).into_owned();
+        let escaped = escape_lines(text);
+        let wrapped = crate::wrap::wrap(&escaped);
+        let written = self
+            .out
+            .write_all(crate::style::paint(&wrapped).as_bytes());
         self.buf.drain(..upto);
         self.lines_end = self.lines_end.saturating_sub(upto);
-        if let Err(e) = self.out.write_all(shown.as_bytes()) {
+        if let Err(e) = written {
             self.error = Some(e);
             return Err(fmt::Error);
         }

@@ -45,8 +45,12 @@ fn push_escaped(out: &mut String, c: char) {
 /// of texts of hundreds of MiB (the matrix of a dense cluster), before the
 /// character-by-character test.
 fn plain_ascii(s: &str, newlines: bool) -> bool {
-    s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) || (newlines && b == b'\n'))
+    // Blocks without an early exit inside (vectorised), one exit per block.
+    s.as_bytes().chunks(4096).all(|block| {
+        block.iter().fold(true, |ok, &b| {
+            ok & ((b >= 0x20) & (b < 0x7f) | (newlines & (b == b'\n')))
+        })
+    })
 }
 
 /// One field or one line for a terminal: every unsafe character (newlines
