@@ -65,7 +65,8 @@ fn key<'a>(keys: &'a Keys, name: &str) -> &'a str {
     keys.get(name).map_or("", String::as_str)
 }
 
-/// Renders the report.
+/// Renders the report as one string (the tests; `verdict report` writes
+/// the page as it is formed with [`render_to`]).
 pub fn render(
     engine: &Engine,
     paths: &PathsReport,
@@ -73,6 +74,57 @@ pub fn render(
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) -> String {
+    let mut page = String::new();
+    render_to(&mut page, engine, paths, m, findings, meta);
+    page
+}
+
+/// A [`std::io::Write`] (a buffered file) as the text sink of
+/// [`render_to`]: the page is written as it is formed, never held whole
+/// (273 MB on the dense 50k cluster). The first I/O error is kept and
+/// every later write refused; [`IoText::finish`] returns it.
+pub struct IoText<W: std::io::Write> {
+    w: W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> IoText<W> {
+    pub fn new(w: W) -> Self {
+        IoText { w, err: None }
+    }
+
+    /// Flushes the writer; the first error of any write.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+impl<W: std::io::Write> Write for IoText<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.err.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.w.write_all(s.as_bytes()).map_err(|e| {
+            self.err = Some(e);
+            std::fmt::Error
+        })
+    }
+}
+
+/// Renders the report into `body` as it is formed (a write error stops
+/// nothing here: the sink keeps it, see [`IoText`]).
+pub fn render_to<W: Write>(
+    body: &mut W,
+    engine: &Engine,
+    paths: &PathsReport,
+    m: &Summary,
+    findings: &[ReportFinding],
+    meta: &ReportMeta,
+) {
     let g = graph::graph(paths);
     // Every name with a policy panel, and the party it is looked up as: graph
     // nodes (`reserved:world`, `shop/deployment/api`, an entry point's
@@ -125,7 +177,7 @@ pub fn render(
             data.add(title, resolved.as_ref(), &names);
         }
     }
-    let mut body = page::open(meta);
+    page::open(body, meta);
     let s = &paths.summary;
     let _ = write!(
         body,
@@ -137,10 +189,10 @@ pub fn render(
         findings.len(),
         m.connections
     );
-    body.push_str("<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
-    body.push_str(&graph::svg(&g, &keys));
-    body.push_str("</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
-    body.push_str("<h2>Paths</h2>");
+    push(body, "<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
+    graph::svg(body, &g, &keys);
+    push(body, "</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
+    push(body, "<h2>Paths</h2>");
     // Listeners without routes: one line per Gateway after the tables.
     let mut idle: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ep in &paths.entry_points {
@@ -212,27 +264,27 @@ pub fn render(
                 }
             }
         }
-        body.push_str("</table>");
+        push(body, "</table>");
     }
     if !paths.findings.is_empty() {
-        body.push_str("<ul class=\"findings\">");
+        push(body, "<ul class=\"findings\">");
         for f in &paths.findings {
             let _ = write!(body, "<li>{}</li>", esc(f));
         }
-        body.push_str("</ul>");
+        push(body, "</ul>");
     }
     if !idle.is_empty() {
-        body.push_str("<h3>Listeners without routes</h3><ul class=\"idle\">");
+        push(body, "<h3>Listeners without routes</h3><ul class=\"idle\">");
         for (gw, listeners) in &idle {
             let _ = write!(body, "<li>{}: {}</li>", esc(gw), esc(&listeners.join(", ")));
         }
-        body.push_str("</ul>");
+        push(body, "</ul>");
     }
-    body.push_str("<h2>Lint findings</h2>");
+    push(body, "<h2>Lint findings</h2>");
     if findings.is_empty() {
-        body.push_str("<p>None.</p>");
+        push(body, "<p>None.</p>");
     } else {
-        body.push_str("<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
+        push(body, "<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
         for f in findings {
             let _ = write!(
                 body,
@@ -245,14 +297,18 @@ pub fn render(
                 esc(&f.help)
             );
         }
-        body.push_str("</table>");
+        push(body, "</table>");
     }
-    matrix_view::section(&mut body, m, &keys);
-    body.push_str("<script type=\"application/json\" id=\"panel-data\">");
-    body.push_str(&data.json());
-    body.push_str("</script>");
-    page::close(&mut body);
-    body
+    matrix_view::section(body, m, &keys);
+    push(body, "<script type=\"application/json\" id=\"panel-data\">");
+    data.json(body);
+    push(body, "</script>");
+    page::close(body);
+}
+
+/// Appends text to the page (an error is kept by the sink).
+fn push<W: Write>(out: &mut W, s: &str) {
+    let _ = out.write_str(s);
 }
 
 /// Panels whose maps are built together (on two threads when the block is
