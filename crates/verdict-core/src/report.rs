@@ -138,7 +138,14 @@ pub fn render_to<W: Write>(
     {
         lookup.insert(n.clone(), n.split(" (").next().unwrap_or(n).to_string());
     }
-    for n in m.groups.iter().flat_map(|g| &g.members).map(|x| &x.name) {
+    // Each member once: groups share their members' nodes (a member of
+    // hundreds of groups on dense clusters), so by address first.
+    let mut seen: rustc_hash::FxHashSet<*const crate::matrix::Node> = Default::default();
+    for x in m.groups.iter().flat_map(|g| &g.members) {
+        if !seen.insert(std::sync::Arc::as_ptr(x)) {
+            continue;
+        }
+        let n = &x.name;
         if !lookup.contains_key(n) {
             lookup.insert(n.clone(), n.split(", ").next().unwrap_or(n).to_string());
         }
@@ -148,7 +155,7 @@ pub fn render_to<W: Write>(
     // name in the matrix) share one key and one panel, so the page has a
     // panel per identity, not per name. Its title is the first of its names.
     let mut keys: Keys = BTreeMap::new();
-    let mut panels: Vec<(&str, Option<crate::engine::Party>)> = Vec::new();
+    let mut panels: Vec<Panel> = Vec::new();
     let mut panel_of: BTreeMap<(u32, String), usize> = BTreeMap::new();
     for (n, look) in &lookup {
         let i = match engine.party(look) {
@@ -171,12 +178,7 @@ pub fn render_to<W: Write>(
     // map is turned into panel data and dropped; the page script draws a
     // panel when it is asked for.
     let resolver = Resolver::for_all(engine);
-    let mut data = policy::Panels::default();
-    for block in panels.chunks(PANEL_BLOCK) {
-        for ((title, _), resolved) in block.iter().zip(resolve_block(&resolver, block)) {
-            data.add(title, resolved.as_ref(), &names);
-        }
-    }
+    let data = panel_data(&resolver, &panels, &names);
     page::open(body, meta);
     let s = &paths.summary;
     let _ = write!(
@@ -311,31 +313,64 @@ fn push<W: Write>(out: &mut W, s: &str) {
     let _ = out.write_str(s);
 }
 
-/// Panels whose maps are built together (on two threads when the block is
-/// full), then added to the page data in order and dropped.
+/// Panels whose maps are built together, then added to the page data in
+/// order and dropped.
 const PANEL_BLOCK: usize = 256;
 
-/// The maps of a block of panels, in order: the second half built on a
-/// second thread.
-fn resolve_block<'a>(
-    resolver: &Resolver<'_, 'a>,
-    block: &[(&str, Option<crate::engine::Party>)],
-) -> Vec<Option<crate::resolved::ResolvedPolicy<'a>>> {
-    let build = |part: &[(&str, Option<crate::engine::Party>)]| {
+type Panel<'p> = (&'p str, Option<crate::engine::Party>);
+
+/// The panel data of the page: the maps of a block of panels built on a
+/// worker thread (two workers, alternate blocks), each block added to the
+/// data on this thread in order while the workers build the next ones
+/// (adding is about a quarter of the work at 100k and more than half on
+/// the dense clusters, so this thread no longer waits for the maps nor
+/// the workers for it). At most two blocks per worker are held.
+fn panel_data(
+    resolver: &Resolver<'_, '_>,
+    panels: &[Panel<'_>],
+    names: &BTreeMap<u32, String>,
+) -> policy::Panels {
+    let build = |part: &[Panel<'_>]| {
         part.iter()
             .map(|(_, party)| party.as_ref().map(|p| resolver.resolve(p)))
             .collect::<Vec<_>>()
     };
-    if block.len() < PANEL_BLOCK {
-        return build(block);
+    let mut data = policy::Panels::default();
+    let blocks: Vec<&[Panel<'_>]> = panels.chunks(PANEL_BLOCK).collect();
+    if blocks.len() < 2 {
+        for block in blocks {
+            for ((title, _), resolved) in block.iter().zip(build(block)) {
+                data.add(title, resolved.as_ref(), names);
+            }
+        }
+        return data;
     }
-    let (a, b) = block.split_at(block.len() / 2);
     std::thread::scope(|s| {
-        let h = s.spawn(|| build(b));
-        let mut out = build(a);
-        out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        out
-    })
+        let mut rxs = Vec::new();
+        for w in 0..2 {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            rxs.push(rx);
+            let (blocks, build) = (&blocks, &build);
+            s.spawn(move || {
+                for block in blocks.iter().skip(w).step_by(2) {
+                    if tx.send(build(block)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        for (i, block) in blocks.iter().enumerate() {
+            // A worker that stopped (it panicked) ends the loop; the scope
+            // then resumes its panic.
+            let Some(Ok(maps)) = rxs.get(i % 2).map(std::sync::mpsc::Receiver::recv) else {
+                break;
+            };
+            for ((title, _), resolved) in block.iter().zip(maps) {
+                data.add(title, resolved.as_ref(), names);
+            }
+        }
+    });
+    data
 }
 
 /// The check that decides a pod path, as the paths table states it: the
