@@ -330,13 +330,23 @@ fn panel_data(
     panels: &[Panel<'_>],
     names: &BTreeMap<u32, String>,
 ) -> policy::Panels {
+    panel_data_in(resolver, panels, names, PANEL_BLOCK)
+}
+
+/// [`panel_data`] with blocks of `block` panels (the tests use small ones).
+fn panel_data_in(
+    resolver: &Resolver<'_, '_>,
+    panels: &[Panel<'_>],
+    names: &BTreeMap<u32, String>,
+    block: usize,
+) -> policy::Panels {
     let build = |part: &[Panel<'_>]| {
         part.iter()
             .map(|(_, party)| party.as_ref().map(|p| resolver.resolve(p)))
             .collect::<Vec<_>>()
     };
     let mut data = policy::Panels::default();
-    let blocks: Vec<&[Panel<'_>]> = panels.chunks(PANEL_BLOCK).collect();
+    let blocks: Vec<&[Panel<'_>]> = panels.chunks(block.max(1)).collect();
     if blocks.len() < 2 {
         for block in blocks {
             for ((title, _), resolved) in block.iter().zip(build(block)) {
@@ -430,3 +440,6 @@ fn capped(why: &str, whole: &str) -> String {
     let rest = why.chars().count() - WHY_MAX;
     format!("{cut}… ({rest} more characters: `{whole}` prints the whole text)")
 }
+
+#[cfg(test)]
+mod tests;
