@@ -276,9 +276,9 @@ pub(super) fn svg<W: Write>(out: &mut W, g: &Graph, keys: &Keys) {
         place(2, b, H_NODE);
     }
     let height = heights.iter().fold(80.0_f64, |a, &b| a.max(b)) + 10.0;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<svg id=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-label=\"clients, entry points and backends\">\n"
+        "<svg id=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-label=\"clients, entry points and backends\">"
     );
     for (i, title) in [
         "clients",
