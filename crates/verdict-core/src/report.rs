@@ -324,7 +324,8 @@ type Panel<'p> = (&'p str, Option<crate::engine::Party>);
 /// data on this thread in order while the workers build the next ones
 /// (adding is about a quarter of the work at 100k and more than half on
 /// the dense clusters, so this thread no longer waits for the maps nor
-/// the workers for it). At most two blocks per worker are held.
+/// the workers for it). A worker holds one finished block until this
+/// thread takes it (a rendezvous channel).
 fn panel_data(
     resolver: &Resolver<'_, '_>,
     panels: &[Panel<'_>],
@@ -358,7 +359,7 @@ fn panel_data_in(
     std::thread::scope(|s| {
         let mut rxs = Vec::new();
         for w in 0..2 {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel(0);
             rxs.push(rx);
             let (blocks, build) = (&blocks, &build);
             s.spawn(move || {
