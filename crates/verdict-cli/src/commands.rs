@@ -1282,7 +1282,7 @@ pub fn report_of(
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths as compute, PathOptions};
-    use verdict_core::report::render;
+    use verdict_core::report::{render_to, IoText};
     use verdict_core::routes::Routing;
     load::report(inv, verbose);
     let routing = Routing::from_inventory(inv);
@@ -1308,8 +1308,12 @@ pub fn report_of(
     let p = paths_slot
         .get()
         .ok_or_else(|| "the paths were not computed".to_string())?;
-    let html = render(engine, p, &m, &findings, &meta);
-    std::fs::write(output, html).map_err(|e| format!("{}: {e}", output.display()))?;
+    // The page is written as it is formed: never held whole in memory.
+    let fail = |e: std::io::Error| format!("{}: {e}", output.display());
+    let file = std::fs::File::create(output).map_err(fail)?;
+    let mut page = IoText::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    render_to(&mut page, engine, p, &m, &findings, &meta);
+    page.finish().map_err(fail)?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(inv)))
 }

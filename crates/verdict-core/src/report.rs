@@ -65,7 +65,8 @@ fn key<'a>(keys: &'a Keys, name: &str) -> &'a str {
     keys.get(name).map_or("", String::as_str)
 }
 
-/// Renders the report.
+/// Renders the report as one string (the tests; `verdict report` writes
+/// the page as it is formed with [`render_to`]).
 pub fn render(
     engine: &Engine,
     paths: &PathsReport,
@@ -73,6 +74,57 @@ pub fn render(
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) -> String {
+    let mut page = String::new();
+    render_to(&mut page, engine, paths, m, findings, meta);
+    page
+}
+
+/// A [`std::io::Write`] (a buffered file) as the text sink of
+/// [`render_to`]: the page is written as it is formed, never held whole
+/// (273 MB on the dense 50k cluster). The first I/O error is kept and
+/// every later write refused; [`IoText::finish`] returns it.
+pub struct IoText<W: std::io::Write> {
+    w: W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> IoText<W> {
+    pub fn new(w: W) -> Self {
+        IoText { w, err: None }
+    }
+
+    /// Flushes the writer; the first error of any write.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+impl<W: std::io::Write> Write for IoText<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.err.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.w.write_all(s.as_bytes()).map_err(|e| {
+            self.err = Some(e);
+            std::fmt::Error
+        })
+    }
+}
+
+/// Renders the report into `body` as it is formed (a write error stops
+/// nothing here: the sink keeps it, see [`IoText`]).
+pub fn render_to<W: Write>(
+    body: &mut W,
+    engine: &Engine,
+    paths: &PathsReport,
+    m: &Summary,
+    findings: &[ReportFinding],
+    meta: &ReportMeta,
+) {
     let g = graph::graph(paths);
     // Every name with a policy panel, and the party it is looked up as: graph
     // nodes (`reserved:world`, `shop/deployment/api`, an entry point's
@@ -86,7 +138,14 @@ pub fn render(
     {
         lookup.insert(n.clone(), n.split(" (").next().unwrap_or(n).to_string());
     }
-    for n in m.groups.iter().flat_map(|g| &g.members).map(|x| &x.name) {
+    // Each member once: groups share their members' nodes (a member of
+    // hundreds of groups on dense clusters), so by address first.
+    let mut seen: rustc_hash::FxHashSet<*const crate::matrix::Node> = Default::default();
+    for x in m.groups.iter().flat_map(|g| &g.members) {
+        if !seen.insert(std::sync::Arc::as_ptr(x)) {
+            continue;
+        }
+        let n = &x.name;
         if !lookup.contains_key(n) {
             lookup.insert(n.clone(), n.split(", ").next().unwrap_or(n).to_string());
         }
@@ -96,7 +155,7 @@ pub fn render(
     // name in the matrix) share one key and one panel, so the page has a
     // panel per identity, not per name. Its title is the first of its names.
     let mut keys: Keys = BTreeMap::new();
-    let mut panels: Vec<(&str, Option<crate::engine::Party>)> = Vec::new();
+    let mut panels: Vec<Panel> = Vec::new();
     let mut panel_of: BTreeMap<(u32, String), usize> = BTreeMap::new();
     for (n, look) in &lookup {
         let i = match engine.party(look) {
@@ -119,13 +178,8 @@ pub fn render(
     // map is turned into panel data and dropped; the page script draws a
     // panel when it is asked for.
     let resolver = Resolver::for_all(engine);
-    let mut data = policy::Panels::default();
-    for block in panels.chunks(PANEL_BLOCK) {
-        for ((title, _), resolved) in block.iter().zip(resolve_block(&resolver, block)) {
-            data.add(title, resolved.as_ref(), &names);
-        }
-    }
-    let mut body = page::open(meta);
+    let data = panel_data(&resolver, &panels, &names);
+    page::open(body, meta);
     let s = &paths.summary;
     let _ = write!(
         body,
@@ -137,10 +191,10 @@ pub fn render(
         findings.len(),
         m.connections
     );
-    body.push_str("<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
-    body.push_str(&graph::svg(&g, &keys));
-    body.push_str("</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
-    body.push_str("<h2>Paths</h2>");
+    push(body, "<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
+    graph::svg(body, &g, &keys);
+    push(body, "</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
+    push(body, "<h2>Paths</h2>");
     // Listeners without routes: one line per Gateway after the tables.
     let mut idle: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ep in &paths.entry_points {
@@ -212,27 +266,27 @@ pub fn render(
                 }
             }
         }
-        body.push_str("</table>");
+        push(body, "</table>");
     }
     if !paths.findings.is_empty() {
-        body.push_str("<ul class=\"findings\">");
+        push(body, "<ul class=\"findings\">");
         for f in &paths.findings {
             let _ = write!(body, "<li>{}</li>", esc(f));
         }
-        body.push_str("</ul>");
+        push(body, "</ul>");
     }
     if !idle.is_empty() {
-        body.push_str("<h3>Listeners without routes</h3><ul class=\"idle\">");
+        push(body, "<h3>Listeners without routes</h3><ul class=\"idle\">");
         for (gw, listeners) in &idle {
             let _ = write!(body, "<li>{}: {}</li>", esc(gw), esc(&listeners.join(", ")));
         }
-        body.push_str("</ul>");
+        push(body, "</ul>");
     }
-    body.push_str("<h2>Lint findings</h2>");
+    push(body, "<h2>Lint findings</h2>");
     if findings.is_empty() {
-        body.push_str("<p>None.</p>");
+        push(body, "<p>None.</p>");
     } else {
-        body.push_str("<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
+        push(body, "<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
         for f in findings {
             let _ = write!(
                 body,
@@ -245,41 +299,89 @@ pub fn render(
                 esc(&f.help)
             );
         }
-        body.push_str("</table>");
+        push(body, "</table>");
     }
-    matrix_view::section(&mut body, m, &keys);
-    body.push_str("<script type=\"application/json\" id=\"panel-data\">");
-    body.push_str(&data.json());
-    body.push_str("</script>");
-    page::close(&mut body);
-    body
+    matrix_view::section(body, m, &keys);
+    push(body, "<script type=\"application/json\" id=\"panel-data\">");
+    data.json(body);
+    push(body, "</script>");
+    page::close(body);
 }
 
-/// Panels whose maps are built together (on two threads when the block is
-/// full), then added to the page data in order and dropped.
+/// Appends text to the page (an error is kept by the sink).
+fn push<W: Write>(out: &mut W, s: &str) {
+    let _ = out.write_str(s);
+}
+
+/// Panels whose maps are built together, then added to the page data in
+/// order and dropped.
 const PANEL_BLOCK: usize = 256;
 
-/// The maps of a block of panels, in order: the second half built on a
-/// second thread.
-fn resolve_block<'a>(
-    resolver: &Resolver<'_, 'a>,
-    block: &[(&str, Option<crate::engine::Party>)],
-) -> Vec<Option<crate::resolved::ResolvedPolicy<'a>>> {
-    let build = |part: &[(&str, Option<crate::engine::Party>)]| {
+type Panel<'p> = (&'p str, Option<crate::engine::Party>);
+
+/// The panel data of the page: the maps of a block of panels built on a
+/// worker thread (two workers, alternate blocks), each block added to the
+/// data on this thread in order while the workers build the next ones
+/// (adding is about a quarter of the work at 100k and more than half on
+/// the dense clusters, so this thread no longer waits for the maps nor
+/// the workers for it). A worker holds one finished block until this
+/// thread takes it (a rendezvous channel).
+fn panel_data(
+    resolver: &Resolver<'_, '_>,
+    panels: &[Panel<'_>],
+    names: &BTreeMap<u32, String>,
+) -> policy::Panels {
+    panel_data_in(resolver, panels, names, PANEL_BLOCK)
+}
+
+/// [`panel_data`] with blocks of `block` panels (the tests use small ones).
+fn panel_data_in(
+    resolver: &Resolver<'_, '_>,
+    panels: &[Panel<'_>],
+    names: &BTreeMap<u32, String>,
+    block: usize,
+) -> policy::Panels {
+    let build = |part: &[Panel<'_>]| {
         part.iter()
             .map(|(_, party)| party.as_ref().map(|p| resolver.resolve(p)))
             .collect::<Vec<_>>()
     };
-    if block.len() < PANEL_BLOCK {
-        return build(block);
+    let mut data = policy::Panels::default();
+    let blocks: Vec<&[Panel<'_>]> = panels.chunks(block.max(1)).collect();
+    if blocks.len() < 2 {
+        for block in blocks {
+            for ((title, _), resolved) in block.iter().zip(build(block)) {
+                data.add(title, resolved.as_ref(), names);
+            }
+        }
+        return data;
     }
-    let (a, b) = block.split_at(block.len() / 2);
     std::thread::scope(|s| {
-        let h = s.spawn(|| build(b));
-        let mut out = build(a);
-        out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        out
-    })
+        let mut rxs = Vec::new();
+        for w in 0..2 {
+            let (tx, rx) = std::sync::mpsc::sync_channel(0);
+            rxs.push(rx);
+            let (blocks, build) = (&blocks, &build);
+            s.spawn(move || {
+                for block in blocks.iter().skip(w).step_by(2) {
+                    if tx.send(build(block)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        for (i, block) in blocks.iter().enumerate() {
+            // A worker that stopped (it panicked) ends the loop; the scope
+            // then resumes its panic.
+            let Some(Ok(maps)) = rxs.get(i % 2).map(std::sync::mpsc::Receiver::recv) else {
+                break;
+            };
+            for ((title, _), resolved) in block.iter().zip(maps) {
+                data.add(title, resolved.as_ref(), names);
+            }
+        }
+    });
+    data
 }
 
 /// The check that decides a pod path, as the paths table states it: the
@@ -339,3 +441,6 @@ fn capped(why: &str, whole: &str) -> String {
     let rest = why.chars().count() - WHY_MAX;
     format!("{cut}… ({rest} more characters: `{whole}` prints the whole text)")
 }
+
+#[cfg(test)]
+mod tests;

@@ -255,7 +255,8 @@ fn node_height(lines: usize) -> f64 {
     H_NODE + lines as f64 * H_LINE + if lines > 0 { 6.0 } else { 0.0 }
 }
 
-pub(super) fn svg(g: &Graph, keys: &Keys) -> String {
+/// Writes the graph to `out`.
+pub(super) fn svg<W: Write>(out: &mut W, g: &Graph, keys: &Keys) {
     // (column, name) -> (x, y, height): the node's box.
     let mut pos: BTreeMap<NodeId, (f64, f64, f64)> = BTreeMap::new();
     let mut heights = [44.0_f64; 3];
@@ -275,8 +276,9 @@ pub(super) fn svg(g: &Graph, keys: &Keys) -> String {
         place(2, b, H_NODE);
     }
     let height = heights.iter().fold(80.0_f64, |a, &b| a.max(b)) + 10.0;
-    let mut out = format!(
-        "<svg id=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-label=\"clients, entry points and backends\">\n"
+    let _ = writeln!(
+        out,
+        "<svg id=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-label=\"clients, entry points and backends\">"
     );
     for (i, title) in [
         "clients",
@@ -351,8 +353,7 @@ pub(super) fn svg(g: &Graph, keys: &Keys) -> String {
                 );
             }
         }
-        out.push_str("</g>\n");
+        let _ = out.write_str("</g>\n");
     }
-    out.push_str("</svg>\n");
-    out
+    let _ = out.write_str("</svg>\n");
 }

@@ -8,7 +8,9 @@ use super::{esc, key, Keys};
 use crate::matrix::{Node, PortRange};
 use crate::matrix_render::SUMMARISE_ABOVE;
 use crate::matrix_summary::{Row, Summary};
+use rustc_hash::FxHashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 fn flags(r: &Row) -> String {
     let mut f = Vec::new();
@@ -36,15 +38,25 @@ fn name_cell(keys: &Keys, n: &Node) -> String {
     )
 }
 
+/// A group member as the groups table lists it, formed once per member:
+/// a member is listed by hundreds of groups on dense clusters.
+fn member_span(keys: &Keys, x: &Node) -> String {
+    format!(
+        "<span class=\"clickable\" data-name=\"{}\">{}</span>",
+        key(keys, &x.name),
+        esc(&x.name)
+    )
+}
+
 /// Appends the matrix section to `out`.
-pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
+pub(super) fn section<W: Write>(out: &mut W, m: &Summary, keys: &Keys) {
     let grouped = m.connections > SUMMARISE_ABOVE;
     let (n, unit) = if grouped {
         (m.rows.len(), "rows")
     } else {
         (m.connections, "connections")
     };
-    out.push_str(
+    let _ = out.write_str(
         "<h2 id=\"matrix-title\">Who can reach whom</h2><p>Every allowed connection between the identities of the input. Click a name for its resolved policy. Filters match any part of the text as shown, ignoring case; the page's query string sets them (<code>report.html?q=api&amp;from=shop/</code>).</p>",
     );
     if grouped {
@@ -59,7 +71,7 @@ pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
         out,
         "<div class=\"filters\" role=\"search\"><label>filter <input type=\"search\" id=\"mf-q\" placeholder=\"any column\" aria-controls=\"matrix\"></label><label>from <input type=\"search\" id=\"mf-from\" aria-controls=\"matrix\"></label><label>to <input type=\"search\" id=\"mf-to\" aria-controls=\"matrix\"></label><label>flags <select id=\"mf-flags\" aria-controls=\"matrix\"><option value=\"\">any</option><option value=\"l7\">L7</option><option value=\"deny\">deny</option><option value=\"none\">none</option></select></label><span id=\"mf-count\" data-unit=\"{unit}\" aria-live=\"polite\">{n} of {n} {unit} shown</span></div>"
     );
-    out.push_str("<table id=\"matrix\"><thead><tr><th>from</th><th>to</th><th>ports</th><th>flags</th></tr></thead><tbody>");
+    let _ = out.write_str("<table id=\"matrix\"><thead><tr><th>from</th><th>to</th><th>ports</th><th>flags</th></tr></thead><tbody>");
     if grouped {
         let labels = m.group_labels();
         let cell = |g: usize| match m.groups.get(g).map(|x| x.members.as_slice()) {
@@ -82,7 +94,9 @@ pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
                 flags(r)
             );
         }
-        out.push_str("</tbody></table><h3>Groups</h3><table id=\"matrix-groups\"><thead><tr><th>group</th><th>members</th></tr></thead><tbody>");
+        // Members by address: the groups share their members' nodes.
+        let mut spans: FxHashMap<*const Node, String> = FxHashMap::default();
+        let _ = out.write_str("</tbody></table><h3>Groups</h3><table id=\"matrix-groups\"><thead><tr><th>group</th><th>members</th></tr></thead><tbody>");
         for (g, grp) in m.groups.iter().enumerate() {
             if grp.members.len() < 2 {
                 continue;
@@ -95,18 +109,16 @@ pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
             );
             for (i, x) in grp.members.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    let _ = out.write_str(", ");
                 }
-                let _ = write!(
-                    out,
-                    "<span class=\"clickable\" data-name=\"{}\">{}</span>",
-                    key(keys, &x.name),
-                    esc(&x.name)
-                );
+                let span = spans
+                    .entry(Arc::as_ptr(x))
+                    .or_insert_with(|| member_span(keys, x));
+                let _ = out.write_str(span);
             }
-            out.push_str("</td></tr>");
+            let _ = out.write_str("</td></tr>");
         }
-        out.push_str("</tbody></table>");
+        let _ = out.write_str("</tbody></table>");
         return;
     }
     let _ = m.try_each_cell(|from, to, r| -> Result<(), ()> {
@@ -120,5 +132,5 @@ pub(super) fn section(out: &mut String, m: &Summary, keys: &Keys) {
         );
         Ok(())
     });
-    out.push_str("</tbody></table>");
+    let _ = out.write_str("</tbody></table>");
 }

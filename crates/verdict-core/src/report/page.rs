@@ -67,18 +67,19 @@ fn header(meta: &ReportMeta) -> String {
     out
 }
 
-/// The document up to the body's content: the page is built in one
-/// string from here ([`close`] ends it), with no copy of the body.
-pub(super) fn open(meta: &ReportMeta) -> String {
+/// The document up to the body's content, written to `out` ([`close`]
+/// ends it).
+pub(super) fn open<W: Write>(out: &mut W, meta: &ReportMeta) {
     let title = format!("verdict report: {}", meta.inputs.join(", "));
-    format!(
+    let _ = write!(
+        out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title>\n<style>{STYLE}</style></head>\n<body data-ready=\"false\" data-errors=\"0\">\n{}",
         esc(&title),
         header(meta)
-    )
+    );
 }
 
 /// The end of the document opened by [`open`].
-pub(super) fn close(out: &mut String) {
+pub(super) fn close<W: Write>(out: &mut W) {
     let _ = write!(out, "\n<script>\n{SCRIPT}</script>\n</body></html>\n");
 }

@@ -222,18 +222,22 @@ impl Panels {
     /// The JSON document, safe inside `<script type="application/json">`:
     /// `<`, `>` and `&` only occur in strings, written as `\u003c` etc., so
     /// no text can close the element or open a comment.
-    pub(super) fn json(&self) -> String {
+    pub(super) fn json<W: Write>(&self, out: &mut W) {
         let j = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string());
-        let mut out = String::with_capacity(j.len() + 64);
-        for c in j.chars() {
-            match c {
-                '<' => out.push_str("\\u003c"),
-                '>' => out.push_str("\\u003e"),
-                '&' => out.push_str("\\u0026"),
-                c => out.push(c),
-            }
+        let mut from = 0;
+        for (i, b) in j.bytes().enumerate() {
+            let e = match b {
+                b'<' => "\\u003c",
+                b'>' => "\\u003e",
+                b'&' => "\\u0026",
+                _ => continue,
+            };
+            // `i` is at an ASCII byte: a character boundary.
+            let _ = out.write_str(j.get(from..i).unwrap_or_default());
+            let _ = out.write_str(e);
+            from = i + 1;
         }
-        out
+        let _ = out.write_str(j.get(from..).unwrap_or_default());
     }
 }
 
