@@ -1281,7 +1281,7 @@ pub fn report_of(
 ) -> Result<u8, String> {
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise_without_rules;
-    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::paths::{paths_decisions as compute, PathOptions};
     use verdict_core::report::{render_to, IoText};
     use verdict_core::routes::Routing;
     load::report(inv, verbose);
@@ -1295,7 +1295,8 @@ pub fn report_of(
         ..PathOptions::default()
     };
     // The paths and the lint (which reads them) on this thread, the
-    // matrix on a second one: they are independent.
+    // matrix on a second one: they are independent. The page shows no
+    // near misses (nor does the lint read them): paths without them.
     let (findings, m) = both(
         || {
             let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));

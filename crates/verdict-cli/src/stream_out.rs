@@ -44,9 +44,7 @@ impl<W: Write> Lines<W> {
         let text = self.buf.get(..upto).unwrap_or_default();
         let escaped = escape_lines(text);
         let wrapped = crate::wrap::wrap(&escaped);
-        let written = self
-            .out
-            .write_all(crate::style::paint(&wrapped).as_bytes());
+        let written = self.out.write_all(crate::style::paint(&wrapped).as_bytes());
         self.buf.drain(..upto);
         self.lines_end = self.lines_end.saturating_sub(upto);
         if let Err(e) = written {
