@@ -48,7 +48,7 @@ fn plain_ascii(s: &str, newlines: bool) -> bool {
     // Blocks without an early exit inside (vectorised), one exit per block.
     s.as_bytes().chunks(4096).all(|block| {
         block.iter().fold(true, |ok, &b| {
-            ok & ((b >= 0x20) & (b < 0x7f) | (newlines & (b == b'\n')))
+            ok & ((0x20..0x7f).contains(&b) | (newlines & (b == b'\n')))
         })
     })
 }
@@ -251,6 +251,19 @@ mod tests {
         );
         assert!(matches!(escape("shop/api-0"), Cow::Borrowed(_)));
         assert_eq!(escape_lines("a\u{1b}\nb\n"), "a\\u{1b}\nb\n");
+        // The block-wise fast path: an unsafe character in a later block,
+        // DEL, and plain text of many blocks left as it is.
+        let long = "x".repeat(10_000);
+        assert_eq!(escape(&format!("{long}\u{7f}")), format!("{long}\\u{{7f}}"));
+        assert_eq!(
+            escape_lines(&format!("{long}\n{long}\u{1b}")),
+            format!("{long}\n{long}\\u{{1b}}")
+        );
+        assert!(matches!(
+            escape_lines(&format!("{long}\n")),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(escape(&format!("{long}\n")), Cow::Owned(_)));
     }
 
     #[test]
