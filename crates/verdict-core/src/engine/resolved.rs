@@ -1115,8 +1115,14 @@ impl<'e, 'a> Plan<'e, 'a> {
     /// 100k-pod cluster an identity is selected by ~400 rules: their
     /// origins were a third of the maps' memory.
     pub fn without_rules(mut self) -> Self {
-        self.resolver.no_origins = Some(Arc::from(Vec::new()));
+        self.set_rules(false);
         self
+    }
+
+    /// Whether the maps built from now on carry their rules (see
+    /// [`Plan::without_rules`]).
+    pub fn set_rules(&mut self, rules: bool) {
+        self.resolver.no_origins = (!rules).then(|| Arc::from(Vec::new()));
     }
 
     /// How many maps (subjects).

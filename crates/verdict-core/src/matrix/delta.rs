@@ -6,8 +6,8 @@
 //!                 b's ingress side: state + entries whose sets hold a, host?)
 //!  peers are matched between the inputs by their node name (what the diff keys on)
 //!  a side is unchanged when its state and entries are equal, entry by entry,
-//!    its peer sets equal over the matched peers (rule text compared by object
-//!    and path, not by file and line: the two inputs are different files)
+//!    its peer sets equal over the matched peers (compared without rules: the
+//!    diff reports ports, and a side changed only in its rules changes none)
 //!  marked: a's source role when its egress side changed, b's destination role
 //!    when its ingress side changed, both roles of a peer on one side only
 //!  only the pairs (a, b) with a marked source or a marked destination are computed
@@ -47,14 +47,21 @@ use std::sync::Arc;
 /// The matrices of `old` and `new`, each holding (at least) every pair
 /// whose cell may differ between them.
 pub fn changed_matrices(old: &Engine, new: &Engine) -> (Matrix, Matrix) {
-    let (lo, ln) = (
+    let (mut lo, mut ln) = (
         Plan::new(old, &matrix_parties(old)),
         Plan::new(new, &matrix_parties(new)),
     );
+    // Sides are compared without their rules: a pair whose sides differ
+    // only by rules keeps its ports, so the diff (of ports) cannot report
+    // it; the matrices of the marked pairs then name their rules.
+    lo.set_rules(false);
+    ln.set_rules(false);
     let (ro, rn) = match marks(old, &lo, new, &ln) {
         Some((ro, rn)) => (Some(ro), Some(rn)),
         None => (None, None),
     };
+    lo.set_rules(true);
+    ln.set_rules(true);
     // The trimmed maps are small: both matrices at once.
     std::thread::scope(|scope| {
         let h = scope.spawn(|| restricted(new, &ln, rn.as_ref()));
@@ -179,7 +186,8 @@ impl Compare {
     }
 }
 
-/// Equal entries, rule origins by object and path (not file and line).
+/// Equal entries, rule origins by object and path (not file and line;
+/// none when the maps are built without rules).
 fn same_entry(a: &SetEntry, b: &SetEntry) -> bool {
     a.protocol == b.protocol
         && a.from_port == b.from_port
