@@ -1282,8 +1282,9 @@ pub fn report_of(
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths_decisions as compute, PathOptions};
-    use verdict_core::report::{render_to, IoText};
+    use verdict_core::report::render_to;
     use verdict_core::routes::Routing;
+    use verdict_core::text::IoText;
     load::report(inv, verbose);
     let routing = Routing::from_inventory(inv);
     // Declared before the engine: the lint borrows them for its lifetime.

@@ -7,19 +7,19 @@
 
 use std::fmt;
 use std::io::Write;
-use verdict_core::text::escape_lines;
+use verdict_core::text::{escape_lines, IoText};
 
 /// Chunks of about this many bytes are passed on.
 const CHUNK: usize = 1 << 20;
 
 /// A `fmt::Write` to standard output (or any writer), line-buffered in
-/// chunks; finish it with [`Lines::finish`].
+/// chunks; finish it with [`Lines::finish`]. Write errors are kept by the
+/// sink ([`IoText`]).
 pub struct Lines<W: Write = std::io::BufWriter<std::io::StdoutLock<'static>>> {
     buf: String,
     /// The end of the last complete line in `buf` (0: none).
     lines_end: usize,
-    out: W,
-    error: Option<std::io::Error>,
+    out: IoText<W>,
 }
 
 impl Lines {
@@ -34,8 +34,7 @@ impl<W: Write> Lines<W> {
         Lines {
             buf: String::new(),
             lines_end: 0,
-            out,
-            error: None,
+            out: IoText::new(out),
         }
     }
 
@@ -44,43 +43,34 @@ impl<W: Write> Lines<W> {
         let text = self.buf.get(..upto).unwrap_or_default();
         let escaped = escape_lines(text);
         let wrapped = crate::wrap::wrap(&escaped);
-        let written = self.out.write_all(crate::style::paint(&wrapped).as_bytes());
+        let written = fmt::Write::write_str(&mut self.out, &crate::style::paint(&wrapped));
         self.buf.drain(..upto);
         self.lines_end = self.lines_end.saturating_sub(upto);
-        if let Err(e) = written {
-            self.error = Some(e);
-            return Err(fmt::Error);
-        }
-        Ok(())
+        written
     }
 
     /// Writes what is left and flushes; a closed pipe is not an error.
     pub fn finish(self) -> Result<(), String> {
-        self.finish_into().map(|_| ())
-    }
-
-    /// [`Lines::finish`], giving the writer back.
-    fn finish_into(mut self) -> Result<W, String> {
-        if self.error.is_none() {
-            let _ = self.pass(self.buf.len());
-        }
-        if self.error.is_none() {
-            if let Err(e) = self.out.flush() {
-                self.error = Some(e);
-            }
-        }
-        match self.error {
-            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+        match self.finish_into() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 Err(format!("writing standard output: {e}"))
             }
-            _ => Ok(self.out),
+            _ => Ok(()),
         }
+    }
+
+    /// Writes what is left and flushes, giving the writer back.
+    fn finish_into(mut self) -> std::io::Result<W> {
+        if !self.out.failed() {
+            let _ = self.pass(self.buf.len());
+        }
+        self.out.finish()
     }
 }
 
 impl<W: Write> fmt::Write for Lines<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if self.error.is_some() {
+        if self.out.failed() {
             return Err(fmt::Error);
         }
         // Only the new text is searched for a line end: a line can be

@@ -19,6 +19,7 @@ use crate::engine::{Decision, Engine};
 use crate::matrix_summary::Summary;
 use crate::paths::{Controller, PathsReport, Status};
 use crate::resolved::Resolver;
+pub use crate::text::IoText;
 use crate::text::{escape, html};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -77,42 +78,6 @@ pub fn render(
     let mut page = String::new();
     render_to(&mut page, engine, paths, m, findings, meta);
     page
-}
-
-/// A [`std::io::Write`] (a buffered file) as the text sink of
-/// [`render_to`]: the page is written as it is formed, never held whole
-/// (273 MB on the dense 50k cluster). The first I/O error is kept and
-/// every later write refused; [`IoText::finish`] returns it.
-pub struct IoText<W: std::io::Write> {
-    w: W,
-    err: Option<std::io::Error>,
-}
-
-impl<W: std::io::Write> IoText<W> {
-    pub fn new(w: W) -> Self {
-        IoText { w, err: None }
-    }
-
-    /// Flushes the writer; the first error of any write.
-    pub fn finish(mut self) -> std::io::Result<W> {
-        if let Some(e) = self.err.take() {
-            return Err(e);
-        }
-        self.w.flush()?;
-        Ok(self.w)
-    }
-}
-
-impl<W: std::io::Write> Write for IoText<W> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if self.err.is_some() {
-            return Err(std::fmt::Error);
-        }
-        self.w.write_all(s.as_bytes()).map_err(|e| {
-            self.err = Some(e);
-            std::fmt::Error
-        })
-    }
 }
 
 /// Renders the report into `body` as it is formed (a write error stops

@@ -229,6 +229,48 @@ fn json_escape_chars(json: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> 
     Cow::Owned(out)
 }
 
+/// A [`std::io::Write`] (a buffered file, standard output) as a
+/// `fmt::Write` text sink, so that a view is written as it is formed,
+/// never held whole (the report page, the grouped matrix text). The first
+/// I/O error is kept and every later write refused; [`IoText::finish`]
+/// returns it.
+pub struct IoText<W: std::io::Write> {
+    w: W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> IoText<W> {
+    pub fn new(w: W) -> Self {
+        IoText { w, err: None }
+    }
+
+    /// Whether a write has failed (every later one is refused).
+    pub fn failed(&self) -> bool {
+        self.err.is_some()
+    }
+
+    /// Flushes the writer; the first error of any write.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+impl<W: std::io::Write> Write for IoText<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.err.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.w.write_all(s.as_bytes()).map_err(|e| {
+            self.err = Some(e);
+            std::fmt::Error
+        })
+    }
+}
+
 /// A count with its noun: `1 path`, `2 paths`, `0 paths`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
