@@ -858,6 +858,16 @@ pub(crate) fn dedup_rule_entries(origins: &mut Vec<(u32, &Origin)>) {
 /// it differ only by origin.
 type EntryContent<'r> = (Direction, usize, EntryEffect, Vec<&'r str>);
 
+/// The content of `e` (its key among the entries of one map).
+fn content<'r>(e: &SetEntry<'r>) -> EntryContent<'r> {
+    (
+        e.direction,
+        Arc::as_ptr(&e.peers) as usize,
+        e.effect(),
+        e.proxied.clone(),
+    )
+}
+
 /// Merges entries of identical content (the same interned peer set,
 /// ports, decision, precedence and proxy) into the first of them, which
 /// carries every origin numbered by its unmerged position. Where many
@@ -880,12 +890,7 @@ fn merge_entries(mut entries: Vec<SetEntry<'_>>, origins: bool) -> Vec<SetEntry<
         let Some(e) = entries.get(seq) else {
             continue;
         };
-        let key = (
-            e.direction,
-            Arc::as_ptr(&e.peers) as usize,
-            e.effect(),
-            e.proxied.clone(),
-        );
+        let key = content(e);
         let seq32 = index_u32(seq);
         let list = e.origins.iter().map(|&(_, o)| (seq32, o));
         match at.get(&key) {
@@ -916,15 +921,7 @@ fn merge_entries(mut entries: Vec<SetEntry<'_>>, origins: bool) -> Vec<SetEntry<
 /// content is kept, the others dropped.
 fn merge_entries_bare(mut entries: Vec<SetEntry<'_>>) -> Vec<SetEntry<'_>> {
     let mut seen: FxHashMap<EntryContent, ()> = FxHashMap::default();
-    entries.retain(|e| {
-        let key = (
-            e.direction,
-            Arc::as_ptr(&e.peers) as usize,
-            e.effect(),
-            e.proxied.clone(),
-        );
-        seen.insert(key, ()).is_none()
-    });
+    entries.retain(|e| seen.insert(content(e), ()).is_none());
     entries.shrink_to_fit();
     entries
 }

@@ -10,9 +10,19 @@ use crate::policy::Protocol;
 use crate::resolved::SetEntry;
 use rustc_hash::FxHashMap;
 
+/// Sets of `side` with an allow entry, with their entries.
+fn allowing<'a, 'p, 'r>(
+    side: &'a Side<'p, 'r>,
+) -> impl Iterator<Item = (&'p PeerSet, &'a [&'p SetEntry<'r>])> + 'a {
+    side.by_set
+        .iter()
+        .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
+        .map(|(set, es)| (*set, es.as_slice()))
+}
+
 /// Sets of `side` with an allow entry.
 fn allow_sets<'a, 'p>(side: &'a Side<'p, '_>) -> impl Iterator<Item = &'p PeerSet> + 'a {
-    allow_sets_with_ports(side).map(|(set, _)| set)
+    allowing(side).map(|(set, _)| set)
 }
 
 /// A port range an allow entry opens, as the matrix reads it: the
@@ -51,10 +61,7 @@ fn overlap(a: &[Span], b: &[Span]) -> bool {
 fn allow_sets_with_ports<'a, 'p>(
     side: &'a Side<'p, '_>,
 ) -> impl Iterator<Item = (&'p PeerSet, Vec<Span>)> + 'a {
-    side.by_set
-        .iter()
-        .filter(|(_, es)| es.iter().any(|e| e.decision == Decision::Allowed))
-        .map(|(set, es)| (*set, spans(es)))
+    allowing(side).map(|(set, es)| (set, spans(es)))
 }
 
 /// The classes of the members of `set` (a set of `sets`).
