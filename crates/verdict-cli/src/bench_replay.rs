@@ -62,12 +62,24 @@ pub fn run(records: usize, pods: usize, policies: usize) -> Result<u8, String> {
     Ok(0)
 }
 
-/// The first 2,000 workloads and a few reserved and CIDR parties: the
-/// endpoints synthetic flows connect.
+/// The first 2,000 pods (named as Hubble names them, `ns/pod`, also where
+/// the input represents them by their ReplicaSet) and a few reserved and
+/// CIDR parties: the endpoints synthetic flows connect.
 pub fn parties(engine: &Engine, inv: &Inventory) -> Result<Vec<Party>, String> {
+    let pods = inv.workloads.iter().flat_map(|w| {
+        let own = w.represents.is_empty().then(|| w.display_name());
+        let represented = w
+            .represents
+            .iter()
+            .filter(|r| r.kind == "Pod")
+            .map(|r| format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name));
+        own.into_iter().chain(represented)
+    });
     let mut parties: Vec<Party> = Vec::new();
-    for w in inv.workloads.iter().take(2000) {
-        parties.push(engine.party(&w.display_name())?);
+    for name in pods.take(2000) {
+        let mut party = engine.party(&name)?;
+        party.name = name;
+        parties.push(party);
     }
     for extra in ["ingress", "world", "host", "198.51.7.9", "203.0.113.5"] {
         parties.push(engine.party(extra)?);

@@ -1,6 +1,7 @@
 //! A synthetic cluster generator for benchmarks and property tests:
 //! namespaces with teams, applications with several replicas (pods with
-//! realistic generated labels), and a mix of CiliumNetworkPolicy,
+//! realistic generated labels, each application's pods owned by one
+//! ReplicaSet), and a mix of CiliumNetworkPolicy,
 //! CiliumClusterwideNetworkPolicy, NetworkPolicy and (one in a hundred)
 //! ClusterNetworkPolicy objects that reuse the same label vocabulary.
 //! Services for every application, and a Cilium Gateway per namespace with
@@ -58,6 +59,17 @@ pub fn generate(spec: &SynthSpec) -> String {
 
 /// Generates the cluster with policies of the given shape.
 pub fn generate_shaped(spec: &SynthSpec, shape: Shape) -> String {
+    generate_with(spec, shape, true)
+}
+
+/// [`generate`] with bare pods: no `ownerReferences`, so each pod stands
+/// for itself (as pods created without a controller do), and the
+/// `pod-template-hash` is drawn per pod.
+pub fn generate_bare(spec: &SynthSpec) -> String {
+    generate_with(spec, Shape::Standard, false)
+}
+
+fn generate_with(spec: &SynthSpec, shape: Shape, owned: bool) -> String {
     let mut rng = Rng(spec.seed.max(1));
     let namespaces = (spec.pods / 250).max(3);
     let apps_per_ns = 25;
@@ -74,18 +86,33 @@ pub fn generate_shaped(spec: &SynthSpec, shape: Shape) -> String {
     let mut made = 0;
     'outer: for n in 0..namespaces {
         for a in 0..apps_per_ns {
+            // One Deployment's ReplicaSet per application: its pods share
+            // the `pod-template-hash` the ReplicaSet's name ends in, and
+            // name it as their controller (as `kubectl get pods -o yaml`
+            // shows them; the ReplicaSet itself is not in the input).
+            // One draw per pod (the first names the ReplicaSet), so the
+            // policies drawn after the pods are those of earlier versions.
+            let mut hash = 0;
             for r in 0..replicas {
                 if made >= spec.pods {
                     break 'outer;
                 }
                 made += 1;
+                let draw = rng.next() & 0xffff_ffff;
+                if r == 0 || !owned {
+                    hash = draw;
+                }
                 let tier = TIERS[a % TIERS.len()];
                 let port = PORTS[a % PORTS.len()];
                 let _ = write!(
                     out,
-                    "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}-{r}\n  namespace: ns-{n}\n  labels:\n    app: app-{a}\n    tier: {tier}\n    version: v{}\n    pod-template-hash: h{:x}\nspec:\n  serviceAccountName: app-{a}\n  containers:\n    - name: main\n      image: registry.example/app-{a}:1.{}\n      ports:\n        - name: http\n          containerPort: {port}\n          protocol: TCP\n        - name: metrics\n          containerPort: 9100\n",
+                    "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}-{r}\n  namespace: ns-{n}\n  labels:\n    app: app-{a}\n    tier: {tier}\n    version: v{}\n    pod-template-hash: h{hash:x}\n{}spec:\n  serviceAccountName: app-{a}\n  containers:\n    - name: main\n      image: registry.example/app-{a}:1.{}\n      ports:\n        - name: http\n          containerPort: {port}\n          protocol: TCP\n        - name: metrics\n          containerPort: 9100\n",
                     a % 3,
-                    rng.next() & 0xffff_ffff,
+                    if owned {
+                        format!("  ownerReferences:\n    - apiVersion: apps/v1\n      kind: ReplicaSet\n      name: app-{a}-h{hash:x}\n      uid: {hash:08x}-0000-4000-8000-{n:012x}\n      controller: true\n      blockOwnerDeletion: true\n")
+                    } else {
+                        String::new()
+                    },
                     r % 5
                 );
             }
@@ -248,12 +275,21 @@ mod tests {
         });
         inv.load_text("synthetic.yaml", &text);
         inv.complete_namespaces();
-        assert!(inv.diagnostics.is_empty(), "{:?}", inv.diagnostics.first());
+        // Only the note that pods are represented by their ReplicaSets.
+        let notes: Vec<_> = inv
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != crate::source::Severity::Info)
+            .collect();
+        assert!(notes.is_empty(), "{:?}", notes.first());
         let engine = Engine::new(&inv);
         let maps = crate::resolved::resolve_all(&engine);
         let entries: usize = maps.iter().map(|r| r.rows().len()).sum();
         (
-            inv.workloads.len(),
+            inv.workloads
+                .iter()
+                .map(|w| w.represents.len().max(1))
+                .sum(),
             inv.policies.len(),
             entries as f64 / maps.len().max(1) as f64,
         )

@@ -3,7 +3,7 @@
 //! (every fifth policy is a ClusterNetworkPolicy selecting reserved:ingress):
 //! explanations name a few rules and a count, the JSON's `rule_lists` hold
 //! the complete lists once, and the text shows pods of one identity as one
-//! block.
+//! block (the cluster's pods are bare: each stands for itself).
 
 use std::collections::BTreeSet;
 use verdict_core::engine::{Engine, Reason};
@@ -14,7 +14,7 @@ use verdict_core::routes::Routing;
 use verdict_core::side::{LIST_MAX, LIST_SHOWN};
 
 fn synthetic(pods: usize) -> Inventory {
-    let text = verdict_core::synth::generate(&verdict_core::synth::SynthSpec {
+    let text = verdict_core::synth::generate_bare(&verdict_core::synth::SynthSpec {
         pods,
         policies: pods / 10,
         seed: 42,

@@ -1084,7 +1084,7 @@ impl<'e, 'a> Plan<'e, 'a> {
                 continue;
             };
             let party = Party {
-                name: format!("{}/{}", w.namespace, w.object.name),
+                name: w.display_name(),
                 identity: id.clone(),
                 ports: w.ports.clone(),
                 enforced: true,
