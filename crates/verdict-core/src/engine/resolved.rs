@@ -976,6 +976,11 @@ impl<'e, 'a> Resolver<'e, 'a> {
         r
     }
 
+    /// The engine the resolver reads.
+    pub fn engine(&self) -> &'e Engine<'a> {
+        self.engine
+    }
+
     /// The whole policy of one party (the resolver must hold every rule
     /// selecting it: [`Resolver::for_all`]).
     pub fn resolve(&self, subject: &Party) -> ResolvedPolicy<'a> {

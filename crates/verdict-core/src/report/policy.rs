@@ -10,6 +10,7 @@
 //! `verdict policy` names them (`names.rs`).
 
 use crate::engine::Decision;
+use crate::identity::Identity;
 use crate::policy::{port_text, Direction, Origin, Tier};
 use crate::resolved::{PeerKey, PeerRef, PeerSet, ResolvedPolicy};
 use crate::text::escape;
@@ -107,16 +108,17 @@ impl Panels {
 
     /// Adds the panel of one name: `policy` is `None` for a name that is
     /// not an endpoint of the input. Panels are numbered in call order.
+    /// Returns the panel's body.
     pub(super) fn add(
         &mut self,
         title: &str,
         policy: Option<&ResolvedPolicy>,
         names: &BTreeMap<u32, String>,
-    ) {
+    ) -> Option<u32> {
         let title = self.text(title);
         let Some(p) = policy else {
             self.p.push((title, None));
-            return;
+            return None;
         };
         let ident = self.text(&format!("identity {}", p.identity));
         let body = self.body(p, names);
@@ -130,6 +132,16 @@ impl Panels {
             }
         };
         self.p.push((title, Some((ident, b))));
+        Some(b)
+    }
+
+    /// Adds the panel of an endpoint whose body is that of an earlier
+    /// panel (`body`, as [`Panels::add`] returned it).
+    pub(super) fn add_like(&mut self, title: &str, identity: &Identity, body: u32) -> Option<u32> {
+        let title = self.text(title);
+        let ident = self.text(&format!("identity {identity}"));
+        self.p.push((title, Some((ident, body))));
+        Some(body)
     }
 
     fn body(&mut self, p: &ResolvedPolicy, names: &BTreeMap<u32, String>) -> Body {

@@ -16,15 +16,15 @@ fn synthetic(pods: usize) -> Inventory {
     inv
 }
 
-/// Many blocks of panels (the workers' path, an odd count and a short
-/// last one), with a name that is not an endpoint among them: the same
-/// JSON as one panel at a time.
-#[test]
-fn panel_data_on_workers_equals_panel_by_panel() {
-    let inv = synthetic(1500);
-    let engine = Engine::new(&inv);
+/// The panels the page shows for `inv` (the matrix's names, looked up by
+/// their first pod, as the page does), some reserved parties and a name
+/// that is not an endpoint: the panel data built on workers, each body
+/// resolved once for the endpoints that share it, must be the JSON of
+/// every panel's own map added one at a time. Returns how many panels
+/// shared an earlier one's body.
+fn panels_equal_panel_by_panel(inv: &Inventory, blocks: &[usize]) -> usize {
+    let engine = Engine::new(inv);
     let names = crate::names::identity_names(&engine);
-    // The matrix's names, looked up by their first pod (as the page does).
     let m = crate::matrix_summary::summarise(&engine, &crate::matrix::MatrixOptions::default());
     let members: std::collections::BTreeSet<&str> = m
         .groups
@@ -39,13 +39,18 @@ fn panel_data_on_workers_equals_panel_by_panel() {
             (n.to_string(), engine.party(look).ok())
         })
         .collect();
-    parties.insert(7, ("not/an/endpoint".to_string(), None));
+    for (i, n) in ["reserved:ingress", "reserved:host", "reserved:world"]
+        .into_iter()
+        .enumerate()
+    {
+        let at = (i * 2).min(parties.len());
+        parties.insert(at, (n.to_string(), engine.party(n).ok()));
+    }
+    parties.insert(parties.len().min(7), ("not/an/endpoint".to_string(), None));
     let panels: Vec<Panel> = parties
         .iter()
         .map(|(n, p)| (n.as_str(), p.clone()))
         .collect();
-    assert!(panels.len() > 40, "{} panels", panels.len());
-    assert!(panels.iter().filter(|(_, p)| p.is_some()).count() > 40);
     let resolver = Resolver::for_all(&engine);
     let mut one = policy::Panels::default();
     for (title, party) in &panels {
@@ -54,11 +59,45 @@ fn panel_data_on_workers_equals_panel_by_panel() {
     }
     let mut want = String::new();
     one.json(&mut want);
-    for block in [1, 7, panels.len()] {
+    for &block in blocks {
         let mut got = String::new();
         panel_data_in(&resolver, &panels, &names, block).json(&mut got);
         assert_eq!(want, got, "blocks of {block}");
     }
+    shared_bodies(&engine, &panels).iter().flatten().count()
+}
+
+/// Many blocks of panels (the workers' path, an odd count and a short
+/// last one): the same JSON as one panel at a time, and most endpoints
+/// share a body.
+#[test]
+fn panel_data_on_workers_equals_panel_by_panel() {
+    let inv = synthetic(1500);
+    let shared = panels_equal_panel_by_panel(&inv, &[1, 7, 10_000]);
+    assert!(shared > 20, "{shared} panels shared a body");
+}
+
+/// Bodies shared by rules and ports hold under every agent setting and
+/// policy kind of the conformance scenarios (enable-policy, allow-localhost,
+/// named ports, tiers, host policies).
+#[test]
+fn shared_panel_bodies_equal_own_maps_on_conformance_scenarios() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
+    let mut files: Vec<std::path::PathBuf> = ["generated", "gateway", "hard", "tiers"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() > 50, "{} scenario files", files.len());
+    let mut shared = 0;
+    for f in &files {
+        let (cases, _) = crate::policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
+        let mut inv = cases[0].inventory();
+        inv.complete_namespaces();
+        shared += panels_equal_panel_by_panel(&inv, &[3]);
+    }
+    assert!(shared > 0, "no scenario shared a body");
 }
 
 /// `render_to` a buffered writer gives the bytes of `render`.
