@@ -1282,7 +1282,7 @@ pub fn report_of(
     use verdict_core::matrix::MatrixOptions;
     use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths_decisions as compute, PathOptions};
-    use verdict_core::report::render_to;
+    use verdict_core::report::render_prepared;
     use verdict_core::routes::Routing;
     use verdict_core::text::IoText;
     load::report(inv, verbose);
@@ -1295,13 +1295,16 @@ pub fn report_of(
         clients,
         ..PathOptions::default()
     };
-    // The paths and the lint (which reads them) on this thread, the
-    // matrix on a second one: they are independent. The page shows no
-    // near misses (nor does the lint read them): paths without them.
-    let (findings, m) = both(
+    // The paths, the lint (which reads them) and the endpoints' policy
+    // panels on this thread, the matrix on a second one: they are
+    // independent, and the three take about as long as the matrix. The
+    // page shows no near misses (nor does the lint read them): paths
+    // without them.
+    let ((findings, panels), m) = both(
         || {
             let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
-            report_findings(inv, engine, &routing, p, &config)
+            let findings = report_findings(inv, engine, &routing, p, &config);
+            (findings, verdict_core::report::panel_bodies(engine))
         },
         // The page names no rule of the matrix (the dense clusters' rows
         // name many rules each).
@@ -1314,7 +1317,7 @@ pub fn report_of(
     let fail = |e: std::io::Error| format!("{}: {e}", output.display());
     let file = std::fs::File::create(output).map_err(fail)?;
     let mut page = IoText::new(std::io::BufWriter::with_capacity(1 << 20, file));
-    render_to(&mut page, engine, p, &m, &findings, &meta);
+    render_prepared(&mut page, engine, p, &m, &findings, &meta, Some(&panels));
     page.finish().map_err(fail)?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(inv)))

@@ -6,14 +6,19 @@
 //!
 //! Pure: the caller passes the time and the build facts ([`ReportMeta`]).
 //! Submodules: `graph` (the SVG), `policy` (the policy panels as one JSON
-//! document, drawn by the script), `page` (header,
+//! document, drawn by the script), `panels` (which panels, their maps or
+//! bodies formed ahead, bodies shared by rules and ports), `page` (header,
 //! style, the document), `matrix_view` (the matrix and its filters),
 //! `script.js` (the page script, included as text).
 
 mod graph;
 mod matrix_view;
 mod page;
+mod panels;
 mod policy;
+
+pub use panels::{panel_bodies, PanelBodies};
+use panels::{panel_data, Panel};
 
 use crate::engine::{Decision, Engine};
 use crate::matrix_summary::Summary;
@@ -90,6 +95,21 @@ pub fn render_to<W: Write>(
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) {
+    render_prepared(body, engine, paths, m, findings, meta, None);
+}
+
+/// [`render_to`] with the endpoints' panels formed ahead of the page
+/// ([`panel_bodies`]; any panel they lack is resolved here). The page is
+/// the same.
+pub fn render_prepared<W: Write>(
+    body: &mut W,
+    engine: &Engine,
+    paths: &PathsReport,
+    m: &Summary,
+    findings: &[ReportFinding],
+    meta: &ReportMeta,
+    prepared: Option<&PanelBodies>,
+) {
     let g = graph::graph(paths);
     // Every name with a policy panel, and the party it is looked up as: graph
     // nodes (`reserved:world`, `shop/deployment/api`, an entry point's
@@ -142,8 +162,10 @@ pub fn render_to<W: Write>(
     // One resolution for every panel: each selector evaluated once. Each
     // map is turned into panel data and dropped; the page script draws a
     // panel when it is asked for.
-    let resolver = Resolver::for_all(engine);
-    let data = panel_data(&resolver, &panels, &names);
+    let data = match prepared {
+        Some(pre) => pre.panel_data(&panels, &names),
+        None => panel_data(&Resolver::for_all(engine), &panels, &names),
+    };
     page::open(body, meta);
     let s = &paths.summary;
     let _ = write!(
@@ -276,139 +298,6 @@ pub fn render_to<W: Write>(
 /// Appends text to the page (an error is kept by the sink).
 fn push<W: Write>(out: &mut W, s: &str) {
     let _ = out.write_str(s);
-}
-
-/// Panels whose maps are built together, then added to the page data in
-/// order and dropped.
-const PANEL_BLOCK: usize = 256;
-
-type Panel<'p> = (&'p str, Option<crate::engine::Party>);
-
-/// The panel data of the page: the maps of a block of panels built on a
-/// worker thread (two workers, alternate blocks), each block added to the
-/// data on this thread in order while the workers build the next ones
-/// (adding is about a quarter of the work at 100k and more than half on
-/// the dense clusters, so this thread no longer waits for the maps nor
-/// the workers for it). A worker holds one finished block until this
-/// thread takes it (a rendezvous channel).
-fn panel_data(
-    resolver: &Resolver<'_, '_>,
-    panels: &[Panel<'_>],
-    names: &BTreeMap<u32, String>,
-) -> policy::Panels {
-    panel_data_in(resolver, panels, names, PANEL_BLOCK)
-}
-
-/// [`panel_data`] with blocks of `block` panels (the tests use small ones).
-fn panel_data_in(
-    resolver: &Resolver<'_, '_>,
-    panels: &[Panel<'_>],
-    names: &BTreeMap<u32, String>,
-    block: usize,
-) -> policy::Panels {
-    let like = shared_bodies(resolver.engine(), panels);
-    let build = |(start, part): &(usize, &[Panel<'_>])| {
-        part.iter()
-            .enumerate()
-            .map(|(j, (_, party))| {
-                let first = like.get(start + j).is_some_and(Option::is_none);
-                party
-                    .as_ref()
-                    .filter(|_| first)
-                    .map(|p| resolver.resolve(p))
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut data = policy::Panels::default();
-    let mut bodies: Vec<Option<u32>> = vec![None; panels.len()];
-    let mut add =
-        |data: &mut policy::Panels, i: usize, resolved: Option<crate::resolved::ResolvedPolicy>| {
-            let Some((title, party)) = panels.get(i) else {
-                return;
-            };
-            let shared = like.get(i).copied().flatten();
-            let body = match (shared.and_then(|f| bodies.get(f).copied().flatten()), party) {
-                (Some(b), Some(p)) => data.add_like(title, &p.identity, b),
-                _ => data.add(title, resolved.as_ref(), names),
-            };
-            if let Some(slot) = bodies.get_mut(i) {
-                *slot = body;
-            }
-        };
-    let blocks: Vec<(usize, &[Panel<'_>])> = panels
-        .chunks(block.max(1))
-        .enumerate()
-        .map(|(k, part)| (k * block.max(1), part))
-        .collect();
-    if blocks.len() < 2 {
-        for b in &blocks {
-            for (j, resolved) in build(b).into_iter().enumerate() {
-                add(&mut data, b.0 + j, resolved);
-            }
-        }
-        return data;
-    }
-    std::thread::scope(|s| {
-        let mut rxs = Vec::new();
-        for w in 0..2 {
-            let (tx, rx) = std::sync::mpsc::sync_channel(0);
-            rxs.push(rx);
-            let (blocks, build) = (&blocks, &build);
-            s.spawn(move || {
-                for block in blocks.iter().skip(w).step_by(2) {
-                    if tx.send(build(block)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        for (i, (start, _)) in blocks.iter().enumerate() {
-            // A worker that stopped (it panicked) ends the loop; the scope
-            // then resumes its panic.
-            let Some(Ok(maps)) = rxs.get(i % 2).map(std::sync::mpsc::Receiver::recv) else {
-                break;
-            };
-            for (j, resolved) in maps.into_iter().enumerate() {
-                add(&mut data, start + j, resolved);
-            }
-        }
-    });
-    data
-}
-
-/// For each panel, the earlier panel whose body it shows, if any. An
-/// endpoint's resolved policy follows from the rules selecting it and its
-/// container ports (ingress named ports), under the agent settings every
-/// endpoint shares (`Resolver::build_where` reads nothing else of the
-/// subject but its name and identity, which the panel's title and identity
-/// line show): endpoints with the same rules and ports have the same body,
-/// so only the first is resolved (100k synthetic pods: 10,004 panels, 950
-/// bodies). Reserved identities and names without a party are resolved
-/// each. `panel_data_on_workers_equals_panel_by_panel` checks the bodies
-/// against each panel's own map.
-fn shared_bodies(engine: &Engine, panels: &[Panel<'_>]) -> Vec<Option<usize>> {
-    let mut first: rustc_hash::FxHashMap<(Vec<usize>, String), usize> = Default::default();
-    panels
-        .iter()
-        .enumerate()
-        .map(|(i, (_, party))| {
-            let p = party
-                .as_ref()
-                .filter(|p| p.identity.is_endpoint() && p.identity.reserved_name().is_none())?;
-            let rules: Vec<usize> = engine
-                .selecting_rules(&p.identity)
-                .map(|r| std::ptr::from_ref(r) as usize)
-                .collect();
-            let key = (rules, format!("{:?}", p.ports));
-            match first.get(&key) {
-                Some(&f) => Some(f),
-                None => {
-                    first.insert(key, i);
-                    None
-                }
-            }
-        })
-        .collect()
 }
 
 /// The check that decides a pod path, as the paths table states it: the

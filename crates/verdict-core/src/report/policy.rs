@@ -97,13 +97,9 @@ impl Panels {
         i
     }
 
-    fn rules(&mut self, origins: &[&Origin]) -> Rules {
-        let shown = origins
-            .iter()
-            .take(ORIGINS_SHOWN)
-            .map(|o| self.rule(o))
-            .collect();
-        Rules(shown, origins.len().saturating_sub(ORIGINS_SHOWN))
+    fn rules(&mut self, r: &RawRules) -> Rules {
+        let shown = r.shown.iter().map(|o| self.rule(o)).collect();
+        Rules(shown, r.total.saturating_sub(r.shown.len()))
     }
 
     /// Adds the panel of one name: `policy` is `None` for a name that is
@@ -115,13 +111,55 @@ impl Panels {
         policy: Option<&ResolvedPolicy>,
         names: &BTreeMap<u32, String>,
     ) -> Option<u32> {
+        match policy {
+            Some(p) => self.add_raw(title, &p.identity, &raw_body(p, names)),
+            None => {
+                let title = self.text(title);
+                self.p.push((title, None));
+                None
+            }
+        }
+    }
+
+    /// Adds the panel of an endpoint from its body as [`raw_body`] formed
+    /// it (the texts numbered here, in the order they are shown).
+    pub(super) fn add_raw(
+        &mut self,
+        title: &str,
+        identity: &Identity,
+        raw: &RawBody,
+    ) -> Option<u32> {
         let title = self.text(title);
-        let Some(p) = policy else {
-            self.p.push((title, None));
-            return None;
+        let ident = self.text(&format!("identity {identity}"));
+        let mut modes = Vec::new();
+        for (dir, mode, rules) in &raw.modes {
+            let d = self.text(dir);
+            let m = self.text(mode);
+            let r = self.rules(rules);
+            modes.push((d, m, r));
+        }
+        let note = raw.note.as_deref().map(|n| self.text(n));
+        let rows = raw
+            .rows
+            .iter()
+            .map(|r| {
+                Row(
+                    self.text(r.class),
+                    self.text(&r.direction),
+                    self.text(&r.peer),
+                    self.text(&r.port),
+                    self.text(&r.decision),
+                    self.rules(&r.rules),
+                )
+            })
+            .collect();
+        let tail = raw.tail.as_deref().map(|t| self.text(t));
+        let body = Body {
+            modes,
+            note,
+            rows,
+            tail,
         };
-        let ident = self.text(&format!("identity {}", p.identity));
-        let body = self.body(p, names);
         let b = match self.b_at.get(&body) {
             Some(&b) => b,
             None => {
@@ -144,93 +182,6 @@ impl Panels {
         Some(body)
     }
 
-    fn body(&mut self, p: &ResolvedPolicy, names: &BTreeMap<u32, String>) -> Body {
-        let mut modes = Vec::new();
-        for (dir, st) in [
-            (Direction::Ingress, &p.ingress),
-            (Direction::Egress, &p.egress),
-        ] {
-            let mode = match (st.enforced, st.default_deny) {
-                (false, _) => "not enforced (no policy selects it): everything allowed",
-                (true, true) => "enforced, default deny",
-                (true, false) => {
-                    "enforced, no default deny (enableDefaultDeny: false): unmatched traffic allowed"
-                }
-            };
-            let d = self.text(&dir.to_string());
-            let m = self.text(mode);
-            let r = self.rules(&st.rules);
-            modes.push((d, m, r));
-        }
-        // Expanded rows are peers x entries: above this many, one row per
-        // summarised entry (its peer set shown by size and first members).
-        // One row per rule entry and port range, as before entries of equal
-        // content were merged (see `SetEntry::origins`).
-        let mut unmerged: Vec<_> = p
-            .entries
-            .iter()
-            .flat_map(|e| e.origins.iter().map(move |&(seq, o)| (seq, e, o)))
-            .collect();
-        unmerged.sort_by_key(|&(seq, _, _)| seq);
-        let expanded: usize = unmerged.iter().map(|(_, e, _)| e.peers.len()).sum();
-        if expanded > PANEL_ROWS {
-            let note = self.text(&format!(
-                "{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (`verdict policy` lists every row).",
-                unmerged.len()
-            ));
-            let mut rows = Vec::new();
-            for &(_, e, origin) in unmerged.iter().take(ENTRIES_SHOWN) {
-                let peers = peers_text(p, &e.peers, names);
-                let port = format!("{}/{}", e.protocol, port_text(e.from_port, e.to_port));
-                let cells = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
-                rows.push(self.row(cells, e.direction, &peers, &port, &[origin]));
-            }
-            let tail = (unmerged.len() > ENTRIES_SHOWN).then(|| {
-                self.text(&format!(
-                    "The first {ENTRIES_SHOWN} entries of {} (`verdict policy` lists every row).",
-                    unmerged.len()
-                ))
-            });
-            return Body {
-                modes,
-                note: Some(note),
-                rows,
-                tail,
-            };
-        }
-        let mut rows = Vec::new();
-        for (k, v) in &p.rows() {
-            let peer = peer_name(names, &k.peer);
-            let port = format!("{}/{}", k.protocol, port_text(k.from_port, k.to_port));
-            let cells = decision_cell(v.decision, v.pass, v.tier, &v.proxied);
-            rows.push(self.row(cells, k.direction, &peer, &port, &v.origins));
-        }
-        Body {
-            modes,
-            note: None,
-            rows,
-            tail: None,
-        }
-    }
-
-    fn row(
-        &mut self,
-        (decision, class): (String, &str),
-        dir: Direction,
-        peer: &str,
-        port: &str,
-        origins: &[&Origin],
-    ) -> Row {
-        Row(
-            self.text(class),
-            self.text(&dir.to_string()),
-            self.text(peer),
-            self.text(port),
-            self.text(&decision),
-            self.rules(origins),
-        )
-    }
-
     /// The JSON document, safe inside `<script type="application/json">`:
     /// `<`, `>` and `&` only occur in strings, written as `\u003c` etc., so
     /// no text can close the element or open a comment.
@@ -250,6 +201,128 @@ impl Panels {
             from = i + 1;
         }
         let _ = out.write_str(j.get(from..).unwrap_or_default());
+    }
+}
+
+/// A list of rules as a cell shows it, before numbering: the first
+/// [`ORIGINS_SHOWN`] and how many there are.
+pub(super) struct RawRules<'r> {
+    shown: Vec<&'r Origin>,
+    total: usize,
+}
+
+impl<'r> RawRules<'r> {
+    fn of(origins: &[&'r Origin]) -> RawRules<'r> {
+        RawRules {
+            shown: origins.iter().take(ORIGINS_SHOWN).copied().collect(),
+            total: origins.len(),
+        }
+    }
+}
+
+struct RawRow<'r> {
+    class: &'static str,
+    direction: String,
+    peer: String,
+    port: String,
+    decision: String,
+    rules: RawRules<'r>,
+}
+
+/// What a panel shows below its title and identity, with its texts
+/// (numbered into the page's tables by [`Panels::add_raw`]): formed from a
+/// resolved map on any thread, and dropped with the map's entries.
+pub(super) struct RawBody<'r> {
+    modes: Vec<(String, &'static str, RawRules<'r>)>,
+    note: Option<String>,
+    rows: Vec<RawRow<'r>>,
+    tail: Option<String>,
+}
+
+/// The body of `p`'s panel: each direction's mode and selecting rules, and
+/// its rows (above [`PANEL_ROWS`] expanded rows, the first
+/// [`ENTRIES_SHOWN`] summarised entries with a note).
+pub(super) fn raw_body<'r>(p: &ResolvedPolicy<'r>, names: &BTreeMap<u32, String>) -> RawBody<'r> {
+    let mut modes = Vec::new();
+    for (dir, st) in [
+        (Direction::Ingress, &p.ingress),
+        (Direction::Egress, &p.egress),
+    ] {
+        let mode = match (st.enforced, st.default_deny) {
+            (false, _) => "not enforced (no policy selects it): everything allowed",
+            (true, true) => "enforced, default deny",
+            (true, false) => {
+                "enforced, no default deny (enableDefaultDeny: false): unmatched traffic allowed"
+            }
+        };
+        modes.push((dir.to_string(), mode, RawRules::of(&st.rules)));
+    }
+    let row = |(decision, class): (String, &'static str),
+               dir: Direction,
+               peer,
+               port,
+               origins: &[&'r Origin]| RawRow {
+        class,
+        direction: dir.to_string(),
+        peer,
+        port,
+        decision,
+        rules: RawRules::of(origins),
+    };
+    // Expanded rows are peers x entries: above this many, one row per
+    // summarised entry (its peer set shown by size and first members).
+    // One row per rule entry and port range, as before entries of equal
+    // content were merged (see `SetEntry::origins`).
+    let mut unmerged: Vec<_> = p
+        .entries
+        .iter()
+        .flat_map(|e| e.origins.iter().map(move |&(seq, o)| (seq, e, o)))
+        .collect();
+    unmerged.sort_by_key(|&(seq, _, _)| seq);
+    let expanded: usize = unmerged.iter().map(|(_, e, _)| e.peers.len()).sum();
+    if expanded > PANEL_ROWS {
+        let note = format!(
+            "{} entries standing for {expanded} (peer, port) rows; each row's peers are shown by their number and first members (`verdict policy` lists every row).",
+            unmerged.len()
+        );
+        let rows = unmerged
+            .iter()
+            .take(ENTRIES_SHOWN)
+            .map(|&(_, e, origin)| {
+                let peers = peers_text(p, &e.peers, names);
+                let port = format!("{}/{}", e.protocol, port_text(e.from_port, e.to_port));
+                let cells = decision_cell(e.decision, e.pass, e.tier, &e.proxied);
+                row(cells, e.direction, peers, port, &[origin])
+            })
+            .collect();
+        let tail = (unmerged.len() > ENTRIES_SHOWN).then(|| {
+            format!(
+                "The first {ENTRIES_SHOWN} entries of {} (`verdict policy` lists every row).",
+                unmerged.len()
+            )
+        });
+        return RawBody {
+            modes,
+            note: Some(note),
+            rows,
+            tail,
+        };
+    }
+    let rows = p
+        .rows()
+        .iter()
+        .map(|(k, v)| {
+            let peer = peer_name(names, &k.peer);
+            let port = format!("{}/{}", k.protocol, port_text(k.from_port, k.to_port));
+            let cells = decision_cell(v.decision, v.pass, v.tier, &v.proxied);
+            row(cells, k.direction, peer, port, &v.origins)
+        })
+        .collect();
+    RawBody {
+        modes,
+        note: None,
+        rows,
+        tail: None,
     }
 }
 

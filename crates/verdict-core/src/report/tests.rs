@@ -1,6 +1,7 @@
 //! The page written as it is formed equals the page as one string; the
 //! panel data built on workers equals the data built panel by panel.
 
+use super::panels::{panel_data_in, shared_bodies};
 use super::*;
 use crate::ingest::{ClusterConfig, Inventory};
 
@@ -67,6 +68,25 @@ fn panels_equal_panel_by_panel(inv: &Inventory, blocks: &[usize]) -> usize {
     shared_bodies(&engine, &panels).iter().flatten().count()
 }
 
+/// The conformance scenarios (their agent settings vary).
+fn conformance_files() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
+    let mut files: Vec<std::path::PathBuf> = ["generated", "gateway", "hard", "tiers"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn conformance_inventory(f: &std::path::Path) -> Inventory {
+    let (cases, _) = crate::policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
+    let mut inv = cases[0].inventory();
+    inv.complete_namespaces();
+    inv
+}
+
 /// Many blocks of panels (the workers' path, an odd count and a short
 /// last one): the same JSON as one panel at a time, and most endpoints
 /// share a body.
@@ -82,20 +102,11 @@ fn panel_data_on_workers_equals_panel_by_panel() {
 /// named ports, tiers, host policies).
 #[test]
 fn shared_panel_bodies_equal_own_maps_on_conformance_scenarios() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
-    let mut files: Vec<std::path::PathBuf> = ["generated", "gateway", "hard", "tiers"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = conformance_files();
     assert!(files.len() > 50, "{} scenario files", files.len());
     let mut shared = 0;
     for f in &files {
-        let (cases, _) = crate::policytest::parse("c.json", &std::fs::read_to_string(f).unwrap());
-        let mut inv = cases[0].inventory();
-        inv.complete_namespaces();
-        shared += panels_equal_panel_by_panel(&inv, &[3]);
+        shared += panels_equal_panel_by_panel(&conformance_inventory(f), &[3]);
     }
     assert!(shared > 0, "no scenario shared a body");
 }
@@ -119,6 +130,40 @@ fn page_written_as_formed_equals_page_as_string() {
     let bytes = out.finish().unwrap().into_inner().unwrap();
     assert_eq!(page.as_bytes(), bytes.as_slice());
     assert!(page.contains("id=\"panel-data\""));
+}
+
+/// The page with the endpoints' panels formed ahead (as `verdict report`
+/// forms them beside the matrix) is the page formed panel by panel.
+fn prepared_page_equals_page(inv: &Inventory) {
+    let engine = Engine::new(inv);
+    let routing = crate::routes::Routing::from_inventory(inv);
+    let p = crate::paths::paths(&engine, &routing, &crate::paths::PathOptions::default());
+    let m = crate::matrix_summary::summarise(&engine, &crate::matrix::MatrixOptions::default());
+    let meta = ReportMeta::default();
+    let page = render(&engine, &p, &m, &[], &meta);
+    let pre = panel_bodies(&engine);
+    let mut got = String::new();
+    render_prepared(&mut got, &engine, &p, &m, &[], &meta, Some(&pre));
+    assert_eq!(page, got);
+}
+
+#[test]
+fn page_with_panels_formed_ahead_equals_page_formed_panel_by_panel() {
+    prepared_page_equals_page(&synthetic(600));
+    let mut bare = Inventory::new(ClusterConfig::default());
+    bare.load_text(
+        "bare.yaml",
+        &crate::synth::generate_bare(&crate::synth::SynthSpec {
+            pods: 600,
+            policies: 60,
+            seed: 3,
+        }),
+    );
+    bare.complete_namespaces();
+    prepared_page_equals_page(&bare);
+    for f in conformance_files().iter().step_by(5) {
+        prepared_page_equals_page(&conformance_inventory(f));
+    }
 }
 
 /// A write error is kept and returned, and later writes are refused.
