@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// about 1,500 MiB fail at start
     #[arg(long, default_value_t = 6144)]
     mem_limit_mib: u64,
+    /// Run each measurement (each parse baseline, each command) this many times and show the
+    /// median time (and the largest peak memory)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=99))]
+    repeat: u64,
     /// Also write each generated cluster (and the commands' other inputs) to this directory
     #[arg(long)]
     write: Option<PathBuf>,
@@ -136,6 +140,7 @@ pub fn main(args: BenchArgs) -> Result<u8, String> {
         timeout: args.timeout,
         mem_limit_mib: args.mem_limit_mib,
         keep: args.write,
+        repeat: usize::try_from(args.repeat).unwrap_or(1),
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Plan {
     pub timeout: u64,
     pub mem_limit_mib: u64,
     pub keep: Option<PathBuf>,
+    /// Runs of each measurement; the table shows the median (`--repeat`).
+    pub repeat: usize,
 }
 
 /// The endpoint `trace` and `policy` ask about (present at every size).
@@ -91,11 +93,11 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
                 let files: Vec<String> = base.split('+').map(str::to_string).collect();
                 let mut a = vec!["bench".to_string(), "--parse-only".to_string()];
                 a.extend(files);
-                let o = measure(&dir, "parse", &a, plan.timeout, plan.mem_limit_mib)?;
+                let o = median(&dir, "parse", &a, plan)?;
                 eprintln!("bench: {pods} pods: parse {base}: {}", cell(&o, None));
                 r.parse.insert(base, o);
             }
-            let mut o = measure(&dir, cmd, &args, plan.timeout, plan.mem_limit_mib)?;
+            let mut o = median(&dir, cmd, &args, plan)?;
             if *cmd == "report" {
                 // The page is written to a file, not to standard output.
                 o.output_bytes = std::fs::metadata(dir.join("report.html")).map_or(0, |m| m.len());
@@ -116,6 +118,32 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
     }
     print!("{}", render(&runs, plan));
     Ok(0)
+}
+
+/// `plan.repeat` runs of one measurement: the run of median time, with the
+/// largest peak memory of all runs; a run that failed (over a limit, an
+/// error) is the outcome, and ends the runs.
+fn median(dir: &Path, name: &str, args: &[String], plan: &Plan) -> Result<Outcome, String> {
+    let mut runs: Vec<Outcome> = Vec::new();
+    for _ in 0..plan.repeat.max(1) {
+        let o = measure(dir, name, args, plan.timeout, plan.mem_limit_mib)?;
+        if !o.ok() {
+            return Ok(o);
+        }
+        runs.push(o);
+    }
+    pick_median(runs).ok_or_else(|| format!("{name}: no run"))
+}
+
+/// The run of median time (the upper one of an even count), with the
+/// largest peak memory of all.
+fn pick_median(mut runs: Vec<Outcome>) -> Option<Outcome> {
+    let peak = runs.iter().map(|o| o.max_rss_kib).max()?;
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let mid = runs.len() / 2;
+    let mut m = runs.swap_remove(mid);
+    m.max_rss_kib = peak;
+    Some(m)
 }
 
 /// The command line of `cmd` and the inputs its parse baseline reads.
@@ -243,6 +271,13 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
     } else {
         ""
     };
+    if plan.repeat > 1 {
+        let _ = write!(
+            s,
+            "\nEach figure: the median of {} runs (peak memory: the largest).\n",
+            plan.repeat
+        );
+    }
     let _ = write!(s, "\n| command |");
     for r in runs {
         let _ = write!(s, " {} pods / {} policies{shape} |", r.pods, r.policies);
@@ -366,4 +401,32 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(secs: f64, max_rss_kib: u64) -> Outcome {
+        Outcome {
+            secs,
+            max_rss_kib,
+            code: Some(0),
+            timeout: false,
+            out_of_memory: false,
+            output_bytes: 10,
+            error: None,
+        }
+    }
+
+    /// A slow outlier (a loaded machine) does not move the figure; the
+    /// peak memory is the largest of any run.
+    #[test]
+    fn the_median_run_is_shown_with_the_largest_peak() {
+        let m = pick_median(vec![run(9.0, 100), run(2.0, 300), run(2.5, 200)]).unwrap();
+        assert_eq!((m.secs, m.max_rss_kib), (2.5, 300));
+        let one = pick_median(vec![run(3.0, 7)]).unwrap();
+        assert_eq!((one.secs, one.max_rss_kib), (3.0, 7));
+        assert!(pick_median(Vec::new()).is_none());
+    }
 }
