@@ -56,6 +56,9 @@ struct SizeRun {
     policies: usize,
     input_bytes: BTreeMap<&'static str, u64>,
     parse: BTreeMap<&'static str, Outcome>,
+    /// With `--repeat`: each command's own parse baseline, the median of
+    /// the parse runs interleaved with its runs.
+    parse_of: BTreeMap<&'static str, f64>,
     commands: Vec<(&'static str, Outcome)>,
 }
 
@@ -82,6 +85,7 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
             policies,
             input_bytes,
             parse: BTreeMap::new(),
+            parse_of: BTreeMap::new(),
             commands: Vec::new(),
         };
         for cmd in COMMANDS {
@@ -89,23 +93,27 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
                 continue;
             }
             let (args, base) = invocation(cmd);
+            let mut parse_args = vec!["bench".to_string(), "--parse-only".to_string()];
+            parse_args.extend(base.split('+').map(str::to_string));
             if !r.parse.contains_key(base) {
-                let files: Vec<String> = base.split('+').map(str::to_string).collect();
-                let mut a = vec!["bench".to_string(), "--parse-only".to_string()];
-                a.extend(files);
-                let o = median(&dir, "parse", &a, plan)?;
+                let o = median(&dir, "parse", &parse_args, plan)?;
                 eprintln!("bench: {pods} pods: parse {base}: {}", cell(&o, None));
                 r.parse.insert(base, o);
             }
-            let mut o = median(&dir, cmd, &args, plan)?;
+            let mut o = if plan.repeat > 1 {
+                let (o, parse) = interleaved(&dir, cmd, &args, &parse_args, plan)?;
+                if let Some(p) = parse {
+                    r.parse_of.insert(cmd, p);
+                }
+                o
+            } else {
+                median(&dir, cmd, &args, plan)?
+            };
             if *cmd == "report" {
                 // The page is written to a file, not to standard output.
                 o.output_bytes = std::fs::metadata(dir.join("report.html")).map_or(0, |m| m.len());
             }
-            eprintln!(
-                "bench: {pods} pods: {cmd}: {}",
-                cell(&o, r.parse.get(base).map(|p| p.secs))
-            );
+            eprintln!("bench: {pods} pods: {cmd}: {}", cell(&o, r.baseline(cmd)));
             r.commands.push((cmd, o));
         }
         if plan.keep.is_none() {
@@ -118,6 +126,46 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
     }
     print!("{}", render(&runs, plan));
     Ok(0)
+}
+
+impl SizeRun {
+    /// The parse time `cmd` is compared with: its own interleaved parse
+    /// runs (`--repeat`), else its input's baseline.
+    fn baseline(&self, cmd: &str) -> Option<f64> {
+        self.parse_of
+            .get(cmd)
+            .copied()
+            .or_else(|| self.parse.get(invocation(cmd).1).map(|p| p.secs))
+    }
+}
+
+/// `plan.repeat` runs of a command, each after a run of its parse
+/// baseline (so a machine whose speed drifts during the benchmark moves
+/// both alike): the command's median run (see [`median`]) and the median
+/// parse time.
+fn interleaved(
+    dir: &Path,
+    cmd: &str,
+    args: &[String],
+    parse_args: &[String],
+    plan: &Plan,
+) -> Result<(Outcome, Option<f64>), String> {
+    let mut runs = Vec::new();
+    let mut parses = Vec::new();
+    for _ in 0..plan.repeat.max(1) {
+        let p = measure(dir, "parse", parse_args, plan.timeout, plan.mem_limit_mib)?;
+        if p.ok() {
+            parses.push(p);
+        }
+        let o = measure(dir, cmd, args, plan.timeout, plan.mem_limit_mib)?;
+        if !o.ok() {
+            return Ok((o, None));
+        }
+        runs.push(o);
+    }
+    let parse = pick_median(parses).map(|p| p.secs);
+    let o = pick_median(runs).ok_or_else(|| format!("{cmd}: no run"))?;
+    Ok((o, parse))
 }
 
 /// `plan.repeat` runs of one measurement: the run of median time, with the
@@ -274,7 +322,7 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
     if plan.repeat > 1 {
         let _ = write!(
             s,
-            "\nEach figure: the median of {} runs (peak memory: the largest).\n",
+            "\nEach figure: the median of {} runs (peak memory: the largest); each command's ratio is to the median of the parse runs interleaved with its own.\n",
             plan.repeat
         );
     }
@@ -313,10 +361,7 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
         let _ = write!(s, "| {cmd} |");
         for r in runs {
             let o = r.commands.iter().find(|(c, _)| c == cmd).map(|(_, o)| o);
-            let base = invocation(cmd).1;
-            let text = o.map_or("-".to_string(), |o| {
-                cell(o, r.parse.get(base).map(|p| p.secs))
-            });
+            let text = o.map_or("-".to_string(), |o| cell(o, r.baseline(cmd)));
             let _ = write!(s, " {text} |");
         }
         s.push('\n');
