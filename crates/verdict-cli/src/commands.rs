@@ -1317,7 +1317,7 @@ pub fn report_of(
     let fail = |e: std::io::Error| format!("{}: {e}", output.display());
     let file = std::fs::File::create(output).map_err(fail)?;
     let mut page = IoText::new(std::io::BufWriter::with_capacity(1 << 20, file));
-    render_prepared(&mut page, engine, p, &m, &findings, &meta, Some(&panels));
+    render_prepared(&mut page, engine, p, &m, &findings, &meta, &panels);
     page.finish().map_err(fail)?;
     eline!("wrote {}", output.display());
     Ok(exit(0, input_errors(inv)))

@@ -18,12 +18,11 @@ mod panels;
 mod policy;
 
 pub use panels::{panel_bodies, PanelBodies};
-use panels::{panel_data, Panel};
+use panels::{panel_key, Panel};
 
 use crate::engine::{Decision, Engine};
 use crate::matrix_summary::Summary;
 use crate::paths::{Controller, PathsReport, Status};
-use crate::resolved::Resolver;
 pub use crate::text::IoText;
 use crate::text::{escape, html};
 use serde::Serialize;
@@ -95,12 +94,19 @@ pub fn render_to<W: Write>(
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) {
-    render_prepared(body, engine, paths, m, findings, meta, None);
+    render_prepared(
+        body,
+        engine,
+        paths,
+        m,
+        findings,
+        meta,
+        &panel_bodies(engine),
+    );
 }
 
 /// [`render_to`] with the endpoints' panels formed ahead of the page
-/// ([`panel_bodies`]; any panel they lack is resolved here). The page is
-/// the same.
+/// ([`panel_bodies`]; any panel they lack is resolved here).
 pub fn render_prepared<W: Write>(
     body: &mut W,
     engine: &Engine,
@@ -108,7 +114,7 @@ pub fn render_prepared<W: Write>(
     m: &Summary,
     findings: &[ReportFinding],
     meta: &ReportMeta,
-    prepared: Option<&PanelBodies>,
+    prepared: &PanelBodies,
 ) {
     let g = graph::graph(paths);
     // Every name with a policy panel, and the party it is looked up as: graph
@@ -144,13 +150,10 @@ pub fn render_prepared<W: Write>(
     let mut panel_of: BTreeMap<(u32, String), usize> = BTreeMap::new();
     for (n, look) in &lookup {
         let i = match engine.party(look) {
-            Ok(p) => {
-                let k = (p.identity.id, format!("{:?}", p.ports));
-                *panel_of.entry(k).or_insert_with(|| {
-                    panels.push((n, Some(p)));
-                    panels.len() - 1
-                })
-            }
+            Ok(p) => *panel_of.entry(panel_key(&p)).or_insert_with(|| {
+                panels.push((n, Some(p)));
+                panels.len() - 1
+            }),
             Err(_) => {
                 panels.push((n, None));
                 panels.len() - 1
@@ -159,13 +162,9 @@ pub fn render_prepared<W: Write>(
         keys.insert(n.clone(), format!("p{i}"));
     }
     let names = crate::names::identity_names(engine);
-    // One resolution for every panel: each selector evaluated once. Each
-    // map is turned into panel data and dropped; the page script draws a
-    // panel when it is asked for.
-    let data = match prepared {
-        Some(pre) => pre.panel_data(&panels, &names),
-        None => panel_data(&Resolver::for_all(engine), &panels, &names),
-    };
+    // The panel data from the prepared bodies (the page script draws a
+    // panel when it is asked for).
+    let data = prepared.panel_data(&panels, &names);
     page::open(body, meta);
     let s = &paths.summary;
     let _ = write!(

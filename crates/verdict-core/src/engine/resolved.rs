@@ -1032,6 +1032,24 @@ pub fn resolve_all_with<'a>(
     resolve_plan(&Plan::new(engine, extra), threads)
 }
 
+/// What an endpoint's map follows from besides the name, identity and
+/// index it records (see [`Plan::same_maps`]): the rules selecting it (by
+/// address) and its container ports. `None` for reserved identities and
+/// other parties, whose maps are built each.
+pub type SameMapKey = (Vec<usize>, String);
+
+/// The [`SameMapKey`] of `p`, selected by `rules`.
+pub fn map_key<'r>(p: &Party, rules: impl IntoIterator<Item = &'r Rule>) -> Option<SameMapKey> {
+    if !p.identity.is_endpoint() || p.identity.reserved_name().is_some() {
+        return None;
+    }
+    let rules = rules
+        .into_iter()
+        .map(|r| std::ptr::from_ref::<Rule>(r) as usize)
+        .collect();
+    Some((rules, format!("{:?}", p.ports)))
+}
+
 /// Every map of `plan` (see [`resolve_all_with`]). Endpoints selected by
 /// the same rules with the same container ports have the same map but for
 /// its subject (see [`Plan::same_maps`]): the first is built, the others
@@ -1183,21 +1201,12 @@ impl<'e, 'a> Plan<'e, 'a> {
     /// other parties are built each. `maps_agree_with_flows` (conformance
     /// tests) compares every copied map with the subject's own.
     pub fn same_maps(&self) -> Vec<Option<usize>> {
-        let mut first: FxHashMap<(Vec<usize>, String), usize> = FxHashMap::default();
+        let mut first: FxHashMap<SameMapKey, usize> = FxHashMap::default();
         self.subjects
             .iter()
             .enumerate()
             .map(|(pi, (p, rules))| {
-                if !p.identity.is_endpoint() || p.identity.reserved_name().is_some() {
-                    return None;
-                }
-                let key = (
-                    rules
-                        .iter()
-                        .map(|&r| std::ptr::from_ref::<Rule>(r) as usize)
-                        .collect(),
-                    format!("{:?}", p.ports),
-                );
+                let key = map_key(p, rules.iter().copied())?;
                 match first.get(&key) {
                     Some(&f) => Some(f),
                     None => {
@@ -1209,7 +1218,7 @@ impl<'e, 'a> Plan<'e, 'a> {
             .collect()
     }
 
-    /// `m` (the map of a subject with the same rules and ports) as the map
+    /// `m` (the map of a subject with the same [`map_key`]) as the map
     /// of subject `pi`.
     fn copy_for(&self, m: &ResolvedPolicy<'a>, pi: usize) -> Option<ResolvedPolicy<'a>> {
         let (p, _) = self.subjects.get(pi)?;

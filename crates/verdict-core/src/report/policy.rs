@@ -104,31 +104,24 @@ impl Panels {
 
     /// Adds the panel of one name: `policy` is `None` for a name that is
     /// not an endpoint of the input. Panels are numbered in call order.
-    /// Returns the panel's body.
     pub(super) fn add(
         &mut self,
         title: &str,
         policy: Option<&ResolvedPolicy>,
         names: &BTreeMap<u32, String>,
-    ) -> Option<u32> {
+    ) {
         match policy {
             Some(p) => self.add_raw(title, &p.identity, &raw_body(p, names)),
             None => {
                 let title = self.text(title);
                 self.p.push((title, None));
-                None
             }
         }
     }
 
     /// Adds the panel of an endpoint from its body as [`raw_body`] formed
     /// it (the texts numbered here, in the order they are shown).
-    pub(super) fn add_raw(
-        &mut self,
-        title: &str,
-        identity: &Identity,
-        raw: &RawBody,
-    ) -> Option<u32> {
+    pub(super) fn add_raw(&mut self, title: &str, identity: &Identity, raw: &RawBody) {
         let title = self.text(title);
         let ident = self.text(&format!("identity {identity}"));
         let mut modes = Vec::new();
@@ -170,16 +163,6 @@ impl Panels {
             }
         };
         self.p.push((title, Some((ident, b))));
-        Some(b)
-    }
-
-    /// Adds the panel of an endpoint whose body is that of an earlier
-    /// panel (`body`, as [`Panels::add`] returned it).
-    pub(super) fn add_like(&mut self, title: &str, identity: &Identity, body: u32) -> Option<u32> {
-        let title = self.text(title);
-        let ident = self.text(&format!("identity {identity}"));
-        self.p.push((title, Some((ident, body))));
-        Some(body)
     }
 
     /// The JSON document, safe inside `<script type="application/json">`:

@@ -1,7 +1,7 @@
 //! The page written as it is formed equals the page as one string; the
-//! panel data built on workers equals the data built panel by panel.
+//! panel data formed ahead (bodies shared by rules and ports) equals the
+//! data built panel by panel from each panel's own map.
 
-use super::panels::{panel_data_in, shared_bodies};
 use super::*;
 use crate::ingest::{ClusterConfig, Inventory};
 
@@ -19,11 +19,11 @@ fn synthetic(pods: usize) -> Inventory {
 
 /// The panels the page shows for `inv` (the matrix's names, looked up by
 /// their first pod, as the page does), some reserved parties and a name
-/// that is not an endpoint: the panel data built on workers, each body
-/// resolved once for the endpoints that share it, must be the JSON of
-/// every panel's own map added one at a time. Returns how many panels
-/// shared an earlier one's body.
-fn panels_equal_panel_by_panel(inv: &Inventory, blocks: &[usize]) -> usize {
+/// that is not an endpoint: the panel data from the bodies formed ahead,
+/// each formed once for the endpoints that share it, must be the JSON of
+/// every panel's own map added one at a time. Returns how many panel keys
+/// shared a body formed for another.
+fn panels_equal_panel_by_panel(inv: &Inventory) -> usize {
     let engine = Engine::new(inv);
     let names = crate::names::identity_names(&engine);
     let m = crate::matrix_summary::summarise(&engine, &crate::matrix::MatrixOptions::default());
@@ -52,7 +52,7 @@ fn panels_equal_panel_by_panel(inv: &Inventory, blocks: &[usize]) -> usize {
         .iter()
         .map(|(n, p)| (n.as_str(), p.clone()))
         .collect();
-    let resolver = Resolver::for_all(&engine);
+    let resolver = crate::resolved::Resolver::for_all(&engine);
     let mut one = policy::Panels::default();
     for (title, party) in &panels {
         let map = party.as_ref().map(|p| resolver.resolve(p));
@@ -60,12 +60,11 @@ fn panels_equal_panel_by_panel(inv: &Inventory, blocks: &[usize]) -> usize {
     }
     let mut want = String::new();
     one.json(&mut want);
-    for &block in blocks {
-        let mut got = String::new();
-        panel_data_in(&resolver, &panels, &names, block).json(&mut got);
-        assert_eq!(want, got, "blocks of {block}");
-    }
-    shared_bodies(&engine, &panels).iter().flatten().count()
+    let pre = panel_bodies(&engine);
+    let mut got = String::new();
+    pre.panel_data(&panels, &names).json(&mut got);
+    assert_eq!(want, got);
+    pre.shared()
 }
 
 /// The conformance scenarios (their agent settings vary).
@@ -87,14 +86,23 @@ fn conformance_inventory(f: &std::path::Path) -> Inventory {
     inv
 }
 
-/// Many blocks of panels (the workers' path, an odd count and a short
-/// last one): the same JSON as one panel at a time, and most endpoints
-/// share a body.
+/// Most endpoints of the synthetic cluster share a body; the bare-pod
+/// variant (each pod its own workload) too.
 #[test]
-fn panel_data_on_workers_equals_panel_by_panel() {
-    let inv = synthetic(1500);
-    let shared = panels_equal_panel_by_panel(&inv, &[1, 7, 10_000]);
+fn panel_data_formed_ahead_equals_panel_by_panel() {
+    let shared = panels_equal_panel_by_panel(&synthetic(1500));
     assert!(shared > 20, "{shared} panels shared a body");
+    let mut bare = Inventory::new(ClusterConfig::default());
+    bare.load_text(
+        "bare.yaml",
+        &crate::synth::generate_bare(&crate::synth::SynthSpec {
+            pods: 600,
+            policies: 60,
+            seed: 3,
+        }),
+    );
+    bare.complete_namespaces();
+    panels_equal_panel_by_panel(&bare);
 }
 
 /// Bodies shared by rules and ports hold under every agent setting and
@@ -106,7 +114,7 @@ fn shared_panel_bodies_equal_own_maps_on_conformance_scenarios() {
     assert!(files.len() > 50, "{} scenario files", files.len());
     let mut shared = 0;
     for f in &files {
-        shared += panels_equal_panel_by_panel(&conformance_inventory(f), &[3]);
+        shared += panels_equal_panel_by_panel(&conformance_inventory(f));
     }
     assert!(shared > 0, "no scenario shared a body");
 }
@@ -130,40 +138,6 @@ fn page_written_as_formed_equals_page_as_string() {
     let bytes = out.finish().unwrap().into_inner().unwrap();
     assert_eq!(page.as_bytes(), bytes.as_slice());
     assert!(page.contains("id=\"panel-data\""));
-}
-
-/// The page with the endpoints' panels formed ahead (as `verdict report`
-/// forms them beside the matrix) is the page formed panel by panel.
-fn prepared_page_equals_page(inv: &Inventory) {
-    let engine = Engine::new(inv);
-    let routing = crate::routes::Routing::from_inventory(inv);
-    let p = crate::paths::paths(&engine, &routing, &crate::paths::PathOptions::default());
-    let m = crate::matrix_summary::summarise(&engine, &crate::matrix::MatrixOptions::default());
-    let meta = ReportMeta::default();
-    let page = render(&engine, &p, &m, &[], &meta);
-    let pre = panel_bodies(&engine);
-    let mut got = String::new();
-    render_prepared(&mut got, &engine, &p, &m, &[], &meta, Some(&pre));
-    assert_eq!(page, got);
-}
-
-#[test]
-fn page_with_panels_formed_ahead_equals_page_formed_panel_by_panel() {
-    prepared_page_equals_page(&synthetic(600));
-    let mut bare = Inventory::new(ClusterConfig::default());
-    bare.load_text(
-        "bare.yaml",
-        &crate::synth::generate_bare(&crate::synth::SynthSpec {
-            pods: 600,
-            policies: 60,
-            seed: 3,
-        }),
-    );
-    bare.complete_namespaces();
-    prepared_page_equals_page(&bare);
-    for f in conformance_files().iter().step_by(5) {
-        prepared_page_equals_page(&conformance_inventory(f));
-    }
 }
 
 /// A write error is kept and returned, and later writes are refused.
