@@ -141,12 +141,8 @@ fn synthetic_cluster_loads_cleanly_and_resolves() {
     inv.load_text("synthetic.yaml", &text);
     inv.complete_namespaces();
     // Only the note that the pods are represented by their ReplicaSets.
-    let notes: Vec<_> = inv
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity != verdict_core::source::Severity::Info)
-        .collect();
-    assert!(notes.is_empty(), "{:?}", notes.first());
+    let problem = inv.problems().next();
+    assert!(problem.is_none(), "{problem:?}");
     let pods: usize = inv.workloads.iter().map(|w| w.represents.len()).sum();
     assert_eq!(pods, 750);
     assert!(inv.workloads.iter().all(|w| w.object.kind == "ReplicaSet"));

@@ -47,11 +47,7 @@ pub fn measure(pods: usize, policies: usize, shape: Shape) -> Result<Counters, S
     inv.complete_namespaces();
     drop(text);
     // An info (the pods are represented by their ReplicaSets) is expected.
-    let mut problems = inv
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity != verdict_core::source::Severity::Info);
-    if let Some(d) = problems.next() {
+    if let Some(d) = inv.problems().next() {
         return Err(format!("the synthetic cluster does not load cleanly: {d}"));
     }
     c.insert("rules".to_string(), n(inv.policies.len()));

@@ -420,6 +420,13 @@ impl Inventory {
         }
     }
 
+    /// The diagnostics above info: warnings and errors.
+    pub fn problems(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Info)
+    }
+
     /// A summary of kinds that were skipped, one diagnostic per kind.
     pub fn skipped_diagnostics(&self) -> Vec<Diagnostic> {
         self.skipped
