@@ -96,19 +96,15 @@ pub fn run(plan: &Plan) -> Result<u8, String> {
             let mut parse_args = vec!["bench".to_string(), "--parse-only".to_string()];
             parse_args.extend(base.split('+').map(str::to_string));
             if !r.parse.contains_key(base) {
-                let o = median(&dir, "parse", &parse_args, plan)?;
+                let (o, _) = median(&dir, "parse", &parse_args, None, plan)?;
                 eprintln!("bench: {pods} pods: parse {base}: {}", cell(&o, None));
                 r.parse.insert(base, o);
             }
-            let mut o = if plan.repeat > 1 {
-                let (o, parse) = interleaved(&dir, cmd, &args, &parse_args, plan)?;
-                if let Some(p) = parse {
-                    r.parse_of.insert(cmd, p);
-                }
-                o
-            } else {
-                median(&dir, cmd, &args, plan)?
-            };
+            let interleave = (plan.repeat > 1).then_some(parse_args.as_slice());
+            let (mut o, parse) = median(&dir, cmd, &args, interleave, plan)?;
+            if let Some(p) = parse {
+                r.parse_of.insert(cmd, p);
+            }
             if *cmd == "report" {
                 // The page is written to a file, not to standard output.
                 o.output_bytes = std::fs::metadata(dir.join("report.html")).map_or(0, |m| m.len());
@@ -139,48 +135,37 @@ impl SizeRun {
     }
 }
 
-/// `plan.repeat` runs of a command, each after a run of its parse
-/// baseline (so a machine whose speed drifts during the benchmark moves
-/// both alike): the command's median run (see [`median`]) and the median
-/// parse time.
-fn interleaved(
+/// `plan.repeat` runs of one measurement: the run of median time, with the
+/// largest peak memory of all runs; a run that failed (over a limit, an
+/// error) is the outcome, and ends the runs. With `parse_args`, each run
+/// follows a run of that parse baseline (so a machine whose speed drifts
+/// during the benchmark moves both alike), whose median time is returned
+/// too.
+fn median(
     dir: &Path,
-    cmd: &str,
+    name: &str,
     args: &[String],
-    parse_args: &[String],
+    parse_args: Option<&[String]>,
     plan: &Plan,
 ) -> Result<(Outcome, Option<f64>), String> {
-    let mut runs = Vec::new();
+    let mut runs: Vec<Outcome> = Vec::new();
     let mut parses = Vec::new();
     for _ in 0..plan.repeat.max(1) {
-        let p = measure(dir, "parse", parse_args, plan.timeout, plan.mem_limit_mib)?;
-        if p.ok() {
-            parses.push(p);
+        if let Some(pa) = parse_args {
+            let p = measure(dir, "parse", pa, plan.timeout, plan.mem_limit_mib)?;
+            if p.ok() {
+                parses.push(p);
+            }
         }
-        let o = measure(dir, cmd, args, plan.timeout, plan.mem_limit_mib)?;
+        let o = measure(dir, name, args, plan.timeout, plan.mem_limit_mib)?;
         if !o.ok() {
             return Ok((o, None));
         }
         runs.push(o);
     }
     let parse = pick_median(parses).map(|p| p.secs);
-    let o = pick_median(runs).ok_or_else(|| format!("{cmd}: no run"))?;
+    let o = pick_median(runs).ok_or_else(|| format!("{name}: no run"))?;
     Ok((o, parse))
-}
-
-/// `plan.repeat` runs of one measurement: the run of median time, with the
-/// largest peak memory of all runs; a run that failed (over a limit, an
-/// error) is the outcome, and ends the runs.
-fn median(dir: &Path, name: &str, args: &[String], plan: &Plan) -> Result<Outcome, String> {
-    let mut runs: Vec<Outcome> = Vec::new();
-    for _ in 0..plan.repeat.max(1) {
-        let o = measure(dir, name, args, plan.timeout, plan.mem_limit_mib)?;
-        if !o.ok() {
-            return Ok(o);
-        }
-        runs.push(o);
-    }
-    pick_median(runs).ok_or_else(|| format!("{name}: no run"))
 }
 
 /// The run of median time (the upper one of an even count), with the
