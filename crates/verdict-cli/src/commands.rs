@@ -556,7 +556,7 @@ pub fn lint(
     args: LintArgs,
     verbose: bool,
 ) -> Result<u8, String> {
-    use verdict_core::paths::{paths as compute, PathOptions};
+    use verdict_core::paths::{paths_decisions as compute, PathOptions};
     use verdict_core::routes::Routing;
     use verdict_lint::{registry, Context, Level, LintConfig};
     if let Some(key) = &args.explain {
@@ -628,6 +628,7 @@ pub fn lint(
     let errors = load::report(&inv, verbose);
     let routing = Routing::from_inventory(&inv);
     let engine = Engine::new(&inv);
+    // No rule reads near misses: paths without them.
     let report_paths = compute(&engine, &routing, &PathOptions::default());
     let cx = Context::new(&inv, &engine, &routing, &report_paths, &config);
     let report = verdict_lint::run(&cx, &config);
@@ -1280,9 +1281,8 @@ pub fn report_of(
     verbose: bool,
 ) -> Result<u8, String> {
     use verdict_core::matrix::MatrixOptions;
-    use verdict_core::matrix_summary::summarise_without_rules;
     use verdict_core::paths::{paths_decisions as compute, PathOptions};
-    use verdict_core::report::render_prepared;
+    use verdict_core::report::{matrix_and_panels, render_prepared};
     use verdict_core::routes::Routing;
     use verdict_core::text::IoText;
     load::report(inv, verbose);
@@ -1295,20 +1295,19 @@ pub fn report_of(
         clients,
         ..PathOptions::default()
     };
-    // The paths, the lint (which reads them) and the endpoints' policy
-    // panels on this thread, the matrix on a second one: they are
-    // independent, and the three take about as long as the matrix. The
-    // page shows no near misses (nor does the lint read them): paths
-    // without them.
-    let ((findings, panels), m) = both(
+    // The paths and the lint (which reads them) on this thread; on a
+    // second one every identity's map, resolved once for the matrix and
+    // the endpoints' policy panels: the two halves are independent and
+    // take about as long. The page shows no near misses (nor does the
+    // lint read them): paths without them.
+    let (findings, (m, panels)) = both(
         || {
             let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
-            let findings = report_findings(inv, engine, &routing, p, &config);
-            (findings, verdict_core::report::panel_bodies(engine))
+            report_findings(inv, engine, &routing, p, &config)
         },
         // The page names no rule of the matrix (the dense clusters' rows
         // name many rules each).
-        || summarise_without_rules(engine, &MatrixOptions::default()),
+        || matrix_and_panels(engine, &MatrixOptions::default()),
     );
     let p = paths_slot
         .get()

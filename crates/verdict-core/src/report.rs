@@ -17,7 +17,7 @@ mod page;
 mod panels;
 mod policy;
 
-pub use panels::{panel_bodies, PanelBodies};
+pub use panels::{matrix_and_panels, panel_bodies, PanelBodies};
 use panels::{panel_key, Panel};
 
 use crate::engine::{Decision, Engine};

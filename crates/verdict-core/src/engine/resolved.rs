@@ -113,7 +113,9 @@ pub struct ResolvedPolicy<'r> {
     pub egress: DirectionState<'r>,
     /// In rule order, then entry order, then port-range order, entries of
     /// identical content merged into the first (see [`SetEntry::origins`]).
-    pub entries: Vec<SetEntry<'r>>,
+    /// Shared: endpoints with the same rules and ports have the same
+    /// entries (see [`Plan::same_maps`]), and their maps one list.
+    pub entries: Arc<Vec<SetEntry<'r>>>,
     names: Arc<PeerNames>,
 }
 
@@ -618,7 +620,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         };
         let egress = states.pop().unwrap_or_else(none);
         let ingress = states.pop().unwrap_or_else(none);
-        let entries = merge_entries(entries, self.no_origins.is_none());
+        let entries = Arc::new(merge_entries(entries, self.no_origins.is_none()));
         ResolvedPolicy {
             subject: subject.name.clone(),
             identity: subject.identity.clone(),
@@ -1175,6 +1177,17 @@ impl<'e, 'a> Plan<'e, 'a> {
     /// of no maps has none).
     pub fn names(&self) -> Option<&PeerNames> {
         (!self.subjects.is_empty()).then_some(&*self.resolver.names)
+    }
+
+    /// The subject of map `pi` and the rules selecting it.
+    pub fn subject(&self, pi: usize) -> Option<(&Party, &[&'a Rule])> {
+        self.subjects.get(pi).map(|(p, r)| (p, r.as_slice()))
+    }
+
+    /// The resolver the maps are built with (any other party's map can be
+    /// built from it: [`Resolver::resolve`]).
+    pub fn resolver(&self) -> &Resolver<'e, 'a> {
+        &self.resolver
     }
 
     /// The identity index of map `pi` ([`ResolvedPolicy::index`]).

@@ -74,7 +74,7 @@ impl<'r> ResolvedPolicy<'r> {
         // Each row with its origins numbered in unmerged order.
         type Row<'r> = (MapValue<'r>, Vec<(u32, &'r Origin)>);
         let mut map: BTreeMap<Key, Row<'r>> = BTreeMap::new();
-        for e in &self.entries {
+        for e in self.entries.iter() {
             for p in e.peers.iter() {
                 let sk = match p {
                     PeerRef::Identity(i) => Sk::Id(names.number(i).unwrap_or(u32::MAX), i),

@@ -102,8 +102,14 @@ pub(crate) fn resolve_for_matrix<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<
 
 /// [`resolve_for_matrix`] without rules (see [`Plan::without_rules`]).
 pub(crate) fn resolve_for_matrix_without_rules<'a>(engine: &Engine<'a>) -> Vec<ResolvedPolicy<'a>> {
-    let plan = Plan::new(engine, &matrix_parties(engine)).without_rules();
-    resolve_plan(&plan, threads())
+    resolve_plan(&matrix_plan(engine).without_rules(), threads())
+}
+
+/// The plan of the maps [`resolve_for_matrix`] builds (with their rules):
+/// one per endpoint identity, then the reserved identities that are local
+/// endpoints.
+pub(crate) fn matrix_plan<'e, 'a>(engine: &'e Engine<'a>) -> Plan<'e, 'a> {
+    Plan::new(engine, &matrix_parties(engine))
 }
 
 /// The reserved identities that are local endpoints, whose maps the

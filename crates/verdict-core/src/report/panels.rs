@@ -1,11 +1,13 @@
 //! The report's policy panels as page data: one panel per identity and
-//! container ports, each endpoint's body formed ahead of the page
-//! ([`panel_bodies`]; `verdict report` forms them beside the matrix), and
-//! endpoints with the same rules and ports sharing one body.
+//! container ports, each endpoint's body formed ahead of the page from the
+//! maps the matrix is computed from ([`matrix_and_panels`]), and endpoints
+//! with the same rules and ports sharing one body.
 
 use super::policy;
 use crate::engine::Engine;
-use crate::resolved::Resolver;
+use crate::matrix::{matrix_plan, MatrixOptions};
+use crate::matrix_summary::{summarise_maps_without_rules, Summary};
+use crate::resolved::{map_key, resolve_plan, Plan, ResolvedPolicy};
 use std::collections::BTreeMap;
 
 pub(super) type Panel<'p> = (&'p str, Option<crate::engine::Party>);
@@ -16,70 +18,84 @@ pub(super) fn panel_key(p: &crate::engine::Party) -> (u32, String) {
     (p.identity.id, format!("{:?}", p.ports))
 }
 
-/// The panel bodies of every endpoint of the input, formed ahead of the
-/// page: `verdict report` forms them beside the matrix, on the thread that
-/// computed the paths and the lint (which finishes first), so the page
-/// only numbers their texts. One body per identity and container ports
-/// ([`panel_key`]), formed once for the endpoints with the same rules and
-/// ports: an endpoint's resolved policy follows from those alone but for
-/// the name and identity the panel's title and identity line show (see
-/// `resolved::map_key`; 100k synthetic pods: 10,004 panels, 4,664 maps
-/// built). Other parties (reserved identities) are resolved when the page
-/// asks for them.
+/// The panel bodies of the endpoints, formed ahead of the page from the
+/// maps the matrix is computed from (`verdict report` resolves every
+/// identity once for both: [`matrix_and_panels`]), so the page only
+/// numbers their texts. One body per identity's representative endpoint
+/// and its container ports ([`panel_key`]), formed once for the endpoints
+/// with the same rules and ports: an endpoint's resolved policy follows
+/// from those alone but for the name and identity the panel's title and
+/// identity line show (see `resolved::map_key`; 100k synthetic pods:
+/// 10,000 identities, 4,664 maps built). Other panels (reserved
+/// identities, workloads of an identity with other container ports) are
+/// resolved when the page asks for them, with the same resolver.
 pub struct PanelBodies<'e, 'a> {
-    resolver: Resolver<'e, 'a>,
+    plan: Plan<'e, 'a>,
     bodies: rustc_hash::FxHashMap<(u32, String), std::sync::Arc<policy::RawBody<'a>>>,
 }
 
-/// Forms [`PanelBodies`] for every workload's endpoint: the distinct
-/// (rules, ports) found first, then their bodies formed on two threads.
+/// The report's matrix (without rules: the page names none) and its
+/// panel bodies, both from one resolution of every identity's map (with
+/// rules, which the panels show and the matrix ignores).
+pub fn matrix_and_panels<'e, 'a>(
+    engine: &'e Engine<'a>,
+    opts: &MatrixOptions,
+) -> (Summary, PanelBodies<'e, 'a>) {
+    let plan = matrix_plan(engine);
+    let maps = resolve_plan(&plan, crate::threads());
+    let summary = summarise_maps_without_rules(engine, &maps, opts);
+    let bodies = PanelBodies::from_maps(engine, plan, &maps);
+    (summary, bodies)
+}
+
+/// The panel bodies alone (see [`PanelBodies`]).
 pub fn panel_bodies<'e, 'a>(engine: &'e Engine<'a>) -> PanelBodies<'e, 'a> {
-    let resolver = Resolver::for_all(engine);
-    let names = crate::names::identity_names(engine);
-    let mut keys: rustc_hash::FxHashMap<(u32, String), usize> = Default::default();
-    let mut group_of: rustc_hash::FxHashMap<crate::resolved::SameMapKey, usize> =
-        Default::default();
-    let mut firsts: Vec<crate::engine::Party> = Vec::new();
-    for w in &engine.inv.workloads {
-        let Ok(p) = engine.party(&w.display_name()) else {
-            continue;
-        };
-        let key = panel_key(&p);
-        if keys.contains_key(&key) {
-            continue;
-        }
-        let Some(body) = crate::resolved::map_key(&p, engine.selecting_rules(&p.identity)) else {
-            continue;
-        };
-        let group = *group_of.entry(body).or_insert_with(|| {
-            firsts.push(p);
-            firsts.len() - 1
-        });
-        keys.insert(key, group);
-    }
-    let form = |p: &crate::engine::Party| {
-        std::sync::Arc::new(policy::raw_body(&resolver.resolve(p), &names))
-    };
-    let formed: Vec<std::sync::Arc<policy::RawBody<'a>>> = if firsts.len() < 64 {
-        firsts.iter().map(form).collect()
-    } else {
-        let half = firsts.len() / 2;
-        let (a, b) = firsts.split_at(half);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| b.iter().map(form).collect::<Vec<_>>());
-            let mut out: Vec<_> = a.iter().map(form).collect();
-            match other.join() {
-                Ok(rest) => out.extend(rest),
-                Err(e) => std::panic::resume_unwind(e),
+    let plan = matrix_plan(engine);
+    let maps = resolve_plan(&plan, crate::threads());
+    PanelBodies::from_maps(engine, plan, &maps)
+}
+
+impl<'e, 'a> PanelBodies<'e, 'a> {
+    /// The bodies of `maps`, the maps of `plan` in its order: one body
+    /// formed per group of maps [`Plan::same_maps`] finds alike.
+    fn from_maps(
+        engine: &'e Engine<'a>,
+        plan: Plan<'e, 'a>,
+        maps: &[ResolvedPolicy<'a>],
+    ) -> PanelBodies<'e, 'a> {
+        let names = crate::names::identity_names(engine);
+        let like = plan.same_maps();
+        let mut formed: Vec<Option<std::sync::Arc<policy::RawBody<'a>>>> = vec![None; maps.len()];
+        let mut bodies = rustc_hash::FxHashMap::default();
+        // Maps out of step with the plan's subjects are not read (every
+        // panel is then resolved by the page).
+        let aligned = maps.len() == plan.len();
+        for pi in (0..maps.len()).filter(|_| aligned) {
+            let Some((p, rules)) = plan.subject(pi) else {
+                continue;
+            };
+            // Reserved identities and other parties: resolved by the page.
+            if map_key(p, rules.iter().copied()).is_none() {
+                continue;
             }
-            out
-        })
-    };
-    let bodies = keys
-        .into_iter()
-        .filter_map(|(k, g)| Some((k, formed.get(g)?.clone())))
-        .collect();
-    PanelBodies { resolver, bodies }
+            let first = like.get(pi).copied().flatten().unwrap_or(pi);
+            let body = match formed.get(first).cloned().flatten() {
+                Some(b) => b,
+                None => {
+                    let Some(map) = maps.get(first) else {
+                        continue;
+                    };
+                    let b = std::sync::Arc::new(policy::raw_body(map, &names));
+                    if let Some(slot) = formed.get_mut(first) {
+                        *slot = Some(b.clone());
+                    }
+                    b
+                }
+            };
+            bodies.entry(panel_key(p)).or_insert(body);
+        }
+        PanelBodies { plan, bodies }
+    }
 }
 
 impl PanelBodies<'_, '_> {
@@ -106,7 +122,7 @@ impl PanelBodies<'_, '_> {
             };
             match self.bodies.get(&panel_key(p)) {
                 Some(raw) => data.add_raw(title, &p.identity, raw),
-                None => data.add(title, Some(&self.resolver.resolve(p)), names),
+                None => data.add(title, Some(&self.plan.resolver().resolve(p)), names),
             };
         }
         data

@@ -1,6 +1,7 @@
 //! The page written as it is formed equals the page as one string; the
 //! panel data formed ahead (bodies shared by rules and ports) equals the
-//! data built panel by panel from each panel's own map.
+//! data built panel by panel from each panel's own map; the matrix from
+//! the maps shared with the panels equals the matrix without rules.
 
 use super::*;
 use crate::ingest::{ClusterConfig, Inventory};
@@ -117,6 +118,28 @@ fn shared_panel_bodies_equal_own_maps_on_conformance_scenarios() {
         shared += panels_equal_panel_by_panel(&conformance_inventory(f));
     }
     assert!(shared > 0, "no scenario shared a body");
+}
+
+/// The report's matrix, computed from the maps it shares with the panels
+/// (which carry their rules), is the matrix without rules: on the
+/// synthetic cluster and under every conformance scenario's settings.
+#[test]
+fn report_matrix_from_shared_maps_equals_matrix_without_rules() {
+    let mut invs = vec![synthetic(1500)];
+    invs.extend(conformance_files().iter().map(|f| conformance_inventory(f)));
+    let mut rows = 0;
+    for inv in &invs {
+        let engine = Engine::new(inv);
+        let opts = crate::matrix::MatrixOptions::default();
+        let (shared, _) = matrix_and_panels(&engine, &opts);
+        let own = crate::matrix_summary::summarise_without_rules(&engine, &opts);
+        assert_eq!(
+            serde_json::to_string(&shared).unwrap(),
+            serde_json::to_string(&own).unwrap()
+        );
+        rows += own.rows.len();
+    }
+    assert!(rows > 1000, "{rows} rows compared");
 }
 
 /// `render_to` a buffered writer gives the bytes of `render`.

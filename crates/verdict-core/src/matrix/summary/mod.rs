@@ -149,20 +149,19 @@ pub(super) struct Texts {
 }
 
 impl Texts {
+    /// The number of text `t`.
+    fn number(&mut self, t: String) -> u32 {
+        if let Some(&i) = self.at.get(&t) {
+            return i;
+        }
+        let i = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push(t.clone());
+        self.at.insert(t, i);
+        i
+    }
+
     fn cell(&mut self, c: CellData) -> Cell {
-        let rules = c
-            .rules
-            .into_iter()
-            .map(|t| {
-                if let Some(&i) = self.at.get(&t) {
-                    return i;
-                }
-                let i = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
-                self.texts.push(t.clone());
-                self.at.insert(t, i);
-                i
-            })
-            .collect();
+        let rules = c.rules.into_iter().map(|t| self.number(t)).collect();
         Cell {
             ports: c.ports,
             proxied: c.proxied,
@@ -189,6 +188,111 @@ fn same_cell(a: &Cell, b: &Cell) -> bool {
         && a.rules == b.rules
 }
 
+/// Pairs of pass 2 from which its destinations are split into ranges
+/// computed on threads of their own (below: one range, one thread).
+const PARALLEL_PAIRS: usize = 1 << 16;
+
+/// No cell (the pair is not connected).
+const EMPTY: usize = usize::MAX;
+
+/// Cells interned by content, with the texts of their rules.
+#[derive(Default)]
+struct CellTable {
+    ids: FxHashMap<u64, Vec<usize>>,
+    data: Vec<Cell>,
+    texts: Texts,
+}
+
+impl CellTable {
+    /// The number of the cell `c` (its rules' texts numbered here).
+    fn add(&mut self, c: CellData) -> usize {
+        let c = self.texts.cell(c);
+        self.intern(c)
+    }
+
+    /// The number of the cell of `c`'s content, `c` added if new.
+    fn intern(&mut self, c: Cell) -> usize {
+        let ids = self.ids.entry(cell_hash(&c)).or_default();
+        let data = &mut self.data;
+        let same = ids
+            .iter()
+            .copied()
+            .find(|&i| data.get(i).is_some_and(|x| same_cell(x, &c)));
+        same.unwrap_or_else(|| {
+            let next = data.len();
+            ids.push(next);
+            data.push(c);
+            next
+        })
+    }
+}
+
+/// What pass 2 finds for a range of destination classes: its cells
+/// (source class, destination class, cell number in its table).
+#[derive(Default)]
+struct DstPart {
+    cells: Vec<(u32, u32, usize)>,
+    table: CellTable,
+    /// Cells evaluated (distinct memo keys of the range).
+    evaluations: usize,
+    /// Held-set visits of the range's sweeps.
+    visits: usize,
+}
+
+impl DstPart {
+    /// Adds `other`'s cells, its cells and rule texts renumbered into
+    /// this table by content.
+    fn merge(&mut self, other: DstPart) {
+        let texts: Vec<u32> = other
+            .table
+            .texts
+            .texts
+            .into_iter()
+            .map(|t| self.table.texts.number(t))
+            .collect();
+        let ids: Vec<usize> = other
+            .table
+            .data
+            .into_iter()
+            .map(|mut c| {
+                for r in &mut c.rules {
+                    *r = texts.get(*r as usize).copied().unwrap_or(u32::MAX);
+                }
+                self.table.intern(c)
+            })
+            .collect();
+        self.cells.extend(
+            other
+                .cells
+                .into_iter()
+                .map(|(s, d, id)| (s, d, ids.get(id).copied().unwrap_or(EMPTY))),
+        );
+        self.evaluations += other.evaluations;
+        self.visits += other.visits;
+    }
+}
+
+/// Destination ranges `(from, to)` of about equal numbers of pairs, at
+/// most `parts` of them; `start` holds each destination's first pair
+/// (counting-sort offsets, one more than the destinations).
+fn ranges_by_work(start: &[u32], parts: usize) -> Vec<(usize, usize)> {
+    let n = start.len().saturating_sub(1);
+    let total = start.last().copied().unwrap_or(0) as usize;
+    let parts = parts.max(1);
+    let mut out = Vec::new();
+    let mut lo = 0;
+    for k in 1..parts {
+        let goal = total * k / parts;
+        let hi = start.partition_point(|&x| (x as usize) < goal).clamp(lo, n);
+        if hi > lo {
+            out.push((lo, hi));
+            lo = hi;
+        }
+    }
+    out.push((lo, n));
+    out
+}
+
 /// What decides a cell: the view (views.rs: side state and the content of
 /// the entries that hold the other end) of each side, and whether each end
 /// is the host. Two class pairs with equal keys have equal cells, so each
@@ -209,8 +313,17 @@ pub fn summarise(engine: &Engine, opts: &MatrixOptions) -> Summary {
 /// every row's `rules` is empty.
 pub fn summarise_without_rules(engine: &Engine, opts: &MatrixOptions) -> Summary {
     let policies = crate::matrix::resolve_for_matrix_without_rules(engine);
-    let ctx = Ctx::new(engine, &policies);
-    build_with(&ctx, opts, None, false)
+    summarise_maps_without_rules(engine, &policies, opts)
+}
+
+/// [`summarise_without_rules`] of maps already built (the maps of
+/// `matrix_plan`, with or without their rules: the rows name none).
+pub(crate) fn summarise_maps_without_rules(
+    engine: &Engine,
+    maps: &[crate::resolved::ResolvedPolicy],
+    opts: &MatrixOptions,
+) -> Summary {
+    build_with(&Ctx::new(engine, maps), opts, None, false)
 }
 
 /// The matrix by groups of the pairs `restrict` marks.
@@ -356,69 +469,104 @@ fn build_with(
         }
     }
     drop((pairs, from));
-    let mut to_sweep = Sweep::new(&src);
-    let mut scratch = Scratch::default();
-    scratch.without_rules = !rules;
-    let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
-    let mut cell_ids: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
-    let mut cell_data: Vec<Cell> = Vec::new();
-    let mut texts = Texts::default();
-    let mut cells: Vec<(u32, u32, usize)> = Vec::new();
-    const EMPTY: usize = usize::MAX;
-    for (d, w) in start.windows(2).enumerate() {
-        let (Some(&lo), Some(&hi)) = (w.first(), w.get(1)) else {
-            continue;
-        };
-        if lo == hi {
-            continue;
-        }
-        let d = u32::try_from(d).unwrap_or(NONE);
-        let (to_side, to_sig) = ingress_of(d);
-        to_sweep.sweep(to_side, &ing_sets, &src);
-        run_views.clear();
-        for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
-            if !kept(s, d) {
-                continue;
-            }
-            let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+    // Destinations in ranges of about equal pairs, one per thread (one
+    // range below PARALLEL_PAIRS pairs); each range's cells interned by
+    // content in its own table, the tables then merged by content, so the
+    // cells are the same whatever the number of ranges.
+    let ranges = ranges_by_work(
+        &start,
+        if by_dst.len() < PARALLEL_PAIRS {
+            1
+        } else {
+            crate::threads()
+        },
+    );
+    let dst_part = |(lo_d, hi_d): (usize, usize), mut views: Views| {
+        let mut to_sweep = Sweep::new(&src);
+        let mut run_views = RunCache::default();
+        let mut scratch = Scratch::default();
+        scratch.without_rules = !rules;
+        let mut memo: FxHashMap<MemoKey, usize> = FxHashMap::default();
+        let mut table = CellTable::default();
+        let mut cells: Vec<(u32, u32, usize)> = Vec::new();
+        for d in lo_d..hi_d {
+            let (Some(&lo), Some(&hi)) = (start.get(d), start.get(d + 1)) else {
                 continue;
             };
-            let to_list = to_sweep.held(s);
-            let to_view = run_views.get_or(to_list, || {
-                views.view(to_side, to_sig, true, to_list, to_sweep.list(to_list))
-            });
-            let key: MemoKey = (to_view, ctx.is_host(a), from_view, ctx.is_host(b));
-            let id = match memo.get(&key) {
-                Some(&id) => id,
-                None => {
-                    let held = (to_sweep.list(to_list), from_sweep.list(from_list));
-                    let id = match ctx.cell_held(a, b, held, &mut scratch) {
-                        Some(c) => {
-                            let c = texts.cell(c);
-                            let ids = cell_ids.entry(cell_hash(&c)).or_default();
-                            let same = ids
-                                .iter()
-                                .copied()
-                                .find(|&i| cell_data.get(i).is_some_and(|x| same_cell(x, &c)));
-                            same.unwrap_or_else(|| {
-                                let next = cell_data.len();
-                                ids.push(next);
-                                cell_data.push(c);
-                                next
-                            })
-                        }
-                        None => EMPTY,
-                    };
-                    memo.insert(key, id);
-                    id
+            if lo == hi {
+                continue;
+            }
+            let d = u32::try_from(d).unwrap_or(NONE);
+            let (to_side, to_sig) = ingress_of(d);
+            to_sweep.sweep(to_side, &ing_sets, &src);
+            run_views.clear();
+            for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
+                if !kept(s, d) {
+                    continue;
                 }
-            };
-            if id != EMPTY {
-                cells.push((s, d, id));
+                let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
+                    continue;
+                };
+                let to_list = to_sweep.held(s);
+                let to_view = run_views.get_or(to_list, || {
+                    views.view(to_side, to_sig, true, to_list, to_sweep.list(to_list))
+                });
+                let key: MemoKey = (to_view, ctx.is_host(a), from_view, ctx.is_host(b));
+                let id = match memo.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let held = (to_sweep.list(to_list), from_sweep.list(from_list));
+                        let id = match ctx.cell_held(a, b, held, &mut scratch) {
+                            Some(c) => table.add(c),
+                            None => EMPTY,
+                        };
+                        memo.insert(key, id);
+                        id
+                    }
+                };
+                if id != EMPTY {
+                    cells.push((s, d, id));
+                }
             }
         }
+        DstPart {
+            cells,
+            table,
+            evaluations: memo.len(),
+            visits: to_sweep.visits,
+        }
+    };
+    let mut parts: Vec<DstPart> = if let [r] = ranges.as_slice() {
+        vec![dst_part(*r, views)]
+    } else {
+        let (dst_part, sides) = (&dst_part, sig.sides.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .map(|&r| scope.spawn(move || dst_part(r, Views::new(sides, !rules))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    drop(by_dst);
+    let mut whole = DstPart::default();
+    for part in &mut parts {
+        whole.merge(std::mem::take(part));
     }
-    drop((by_dst, cell_ids));
+    let DstPart {
+        mut cells,
+        table,
+        evaluations,
+        visits,
+    } = whole;
+    let CellTable {
+        data: cell_data,
+        texts,
+        ..
+    } = table;
     // The cells in the candidates' order, cells numbered by first
     // appearance in it (the order the rows are built in).
     cells.sort_unstable_by_key(|&(s, d, _)| (s, d));
@@ -438,10 +586,9 @@ fn build_with(
         .iter()
         .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
         .collect();
-    CELL_EVALUATIONS.fetch_add(memo.len(), std::sync::atomic::Ordering::Relaxed);
-    drop(memo);
+    CELL_EVALUATIONS.fetch_add(evaluations, std::sync::atomic::Ordering::Relaxed);
     HELD_SET_VISITS.fetch_add(
-        to_sweep.visits + from_sweep.visits,
+        visits + from_sweep.visits,
         std::sync::atomic::Ordering::Relaxed,
     );
     rows::summary(
