@@ -1295,20 +1295,16 @@ pub fn report_of(
         clients,
         ..PathOptions::default()
     };
-    // The paths and the lint (which reads them) on this thread; on a
-    // second one every identity's map, resolved once for the matrix and
-    // the endpoints' policy panels: the two halves are independent and
-    // take about as long. The page shows no near misses (nor does the
-    // lint read them): paths without them.
-    let (findings, (m, panels)) = both(
-        || {
-            let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
-            report_findings(inv, engine, &routing, p, &config)
-        },
-        // The page names no rule of the matrix (the dense clusters' rows
-        // name many rules each).
-        || matrix_and_panels(engine, &MatrixOptions::default()),
-    );
+    // The paths and the lint (which reads them) on this thread, every
+    // identity's map (resolved once for the matrix and the endpoints'
+    // policy panels) and the matrix on a second one. The page shows no
+    // near misses (nor does the lint read them): paths without them; it
+    // names no rule of the matrix (the dense clusters' rows name many
+    // rules each).
+    let (findings, m, panels) = matrix_and_panels(engine, &MatrixOptions::default(), || {
+        let p = paths_slot.get_or_init(|| compute(engine, &routing, &opts));
+        report_findings(inv, engine, &routing, p, &config)
+    });
     let p = paths_slot
         .get()
         .ok_or_else(|| "the paths were not computed".to_string())?;

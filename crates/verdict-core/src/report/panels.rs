@@ -31,71 +31,102 @@ pub(super) fn panel_key(p: &crate::engine::Party) -> (u32, String) {
 /// resolved when the page asks for them, with the same resolver.
 pub struct PanelBodies<'e, 'a> {
     plan: Plan<'e, 'a>,
-    bodies: rustc_hash::FxHashMap<(u32, String), std::sync::Arc<policy::RawBody<'a>>>,
+    bodies: Bodies<'a>,
 }
+
+/// Panel bodies by [`panel_key`].
+type Bodies<'a> = rustc_hash::FxHashMap<(u32, String), std::sync::Arc<policy::RawBody<'a>>>;
 
 /// The report's matrix (without rules: the page names none) and its
 /// panel bodies, both from one resolution of every identity's map (with
-/// rules, which the panels show and the matrix ignores).
-pub fn matrix_and_panels<'e, 'a>(
+/// rules, which the panels show and the matrix ignores), and `beside`
+/// (the paths and the lint) meanwhile: a second thread resolves the maps
+/// and then computes the matrix, while this thread runs `beside` and then
+/// forms the bodies from the maps (the two halves take about as long).
+pub fn matrix_and_panels<'e, 'a, T>(
     engine: &'e Engine<'a>,
     opts: &MatrixOptions,
-) -> (Summary, PanelBodies<'e, 'a>) {
-    let plan = matrix_plan(engine);
-    let maps = resolve_plan(&plan, crate::threads());
-    let summary = summarise_maps_without_rules(engine, &maps, opts);
-    let bodies = PanelBodies::from_maps(engine, plan, &maps);
-    (summary, bodies)
+    beside: impl FnOnce() -> T,
+) -> (T, Summary, PanelBodies<'e, 'a>) {
+    let ready: std::sync::OnceLock<(Plan<'e, 'a>, Vec<ResolvedPolicy<'a>>)> =
+        std::sync::OnceLock::new();
+    // Closed (its sender dropped) once the maps are ready, or the thread
+    // resolving them has failed.
+    let (resolved, wait) = std::sync::mpsc::channel::<()>();
+    let (t, summary, bodies) = std::thread::scope(|s| {
+        let ready = &ready;
+        let matrix = s.spawn(move || {
+            let plan = matrix_plan(engine);
+            let maps = resolve_plan(&plan, crate::threads());
+            let (_, maps) = ready.get_or_init(|| (plan, maps));
+            drop(resolved);
+            summarise_maps_without_rules(engine, maps, opts)
+        });
+        let t = beside();
+        let _ = wait.recv();
+        let bodies = ready
+            .get()
+            .map(|(plan, maps)| bodies_of(engine, plan, maps))
+            .unwrap_or_default();
+        let summary = matrix
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (t, summary, bodies)
+    });
+    let plan = match ready.into_inner() {
+        Some((plan, _)) => plan,
+        None => matrix_plan(engine),
+    };
+    (t, summary, PanelBodies { plan, bodies })
 }
 
 /// The panel bodies alone (see [`PanelBodies`]).
 pub fn panel_bodies<'e, 'a>(engine: &'e Engine<'a>) -> PanelBodies<'e, 'a> {
     let plan = matrix_plan(engine);
     let maps = resolve_plan(&plan, crate::threads());
-    PanelBodies::from_maps(engine, plan, &maps)
+    let bodies = bodies_of(engine, &plan, &maps);
+    PanelBodies { plan, bodies }
 }
 
-impl<'e, 'a> PanelBodies<'e, 'a> {
-    /// The bodies of `maps`, the maps of `plan` in its order: one body
-    /// formed per group of maps [`Plan::same_maps`] finds alike.
-    fn from_maps(
-        engine: &'e Engine<'a>,
-        plan: Plan<'e, 'a>,
-        maps: &[ResolvedPolicy<'a>],
-    ) -> PanelBodies<'e, 'a> {
-        let names = crate::names::identity_names(engine);
-        let like = plan.same_maps();
-        let mut formed: Vec<Option<std::sync::Arc<policy::RawBody<'a>>>> = vec![None; maps.len()];
-        let mut bodies = rustc_hash::FxHashMap::default();
-        // Maps out of step with the plan's subjects are not read (every
-        // panel is then resolved by the page).
-        let aligned = maps.len() == plan.len();
-        for pi in (0..maps.len()).filter(|_| aligned) {
-            let Some((p, rules)) = plan.subject(pi) else {
-                continue;
-            };
-            // Reserved identities and other parties: resolved by the page.
-            if map_key(p, rules.iter().copied()).is_none() {
-                continue;
-            }
-            let first = like.get(pi).copied().flatten().unwrap_or(pi);
-            let body = match formed.get(first).cloned().flatten() {
-                Some(b) => b,
-                None => {
-                    let Some(map) = maps.get(first) else {
-                        continue;
-                    };
-                    let b = std::sync::Arc::new(policy::raw_body(map, &names));
-                    if let Some(slot) = formed.get_mut(first) {
-                        *slot = Some(b.clone());
-                    }
-                    b
-                }
-            };
-            bodies.entry(panel_key(p)).or_insert(body);
+/// The bodies of `maps`, the maps of `plan` in its order: one body formed
+/// per group of maps [`Plan::same_maps`] finds alike.
+fn bodies_of<'a>(
+    engine: &Engine<'a>,
+    plan: &Plan<'_, 'a>,
+    maps: &[ResolvedPolicy<'a>],
+) -> Bodies<'a> {
+    let names = crate::names::identity_names(engine);
+    let like = plan.same_maps();
+    let mut formed: Vec<Option<std::sync::Arc<policy::RawBody<'a>>>> = vec![None; maps.len()];
+    let mut bodies = Bodies::default();
+    // Maps out of step with the plan's subjects are not read (every panel
+    // is then resolved by the page).
+    let aligned = maps.len() == plan.len();
+    for pi in (0..maps.len()).filter(|_| aligned) {
+        let Some((p, rules)) = plan.subject(pi) else {
+            continue;
+        };
+        // Reserved identities and other parties: resolved by the page.
+        if map_key(p, rules.iter().copied()).is_none() {
+            continue;
         }
-        PanelBodies { plan, bodies }
+        let first = like.get(pi).copied().flatten().unwrap_or(pi);
+        let body = match formed.get(first).cloned().flatten() {
+            Some(b) => b,
+            None => {
+                let Some(map) = maps.get(first) else {
+                    continue;
+                };
+                let b = std::sync::Arc::new(policy::raw_body(map, &names));
+                if let Some(slot) = formed.get_mut(first) {
+                    *slot = Some(b.clone());
+                }
+                b
+            }
+        };
+        bodies.entry(panel_key(p)).or_insert(body);
     }
+    bodies
 }
 
 impl PanelBodies<'_, '_> {

@@ -131,7 +131,7 @@ fn report_matrix_from_shared_maps_equals_matrix_without_rules() {
     for inv in &invs {
         let engine = Engine::new(inv);
         let opts = crate::matrix::MatrixOptions::default();
-        let (shared, _) = matrix_and_panels(&engine, &opts);
+        let ((), shared, _) = matrix_and_panels(&engine, &opts, || ());
         let own = crate::matrix_summary::summarise_without_rules(&engine, &opts);
         assert_eq!(
             serde_json::to_string(&shared).unwrap(),

@@ -338,6 +338,18 @@ fn build_with(
     restrict: Option<&Restrict>,
     rules: bool,
 ) -> Summary {
+    build_in(ctx, opts, restrict, rules, None)
+}
+
+/// [`build_with`], pass 2 in `ranges` destination ranges (`None`: one
+/// per thread from [`PARALLEL_PAIRS`] pairs, else one).
+fn build_in(
+    ctx: &Ctx,
+    opts: &MatrixOptions,
+    restrict: Option<&Restrict>,
+    rules: bool,
+    ranges: Option<usize>,
+) -> Summary {
     let total = ctx.nodes.len();
     let n = ctx.n;
     let sig = signatures(&ctx.ingress, &ctx.egress, rules);
@@ -473,14 +485,12 @@ fn build_with(
     // range below PARALLEL_PAIRS pairs); each range's cells interned by
     // content in its own table, the tables then merged by content, so the
     // cells are the same whatever the number of ranges.
-    let ranges = ranges_by_work(
-        &start,
-        if by_dst.len() < PARALLEL_PAIRS {
-            1
-        } else {
-            crate::threads()
-        },
-    );
+    let parts = ranges.unwrap_or(if by_dst.len() < PARALLEL_PAIRS {
+        1
+    } else {
+        crate::threads()
+    });
+    let ranges = ranges_by_work(&start, parts);
     let dst_part = |(lo_d, hi_d): (usize, usize), mut views: Views| {
         let mut to_sweep = Sweep::new(&src);
         let mut run_views = RunCache::default();
@@ -600,4 +610,64 @@ fn build_with(
         &src,
         &dst,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pass 2 split into destination ranges (cells interned per range,
+    /// then merged by content) gives the summary of one range, rules
+    /// named or not, on synthetic clusters of both shapes.
+    #[test]
+    fn split_pass_two_equals_one_range() {
+        let mut compared = 0;
+        for shape in [crate::synth::Shape::Standard, crate::synth::Shape::Dense] {
+            let text = crate::synth::generate_shaped(
+                &crate::synth::SynthSpec {
+                    pods: 4000,
+                    policies: 400,
+                    seed: 42,
+                },
+                shape,
+            );
+            let mut inv = crate::ingest::Inventory::new(crate::ingest::ClusterConfig {
+                enable_k8s_cluster_network_policy: true,
+                ..crate::ingest::ClusterConfig::default()
+            });
+            inv.load_text("synthetic.yaml", &text);
+            inv.complete_namespaces();
+            let engine = Engine::new(&inv);
+            let maps = resolve_for_matrix(&engine);
+            let ctx = Ctx::new(&engine, &maps);
+            for rules in [true, false] {
+                let opts = MatrixOptions::default();
+                let one = build_in(&ctx, &opts, None, rules, Some(1));
+                let json = |s: &Summary| serde_json::to_string(s).unwrap();
+                compared += one.rows.len();
+                for parts in [2, 3, 7] {
+                    let split = build_in(&ctx, &opts, None, rules, Some(parts));
+                    assert_eq!(
+                        json(&one),
+                        json(&split),
+                        "{shape:?} rules={rules} parts={parts}"
+                    );
+                }
+            }
+        }
+        assert!(compared > 1000, "{compared} rows compared");
+    }
+
+    /// Ranges cover every destination once, in order, at most `parts`.
+    #[test]
+    fn ranges_cover_every_destination_in_order() {
+        let start = [0u32, 0, 5, 5, 9, 20, 20, 21];
+        for parts in 1..10 {
+            let r = ranges_by_work(&start, parts);
+            assert!(r.len() <= parts);
+            assert_eq!(r.first().map(|x| x.0), Some(0));
+            assert_eq!(r.last().map(|x| x.1), Some(start.len() - 1));
+            assert!(r.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+        }
+    }
 }
