@@ -71,6 +71,10 @@ pub(super) fn classes_of<'c>(sets: &Sets, classes: &'c Classes, set: &PeerSet) -
         .map_or(&[], Vec::as_slice)
 }
 
+/// Egress sides from which the sources' pairs are found on threads of
+/// their own.
+const PARALLEL_SIDES: usize = 2048;
+
 /// Candidate class pairs `(source << 32) | destination`, sorted, no
 /// duplicates.
 ///
@@ -81,7 +85,9 @@ pub(super) fn classes_of<'c>(sets: &Sets, classes: &'c Classes, set: &PeerSet) -
 /// sources on ports the source's set opens too (bitsets per limited
 /// destination class and opened spans), and unlimited sources
 /// pair through the destinations' allow sets. So candidates are (nearly)
-/// the connected pairs, not the union of both sides' reach.
+/// the connected pairs, not the union of both sides' reach. `split`: the
+/// number of source ranges (`None`: one per thread from
+/// [`PARALLEL_SIDES`] sides, else one).
 pub(super) fn candidates(
     ctx: &Ctx,
     ing_sig: &[u32],
@@ -90,6 +96,7 @@ pub(super) fn candidates(
     dst: &Classes,
     ing_sets: &Sets,
     egr_sets: &Sets,
+    split: Option<usize>,
 ) -> Vec<u64> {
     let (nsrc, ndst) = (src.len(), dst.len());
     let limited = |classes: &Classes, sides: &[Side], c: usize| {
@@ -168,7 +175,7 @@ pub(super) fn candidates(
     };
     // Candidate class pairs, once per (class, side).
     let mut pairs: Vec<u64> = Vec::new();
-    let mut done: FxHashMap<(bool, u32, u32), ()> = FxHashMap::default();
+    let mut done: FxHashMap<(u32, u32), ()> = FxHashMap::default();
     let pair = |s: u32, d: u32| (u64::from(s) << 32) | u64::from(d);
     let mut by_src: Vec<(u32, usize)> = Vec::with_capacity(ctx.policies.len());
     for (pi, p) in ctx.policies.iter().enumerate() {
@@ -179,7 +186,7 @@ pub(super) fn candidates(
             continue;
         };
         if let (Some(side), Some(&sg), true) = (ctx.ingress.get(pi), ing_sig.get(pi), d != NONE) {
-            if done.insert((true, d, sg), ()).is_none() {
+            if done.insert((d, sg), ()).is_none() {
                 if side.state.enforced {
                     if !side.state.default_deny {
                         pairs.extend(open_src.iter().map(|&c| pair(c, d)));
@@ -209,23 +216,66 @@ pub(super) fn candidates(
     }
     // Egress sides by source class: the bits of neighbouring classes share
     // a word of the destinations' bitsets, so consecutive sources read the
-    // same cache lines (in policy order, each test missed the cache).
+    // same cache lines (in policy order, each test missed the cache). In
+    // source ranges on threads of their own from PARALLEL_SIDES sides (a
+    // class cut in two pairs twice: the pairs are deduplicated below).
     by_src.sort_unstable();
-    for (s, pi) in by_src {
-        if let (Some(side), Some(&sg)) = (ctx.egress.get(pi), egr_sig.get(pi)) {
-            if side.state.enforced && done.insert((false, s, sg), ()).is_none() {
-                if !side.state.default_deny {
-                    pairs.extend(open_dst.iter().map(|&c| pair(s, c)));
-                }
-                for (set, sp) in allow_sets_with_ports(side) {
-                    for &c in classes_of(egr_sets, dst, set) {
-                        if allowed_in(s, c, &sp) {
-                            pairs.push(pair(s, c));
-                        }
+    let from_sources = |part: &[(u32, usize)]| {
+        let mut out: Vec<u64> = Vec::new();
+        let mut done: FxHashMap<(u32, u32), ()> = FxHashMap::default();
+        for &(s, pi) in part {
+            let (Some(side), Some(&sg)) = (ctx.egress.get(pi), egr_sig.get(pi)) else {
+                continue;
+            };
+            if !side.state.enforced || done.insert((s, sg), ()).is_some() {
+                continue;
+            }
+            if !side.state.default_deny {
+                out.extend(open_dst.iter().map(|&c| pair(s, c)));
+            }
+            for (set, sp) in allow_sets_with_ports(side) {
+                for &c in classes_of(egr_sets, dst, set) {
+                    if allowed_in(s, c, &sp) {
+                        out.push(pair(s, c));
                     }
                 }
             }
         }
+        out
+    };
+    let threads = split.unwrap_or(if by_src.len() < PARALLEL_SIDES {
+        1
+    } else {
+        crate::threads()
+    });
+    if threads < 2 {
+        pairs.append(&mut from_sources(&by_src));
+    } else {
+        // Small ranges taken in turn: the sides' work is uneven.
+        let ranges: Vec<&[(u32, usize)]> = by_src
+            .chunks(by_src.len().div_ceil(threads * 16).max(1))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (from_sources, ranges, next) = (&from_sources, &ranges, &next);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        while let Some(part) =
+                            ranges.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            out.append(&mut from_sources(part));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            for h in handles {
+                let mut out = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                pairs.append(&mut out);
+            }
+        });
     }
     pairs.sort_unstable();
     pairs.dedup();

@@ -341,8 +341,9 @@ fn build_with(
     build_in(ctx, opts, restrict, rules, None)
 }
 
-/// [`build_with`], pass 2 in `ranges` destination ranges (`None`: one
-/// per thread from [`PARALLEL_PAIRS`] pairs, else one).
+/// [`build_with`], the candidates in `ranges` source ranges and pass 2
+/// in `ranges` destination ranges (`None`: one per thread from
+/// [`PARALLEL_PAIRS`] pairs, else one; the candidates likewise).
 fn build_in(
     ctx: &Ctx,
     opts: &MatrixOptions,
@@ -402,6 +403,7 @@ fn build_in(
         &dst,
         &ing_sets,
         &egr_sets,
+        ranges,
     );
     // The pairs a cell is computed for (the filter and `restrict`).
     let kept = |s: u32, d: u32| {
@@ -616,9 +618,10 @@ fn build_in(
 mod tests {
     use super::*;
 
-    /// Pass 2 split into destination ranges (cells interned per range,
-    /// then merged by content) gives the summary of one range, rules
-    /// named or not, on synthetic clusters of both shapes.
+    /// The candidates found by source ranges and pass 2 split into
+    /// destination ranges (cells interned per range, then merged by
+    /// content) give the summary of one range, rules named or not, on
+    /// synthetic clusters of both shapes.
     #[test]
     fn split_pass_two_equals_one_range() {
         let mut compared = 0;
