@@ -1,7 +1,7 @@
 //! Candidate class pairs of the grouped matrix: each limited side's allow
 //! sets as class lists (see [`candidates`]).
 
-use super::classes::{Classes, Sets};
+use super::classes::{Classes, Sets, Signatures};
 use super::NONE;
 use crate::engine::Decision;
 use crate::matrix::{Ctx, Side};
@@ -90,8 +90,7 @@ const PARALLEL_SIDES: usize = 2048;
 /// [`PARALLEL_SIDES`] sides, else one).
 pub(super) fn candidates(
     ctx: &Ctx,
-    ing_sig: &[u32],
-    egr_sig: &[u32],
+    sig: &Signatures,
     src: &Classes,
     dst: &Classes,
     ing_sets: &Sets,
@@ -185,7 +184,8 @@ pub(super) fn candidates(
         let (Some(&d), Some(&s)) = (dst.of.get(me), src.of.get(me)) else {
             continue;
         };
-        if let (Some(side), Some(&sg), true) = (ctx.ingress.get(pi), ing_sig.get(pi), d != NONE) {
+        if let (Some(side), Some(&sg), true) = (ctx.ingress.get(pi), sig.ingress.get(pi), d != NONE)
+        {
             if done.insert((d, sg), ()).is_none() {
                 if side.state.enforced {
                     if !side.state.default_deny {
@@ -224,7 +224,7 @@ pub(super) fn candidates(
         let mut out: Vec<u64> = Vec::new();
         let mut done: FxHashMap<(u32, u32), ()> = FxHashMap::default();
         for &(s, pi) in part {
-            let (Some(side), Some(&sg)) = (ctx.egress.get(pi), egr_sig.get(pi)) else {
+            let (Some(side), Some(&sg)) = (ctx.egress.get(pi), sig.egress.get(pi)) else {
                 continue;
             };
             if !side.state.enforced || done.insert((s, sg), ()).is_some() {

@@ -395,16 +395,7 @@ fn build_in(
     let egr_sets = Sets::new(&ctx.egress);
     let src = Classes::refine(src0, next, &ing_sets, n);
     let dst = Classes::refine(dst0, next, &egr_sets, n);
-    let pairs = candidates(
-        ctx,
-        &sig.ingress,
-        &sig.egress,
-        &src,
-        &dst,
-        &ing_sets,
-        &egr_sets,
-        ranges,
-    );
+    let pairs = candidates(ctx, &sig, &src, &dst, &ing_sets, &egr_sets, ranges);
     // The pairs a cell is computed for (the filter and `restrict`).
     let kept = |s: u32, d: u32| {
         let (Some(a), Some(b)) = (src.first(s), dst.first(d)) else {
