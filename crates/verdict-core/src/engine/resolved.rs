@@ -1040,9 +1040,15 @@ pub fn resolve_all_with<'a>(
 /// other parties, whose maps are built each.
 pub type SameMapKey = (Vec<usize>, String);
 
+/// Whether `p`'s map can be shared with other subjects' (has a
+/// [`SameMapKey`]): an endpoint identity, not a reserved one.
+pub fn shares_maps(p: &Party) -> bool {
+    p.identity.is_endpoint() && p.identity.reserved_name().is_none()
+}
+
 /// The [`SameMapKey`] of `p`, selected by `rules`.
 pub fn map_key<'r>(p: &Party, rules: impl IntoIterator<Item = &'r Rule>) -> Option<SameMapKey> {
-    if !p.identity.is_endpoint() || p.identity.reserved_name().is_some() {
+    if !shares_maps(p) {
         return None;
     }
     let rules = rules
@@ -1086,6 +1092,8 @@ pub struct Plan<'e, 'a> {
     subjects: Vec<(Party, Vec<&'a Rule>)>,
     /// Rule entries summed over the endpoint subjects ([`PARALLEL_WORK`]).
     work: usize,
+    /// [`Plan::same_maps`], found once when first asked.
+    same: std::sync::OnceLock<Vec<Option<usize>>>,
 }
 
 impl<'e, 'a> Plan<'e, 'a> {
@@ -1145,6 +1153,7 @@ impl<'e, 'a> Plan<'e, 'a> {
             resolver,
             subjects,
             work,
+            same: std::sync::OnceLock::new(),
         }
     }
 
@@ -1213,22 +1222,24 @@ impl<'e, 'a> Plan<'e, 'a> {
     /// with the same rules and ports share a map; reserved identities and
     /// other parties are built each. `maps_agree_with_flows` (conformance
     /// tests) compares every copied map with the subject's own.
-    pub fn same_maps(&self) -> Vec<Option<usize>> {
-        let mut first: FxHashMap<SameMapKey, usize> = FxHashMap::default();
-        self.subjects
-            .iter()
-            .enumerate()
-            .map(|(pi, (p, rules))| {
-                let key = map_key(p, rules.iter().copied())?;
-                match first.get(&key) {
-                    Some(&f) => Some(f),
-                    None => {
-                        first.insert(key, pi);
-                        None
+    pub fn same_maps(&self) -> &[Option<usize>] {
+        self.same.get_or_init(|| {
+            let mut first: FxHashMap<SameMapKey, usize> = FxHashMap::default();
+            self.subjects
+                .iter()
+                .enumerate()
+                .map(|(pi, (p, rules))| {
+                    let key = map_key(p, rules.iter().copied())?;
+                    match first.get(&key) {
+                        Some(&f) => Some(f),
+                        None => {
+                            first.insert(key, pi);
+                            None
+                        }
                     }
-                }
-            })
-            .collect()
+                })
+                .collect()
+        })
     }
 
     /// `m` (the map of a subject with the same [`map_key`]) as the map

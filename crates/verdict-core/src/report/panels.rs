@@ -7,7 +7,7 @@ use super::policy;
 use crate::engine::Engine;
 use crate::matrix::{matrix_plan, MatrixOptions};
 use crate::matrix_summary::{summarise_maps_without_rules, Summary};
-use crate::resolved::{map_key, resolve_plan, Plan, ResolvedPolicy};
+use crate::resolved::{resolve_plan, shares_maps, Plan, ResolvedPolicy};
 use std::collections::BTreeMap;
 
 pub(super) type Panel<'p> = (&'p str, Option<crate::engine::Party>);
@@ -103,13 +103,10 @@ fn bodies_of<'a>(
     // is then resolved by the page).
     let aligned = maps.len() == plan.len();
     for pi in (0..maps.len()).filter(|_| aligned) {
-        let Some((p, rules)) = plan.subject(pi) else {
+        // Reserved identities and other parties: resolved by the page.
+        let Some((p, _)) = plan.subject(pi).filter(|(p, _)| shares_maps(p)) else {
             continue;
         };
-        // Reserved identities and other parties: resolved by the page.
-        if map_key(p, rules.iter().copied()).is_none() {
-            continue;
-        }
         let first = like.get(pi).copied().flatten().unwrap_or(pi);
         let body = match formed.get(first).cloned().flatten() {
             Some(b) => b,

@@ -539,7 +539,7 @@ fn build_in(
             visits: to_sweep.visits,
         }
     };
-    let mut parts: Vec<DstPart> = if let [r] = ranges.as_slice() {
+    let parts: Vec<DstPart> = if let [r] = ranges.as_slice() {
         vec![dst_part(*r, views)]
     } else {
         let (dst_part, sides) = (&dst_part, sig.sides.len());
@@ -555,9 +555,11 @@ fn build_in(
         })
     };
     drop(by_dst);
-    let mut whole = DstPart::default();
-    for part in &mut parts {
-        whole.merge(std::mem::take(part));
+    // The first range's table is kept; the others are merged into it.
+    let mut parts = parts.into_iter();
+    let mut whole = parts.next().unwrap_or_default();
+    for part in parts {
+        whole.merge(part);
     }
     let DstPart {
         mut cells,
