@@ -431,6 +431,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // No transparent huge pages for this process: the allocator asks for
+    // them (madvise), and the kernel then zeroes a whole 2 MiB page on the
+    // first touch of any byte of it — a quarter of all CPU samples on the
+    // large clusters, for pages the heap barely uses before they are
+    // returned (docs/performance.md, "sixth session"). Failing to set it
+    // only costs time.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let cli = invocation::parse();
     style::init(cli.color);
     wrap::init(cli.width);

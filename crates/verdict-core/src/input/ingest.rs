@@ -7,6 +7,7 @@ mod dedup;
 pub mod k8s;
 pub mod knp;
 mod owners;
+mod parts;
 mod routing_rules;
 pub mod routing_schema;
 pub mod schema;
@@ -14,7 +15,7 @@ pub mod schema;
 use crate::decode::Ctx;
 use crate::policy::Policy;
 use crate::source::{Diagnostic, Location, ObjectRef, Severity};
-use crate::yaml::{parse_with_issues, Document, Node, Value};
+use crate::yaml::{Node, Value};
 pub use cnp::ClusterConfig;
 pub use k8s::{ContainerPort, Namespace, Service, ServicePort, TargetPort, Workload};
 use serde::Serialize;
@@ -49,6 +50,10 @@ pub struct Inventory {
     pub diagnostics: Vec<Diagnostic>,
     /// Total bytes of text loaded.
     pub bytes: usize,
+    /// Namespaces read by one piece of a text, each with the place among
+    /// the diagnostics where a sequential read inserts it: inserted when
+    /// the pieces are joined (`ingest/parts.rs`).
+    deferred: Option<Vec<(Namespace, usize)>>,
 }
 
 pub const WORKLOAD_KINDS: &[&str] = &[
@@ -78,36 +83,6 @@ impl Inventory {
         Inventory {
             cluster,
             ..Inventory::default()
-        }
-    }
-
-    /// Loads every document of `text`, read from `file`.
-    pub fn load_text(&mut self, file: &str, text: &str) {
-        let file: Arc<str> = Arc::from(file);
-        self.bytes += text.len();
-        let (docs, issues) = parse_with_issues(text);
-        for issue in issues {
-            let object = docs.iter().rev().find_map(|d| match d {
-                Document::Ok(root) if root.pos.line <= issue.pos.line => Some(object_of(root)),
-                _ => None,
-            });
-            self.diagnostics.push(Diagnostic {
-                location: Location::new(&file, issue.pos),
-                severity: Severity::Error,
-                object: object.flatten(),
-                message: issue.message,
-            });
-        }
-        for doc in docs {
-            match doc {
-                Document::Err { pos, message } => self.diagnostics.push(Diagnostic {
-                    location: Location::new(&file, pos),
-                    severity: Severity::Error,
-                    object: None,
-                    message: format!("YAML syntax error: {message}; this document is skipped"),
-                }),
-                Document::Ok(node) => self.load_node(&file, &node),
-            }
         }
     }
 
@@ -265,7 +240,10 @@ impl Inventory {
         match kind.as_str() {
             "Namespace" => {
                 let n = k8s::namespace(&mut ctx, &meta, &name, node);
-                self.insert_namespace(n, ctx.diags);
+                match &mut self.deferred {
+                    Some(later) => later.push((n, self.diagnostics.len() + ctx.diags.len())),
+                    None => self.insert_namespace(n, ctx.diags),
+                }
             }
             k if WORKLOAD_KINDS.contains(&k) => {
                 if let Some(w) = k8s::workload(&mut ctx, k, &object, &ns, &root, &meta, node) {

@@ -254,29 +254,10 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
 /// differently across the cut) or the text holds directives (`%YAML`,
 /// which belong to the document after them).
 pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
-    let pieces = pieces::pieces(text, crate::threads());
-    if pieces.len() < 2 {
-        return parse_sequential(text);
-    }
-    let parsed: Option<Vec<(Vec<Document>, Vec<Issue>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|&(start, end, lines_before)| {
-                scope.spawn(move || parse_piece(&text[start..end], lines_before))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().ok()).collect()
-    });
-    let Some(parsed) = parsed else {
+    let Some(parsed) = parse_pieces_then(text, crate::threads(), |docs, issues| (docs, issues))
+    else {
         return parse_sequential(text);
     };
-    let last = parsed.len() - 1;
-    let clean = parsed[..last]
-        .iter()
-        .all(|(docs, _)| !matches!(docs.last(), Some(Document::Err { .. })));
-    if !clean {
-        return parse_sequential(text);
-    }
     let mut docs = Vec::with_capacity(parsed.iter().map(|(d, _)| d.len()).sum());
     let mut issues = Vec::new();
     for (mut d, mut i) in parsed {
@@ -284,6 +265,45 @@ pub fn parse_with_issues(text: &str) -> (Vec<Document>, Vec<Issue>) {
         issues.append(&mut i);
     }
     (docs, issues)
+}
+
+/// The pieces of a large `text` (see [`parse_with_issues`]) parsed on
+/// `threads` threads, each piece's documents and issues then handed to
+/// `then` on the thread that parsed them; the results in text order.
+/// `None` when the text is read as one stream instead: it is small, holds
+/// directives, or a piece other than the last ends in a syntax error
+/// (`then` is not called for that piece; the caller parses the text with
+/// [`parse_sequential`]).
+pub fn parse_pieces_then<R: Send>(
+    text: &str,
+    threads: usize,
+    then: impl Fn(Vec<Document>, Vec<Issue>) -> R + Sync,
+) -> Option<Vec<R>> {
+    let pieces = pieces::pieces(text, threads);
+    if pieces.len() < 2 {
+        return None;
+    }
+    let last = pieces.len() - 1;
+    let then = &then;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, end, lines_before))| {
+                scope.spawn(move || {
+                    let (docs, issues) = parse_piece(&text[start..end], lines_before);
+                    // The parser might have resumed differently across the cut.
+                    let cut_in_error =
+                        i != last && matches!(docs.last(), Some(Document::Err { .. }));
+                    (!cut_in_error).then(|| then(docs, issues))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    })
 }
 
 /// [`parse_with_issues`] on one thread, the whole text as one stream.
