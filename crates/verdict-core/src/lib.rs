@@ -41,6 +41,6 @@ pub use views::{names, text};
 /// The threads the machine offers (1 when it cannot tell): the bound of
 /// every stage that splits its work (YAML pieces, identity labels, maps,
 /// paths, matrix deltas).
-pub(crate) fn threads() -> usize {
+pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }

@@ -62,6 +62,20 @@ pub fn generate_shaped(spec: &SynthSpec, shape: Shape) -> String {
     generate_with(spec, shape, true)
 }
 
+/// The cluster of [`generate_shaped`] loaded as the benchmarks and the
+/// equivalence tests read it: ClusterNetworkPolicies enforced, the
+/// namespaces completed.
+pub fn load_shaped(spec: &SynthSpec, shape: Shape) -> crate::ingest::Inventory {
+    let text = generate_shaped(spec, shape);
+    let mut inv = crate::ingest::Inventory::new(crate::ingest::ClusterConfig {
+        enable_k8s_cluster_network_policy: true,
+        ..crate::ingest::ClusterConfig::default()
+    });
+    inv.load_text("synthetic.yaml", &text);
+    inv.complete_namespaces();
+    inv
+}
+
 /// [`generate`] with bare pods: no `ownerReferences`, so each pod stands
 /// for itself (as pods created without a controller do), and the
 /// `pod-template-hash` is drawn per pod.

@@ -104,21 +104,12 @@ fn merge_adjacent(rows: BTreeSet<Row>) -> BTreeSet<Row> {
 
 /// Loads a synthetic cluster with ClusterNetworkPolicies enforced.
 fn synthetic(pods: usize, shape: verdict_core::synth::Shape) -> verdict_core::ingest::Inventory {
-    let text = verdict_core::synth::generate_shaped(
-        &verdict_core::synth::SynthSpec {
-            pods,
-            policies: pods / 10,
-            seed: 42,
-        },
-        shape,
-    );
-    let mut inv = verdict_core::ingest::Inventory::new(verdict_core::ingest::ClusterConfig {
-        enable_k8s_cluster_network_policy: true,
-        ..verdict_core::ingest::ClusterConfig::default()
-    });
-    inv.load_text("synthetic.yaml", &text);
-    inv.complete_namespaces();
-    inv
+    let spec = verdict_core::synth::SynthSpec {
+        pods,
+        policies: pods / 10,
+        seed: 42,
+    };
+    verdict_core::synth::load_shaped(&spec, shape)
 }
 
 /// The grouped computation (one cell per pair of identity classes, then

@@ -92,20 +92,12 @@ fn indexed_decisions_equal_full_scans_on_synthetic_clusters() {
         verdict_core::synth::Shape::Standard,
         verdict_core::synth::Shape::Dense,
     ] {
-        let text = verdict_core::synth::generate_shaped(
-            &verdict_core::synth::SynthSpec {
-                pods: 400,
-                policies: 40,
-                seed: 42,
-            },
-            shape,
-        );
-        let mut inv = Inventory::new(verdict_core::ingest::ClusterConfig {
-            enable_k8s_cluster_network_policy: true,
-            ..verdict_core::ingest::ClusterConfig::default()
-        });
-        inv.load_text("synthetic.yaml", &text);
-        inv.complete_namespaces();
+        let spec = verdict_core::synth::SynthSpec {
+            pods: 400,
+            policies: 40,
+            seed: 42,
+        };
+        let inv = verdict_core::synth::load_shaped(&spec, shape);
         // Only the note that the pods are represented by their ReplicaSets.
         assert!(inv.problems().next().is_none());
         let indexed = indexed_equals_scanned(&inv, "synthetic");

@@ -85,6 +85,32 @@ impl<'a> Index<'a> {
                 .or_default()
                 .push(wi);
         }
+        // The selectors every run reads (each rule's subject; the peers
+        // of `fromEndpoints`/`toEndpoints` and the subjects not of the
+        // reserved source, which VRD004 reads), selected ahead on the
+        // machine's threads.
+        let sels = accepted_rules(inv).flat_map(|(_, r)| {
+            let subject = match &r.subject {
+                Subject::Endpoints(sel) => Some(sel),
+                Subject::Nodes(_) => None,
+            };
+            let peers = r
+                .entries
+                .iter()
+                .flat_map(|e| &e.peers)
+                .filter(|p| p.from_endpoints)
+                .flat_map(|p| match &p.kind {
+                    verdict_core::policy::PeerKind::Selectors { selectors } => selectors.as_slice(),
+                    _ => &[],
+                })
+                .filter(|s| !s.has_source(verdict_core::labels::SOURCE_RESERVED));
+            subject.into_iter().chain(peers)
+        });
+        ix.memo
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cache
+            .warm(sels, verdict_core::threads());
         let selected: HashMap<usize, Arc<[usize]>> = accepted_rules(inv)
             .map(|(_, r)| (rule_key(r), ix.compute_selected(r)))
             .collect();

@@ -182,44 +182,117 @@ impl<'e> SelectorCache<'e> {
     /// Indices (into the engine's identities) selected by `sel`.
     pub fn select(&mut self, sel: &Selector) -> &[u32] {
         if !self.cache.contains_key(sel) {
-            // The smallest `In` requirement's identities (the union over
-            // its values) are the only candidates.
-            let index = &self.index;
-            let candidates: Option<Vec<u32>> = sel
-                .in_sets()
-                .map(|(k, values)| match values {
-                    Some(values) => values
-                        .iter()
-                        .map(|v| index.get(&(k, v.as_str())).unwrap_or(&EMPTY))
-                        .collect::<Vec<_>>(),
-                    None => vec![self.by_key.get(k).unwrap_or(&EMPTY)],
-                })
-                .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
-                .map(|lists| {
-                    let mut c: Vec<u32> = lists.into_iter().flatten().copied().collect();
-                    c.sort_unstable();
-                    c.dedup();
-                    c
-                });
-            let ids = self.identities;
-            let result: Vec<u32> = match candidates {
-                Some(c) => c
-                    .into_iter()
-                    .filter(|&i| {
-                        ids.get(i as usize)
-                            .is_some_and(|id| sel.matches(&id.labels))
-                    })
-                    .collect(),
-                None => (0..ids.len())
-                    .filter(|&i| sel.matches(&ids[i].labels))
-                    .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-                    .collect(),
-            };
+            let result = self.compute(sel);
             self.cache.insert(sel.clone(), result);
         }
         self.cache.get(sel).map(Vec::as_slice).unwrap_or(&[])
     }
+
+    /// Selects, ahead of their use, every selector of `sels` not selected
+    /// yet, on up to `threads` threads from [`WARM_PARALLEL`] selectors
+    /// (a dense cluster's rules hold thousands, each matched against a
+    /// share of the cluster's identities).
+    pub fn warm<'s>(&mut self, sels: impl Iterator<Item = &'s Selector>, threads: usize) {
+        self.warm_from(sels, threads, WARM_PARALLEL);
+    }
+
+    /// [`SelectorCache::warm`] on several threads from `parallel` selectors.
+    fn warm_from<'s>(
+        &mut self,
+        sels: impl Iterator<Item = &'s Selector>,
+        threads: usize,
+        parallel: usize,
+    ) {
+        let mut seen: rustc_hash::FxHashSet<&Selector> = rustc_hash::FxHashSet::default();
+        let todo: Vec<&Selector> = sels
+            .filter(|s| !self.cache.contains_key(*s) && seen.insert(s))
+            .collect();
+        let threads = if todo.len() < parallel {
+            1
+        } else {
+            threads.clamp(1, 64)
+        };
+        let this = &*self;
+        let chunk = todo.len().div_ceil(threads).max(1);
+        let done: Vec<Vec<Vec<u32>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| scope.spawn(move || part.iter().map(|s| this.compute(s)).collect()))
+                .collect();
+            let first: Vec<Vec<u32>> = todo
+                .chunks(chunk)
+                .next()
+                .unwrap_or(&[])
+                .iter()
+                .map(|s| this.compute(s))
+                .collect();
+            std::iter::once(first)
+                .chain(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                )
+                .collect()
+        });
+        for (s, ids) in todo.into_iter().zip(done.into_iter().flatten()) {
+            self.cache.insert(s.clone(), ids);
+        }
+    }
+
+    /// The identities `sel` selects (uncached).
+    fn compute(&self, sel: &Selector) -> Vec<u32> {
+        // The smallest `In` requirement's identities (the union over its
+        // values) are the only candidates.
+        let index = &self.index;
+        let candidates: Option<Vec<u32>> = sel
+            .in_sets()
+            .map(|(k, values)| match values {
+                Some(values) => values
+                    .iter()
+                    .map(|v| index.get(&(k, v.as_str())).unwrap_or(&EMPTY))
+                    .collect::<Vec<_>>(),
+                None => vec![self.by_key.get(k).unwrap_or(&EMPTY)],
+            })
+            .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
+            .map(|lists| {
+                let mut c: Vec<u32> = lists.into_iter().flatten().copied().collect();
+                c.sort_unstable();
+                c.dedup();
+                c
+            });
+        let ids = self.identities;
+        match candidates {
+            Some(c) => c
+                .into_iter()
+                .filter(|&i| {
+                    ids.get(i as usize)
+                        .is_some_and(|id| sel.matches(&id.labels))
+                })
+                .collect(),
+            None => (0..ids.len())
+                .filter(|&i| sel.matches(&ids[i].labels))
+                .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect(),
+        }
+    }
 }
+
+/// The selectors of the peers of `rules`' entries.
+pub fn peer_selectors<'r>(rules: &'r [&Rule]) -> impl Iterator<Item = &'r Selector> {
+    rules
+        .iter()
+        .flat_map(|r| &r.entries)
+        .flat_map(|e| &e.peers)
+        .flat_map(|p| match &p.kind {
+            PeerKind::Selectors { selectors } => selectors.as_slice(),
+            _ => &[],
+        })
+}
+
+/// Below this many selectors to select, [`SelectorCache::warm`] stays on
+/// one thread.
+const WARM_PARALLEL: usize = 512;
 
 static EMPTY: Vec<u32> = Vec::new();
 
@@ -383,6 +456,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
 
     /// Prepares every entry of `rules`.
     pub fn prepare_rules(&mut self, rules: &[&'a Rule]) {
+        self.cache.warm(peer_selectors(rules), crate::threads());
         for r in rules {
             let mut lists: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
             for (pos, e) in r.entries.iter().enumerate() {
@@ -1101,6 +1175,15 @@ impl<'e, 'a> Plan<'e, 'a> {
         let mut resolver = Resolver::new(engine);
         let mut by_identity: Vec<Vec<&Rule>> = vec![Vec::new(); engine.identities.len()];
         let all_rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
+        // Every selector of the rules (subjects and peers), selected on
+        // the machine's threads before the serial walks below read them.
+        let subjects = all_rules.iter().filter_map(|r| match &r.subject {
+            crate::policy::Subject::Endpoints(sel) => Some(sel),
+            crate::policy::Subject::Nodes(_) => None,
+        });
+        resolver
+            .cache
+            .warm(subjects.chain(peer_selectors(&all_rules)), crate::threads());
         for r in &all_rules {
             if let crate::policy::Subject::Endpoints(sel) = &r.subject {
                 for &i in resolver.cache.select(sel) {
@@ -1303,5 +1386,39 @@ impl<'e, 'a> Plan<'e, 'a> {
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod warm_tests {
+    use super::*;
+    use crate::synth::{load_shaped, Shape, SynthSpec};
+
+    /// Selectors selected ahead on several threads (duplicates, ones
+    /// already cached) select what one selection at a time selects.
+    #[test]
+    fn warmed_selections_equal_selections_one_by_one() {
+        let spec = SynthSpec {
+            pods: 3000,
+            policies: 300,
+            seed: 7,
+        };
+        let inv = load_shaped(&spec, Shape::Dense);
+        let engine = Engine::new(&inv);
+        let rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
+        let sels: Vec<&Selector> = peer_selectors(&rules).collect();
+        let distinct: rustc_hash::FxHashSet<&Selector> = sels.iter().copied().collect();
+        assert!(distinct.len() > 100, "{} selectors", distinct.len());
+        let mut one = SelectorCache::new(&engine.identities);
+        let expected: Vec<Vec<u32>> = sels.iter().map(|s| one.select(s).to_vec()).collect();
+        assert!(expected.iter().any(|ids| ids.len() > 1));
+        for threads in [1, 2, 3] {
+            let mut warmed = SelectorCache::new(&engine.identities);
+            warmed.select(sels[0]);
+            warmed.warm_from(sels.iter().copied(), threads, 100);
+            assert_eq!(warmed.cache.len(), distinct.len());
+            let got: Vec<Vec<u32>> = sels.iter().map(|s| warmed.select(s).to_vec()).collect();
+            assert_eq!(got, expected, "{threads} threads");
+        }
     }
 }

@@ -619,20 +619,12 @@ mod tests {
     fn split_pass_two_equals_one_range() {
         let mut compared = 0;
         for shape in [crate::synth::Shape::Standard, crate::synth::Shape::Dense] {
-            let text = crate::synth::generate_shaped(
-                &crate::synth::SynthSpec {
-                    pods: 4000,
-                    policies: 400,
-                    seed: 42,
-                },
-                shape,
-            );
-            let mut inv = crate::ingest::Inventory::new(crate::ingest::ClusterConfig {
-                enable_k8s_cluster_network_policy: true,
-                ..crate::ingest::ClusterConfig::default()
-            });
-            inv.load_text("synthetic.yaml", &text);
-            inv.complete_namespaces();
+            let spec = crate::synth::SynthSpec {
+                pods: 4000,
+                policies: 400,
+                seed: 42,
+            };
+            let inv = crate::synth::load_shaped(&spec, shape);
             let engine = Engine::new(&inv);
             let maps = resolve_for_matrix(&engine);
             let ctx = Ctx::new(&engine, &maps);
