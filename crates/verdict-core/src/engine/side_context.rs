@@ -76,6 +76,9 @@ pub struct SideContext<'a> {
     index_cost: u64,
 }
 
+/// See [`Engine::side_context_key`].
+pub type SideContextKey = (Direction, Option<&'static str>, Vec<usize>);
+
 /// The entries of one peer group.
 #[derive(Debug)]
 struct Group<'a> {
@@ -136,6 +139,33 @@ impl<'a> Engine<'a> {
         self.build_side_context(subject, dir, false, &keep)
     }
 
+    /// What [`Engine::side_context`] builds `subject`'s context from: the
+    /// direction, the default deny Cilium forces on the identity, and the
+    /// rules selecting it that apply in `dir` (by address). Subjects with
+    /// equal keys have equal contexts, so they can share one (the replicas
+    /// of many workloads are selected by the same rules).
+    pub fn side_context_key(&self, subject: &Party, dir: Direction) -> SideContextKey {
+        (
+            dir,
+            self.forced_default_deny(&subject.identity),
+            self.active_rules(subject, dir)
+                .iter()
+                .map(|r| std::ptr::from_ref::<Rule>(r) as usize)
+                .collect(),
+        )
+    }
+
+    /// The rules selecting `subject` that apply in `dir` (none when
+    /// policy enforcement is off).
+    fn active_rules(&self, subject: &Party, dir: Direction) -> Vec<&'a Rule> {
+        if self.inv.cluster.policy_enforcement == PolicyEnforcement::Never {
+            return Vec::new();
+        }
+        self.selecting_rules(&subject.identity)
+            .filter(|r| r.applies_to(dir))
+            .collect()
+    }
+
     /// [`Engine::side_context`]; `group` groups entries by their peers,
     /// which pays off only when the context decides several flows.
     pub(crate) fn build_side_context(
@@ -147,13 +177,7 @@ impl<'a> Engine<'a> {
     ) -> SideContext<'a> {
         let d = dir.index();
         let disabled = self.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
-        let active: Vec<&'a Rule> = if disabled {
-            Vec::new()
-        } else {
-            self.selecting_rules(&subject.identity)
-                .filter(|r| r.applies_to(dir))
-                .collect()
-        };
+        let active = self.active_rules(subject, dir);
         let forced = self.forced_default_deny(&subject.identity);
         let default_deny = forced.is_some() || active.iter().any(|r| r.default_deny[d]);
         let mut by_peers: FxHashMap<PeerKey<'a>, u32> = FxHashMap::default();

@@ -24,7 +24,7 @@ mod threads;
 pub use model::*;
 pub use threads::{paths, paths_decisions, paths_on, PARALLEL_BACKENDS};
 
-use crate::engine::side_context::SideContext;
+use crate::engine::side_context::{SideContext, SideContextKey};
 use crate::engine::{Decision, Engine, Party, SideVerdict};
 use crate::ingest::ContainerPort;
 use crate::ingest::{Service, TargetPort, Workload};
@@ -241,6 +241,9 @@ struct Ctx<'e, 'a> {
     near: RefCell<NearMisses>,
     /// The peer-free facts of each known subject identity's side.
     subjects: RefCell<FxHashMap<(usize, Direction), Rc<SideContext<'a>>>>,
+    /// The same by what they are built from: identities selected by the
+    /// same rules share one (100k synthetic pods: 10,000 identities).
+    by_rules: RefCell<FxHashMap<SideContextKey, Rc<SideContext<'a>>>>,
     /// Whether denied checks get their near misses ([`paths_decisions`]: no).
     near_misses: bool,
 }
@@ -567,7 +570,13 @@ impl<'a> Ctx<'_, 'a> {
         if let Some(s) = self.subjects.borrow().get(&(i, dir)) {
             return Rc::clone(s);
         }
-        let s = Rc::new(self.engine.side_context(subject, dir));
+        let key = self.engine.side_context_key(subject, dir);
+        let shared = self.by_rules.borrow().get(&key).cloned();
+        let s = shared.unwrap_or_else(|| {
+            let s = Rc::new(self.engine.side_context(subject, dir));
+            self.by_rules.borrow_mut().insert(key, Rc::clone(&s));
+            s
+        });
         self.subjects.borrow_mut().insert((i, dir), Rc::clone(&s));
         s
     }

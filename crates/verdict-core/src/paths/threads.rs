@@ -270,6 +270,7 @@ fn part(
         classes: RefCell::new(FxHashMap::default()),
         near: RefCell::new(FxHashMap::default()),
         subjects: RefCell::new(FxHashMap::default()),
+        by_rules: RefCell::new(FxHashMap::default()),
         near_misses,
     };
     let mut out = Part {
