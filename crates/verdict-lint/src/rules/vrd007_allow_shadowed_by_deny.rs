@@ -2,7 +2,7 @@ use crate::{Context, Finding, Level, Meta, Rule};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel, Rule as PolicyRule};
+use verdict_core::policy::{Entry, PeerKind, PortRule, PortSel};
 
 /// ## What it does
 /// Flags an allow rule whose every peer and port is also denied by a deny
@@ -168,16 +168,19 @@ impl Rule for AllowShadowedByDeny {
                 deny_sets_of.entry(i).or_default().push(di);
             }
         }
-        // Per distinct subject set: the deny rules applying to every
-        // endpoint of it, in rule order.
-        let mut covering_of: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+        // Per distinct subject set: the deny entries of the deny rules
+        // applying to every endpoint of it, by direction, in rule and
+        // entry order (the rules' other entries are never read: at 100k
+        // synthetic pods an allow entry's covering rules held ~1,200
+        // entries, ~200 of them denies in its direction).
+        let mut covering_of: HashMap<(usize, usize), [Vec<&Entry>; 2]> = HashMap::new();
         let mut memo = PeerMemo::default();
         for (p, r, sel) in &rules {
             let Some(&first) = sel.first() else {
                 continue;
             };
-            let covering_rules = covering_of.entry(set_key(sel)).or_insert_with(|| {
-                let mut out: Vec<usize> = deny_sets_of
+            let denies = covering_of.entry(set_key(sel)).or_insert_with(|| {
+                let mut covering: Vec<usize> = deny_sets_of
                     .get(&first)
                     .map(Vec::as_slice)
                     .unwrap_or(&[])
@@ -186,34 +189,37 @@ impl Rule for AllowShadowedByDeny {
                     .filter(|(set, _)| sorted_subset(sel, set))
                     .flat_map(|(_, rs)| rs.iter().copied())
                     .collect();
-                out.sort_unstable();
-                out
+                covering.sort_unstable();
+                let mut by_dir: [Vec<&Entry>; 2] = [Vec::new(), Vec::new()];
+                for d in covering
+                    .iter()
+                    .filter_map(|&ri| rules.get(ri))
+                    .flat_map(|(_, r2, _)| &r2.entries)
+                    .filter(|d| d.deny)
+                {
+                    if let Some(list) = by_dir.get_mut(d.direction.index()) {
+                        list.push(d);
+                    }
+                }
+                by_dir
             });
-            let covering: Vec<&PolicyRule> = covering_rules
-                .iter()
-                .filter_map(|&ri| rules.get(ri))
-                .map(|(_, r2, _)| *r2)
-                .collect();
-            if covering.is_empty() {
+            if denies.iter().all(Vec::is_empty) {
                 continue;
             }
             for a in r.entries.iter().filter(|e| e.is_allow()) {
-                let shadow = covering.iter().find_map(|r2| {
-                    r2.entries
-                        .iter()
-                        // A deny shadows an allow it is evaluated before
-                        // or beside (ClusterNetworkPolicy tiers: an Admin
-                        // Accept beats an ordinary deny).
-                        .filter(|d| {
-                            d.deny
-                                && d.direction == a.direction
-                                && (d.tier, d.level) <= (a.tier, a.level)
-                        })
-                        .find(|d| {
-                            ports_cover(d.ports.as_ref(), a.ports.as_ref())
-                                && (peers_cover(d, a) || selects_within(cx, d, a, &mut memo))
-                        })
-                });
+                // A deny shadows an allow it is evaluated before or
+                // beside (ClusterNetworkPolicy tiers: an Admin Accept
+                // beats an ordinary deny).
+                let shadow = denies
+                    .get(a.direction.index())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|d| (d.tier, d.level) <= (a.tier, a.level))
+                    .find(|d| {
+                        ports_cover(d.ports.as_ref(), a.ports.as_ref())
+                            && (peers_cover(d, a) || selects_within(cx, d, a, &mut memo))
+                    });
                 if let Some(d) = shadow {
                     out.push(self.meta().finding(
                         a.origin.location.clone(),
