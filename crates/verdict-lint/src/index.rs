@@ -90,10 +90,6 @@ impl<'a> Index<'a> {
         // reserved source, which VRD004 reads), selected ahead on the
         // machine's threads.
         let sels = accepted_rules(inv).flat_map(|(_, r)| {
-            let subject = match &r.subject {
-                Subject::Endpoints(sel) => Some(sel),
-                Subject::Nodes(_) => None,
-            };
             let peers = r
                 .entries
                 .iter()
@@ -104,7 +100,7 @@ impl<'a> Index<'a> {
                     _ => &[],
                 })
                 .filter(|s| !s.has_source(verdict_core::labels::SOURCE_RESERVED));
-            subject.into_iter().chain(peers)
+            r.endpoint_selector().into_iter().chain(peers)
         });
         ix.memo
             .get_mut()

@@ -1177,10 +1177,7 @@ impl<'e, 'a> Plan<'e, 'a> {
         let all_rules: Vec<&Rule> = engine.rules.iter().map(|(_, r)| *r).collect();
         // Every selector of the rules (subjects and peers), selected on
         // the machine's threads before the serial walks below read them.
-        let subjects = all_rules.iter().filter_map(|r| match &r.subject {
-            crate::policy::Subject::Endpoints(sel) => Some(sel),
-            crate::policy::Subject::Nodes(_) => None,
-        });
+        let subjects = all_rules.iter().filter_map(|r| r.endpoint_selector());
         resolver
             .cache
             .warm(subjects.chain(peer_selectors(&all_rules)), crate::threads());

@@ -334,6 +334,14 @@ impl Rule {
     pub fn applies_to(&self, dir: Direction) -> bool {
         self.default_deny[dir.index()] || self.entries.iter().any(|e| e.direction == dir)
     }
+
+    /// The endpoint selector of the rule (`None` for a host policy).
+    pub fn endpoint_selector(&self) -> Option<&Selector> {
+        match &self.subject {
+            Subject::Endpoints(sel) => Some(sel),
+            Subject::Nodes(_) => None,
+        }
+    }
 }
 
 /// A loaded policy object and the rules it contributes.

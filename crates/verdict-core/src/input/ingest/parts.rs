@@ -175,14 +175,16 @@ mod tests {
         inv.bytes = text.len();
         let (docs, issues) = parse_sequential(text);
         for issue in issues {
+            // The last document read at or before the issue, even one
+            // that names no object.
             let object = docs.iter().rev().find_map(|d| match d {
-                Document::Ok(root) if root.pos.line <= issue.pos.line => object_of(root),
+                Document::Ok(root) if root.pos.line <= issue.pos.line => Some(object_of(root)),
                 _ => None,
             });
             inv.diagnostics.push(Diagnostic {
                 location: Location::new(&file, issue.pos),
                 severity: Severity::Error,
-                object,
+                object: object.flatten(),
                 message: issue.message,
             });
         }
@@ -225,6 +227,8 @@ mod tests {
                 "---\nkind: Pod\nkind: Service\nmetadata: {{name: d{i}}}\n"
             )),
             13 => Some("---\na: [1, 2\nb: 3\n".into()),
+            // A duplicate key in a document that names no object.
+            21 => Some("---\nm: {k: 1, k: 2}\n".into()),
             _ => None,
         });
         let one = sequential(&text);
