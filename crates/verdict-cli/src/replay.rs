@@ -529,7 +529,14 @@ pub fn report_with_flows(
     let meta = crate::commands::report_meta(paths, flow_paths)?;
     // One inventory for the report and the replay.
     let inv = load::inventory(paths, cluster)?;
-    let code = crate::commands::report_of(&inv, meta, output, clients, verbose)?;
+    let code = crate::commands::report_of(
+        &inv,
+        meta,
+        output,
+        clients,
+        verbose,
+        crate::commands::Then::Continue,
+    )?;
     let engine = Engine::new(&inv);
     let mut r = Replayer::new(&engine);
     let mut s = Summary::default();

@@ -17,7 +17,7 @@ mod page;
 mod panels;
 mod policy;
 
-pub use panels::{matrix_and_panels, panel_bodies, PanelBodies};
+pub use panels::{matrix_and_panels, panel_bodies, PanelBodies, PanelView};
 use panels::{panel_key, Panel};
 
 use crate::engine::{Decision, Engine};
@@ -94,51 +94,54 @@ pub fn render_to<W: Write>(
     findings: &[ReportFinding],
     meta: &ReportMeta,
 ) {
-    render_prepared(
-        body,
-        engine,
-        paths,
-        m,
-        findings,
-        meta,
-        &panel_bodies(engine),
-    );
+    let pre = panel_bodies(engine);
+    let parts = page_parts(engine, paths, findings, pre.view());
+    render_parts(body, paths, m, meta, &parts);
 }
 
-/// [`render_to`] with the endpoints' panels formed ahead of the page
-/// ([`panel_bodies`]; any panel they lack is resolved here).
-pub fn render_prepared<W: Write>(
-    body: &mut W,
+/// The parts of the page that do not need the matrix, formed ahead of it
+/// (`verdict report` forms them while the matrix is computed): the panel
+/// keys, the sections from the graph to the lint findings, and the panel
+/// data.
+pub struct PageParts {
+    keys: Keys,
+    findings: usize,
+    /// The graph, paths and lint sections, as HTML.
+    middle: String,
+    /// The panel data, as JSON.
+    data: String,
+}
+
+/// The [`PageParts`] of the report: every name with a panel (the graph's
+/// nodes and every node the matrix can show, its groups' members among
+/// them) keyed and its panel formed from `prepared`.
+pub fn page_parts(
     engine: &Engine,
     paths: &PathsReport,
-    m: &Summary,
     findings: &[ReportFinding],
-    meta: &ReportMeta,
-    prepared: &PanelBodies,
-) {
+    prepared: PanelView<'_, '_, '_>,
+) -> PageParts {
     let g = graph::graph(paths);
     // Every name with a policy panel, and the party it is looked up as: graph
     // nodes (`reserved:world`, `shop/deployment/api`, an entry point's
-    // enforcer) and matrix names (`a, b` for one identity: the first).
-    let mut lookup: BTreeMap<String, String> = BTreeMap::new();
+    // enforcer) and matrix nodes (`a, b` for one identity: the first).
+    // CIDR selections are not endpoints: no lookup.
+    let mut lookup: BTreeMap<String, Option<String>> = BTreeMap::new();
     for n in g
         .clients
         .iter()
         .chain(g.entries.values().filter_map(|e| e.enforcer.as_ref()))
         .chain(&g.backends)
     {
-        lookup.insert(n.clone(), n.split(" (").next().unwrap_or(n).to_string());
+        lookup.insert(
+            n.clone(),
+            Some(n.split(" (").next().unwrap_or(n).to_string()),
+        );
     }
-    // Each member once: groups share their members' nodes (a member of
-    // hundreds of groups on dense clusters), so by address first.
-    let mut seen: rustc_hash::FxHashSet<*const crate::matrix::Node> = Default::default();
-    for x in m.groups.iter().flat_map(|g| &g.members) {
-        if !seen.insert(std::sync::Arc::as_ptr(x)) {
-            continue;
-        }
-        let n = &x.name;
-        if !lookup.contains_key(n) {
-            lookup.insert(n.clone(), n.split(", ").next().unwrap_or(n).to_string());
+    for (n, identity) in prepared.node_names(engine) {
+        if let std::collections::btree_map::Entry::Vacant(v) = lookup.entry(n) {
+            let look = identity.then(|| v.key().split(", ").next().unwrap_or_default().to_string());
+            v.insert(look);
         }
     }
     // One panel per identity (and container ports, which name ports): the
@@ -149,12 +152,13 @@ pub fn render_prepared<W: Write>(
     let mut panels: Vec<Panel> = Vec::new();
     let mut panel_of: BTreeMap<(u32, String), usize> = BTreeMap::new();
     for (n, look) in &lookup {
-        let i = match engine.party(look) {
-            Ok(p) => *panel_of.entry(panel_key(&p)).or_insert_with(|| {
+        let party = look.as_deref().map(|l| engine.party(l));
+        let i = match party {
+            Some(Ok(p)) => *panel_of.entry(panel_key(&p)).or_insert_with(|| {
                 panels.push((n, Some(p)));
                 panels.len() - 1
             }),
-            Err(_) => {
+            _ => {
                 panels.push((n, None));
                 panels.len() - 1
             }
@@ -164,23 +168,13 @@ pub fn render_prepared<W: Write>(
     let names = crate::names::identity_names(engine);
     // The panel data from the prepared bodies (the page script draws a
     // panel when it is asked for).
-    let data = prepared.panel_data(&panels, &names);
-    page::open(body, meta);
-    let s = &paths.summary;
-    let _ = write!(
-        body,
-        "<p class=\"summary\"><b>{}</b> paths: <span class=\"ok\">{} allowed</span>, <span class=\"bad\">{} denied</span>, <span class=\"unchecked\">{} not checked</span>; {} lint findings; {} allowed connections in the matrix.</p>",
-        s.paths,
-        s.allowed,
-        s.denied,
-        s.not_checked,
-        findings.len(),
-        m.connections
-    );
-    push(body, "<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
-    graph::svg(body, &g, &keys);
-    push(body, "</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
-    push(body, "<h2>Paths</h2>");
+    let mut data = String::new();
+    prepared.panel_data(&panels, &names).json(&mut data);
+    let mut middle = String::new();
+    push(&mut middle, "<h2>Enforcement points</h2><p>Each Gateway, and the Ingresses of each controller, is one node listing its listeners with routes; listeners without routes are counted on one line. Click a node for the resolved policy of the endpoint that enforces it. Green: every check of the hop allows; red: a check denies; grey: not checked.</p><div class=\"graph\">");
+    graph::svg(&mut middle, &g, &keys);
+    push(&mut middle, "</div><div id=\"policy\" aria-live=\"polite\"><p id=\"policy-hint\">Select a node in the graph or a name in the matrix.</p><p id=\"policy-none\" hidden>Not an endpoint of the input: no policy of its own.</p><noscript><p>The resolved policies are drawn by the page script: <code>verdict policy</code> prints them.</p></noscript></div>");
+    push(&mut middle, "<h2>Paths</h2>");
     // Listeners without routes: one line per Gateway after the tables.
     let mut idle: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ep in &paths.entry_points {
@@ -196,7 +190,7 @@ pub fn render_prepared<W: Write>(
             Controller::Unknown { controller } => format!("{controller} (pods not in the input)"),
         };
         let _ = write!(
-            body,
+            middle,
             "<h3>{} listener {} ({} :{}) via {}</h3><table><tr><th>route</th><th>rule</th><th>service</th><th>backend</th><th>verdict</th><th>deciding check</th></tr>",
             esc(&ep.object.to_string()),
             esc(&ep.listener),
@@ -206,7 +200,7 @@ pub fn render_prepared<W: Write>(
         );
         for r in &ep.routes {
             if !r.attached {
-                let _ = write!(body, "<tr class=\"denied\"><td>{}</td><td colspan=\"4\">not attached</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&r.findings.join("; ")));
+                let _ = write!(middle, "<tr class=\"denied\"><td>{}</td><td colspan=\"4\">not attached</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&r.findings.join("; ")));
                 continue;
             }
             for b in &r.backends {
@@ -216,7 +210,7 @@ pub fn render_prepared<W: Write>(
                     } else {
                         ("denied", "denied")
                     };
-                    let _ = write!(body, "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td></td><td>{v}</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&b.rule), esc(&b.service), esc(&b.findings.join("; ")));
+                    let _ = write!(middle, "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td></td><td>{v}</td><td>{}</td></tr>", esc(&r.route.to_string()), esc(&b.rule), esc(&b.service), esc(&b.findings.join("; ")));
                 }
                 // The pods of a backend grouped by verdict and deciding
                 // check (hop, side, deciding rules): replicas that share
@@ -241,7 +235,7 @@ pub fn render_prepared<W: Write>(
                 }
                 for (class, v, why, pods) in &groups {
                     let _ = write!(
-                        body,
+                        middle,
                         "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{v}</td><td>{}</td></tr>",
                         esc(&r.route.to_string()),
                         esc(&b.rule),
@@ -252,30 +246,38 @@ pub fn render_prepared<W: Write>(
                 }
             }
         }
-        push(body, "</table>");
+        push(&mut middle, "</table>");
     }
     if !paths.findings.is_empty() {
-        push(body, "<ul class=\"findings\">");
+        push(&mut middle, "<ul class=\"findings\">");
         for f in &paths.findings {
-            let _ = write!(body, "<li>{}</li>", esc(f));
+            let _ = write!(middle, "<li>{}</li>", esc(f));
         }
-        push(body, "</ul>");
+        push(&mut middle, "</ul>");
     }
     if !idle.is_empty() {
-        push(body, "<h3>Listeners without routes</h3><ul class=\"idle\">");
+        push(
+            &mut middle,
+            "<h3>Listeners without routes</h3><ul class=\"idle\">",
+        );
         for (gw, listeners) in &idle {
-            let _ = write!(body, "<li>{}: {}</li>", esc(gw), esc(&listeners.join(", ")));
+            let _ = write!(
+                middle,
+                "<li>{}: {}</li>",
+                esc(gw),
+                esc(&listeners.join(", "))
+            );
         }
-        push(body, "</ul>");
+        push(&mut middle, "</ul>");
     }
-    push(body, "<h2>Lint findings</h2>");
+    push(&mut middle, "<h2>Lint findings</h2>");
     if findings.is_empty() {
-        push(body, "<p>None.</p>");
+        push(&mut middle, "<p>None.</p>");
     } else {
-        push(body, "<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
+        push(&mut middle, "<table><tr><th>code</th><th>level</th><th>where</th><th>finding</th><th>how to fix</th></tr>");
         for f in findings {
             let _ = write!(
-                body,
+                middle,
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&f.level),
                 esc(&f.code),
@@ -285,11 +287,40 @@ pub fn render_prepared<W: Write>(
                 esc(&f.help)
             );
         }
-        push(body, "</table>");
+        push(&mut middle, "</table>");
     }
-    matrix_view::section(body, m, &keys);
+    PageParts {
+        keys,
+        findings: findings.len(),
+        middle,
+        data,
+    }
+}
+
+/// Writes the page from its parts formed ahead and the matrix.
+pub fn render_parts<W: Write>(
+    body: &mut W,
+    paths: &PathsReport,
+    m: &Summary,
+    meta: &ReportMeta,
+    parts: &PageParts,
+) {
+    page::open(body, meta);
+    let s = &paths.summary;
+    let _ = write!(
+        body,
+        "<p class=\"summary\"><b>{}</b> paths: <span class=\"ok\">{} allowed</span>, <span class=\"bad\">{} denied</span>, <span class=\"unchecked\">{} not checked</span>; {} lint findings; {} allowed connections in the matrix.</p>",
+        s.paths,
+        s.allowed,
+        s.denied,
+        s.not_checked,
+        parts.findings,
+        m.connections
+    );
+    push(body, &parts.middle);
+    matrix_view::section(body, m, &parts.keys);
     push(body, "<script type=\"application/json\" id=\"panel-data\">");
-    data.json(body);
+    push(body, &parts.data);
     push(body, "</script>");
     page::close(body);
 }

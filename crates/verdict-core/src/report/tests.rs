@@ -63,9 +63,9 @@ fn panels_equal_panel_by_panel(inv: &Inventory) -> usize {
     one.json(&mut want);
     let pre = panel_bodies(&engine);
     let mut got = String::new();
-    pre.panel_data(&panels, &names).json(&mut got);
+    pre.view().panel_data(&panels, &names).json(&mut got);
     assert_eq!(want, got);
-    pre.shared()
+    pre.view().shared()
 }
 
 /// The conformance scenarios (their agent settings vary).
@@ -131,7 +131,7 @@ fn report_matrix_from_shared_maps_equals_matrix_without_rules() {
     for inv in &invs {
         let engine = Engine::new(inv);
         let opts = crate::matrix::MatrixOptions::default();
-        let ((), shared, _) = matrix_and_panels(&engine, &opts, || ());
+        let ((), shared, _) = matrix_and_panels(&engine, &opts, || (), |(), _| ());
         let own = crate::matrix_summary::summarise_without_rules(&engine, &opts);
         assert_eq!(
             serde_json::to_string(&shared).unwrap(),
@@ -140,6 +140,46 @@ fn report_matrix_from_shared_maps_equals_matrix_without_rules() {
         rows += own.rows.len();
     }
     assert!(rows > 1000, "{rows} rows compared");
+}
+
+/// The page as `verdict report` writes it, its parts formed while the
+/// matrix is computed (every name the matrix can show keyed ahead of it),
+/// is the page rendered after the matrix; every member of the matrix's
+/// groups names its panel. On the synthetic cluster (grouped matrix) and
+/// the conformance scenarios.
+#[test]
+fn page_from_parts_formed_beside_the_matrix_equals_render() {
+    let mut invs = vec![synthetic(1500)];
+    invs.extend(conformance_files().iter().map(|f| conformance_inventory(f)));
+    let meta = ReportMeta {
+        version: "1".into(),
+        ..ReportMeta::default()
+    };
+    let mut members = 0;
+    for inv in &invs {
+        let engine = Engine::new(inv);
+        let routing = crate::routes::Routing::from_inventory(inv);
+        let p = crate::paths::paths(&engine, &routing, &crate::paths::PathOptions::default());
+        let opts = crate::matrix::MatrixOptions::default();
+        let (parts, m, _) = matrix_and_panels(
+            &engine,
+            &opts,
+            || (),
+            |(), view| page_parts(&engine, &p, &[], view),
+        );
+        let mut got = String::new();
+        render_parts(&mut got, &p, &m, &meta, &parts);
+        let own = crate::matrix_summary::summarise_without_rules(&engine, &opts);
+        assert_eq!(got, render(&engine, &p, &own, &[], &meta));
+        let matrix = &got[got.find("<table id=\"matrix\">").unwrap()..];
+        let matrix = &matrix[..matrix.find("<script").unwrap()];
+        assert!(
+            !matrix.contains("data-name=\"\""),
+            "a matrix name without a panel"
+        );
+        members += matrix.matches("data-name=\"p").count();
+    }
+    assert!(members > 1000, "{members} matrix names");
 }
 
 /// `render_to` a buffered writer gives the bytes of `render`.
