@@ -293,6 +293,90 @@ fn report_renders_in_headless_chromium() {
     );
 }
 
+/// Forty pods of one namespace that all reach each other on 13 ports: a
+/// matrix above the page's row limit, shown by groups.
+fn big_namespace() -> String {
+    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n");
+    for a in 0..40 {
+        y.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}\n  namespace: big\n  labels:\n    app: app-{a}\n    part: member\nspec:\n  containers:\n    - name: c\n      image: x\n"
+        ));
+    }
+    let ports: String = (0..13)
+        .map(|i| {
+            format!(
+                "            - port: \"{}\"\n              protocol: TCP\n",
+                8000 + i
+            )
+        })
+        .collect();
+    y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: all-in-ns\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
+    y
+}
+
+/// A grouped matrix in the browser: the from filter matches a group by a
+/// member not shown in its row, and `?group=G1` opens the group, whose
+/// members the script lists from the page's data, each carrying its
+/// panel's key.
+#[test]
+fn grouped_matrix_members_in_headless_chromium() {
+    let dir = out_dir();
+    let input = dir.join("big.yaml");
+    std::fs::write(&input, big_namespace()).unwrap();
+    let html = dir.join("grouped.html");
+    let o = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args([
+            "report",
+            "-o",
+            html.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let url = format!("file://{}", html.display());
+    // Two rows: G1 -> G1 and reserved:host -> G1; big/app-7 is a member of
+    // G1 but not the member its row shows.
+    let d = dom(
+        &dir.join("profile-group"),
+        800,
+        &format!("{url}?from=BIG/app-7&group=G1"),
+    );
+    let rows = matrix_rows(&d);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (from, hidden) in &rows {
+        assert_eq!(*hidden, from.contains("reserved:host"), "{from}");
+    }
+    assert_eq!(body_data(&d, "matrix-shown"), "1");
+    let group = &d[d.find("<tr id=\"group-G1\">").expect("group row")..];
+    let group = &group[..group.find("</tr>").unwrap()];
+    let details = &group[group.find("<details").unwrap()..];
+    let details = &details[..details.find('>').unwrap()];
+    assert!(
+        details.contains(" open=") && details.contains(" data-filled=\"true\""),
+        "{details}"
+    );
+    let spans = group
+        .matches("<span class=\"clickable\" tabindex=\"0\" data-name=\"p")
+        .count();
+    assert_eq!(spans, 40, "{group}");
+    for a in 0..40 {
+        assert!(
+            group.contains(&format!("\">big/app-{a}</span>")),
+            "app-{a}: {group}"
+        );
+    }
+    // A name in no group hides every row; closed groups list nothing.
+    let none = dom(
+        &dir.join("profile-group-none"),
+        800,
+        &format!("{url}?to=big/app-99"),
+    );
+    assert_eq!(body_data(&none, "matrix-shown"), "0");
+    assert!(!none.contains("data-filled"));
+}
+
 struct Image {
     width: u32,
     height: u32,

@@ -61,6 +61,27 @@ fn esc(s: &str) -> String {
     html(&escape(s))
 }
 
+/// `value` as JSON safe inside `<script type="application/json">`: `<`,
+/// `>` and `&` only occur in strings, written as `\u003c` etc., so no text
+/// can close the element or open a comment.
+fn script_json<W: Write, T: Serialize + ?Sized>(out: &mut W, value: &T) {
+    let j = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string());
+    let mut from = 0;
+    for (i, b) in j.bytes().enumerate() {
+        let e = match b {
+            b'<' => "\\u003c",
+            b'>' => "\\u003e",
+            b'&' => "\\u0026",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte: a character boundary.
+        let _ = out.write_str(j.get(from..i).unwrap_or_default());
+        let _ = out.write_str(e);
+        from = i + 1;
+    }
+    let _ = out.write_str(j.get(from..).unwrap_or_default());
+}
+
 /// Every name the page can show a policy for, with its key (`p0`, `p1`,
 /// ...): elements carry the key, never the name, so no character of a name
 /// (a carriage return the HTML parser would rewrite, say) can lose its entry.

@@ -83,6 +83,16 @@ fn panel_data(page: &str) -> serde_json::Value {
     serde_json::from_str(&page[at..end]).unwrap()
 }
 
+/// The group members' JSON document of a page.
+fn group_members(p: &str) -> serde_json::Value {
+    let start = p
+        .find("<script type=\"application/json\" id=\"group-members\">")
+        .unwrap();
+    let body = &p[start..];
+    let body = &body[body.find('>').unwrap() + 1..body.find("</script>").unwrap()];
+    serde_json::from_str(body).unwrap()
+}
+
 /// The panel whose title is `name`, drawn as the page script draws it
 /// (script.js `draw`), as markup text: the data's strings, rules and
 /// shared bodies put back together.
@@ -349,12 +359,12 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
     assert_eq!(table.matches("<tr><td").count(), 2, "{table}");
     assert!(
         table.contains(
-            "<td>G1 (40: big/app-0, …)</td><td>G1 (40: big/app-0, …)</td><td>TCP/8000-8012</td>"
+            "<td data-g=\"0\">G1 (40: big/app-0, …)</td><td data-g=\"0\">G1 (40: big/app-0, …)</td><td>TCP/8000-8012</td>"
         ),
         "{table}"
     );
     assert!(
-        table.contains(">reserved:host</td><td>G1 (40: big/app-0, …)</td>"),
+        table.contains(">reserved:host</td><td data-g=\"0\">G1 (40: big/app-0, …)</td>"),
         "{table}"
     );
     assert!(
@@ -363,16 +373,32 @@ fn large_matrix_is_grouped_and_large_maps_are_summarised() {
         &p[..p.len().min(4000)]
     );
     assert!(p.contains("2 of 2 rows shown"));
-    // The groups table lists every member, each clickable to its panel.
+    // The groups table: a row per group, its first members shown, all of
+    // them in the members' data (each node once, with its panel number;
+    // the group's members as ranges of indices), each with its panel.
     let groups = &p[p.find("<table id=\"matrix-groups\">").unwrap()..];
     let groups = &groups[..groups.find("</table>").unwrap()];
-    for a in 0..40 {
-        assert!(groups.contains(&format!(">big/app-{a}</span>")), "app-{a}");
-    }
-    assert_eq!(
-        groups.matches("class=\"clickable\" data-name=\"p").count(),
-        40
+    assert!(
+        groups.contains("<tr id=\"group-G1\"><td>G1 (40)</td><td><details data-g=\"0\"><summary>big/app-0, big/app-1, big/app-10, …</summary></details></td></tr>"),
+        "{groups}"
     );
+    let data = group_members(&p);
+    let names: Vec<&str> = data["n"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..40).map(|a| format!("big/app-{a}")).collect();
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(data["g"][0], "0-39");
+    let panels = panel_data(&p);
+    for (i, name) in names.iter().enumerate() {
+        let k = data["k"][i].as_u64().unwrap() as usize;
+        let title = panels["p"][k][0].as_u64().unwrap() as usize;
+        assert_eq!(panels["s"][title], *name, "member {name}: panel p{k}");
+    }
     // Panels: 40 peers x 13 ports = 520 rows, shown as 13 entries.
     let panel = policy_view(&p, "big/app-0");
     assert!(

@@ -9,6 +9,7 @@ use crate::matrix::{Node, PortRange};
 use crate::matrix_render::SUMMARISE_ABOVE;
 use crate::matrix_summary::{Row, Summary};
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -35,16 +36,6 @@ fn name_cell(keys: &Keys, n: &Node) -> String {
         "<td class=\"clickable\" data-name=\"{}\">{}</td>",
         key(keys, &n.name),
         esc(&n.name)
-    )
-}
-
-/// A group member as the groups table lists it, formed once per member:
-/// a member is listed by hundreds of groups on dense clusters.
-fn member_span(keys: &Keys, x: &Node) -> String {
-    format!(
-        "<span class=\"clickable\" data-name=\"{}\">{}</span>",
-        key(keys, &x.name),
-        esc(&x.name)
     )
 }
 
@@ -77,7 +68,7 @@ pub(super) fn section<W: Write>(out: &mut W, m: &Summary, keys: &Keys) {
         let cell = |g: usize| match m.groups.get(g).map(|x| x.members.as_slice()) {
             Some([one]) => name_cell(keys, one),
             Some(members) => format!(
-                "<td>{} ({}: {}, …)</td>",
+                "<td data-g=\"{g}\">{} ({}: {}, …)</td>",
                 esc(labels.get(g).map_or("", String::as_str)),
                 members.len(),
                 esc(members.first().map_or("", |x| x.name.as_str()))
@@ -94,31 +85,7 @@ pub(super) fn section<W: Write>(out: &mut W, m: &Summary, keys: &Keys) {
                 flags(r)
             );
         }
-        // Members by address: the groups share their members' nodes.
-        let mut spans: FxHashMap<*const Node, String> = FxHashMap::default();
-        let _ = out.write_str("</tbody></table><h3>Groups</h3><table id=\"matrix-groups\"><thead><tr><th>group</th><th>members</th></tr></thead><tbody>");
-        for (g, grp) in m.groups.iter().enumerate() {
-            if grp.members.len() < 2 {
-                continue;
-            }
-            let _ = write!(
-                out,
-                "<tr><td>{} ({})</td><td>",
-                esc(labels.get(g).map_or("", String::as_str)),
-                grp.members.len()
-            );
-            for (i, x) in grp.members.iter().enumerate() {
-                if i > 0 {
-                    let _ = out.write_str(", ");
-                }
-                let span = spans
-                    .entry(Arc::as_ptr(x))
-                    .or_insert_with(|| member_span(keys, x));
-                let _ = out.write_str(span);
-            }
-            let _ = out.write_str("</td></tr>");
-        }
-        let _ = out.write_str("</tbody></table>");
+        groups_table(out, m, keys, &labels);
         return;
     }
     let _ = m.try_each_cell(|from, to, r| -> Result<(), ()> {
@@ -133,4 +100,132 @@ pub(super) fn section<W: Write>(out: &mut W, m: &Summary, keys: &Keys) {
         Ok(())
     });
     let _ = out.write_str("</tbody></table>");
+}
+
+/// Members shown in a group's closed row (the page script lists them all
+/// when the row is opened).
+const MEMBERS_SHOWN: usize = 3;
+
+/// The members of the groups, for the page script: each member node once
+/// (`n`, sorted by name, then identity; `k` its panel number, -1 for none)
+/// and each group's members (`g`, by group number; empty for a group of
+/// one, shown by name) as ascending ranges of indices into `n` (`3-7,9`).
+/// A dense cluster's groups mention a million members among a few
+/// thousand nodes: listed as elements, they were 101 MB of a 114 MB page.
+#[derive(Serialize)]
+struct GroupMembers<'m> {
+    n: Vec<&'m str>,
+    k: Vec<i64>,
+    g: Vec<String>,
+}
+
+fn group_members<'m>(m: &'m Summary, keys: &Keys) -> GroupMembers<'m> {
+    // Each node once, by address (groups share their members' nodes).
+    let mut nodes: Vec<&'m Node> = Vec::new();
+    let mut seen: FxHashMap<*const Node, ()> = FxHashMap::default();
+    for x in m
+        .groups
+        .iter()
+        .filter(|g| g.members.len() > 1)
+        .flat_map(|g| &g.members)
+    {
+        if seen.insert(Arc::as_ptr(x), ()).is_none() {
+            nodes.push(x);
+        }
+    }
+    nodes.sort_by(|a, b| (&a.name, a.identity).cmp(&(&b.name, b.identity)));
+    let at: FxHashMap<*const Node, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (std::ptr::from_ref(*x), i))
+        .collect();
+    let k = nodes
+        .iter()
+        .map(|x| {
+            key(keys, &x.name)
+                .strip_prefix('p')
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(-1)
+        })
+        .collect();
+    let g = m
+        .groups
+        .iter()
+        .map(|grp| {
+            let mut ids: Vec<usize> = if grp.members.len() > 1 {
+                grp.members
+                    .iter()
+                    .filter_map(|x| at.get(&Arc::as_ptr(x)).copied())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ids.sort_unstable();
+            ranges(&ids)
+        })
+        .collect();
+    GroupMembers {
+        n: nodes.iter().map(|x| x.name.as_str()).collect(),
+        k,
+        g,
+    }
+}
+
+/// Ascending numbers as ranges: `[1, 2, 3, 7]` -> `1-3,7`.
+fn ranges(ids: &[usize]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while let Some(&first) = ids.get(i) {
+        let mut last = first;
+        while ids.get(i + 1) == Some(&(last + 1)) {
+            last += 1;
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = if last > first {
+            write!(out, "{first}-{last}")
+        } else {
+            write!(out, "{first}")
+        };
+        i += 1;
+    }
+    out
+}
+
+/// The groups table (one row per group of two or more: its label, size
+/// and first members; opened, the page script lists every member, each
+/// clickable to its panel) and the members' data.
+fn groups_table<W: Write>(out: &mut W, m: &Summary, keys: &Keys, labels: &[String]) {
+    let _ = out.write_str("</tbody></table><h3>Groups</h3><p>Open a group to list its members (each opens its policy); the <i>from</i>, <i>to</i> and free-text filters match a group when one of its members matches. <code>verdict matrix</code> prints every group's members.</p><table id=\"matrix-groups\"><thead><tr><th>group</th><th>members</th></tr></thead><tbody>");
+    for (g, grp) in m.groups.iter().enumerate() {
+        if grp.members.len() < 2 {
+            continue;
+        }
+        let label = labels.get(g).map_or("", String::as_str);
+        let first: Vec<&str> = grp
+            .members
+            .iter()
+            .take(MEMBERS_SHOWN)
+            .map(|x| x.name.as_str())
+            .collect();
+        let more = if grp.members.len() > MEMBERS_SHOWN {
+            ", …"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<tr id=\"group-{}\"><td>{} ({})</td><td><details data-g=\"{g}\"><summary>{}{more}</summary></details></td></tr>",
+            esc(label),
+            esc(label),
+            grp.members.len(),
+            esc(&first.join(", "))
+        );
+    }
+    let _ =
+        out.write_str("</tbody></table><script type=\"application/json\" id=\"group-members\">");
+    super::script_json(out, &group_members(m, keys));
+    let _ = out.write_str("</script>");
 }

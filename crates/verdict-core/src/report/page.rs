@@ -34,6 +34,7 @@ svg .edge{fill:none;stroke-width:2.5} svg .edge.ok{stroke:#2e9d44} svg .edge.den
 #policy h3{margin-top:8px} #policy .ident{font-size:12px;color:#48526b;overflow-wrap:anywhere} #policy ul.modes{font-size:13px;padding-left:18px}
 .at{color:#48526b;overflow-wrap:anywhere}
 .clickable{cursor:pointer;text-decoration:underline dotted}
+#matrix-groups summary{cursor:pointer} #matrix-groups .members{margin-top:4px}
 .filters{display:flex;flex-wrap:wrap;gap:8px 16px;align-items:center;font-size:13px;margin:8px 0}
 .filters input,.filters select{font:inherit;padding:3px 6px;max-width:100%}
 .filters label{display:flex;gap:6px;align-items:center}

@@ -165,25 +165,10 @@ impl Panels {
         self.p.push((title, Some((ident, b))));
     }
 
-    /// The JSON document, safe inside `<script type="application/json">`:
-    /// `<`, `>` and `&` only occur in strings, written as `\u003c` etc., so
-    /// no text can close the element or open a comment.
+    /// The JSON document, safe inside `<script type="application/json">`
+    /// ([`super::script_json`]).
     pub(super) fn json<W: Write>(&self, out: &mut W) {
-        let j = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string());
-        let mut from = 0;
-        for (i, b) in j.bytes().enumerate() {
-            let e = match b {
-                b'<' => "\\u003c",
-                b'>' => "\\u003e",
-                b'&' => "\\u0026",
-                _ => continue,
-            };
-            // `i` is at an ASCII byte: a character boundary.
-            let _ = out.write_str(j.get(from..i).unwrap_or_default());
-            let _ = out.write_str(e);
-            from = i + 1;
-        }
-        let _ = out.write_str(j.get(from..).unwrap_or_default());
+        super::script_json(out, self);
     }
 }
 

@@ -103,12 +103,13 @@
     });
     body.dataset.shown = sec ? key : '';
   }
-  document.querySelectorAll('[data-name]').forEach(function (el) {
+  function clickable(el) {
     el.addEventListener('click', function () { show(el.dataset.name); });
     el.addEventListener('keydown', function (e) {
       if (e.key === 'Enter') show(el.dataset.name);
     });
-  });
+  }
+  document.querySelectorAll('[data-name]').forEach(clickable);
   body.dataset.nodes = String(document.querySelectorAll('svg .node').length);
   // At load: the policy of the first entry point's enforcer, else of the
   // first node that has one.
@@ -132,6 +133,65 @@
     if (fields[k] && params.has(k)) fields[k].value = params.get(k);
   });
   function norm(s) { return String(s || '').trim().toLowerCase(); }
+
+  // Group members (a grouped matrix, matrix_view.rs): every member node
+  // once (`n` names, `k` panel numbers), each group's members as ranges of
+  // indices into them (`g`). A group's row lists them when opened; the
+  // query string opens one (`report.html?group=G3`).
+  var G = { n: [], k: [], g: [] };
+  var membersEl = document.getElementById('group-members');
+  if (membersEl) G = JSON.parse(membersEl.textContent);
+  function members(g) {
+    var out = [];
+    String(G.g[g] || '').split(',').forEach(function (r) {
+      if (r === '') return;
+      var ab = r.split('-');
+      var a = Number(ab[0]);
+      var b = ab.length > 1 ? Number(ab[1]) : a;
+      for (var i = a; i <= b; i++) out.push(i);
+    });
+    return out;
+  }
+  var lowered = {};
+  function memberText(g) {
+    if (!(g in lowered)) {
+      lowered[g] = members(g).map(function (i) { return norm(G.n[i]); }).join('\n');
+    }
+    return lowered[g];
+  }
+  function fill(det) {
+    if (det.dataset.filled) return;
+    det.dataset.filled = 'true';
+    var list = el('div', 'members');
+    members(Number(det.dataset.g)).forEach(function (i, j) {
+      if (j > 0) list.appendChild(document.createTextNode(', '));
+      var span = el('span', '', G.n[i]);
+      if (G.k[i] >= 0) {
+        span.className = 'clickable';
+        span.tabIndex = 0;
+        span.dataset.name = 'p' + G.k[i];
+        clickable(span);
+      }
+      list.appendChild(span);
+    });
+    det.appendChild(list);
+  }
+  document.querySelectorAll('#matrix-groups details').forEach(function (det) {
+    det.addEventListener('toggle', function () { if (det.open) fill(det); });
+  });
+  var opened = params.has('group') &&
+    document.getElementById('group-' + params.get('group'));
+  if (opened) {
+    var det = opened.querySelector('details');
+    det.open = true;
+    fill(det);
+  }
+  // Whether a matrix cell matches `f`: its text as shown, or, for a
+  // group, one of its members.
+  function cellMatches(cell, text, f) {
+    if (f === '' || text.indexOf(f) >= 0) return true;
+    return cell.dataset.g !== undefined && memberText(cell.dataset.g).indexOf(f) >= 0;
+  }
   function apply() {
     if (!matrix || !matrix.tBodies.length) return;
     var q = norm(fields.q && fields.q.value);
@@ -145,9 +205,10 @@
       var text = [];
       for (var j = 0; j < c.length; j++) text.push(norm(c[j].textContent));
       var f = text[3] ? text[3].split(',') : [];
-      var ok = (q === '' || text.join('\n').indexOf(q) >= 0) &&
-        (from === '' || text[0].indexOf(from) >= 0) &&
-        (to === '' || text[1].indexOf(to) >= 0) &&
+      var ok = (q === '' || text.join('\n').indexOf(q) >= 0 ||
+          cellMatches(c[0], '', q) || cellMatches(c[1], '', q)) &&
+        cellMatches(c[0], text[0], from) &&
+        cellMatches(c[1], text[1], to) &&
         (flags === '' || (flags === 'none' ? f.length === 0 : f.indexOf(flags) >= 0));
       rows[i].hidden = !ok;
       if (ok) shown++;
