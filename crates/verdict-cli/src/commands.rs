@@ -231,16 +231,16 @@ pub fn trace(
     output: crate::Format,
     verbose: bool,
 ) -> Result<u8, String> {
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
-    let engine = Engine::new(&inv);
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    load::report(inv, verbose);
+    let engine = until_exit(Engine::new(inv));
     let a = engine.party(from)?;
     let b = engine.party(to)?;
     let proto = parse_flow_protocol(protocol)?;
-    let v = trace_flow(&engine, &a, &b, proto, port);
+    let v = trace_flow(engine, &a, &b, proto, port);
     match output {
-        crate::Format::Json => print(&json_with_diagnostics(&v, &[&inv], verbose)?)?,
-        crate::Format::Yaml => print(&yaml_with_diagnostics(&v, &[&inv], verbose)?)?,
+        crate::Format::Json => print(&json_with_diagnostics(&v, &[inv], verbose)?)?,
+        crate::Format::Yaml => print(&yaml_with_diagnostics(&v, &[inv], verbose)?)?,
         crate::Format::Text => print_wrapped(&v.text(verbose))?,
     }
     let code = if v.decision == Decision::Allowed {
@@ -248,7 +248,7 @@ pub fn trace(
     } else {
         1
     };
-    Ok(exit(code, input_errors(&inv)))
+    Ok(exit(code, input_errors(inv)))
 }
 
 pub fn policy(
@@ -258,20 +258,20 @@ pub fn policy(
     output: crate::Format,
     verbose: bool,
 ) -> Result<u8, String> {
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
-    let engine = Engine::new(&inv);
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    load::report(inv, verbose);
+    let engine = until_exit(Engine::new(inv));
     let party = engine.party(endpoint)?;
-    let r = resolve(&engine, &party);
+    let r = resolve(engine, &party);
     match output {
-        crate::Format::Json => print(&json_with_diagnostics(&r, &[&inv], verbose)?)?,
-        crate::Format::Yaml => print(&yaml_with_diagnostics(&r, &[&inv], verbose)?)?,
+        crate::Format::Json => print(&json_with_diagnostics(&r, &[inv], verbose)?)?,
+        crate::Format::Yaml => print(&yaml_with_diagnostics(&r, &[inv], verbose)?)?,
         crate::Format::Text => {
-            let names = verdict_core::names::identity_names(&engine);
+            let names = verdict_core::names::identity_names(engine);
             print_wrapped(&r.to_text(&names, verbose))?
         }
     }
-    Ok(exit(0, input_errors(&inv)))
+    Ok(exit(0, input_errors(inv)))
 }
 
 pub fn check(
@@ -279,7 +279,7 @@ pub fn check(
     cluster: ClusterConfig,
     output: crate::Format,
 ) -> Result<u8, String> {
-    let inv = load::inventory(paths, cluster)?;
+    let inv = until_exit(load::inventory(paths, cluster)?);
     let mut all = inv.diagnostics.clone();
     all.extend(inv.skipped_diagnostics());
     all.sort();
@@ -482,19 +482,19 @@ pub fn paths(
 ) -> Result<u8, String> {
     use verdict_core::paths::{paths as compute, PathOptions};
     use verdict_core::routes::Routing;
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    load::report(inv, verbose);
     check_path_filters(
-        &inv,
+        inv,
         args.namespace.as_deref(),
         args.route.as_deref(),
         args.backend.as_deref(),
     )?;
-    let routing = Routing::from_inventory(&inv);
+    let routing = Routing::from_inventory(inv);
     for d in &routing.diagnostics {
         eline!("{d}");
     }
-    let engine = Engine::new(&inv);
+    let engine = until_exit(Engine::new(inv));
     for c in args.clients.iter().chain(&args.in_cluster_clients) {
         engine.party(c)?;
     }
@@ -511,12 +511,12 @@ pub fn paths(
         backend: args.backend,
         hop1_port: args.hop1_port,
     };
-    let report = compute(&engine, &routing, &opts);
+    let report = compute(engine, &routing, &opts);
     match args.output {
         crate::PathsFormat::Text => print_wrapped(&report.to_text())?,
-        crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[&inv], verbose)?)?,
+        crate::PathsFormat::Json => print(&json_with_diagnostics(&report, &[inv], verbose)?)?,
         crate::PathsFormat::Markdown => print_text(&report.to_markdown())?,
-        crate::PathsFormat::Yaml => print(&yaml_with_diagnostics(&report, &[&inv], verbose)?)?,
+        crate::PathsFormat::Yaml => print(&yaml_with_diagnostics(&report, &[inv], verbose)?)?,
         crate::PathsFormat::Github => print(&crate::ci_output::paths_github(&report))?,
     }
     // A path that could not be checked is no answer: like an input error
@@ -535,7 +535,7 @@ pub fn paths(
     } else {
         0
     };
-    Ok(exit(code, input_errors(&inv)))
+    Ok(exit(code, input_errors(inv)))
 }
 
 pub struct LintArgs {
@@ -622,27 +622,28 @@ pub fn lint(
             .ok_or_else(|| format!("--fail-on `{f}`: expected error, warning or info"))?;
     }
     let (inv, sources) = load::inventory_with_sources(paths, cluster)?;
+    let (inv, sources) = (until_exit(inv), until_exit(sources));
     // Every error is an input error, a policy that Cilium rejects included
     // (the object is not what the user meant); warnings are shown as lint
     // findings or with -v.
-    let errors = load::report(&inv, verbose);
-    let routing = Routing::from_inventory(&inv);
-    let engine = Engine::new(&inv);
+    let errors = load::report(inv, verbose);
+    let routing = Routing::from_inventory(inv);
+    let engine = until_exit(Engine::new(inv));
     // No rule reads near misses: paths without them.
-    let report_paths = compute(&engine, &routing, &PathOptions::default());
-    let cx = Context::new(&inv, &engine, &routing, &report_paths, &config);
+    let report_paths = compute(engine, &routing, &PathOptions::default());
+    let cx = Context::new(inv, engine, &routing, &report_paths, &config);
     let report = verdict_lint::run(&cx, &config);
     match args.output {
-        crate::LintFormat::Text => print_text(&report.to_text(&sources))?,
+        crate::LintFormat::Text => print_text(&report.to_text(sources))?,
         crate::LintFormat::Json => {
-            print(&json_with_diagnostics(&report.to_json(), &[&inv], verbose)?)?
+            print(&json_with_diagnostics(&report.to_json(), &[inv], verbose)?)?
         }
         crate::LintFormat::Sarif => print(&json(&verdict_lint::sarif::to_sarif(
             &report,
             env!("CARGO_PKG_VERSION"),
         ))?)?,
         crate::LintFormat::Yaml => {
-            print(&yaml_with_diagnostics(&report.to_json(), &[&inv], verbose)?)?
+            print(&yaml_with_diagnostics(&report.to_json(), &[inv], verbose)?)?
         }
         crate::LintFormat::Junit => print(&crate::ci_output::lint_junit(&report))?,
         crate::LintFormat::Github => print(&crate::ci_output::lint_github(&report))?,
@@ -687,16 +688,16 @@ pub fn generate(
     // without policies for the routes every check is a default deny.
     use verdict_core::paths::{paths_decisions as compute, PathOptions};
     use verdict_core::routes::Routing;
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
-    check_path_filters(&inv, args.namespace.as_deref(), args.route.as_deref(), None)?;
-    let errors = input_errors(&inv);
-    let routing = Routing::from_inventory(&inv);
-    let engine = Engine::new(&inv);
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    load::report(inv, verbose);
+    check_path_filters(inv, args.namespace.as_deref(), args.route.as_deref(), None)?;
+    let errors = input_errors(inv);
+    let routing = Routing::from_inventory(inv);
+    let engine = until_exit(Engine::new(inv));
     let clients = args
         .clients
         .iter()
-        .map(|c| check_client(&engine, c))
+        .map(|c| check_client(engine, c))
         .collect::<Result<Vec<_>, _>>()?;
     let mut opts = GenerateOptions {
         paths: PathOptions {
@@ -718,8 +719,8 @@ pub fn generate(
     let mut report = None;
     if opts.paths.clients.is_empty() {
         // Keep the clients the input already restricts the entry points to.
-        let with_world = compute(&engine, &routing, &opts.paths);
-        if let Some((clients, except, notes)) = clients_from_input(&engine, &with_world)? {
+        let with_world = compute(engine, &routing, &opts.paths);
+        if let Some((clients, except, notes)) = clients_from_input(engine, &with_world)? {
             for n in &notes {
                 eline!("note: {n}");
             }
@@ -729,11 +730,11 @@ pub fn generate(
             report = Some(with_world);
         }
     }
-    let report = report.unwrap_or_else(|| compute(&engine, &routing, &opts.paths));
-    let (objects, skipped) = gen(&engine, &report, &opts);
+    let report = report.unwrap_or_else(|| compute(engine, &routing, &opts.paths));
+    let (objects, skipped) = gen(engine, &report, &opts);
     let merged_names: Vec<(String, Option<String>, String)>;
     let objects = if args.merge {
-        let merged = verdict_core::generate::merge(&inv, objects);
+        let merged = verdict_core::generate::merge(inv, objects);
         merged_names = merged
             .iter()
             .filter(|g| g.yaml.starts_with("# Merged"))
@@ -782,7 +783,7 @@ pub fn generate(
     // Merged objects replace their originals.
     let replaced;
     let base = if merged_names.is_empty() {
-        &inv
+        inv
     } else {
         let mut b = inv.clone();
         b.policies.retain(|p| {
@@ -817,7 +818,7 @@ pub fn generate(
             );
             (judged, verdict_lint::run(&cx, &config))
         },
-        || connectivity_after(&engine, &after_engine, &opts),
+        || connectivity_after(engine, &after_engine, &opts),
     );
     let v = judged.verification(d, load_errors);
     // Lint-clean as `verdict lint` judges it (findings at or above failOn);
@@ -934,8 +935,8 @@ pub fn matrix(
     if form == MatrixForm::Groups && matches!(output, F::Csv | F::Dot | F::Mermaid) {
         return Err("--summarise applies to -o text, json and yaml".to_string());
     }
-    let inv = load::inventory(paths, cluster)?;
-    load::report(&inv, verbose);
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    load::report(inv, verbose);
     // A bare pod as the text views print it, `ns/pod/name`, is `ns/name`.
     let workload = workload.map(|w| match w.split('/').collect::<Vec<_>>().as_slice() {
         [ns, kind, name] if kind.eq_ignore_ascii_case("pod") => format!("{ns}/{name}"),
@@ -962,7 +963,7 @@ pub fn matrix(
             ));
         }
     }
-    let engine = Engine::new(&inv);
+    let engine = until_exit(Engine::new(inv));
     let opts = MatrixOptions {
         namespace,
         workload,
@@ -971,9 +972,9 @@ pub fn matrix(
     // the same rows without their rule names (on dense clusters, naming
     // the rules of every row was a fifth of the matrix's time).
     let s = if matches!(output, F::Json | F::Yaml) {
-        summarise(&engine, &opts)
+        summarise(engine, &opts)
     } else {
-        verdict_core::matrix_summary::summarise_without_rules(&engine, &opts)
+        verdict_core::matrix_summary::summarise_without_rules(engine, &opts)
     };
     let groups = match form {
         MatrixForm::Groups => true,
@@ -989,13 +990,13 @@ pub fn matrix(
             let _ = s.write_text(&mut lines);
             lines.finish()?;
         }
-        F::Json if groups => print(&json_with_diagnostics(&s, &[&inv], verbose)?)?,
-        F::Yaml if groups => print(&yaml_with_diagnostics(&s, &[&inv], verbose)?)?,
+        F::Json if groups => print(&json_with_diagnostics(&s, &[inv], verbose)?)?,
+        F::Yaml if groups => print(&yaml_with_diagnostics(&s, &[inv], verbose)?)?,
         F::Json => {
             // Streamed from the rows: the JSON of a dense cluster is
             // hundreds of MiB.
             let out = std::io::BufWriter::new(std::io::stdout().lock());
-            let diagnostics = diagnostics_json(&[&inv], verbose);
+            let diagnostics = diagnostics_json(&[inv], verbose);
             match verdict_core::matrix_json::write_json_pairs(&s, &diagnostics, out) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     return Err(format!("writing standard output: {e}"));
@@ -1007,9 +1008,9 @@ pub fn matrix(
         F::Csv => print(&s.expand().to_csv())?,
         F::Dot => print_text(&s.expand().to_dot())?,
         F::Mermaid => print_text(&s.expand().to_mermaid())?,
-        F::Yaml => print(&yaml_with_diagnostics(&s.expand(), &[&inv], verbose)?)?,
+        F::Yaml => print(&yaml_with_diagnostics(&s.expand(), &[inv], verbose)?)?,
     }
-    Ok(exit(0, input_errors(&inv)))
+    Ok(exit(0, input_errors(inv)))
 }
 
 /// A git path (raw bytes from `-z` output) as a command argument.
@@ -1175,27 +1176,29 @@ pub fn diff(
     load::report(&a, verbose);
     load::report(&b, verbose);
     // The two inputs' engines and paths are independent: one thread each.
-    let (ea, eb) = both(|| Engine::new(&a), || Engine::new(&b));
+    let (a, b) = (until_exit(a), until_exit(b));
+    let (ea, eb) = both(|| Engine::new(a), || Engine::new(b));
+    let (ea, eb) = (until_exit(ea), until_exit(eb));
     // Only the pairs whose sides changed can differ: both matrices are
     // computed for those pairs.
-    let (ma, mb) = verdict_core::matrix_delta::changed_matrices(&ea, &eb);
-    let mut d = compute(&ma, &mb, policy_changes(&a, &b));
+    let (ma, mb) = verdict_core::matrix_delta::changed_matrices(ea, eb);
+    let mut d = compute(&ma, &mb, policy_changes(a, b));
     drop((ma, mb));
     // The paths of `verdict paths` on both sides (clients: world): first
     // without near misses (they change no decision); only when a path
     // changed, again with them, for the changed paths' reasons.
-    let (ra, rb) = (Routing::from_inventory(&a), Routing::from_inventory(&b));
+    let (ra, rb) = (Routing::from_inventory(a), Routing::from_inventory(b));
     let opts = PathOptions::default();
     let (pa, pb) = both(
-        || paths_decisions(&ea, &ra, &opts),
-        || paths_decisions(&eb, &rb, &opts),
+        || paths_decisions(ea, &ra, &opts),
+        || paths_decisions(eb, &rb, &opts),
     );
     d.paths = path_changes(&pa, &pb);
     drop((pa, pb));
     if !d.paths.is_empty() {
         let (pa, pb) = both(
-            || routes_paths(&ea, &ra, &opts),
-            || routes_paths(&eb, &rb, &opts),
+            || routes_paths(ea, &ra, &opts),
+            || routes_paths(eb, &rb, &opts),
         );
         d.paths = path_changes(&pa, &pb);
     }
@@ -1203,8 +1206,8 @@ pub fn diff(
         crate::DiffFormat::Text => {
             print_wrapped(&escaped_diff(&d, |s| escape(s).into_owned()).to_text())?
         }
-        crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[&a, &b], verbose)?)?,
-        crate::DiffFormat::Yaml => print(&yaml_with_diagnostics(&d, &[&a, &b], verbose)?)?,
+        crate::DiffFormat::Json => print(&json_with_diagnostics(&d, &[a, b], verbose)?)?,
+        crate::DiffFormat::Yaml => print(&yaml_with_diagnostics(&d, &[a, b], verbose)?)?,
         crate::DiffFormat::Markdown => {
             print_text(&escaped_diff(&d, verdict_core::text::markdown).to_markdown())?
         }
@@ -1220,7 +1223,7 @@ pub fn diff(
     });
     Ok(exit(
         if fail { 1 } else { 0 },
-        input_errors(&a) + input_errors(&b),
+        input_errors(a) + input_errors(b),
     ))
 }
 
@@ -1245,6 +1248,12 @@ pub fn report(
 pub enum Then {
     Exit,
     Continue,
+}
+
+/// `x` for the rest of the process, never freed: for the values a command
+/// reads until the process exits (see [`keep_until_exit`]).
+pub fn until_exit<'a, T: 'a>(x: T) -> &'a T {
+    Box::leak(Box::new(x))
 }
 
 /// Leaves `x` to the process's exit instead of freeing it: the exit

@@ -231,10 +231,10 @@ pub fn replay(
     verbose: bool,
 ) -> Result<u8, String> {
     let stream = flow_stream(flow_paths, &mut cluster)?;
-    let inv = load::inventory(paths, cluster)?;
-    let manifest_errors = load::report(&inv, verbose);
-    let engine = Engine::new(&inv);
-    let mut r = Replayer::new(&engine);
+    let inv = crate::commands::until_exit(load::inventory(paths, cluster)?);
+    let manifest_errors = load::report(inv, verbose);
+    let engine = crate::commands::until_exit(Engine::new(inv));
+    let mut r = Replayer::new(engine);
     let mut summary = Summary::default();
     let mut out = Out {
         w: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
@@ -345,10 +345,10 @@ pub fn generate_from_flows(
 ) -> Result<u8, String> {
     use verdict_core::flowgen::FlowPolicies;
     let stream = flow_stream(flow_paths, &mut cluster)?;
-    let inv = load::inventory(paths, cluster)?;
-    let manifest_errors = load::report(&inv, verbose);
-    let engine = Engine::new(&inv);
-    let mut r = Replayer::new(&engine);
+    let inv = crate::commands::until_exit(load::inventory(paths, cluster)?);
+    let manifest_errors = load::report(inv, verbose);
+    let engine = crate::commands::until_exit(Engine::new(inv));
+    let mut r = Replayer::new(engine);
     let mut gen = FlowPolicies::new(&inv.cluster.name);
     let mut malformed = 0usize;
     let mut records = 0usize;
@@ -440,7 +440,7 @@ pub fn generate_from_flows(
     c2.explicit.name = true;
     let again = flow_stream(flow_paths, &mut c2)?;
     let s = replay_summary(again, &after_engine);
-    let conn = connectivity_check(&engine, &after_engine, &observed);
+    let conn = connectivity_check(engine, &after_engine, &observed);
     // Lint the generated objects with the input.
     let routing = verdict_core::routes::Routing::from_inventory(&after);
     let paths_report = verdict_core::paths::paths(
