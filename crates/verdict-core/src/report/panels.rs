@@ -194,13 +194,15 @@ impl<'x, 'e, 'a> PanelView<'x, 'e, 'a> {
         names: &BTreeMap<u32, String>,
     ) -> policy::Panels {
         let mut data = policy::Panels::default();
+        // The bodies live in `self.bodies` for the whole loop.
+        let mut seen = rustc_hash::FxHashMap::default();
         for (title, party) in panels {
             let Some(p) = party else {
                 data.add(title, None, names);
                 continue;
             };
             match self.bodies.get(&panel_key(p)) {
-                Some(raw) => data.add_raw(title, &p.identity, raw),
+                Some(raw) => data.add_shared(title, &p.identity, raw, &mut seen),
                 None => data.add(title, Some(&self.plan.resolver().resolve(p)), names),
             };
         }

@@ -124,6 +124,38 @@ impl Panels {
     pub(super) fn add_raw(&mut self, title: &str, identity: &Identity, raw: &RawBody) {
         let title = self.text(title);
         let ident = self.text(&format!("identity {identity}"));
+        let b = self.body(raw);
+        self.p.push((title, Some((ident, b))));
+    }
+
+    /// [`Panels::add_raw`] of a body shared by many panels (`seen`: the
+    /// number of each shared body added so far, by address; the caller
+    /// keeps the bodies alive meanwhile): its texts are numbered once, as
+    /// the first panel showing it numbered them (100k synthetic pods:
+    /// 10,000 panels, 4,664 bodies).
+    pub(super) fn add_shared<'r>(
+        &mut self,
+        title: &str,
+        identity: &Identity,
+        raw: &std::sync::Arc<RawBody<'r>>,
+        seen: &mut FxHashMap<*const RawBody<'r>, u32>,
+    ) {
+        let title = self.text(title);
+        let ident = self.text(&format!("identity {identity}"));
+        let b = match seen.get(&std::sync::Arc::as_ptr(raw)) {
+            Some(&b) => b,
+            None => {
+                let b = self.body(raw);
+                seen.insert(std::sync::Arc::as_ptr(raw), b);
+                b
+            }
+        };
+        self.p.push((title, Some((ident, b))));
+    }
+
+    /// The number of a body (its texts numbered here, in the order they
+    /// are shown; equal bodies share one number).
+    fn body(&mut self, raw: &RawBody) -> u32 {
         let mut modes = Vec::new();
         for (dir, mode, rules) in &raw.modes {
             let d = self.text(dir);
@@ -153,7 +185,7 @@ impl Panels {
             rows,
             tail,
         };
-        let b = match self.b_at.get(&body) {
+        match self.b_at.get(&body) {
             Some(&b) => b,
             None => {
                 let b = u32::try_from(self.b.len()).unwrap_or(u32::MAX);
@@ -161,8 +193,7 @@ impl Panels {
                 self.b_at.insert(body, b);
                 b
             }
-        };
-        self.p.push((title, Some((ident, b))));
+        }
     }
 
     /// The JSON document, safe inside `<script type="application/json">`
