@@ -1236,10 +1236,8 @@ pub fn report(
     verbose: bool,
 ) -> Result<u8, String> {
     let meta = report_meta(paths, flows)?;
-    let inv = load::inventory(paths, cluster)?;
-    let code = report_of(&inv, meta, output, clients, verbose, Then::Exit);
-    keep_until_exit(inv);
-    code
+    let inv = until_exit(load::inventory(paths, cluster)?);
+    report_of(inv, meta, output, clients, verbose, Then::Exit)
 }
 
 /// What follows a command's work: the process's exit, or more work that
@@ -1323,7 +1321,7 @@ pub fn report_of(
     // Left to the process's exit when it comes next (see keep_until_exit).
     let owned;
     let engine: &Engine = if then == Then::Exit {
-        Box::leak(Box::new(Engine::new(inv)))
+        until_exit(Engine::new(inv))
     } else {
         owned = Engine::new(inv);
         &owned

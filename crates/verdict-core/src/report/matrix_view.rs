@@ -8,7 +8,7 @@ use super::{esc, key, Keys};
 use crate::matrix::{Node, PortRange};
 use crate::matrix_render::SUMMARISE_ABOVE;
 use crate::matrix_summary::{Row, Summary};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -122,14 +122,14 @@ struct GroupMembers<'m> {
 fn group_members<'m>(m: &'m Summary, keys: &Keys) -> GroupMembers<'m> {
     // Each node once, by address (groups share their members' nodes).
     let mut nodes: Vec<&'m Node> = Vec::new();
-    let mut seen: FxHashMap<*const Node, ()> = FxHashMap::default();
+    let mut seen: FxHashSet<*const Node> = FxHashSet::default();
     for x in m
         .groups
         .iter()
         .filter(|g| g.members.len() > 1)
         .flat_map(|g| &g.members)
     {
-        if seen.insert(Arc::as_ptr(x), ()).is_none() {
+        if seen.insert(Arc::as_ptr(x)) {
             nodes.push(x);
         }
     }

@@ -82,19 +82,16 @@ pub fn matrix_and_panels<'e, 'a, T, U>(
         });
         let t = beside();
         let _ = wait.recv();
-        let (bodies, u) = match ready.get() {
-            Some((plan, maps)) => {
-                let bodies = bodies_of(engine, plan, maps);
-                let u = then(t, PanelView::new(plan, &bodies, maps));
-                (bodies, u)
-            }
-            // The matrix thread failed (its panic is raised below).
-            None => {
-                let (plan, bodies) = (matrix_plan(engine), Bodies::default());
-                let u = then(t, PanelView::new(&plan, &bodies, &[]));
-                (bodies, u)
-            }
+        // No maps: the matrix thread failed before they were ready; its
+        // panic is raised here (there is no page to form).
+        let Some((plan, maps)) = ready.get() else {
+            let failed = matrix.join().err();
+            std::panic::resume_unwind(
+                failed.unwrap_or_else(|| Box::new("the matrix thread ended without its maps")),
+            );
         };
+        let bodies = bodies_of(engine, plan, maps);
+        let u = then(t, PanelView::new(plan, &bodies, maps));
         let summary = matrix
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
