@@ -293,27 +293,6 @@ fn report_renders_in_headless_chromium() {
     );
 }
 
-/// Forty pods of one namespace that all reach each other on 13 ports: a
-/// matrix above the page's row limit, shown by groups.
-fn big_namespace() -> String {
-    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n");
-    for a in 0..40 {
-        y.push_str(&format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}\n  namespace: big\n  labels:\n    app: app-{a}\n    part: member\nspec:\n  containers:\n    - name: c\n      image: x\n"
-        ));
-    }
-    let ports: String = (0..13)
-        .map(|i| {
-            format!(
-                "            - port: \"{}\"\n              protocol: TCP\n",
-                8000 + i
-            )
-        })
-        .collect();
-    y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: all-in-ns\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
-    y
-}
-
 /// A grouped matrix in the browser: the from filter matches a group by a
 /// member not shown in its row, and `?group=G1` opens the group, whose
 /// members the script lists from the page's data, each carrying its
@@ -321,8 +300,7 @@ fn big_namespace() -> String {
 #[test]
 fn grouped_matrix_members_in_headless_chromium() {
     let dir = out_dir();
-    let input = dir.join("big.yaml");
-    std::fs::write(&input, big_namespace()).unwrap();
+    let input = root().join("crates/verdict-core/tests/data/report-grouped/big.yaml");
     let html = dir.join("grouped.html");
     let o = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args([

@@ -326,32 +326,10 @@ fn page_is_self_contained_deterministic_and_has_one_script() {
     );
 }
 
-/// 40 applications of one namespace admitting each other on 13 ports:
-/// 1,600 connections (grouped matrix) and maps of 520 (peer, port) rows
-/// (summarised policy panels).
-fn big_namespace() -> String {
-    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: big\n");
-    for a in 0..40 {
-        y.push_str(&format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: app-{a}\n  namespace: big\n  labels:\n    app: app-{a}\n    part: member\nspec:\n  containers:\n    - name: c\n      image: x\n"
-        ));
-    }
-    let ports: String = (0..13)
-        .map(|i| {
-            format!(
-                "            - port: \"{}\"\n              protocol: TCP\n",
-                8000 + i
-            )
-        })
-        .collect();
-    y.push_str(&format!("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: all-in-ns\n  namespace: big\nspec:\n  endpointSelector: {{}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels:\n            part: member\n      toPorts:\n        - ports:\n{ports}"));
-    y
-}
-
 #[test]
 fn large_matrix_is_grouped_and_large_maps_are_summarised() {
-    let text = big_namespace();
-    let p = page(&[("big.yaml", &text)], &meta());
+    let text = include_str!("data/report-grouped/big.yaml");
+    let p = page(&[("big.yaml", text)], &meta());
     let table = &p[p.find("<table id=\"matrix\">").unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
     // Two rows: every member of the 40 reaches every member of the 40, and
