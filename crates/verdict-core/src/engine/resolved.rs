@@ -342,6 +342,16 @@ pub struct Resolver<'e, 'a> {
     /// rule lists (see [`Plan::without_rules`]); this is their shared empty
     /// origin list.
     no_origins: Option<Arc<[(u32, &'static Origin)]>>,
+    /// The origin list every entry is built with; a map's origins are
+    /// gathered beside its entries and set when they are merged.
+    empty_origins: Arc<[(u32, &'static Origin)]>,
+    /// Per resolution in `res`: the first resolution of the same content
+    /// (every field of the entry but its origin, and the same resolved
+    /// peers), set by [`Resolver::finalize`]. Twins build the same map
+    /// entries for a subject, so a map builds them once and only counts
+    /// the others' origins: the clusterwide policies that repeat the same
+    /// DNS, API server or CIDR rule across a large cluster.
+    twin: Vec<u32>,
 }
 
 /// The identity of an entry: its address (entries live as long as the
@@ -382,6 +392,8 @@ impl<'e, 'a> Resolver<'e, 'a> {
             names: Arc::new(PeerNames::default()),
             entry_ptrs: Vec::new(),
             no_origins: None,
+            empty_origins: Arc::from(Vec::new()),
+            twin: Vec::new(),
         }
     }
 
@@ -526,6 +538,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         if self.engine.egress_named_per_peer() {
             self.group_per_peer();
         }
+        self.twin = self.twins();
         let ids = &self.engine.identities;
         self.names = Arc::new(PeerNames {
             numbers: ids.iter().map(|id| id.id).collect(),
@@ -536,6 +549,52 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 .position(|id| id.reserved_name() == Some("host"))
                 .map(index_u32),
         });
+    }
+
+    /// [`Resolver::twin`]: resolutions keyed by everything building an
+    /// entry's map entries reads of it (direction, action, tier, level,
+    /// ports, proxy, requirements, unevaluable parts) and of its resolution
+    /// (the interned peer set; the peers only `fromEndpoints` selects; port
+    /// ranges and named-port groups follow from the ports and peers).
+    fn twins(&self) -> Vec<u32> {
+        type Key<'k> = (
+            (Direction, bool, bool, Tier, u32),
+            usize,
+            &'k [PeerRef],
+            &'k Option<Vec<crate::policy::PortRule>>,
+            &'k [String],
+            &'k [Selector],
+            &'k [String],
+        );
+        let mut twin: Vec<u32> = (0..index_u32(self.res.len())).collect();
+        let mut first: FxHashMap<Key<'_>, u32> = FxHashMap::default();
+        for &e in &self.entry_ptrs {
+            let Some(&i) = self.entries.get(&entry_key(e)) else {
+                continue;
+            };
+            let Some(set) = self
+                .res
+                .get(i as usize)
+                .and_then(|r| Some((r, r.set.as_ref()?)))
+            else {
+                continue;
+            };
+            let (res, set) = set;
+            let key: Key<'_> = (
+                (e.direction, e.deny, e.pass, e.tier, e.level),
+                Arc::as_ptr(set) as usize,
+                &res.endpoint_only,
+                &e.ports,
+                &e.l7,
+                &e.requires,
+                &e.unevaluable,
+            );
+            let t = *first.entry(key).or_insert(i);
+            if let Some(slot) = twin.get_mut(i as usize) {
+                *slot = t;
+            }
+        }
+        twin
     }
 
     /// Groups the peers of egress entries with named ports by the ranges
@@ -629,6 +688,16 @@ impl<'e, 'a> Resolver<'e, 'a> {
         let forced = engine.forced_default_deny(&subject.identity).is_some();
         let mut states = Vec::new();
         let mut entries: Vec<SetEntry<'r>> = Vec::new();
+        // Each built entry's origins as (entry, position in the unmerged
+        // order, rule entry): the position counts the entries a twin would
+        // have built too (see `twin`).
+        let with_origins = self.no_origins.is_none();
+        let mut origins: Vec<(u32, u32, &'r Origin)> = Vec::new();
+        let mut seq = 0u32;
+        // Twin -> the entries its first kept occurrence built (when their
+        // peers are interned sets: a set narrowed by `fromRequires` is new
+        // per entry, and such entries are not merged).
+        let mut built: FxHashMap<u32, (u32, u32)> = FxHashMap::default();
         for dir in Direction::BOTH {
             let d = dir.index();
             let active: Vec<&'r Rule> = rules
@@ -675,15 +744,41 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 else {
                     continue;
                 };
-                if keep(dir, e, set) {
-                    let requires = requires.get_or_insert_with(|| {
-                        (
-                            requirements(&active, dir, false),
-                            requirements(&active, dir, true),
-                        )
-                    });
-                    self.build_entry(subject, dir, e, res, set, requires, &mut entries);
+                if !keep(dir, e, set) {
+                    continue;
                 }
+                let twin = self.twin.get(i as usize).copied().unwrap_or(i);
+                let (start, len) = match built.get(&twin) {
+                    Some(&range) => range,
+                    None => {
+                        let requires = requires.get_or_insert_with(|| {
+                            (
+                                requirements(&active, dir, false),
+                                requirements(&active, dir, true),
+                            )
+                        });
+                        let start = entries.len();
+                        self.build_entry(subject, dir, e, res, set, requires, &mut entries);
+                        let made = entries.get(start..).unwrap_or(&[]);
+                        let range = (index_u32(start), index_u32(made.len()));
+                        let interned = |p: &Arc<PeerSet>| {
+                            Arc::ptr_eq(p, set)
+                                || res
+                                    .per_peer
+                                    .iter()
+                                    .flatten()
+                                    .any(|(_, g)| Arc::ptr_eq(p, g))
+                        };
+                        if made.iter().all(|m| interned(&m.peers)) {
+                            built.insert(twin, range);
+                        }
+                        range
+                    }
+                };
+                if with_origins {
+                    origins.extend((0..len).map(|k| (start + k, seq + k, &*e.origin)));
+                }
+                seq += len;
             }
         }
         let none = || DirectionState {
@@ -694,7 +789,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         };
         let egress = states.pop().unwrap_or_else(none);
         let ingress = states.pop().unwrap_or_else(none);
-        let entries = Arc::new(merge_entries(entries, self.no_origins.is_none()));
+        let entries = Arc::new(merge_entries(entries, with_origins.then_some(origins)));
         ResolvedPolicy {
             subject: subject.name.clone(),
             identity: subject.identity.clone(),
@@ -757,10 +852,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 } else {
                     e.l7.iter().map(String::as_str).collect()
                 },
-                origins: match &self.no_origins {
-                    Some(none) => none.clone(),
-                    None => Arc::from([(0, &*e.origin)]),
-                },
+                origins: self.empty_origins.clone(),
             });
         };
         let per_peer =
@@ -951,40 +1043,49 @@ fn content<'r>(e: &SetEntry<'r>) -> EntryContent<'r> {
 /// policies repeating the same DNS and API server rules), its map keeps
 /// one entry instead of one per rule.
 ///
-/// Without `origins` (maps without rules), entries keep the (shared,
-/// empty) origin list they have.
-fn merge_entries(mut entries: Vec<SetEntry<'_>>, origins: bool) -> Vec<SetEntry<'_>> {
-    if !origins {
+/// `origins`: each entry's origins as (entry, position, origin), in
+/// position order (several for an entry whose twins it stands for); None
+/// for maps without rules, whose entries keep the (shared, empty) origin
+/// list they have.
+fn merge_entries<'r>(
+    mut entries: Vec<SetEntry<'r>>,
+    origins: Option<Vec<(u32, u32, &'r Origin)>>,
+) -> Vec<SetEntry<'r>> {
+    let Some(origins) = origins else {
         return merge_entries_bare(entries);
-    }
+    };
     // Merged in place: the first entry of each content is moved to the
     // front (`kept`), the others only give their origins.
-    let mut at: FxHashMap<EntryContent, usize> = FxHashMap::default();
-    let mut origins: Vec<Vec<(u32, &Origin)>> = Vec::new();
+    let mut at: FxHashMap<EntryContent, u32> = FxHashMap::default();
+    let mut kept_as: Vec<u32> = Vec::with_capacity(entries.len());
     let mut kept = 0usize;
     for seq in 0..entries.len() {
         let Some(e) = entries.get(seq) else {
             continue;
         };
         let key = content(e);
-        let seq32 = index_u32(seq);
-        let list = e.origins.iter().map(|&(_, o)| (seq32, o));
-        match at.get(&key) {
-            Some(&i) => {
-                if let Some(v) = origins.get_mut(i) {
-                    v.extend(list);
-                }
-            }
+        let k = match at.get(&key) {
+            Some(&k) => k,
             None => {
-                origins.push(list.collect());
-                at.insert(key, kept);
+                at.insert(key, index_u32(kept));
                 entries.swap(kept, seq);
                 kept += 1;
+                index_u32(kept - 1)
             }
-        }
+        };
+        kept_as.push(k);
     }
     entries.truncate(kept);
-    for (e, o) in entries.iter_mut().zip(origins) {
+    let mut lists: Vec<Vec<(u32, &Origin)>> = vec![Vec::new(); kept];
+    for (slot, seq, o) in origins {
+        let list = kept_as
+            .get(slot as usize)
+            .and_then(|&k| lists.get_mut(k as usize));
+        if let Some(list) = list {
+            list.push((seq, o));
+        }
+    }
+    for (e, o) in entries.iter_mut().zip(lists) {
         e.origins = Arc::from(o);
     }
     // Maps of every identity stay alive together (matrix, diff, report):
@@ -1419,3 +1520,7 @@ mod warm_tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "resolved_twins_tests.rs"]
+mod twin_tests;
