@@ -312,6 +312,17 @@ struct EntryRes {
     per_peer: Option<Vec<PeerGroup>>,
 }
 
+/// A peer list keyed by its length and ends only (compared in full): lists
+/// of thousands of peers are hashed in constant time.
+#[derive(PartialEq, Eq)]
+struct Ends<'k>(&'k [PeerRef]);
+
+impl std::hash::Hash for Ends<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.0.len(), self.0.first(), self.0.last()).hash(h);
+    }
+}
+
 /// Peers sharing the same resolved port ranges.
 type PeerGroup = (Vec<(Protocol, u16, u16)>, Arc<PeerSet>);
 
@@ -560,7 +571,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
         type Key<'k> = (
             (Direction, bool, bool, Tier, u32),
             usize,
-            &'k [PeerRef],
+            Ends<'k>,
             &'k Option<Vec<crate::policy::PortRule>>,
             &'k [String],
             &'k [Selector],
@@ -583,7 +594,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
             let key: Key<'_> = (
                 (e.direction, e.deny, e.pass, e.tier, e.level),
                 Arc::as_ptr(set) as usize,
-                &res.endpoint_only,
+                Ends(&res.endpoint_only),
                 &e.ports,
                 &e.l7,
                 &e.requires,
