@@ -1,10 +1,12 @@
-//! Which peer sets of a side hold a class of peers, for every class at
-//! once: one sweep of the side's sets per subject class, not a walk (or
-//! index lookups) per candidate pair.
+//! Which peer sets of a side hold a class of peers, for every class x
+//! pairs with at once: one pass per subject class, not a walk per
+//! candidate pair.
 //!
 //! ```text
 //!  sweep(side of class x): for each position i of the side's sets, for each class c the set holds:
 //!                          held[c] += i        (positions ascending; cost: the sets' sizes in classes)
+//!  or, when x pairs with few classes (cost: wanted classes x sets x a binary search):
+//!                          for each wanted c, each position i: held[c] += i if set i's class list has c
 //!  pairs (x, c) of x's run read held[c]        (an empty list: no set holds c)
 //!  held lists interned: list number -> positions, so a view is cached per (signature, list number)
 //! ```
@@ -27,15 +29,17 @@ pub(super) struct Sweep {
     touched: Vec<u32>,
     lists: Vec<Box<[u32]>>,
     list_id: FxHashMap<Box<[u32]>, u32>,
-    /// (class, position) entries written (the `matrix_held_set_visits`
-    /// counter).
+    /// (class, position) entries written or tested (the
+    /// `matrix_held_set_visits` counter).
     pub(super) visits: usize,
+    /// Lookups or sweeps only (`None`: whichever costs less).
+    lookups: Option<bool>,
 }
 
 impl Sweep {
     /// A sweep over `classes` (the role whose classes the swept sides'
     /// sets hold).
-    pub(super) fn new(classes: &Classes) -> Sweep {
+    pub(super) fn new(classes: &Classes, lookups: Option<bool>) -> Sweep {
         let mut list_id = FxHashMap::default();
         // List 0: no set holds the class (also: no side).
         list_id.insert(Box::<[u32]>::from([]), 0);
@@ -45,12 +49,25 @@ impl Sweep {
             lists: vec![Box::from([])],
             list_id,
             visits: 0,
+            lookups,
         }
     }
 
-    /// Lists, per class of `classes`, the positions of `side`'s sets
-    /// (sets of `sets`) holding it; `None`: no side, every list empty.
-    pub(super) fn sweep(&mut self, side: Option<&Side>, sets: &Sets, classes: &Classes) {
+    /// Lists, per class of `classes` among `wanted` (ascending, no
+    /// duplicates: the classes whose lists are read next), the positions
+    /// of `side`'s sets (sets of `sets`) holding it; `None`: no side, every
+    /// list empty. Either one sweep of the sets (their sizes in classes) or,
+    /// when fewer classes are wanted than that costs, a lookup of each
+    /// wanted class in each set's sorted class list: a source whose sets
+    /// hold most of a large cluster but which pairs with a few classes
+    /// costs those few.
+    pub(super) fn sweep(
+        &mut self,
+        side: Option<&Side>,
+        sets: &Sets,
+        classes: &Classes,
+        wanted: &[u32],
+    ) {
         for &c in &self.touched {
             if let Some(v) = self.held.get_mut(c as usize) {
                 v.clear();
@@ -60,6 +77,28 @@ impl Sweep {
         let Some(side) = side else {
             return;
         };
+        let held_by = |set| classes_of(sets, classes, set);
+        let swept: usize = side.by_set.iter().map(|(set, _)| held_by(set).len()).sum();
+        let sets_n = side.by_set.len();
+        // A lookup costs about a logarithm of the set's list.
+        let probes = wanted.len().saturating_mul(sets_n).saturating_mul(4);
+        if self.lookups.unwrap_or(probes < swept) {
+            for &c in wanted {
+                let Some(v) = self.held.get_mut(c as usize) else {
+                    continue;
+                };
+                for (i, (set, _)) in side.by_set.iter().enumerate() {
+                    if held_by(set).binary_search(&c).is_ok() {
+                        v.push(u32::try_from(i).unwrap_or(NONE));
+                    }
+                }
+                self.visits += sets_n;
+                if !v.is_empty() {
+                    self.touched.push(c);
+                }
+            }
+            return;
+        }
         for (i, (set, _)) in side.by_set.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(NONE);
             for &c in classes_of(sets, classes, set) {

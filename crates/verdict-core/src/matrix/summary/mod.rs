@@ -338,18 +338,21 @@ fn build_with(
     restrict: Option<&Restrict>,
     rules: bool,
 ) -> Summary {
-    build_in(ctx, opts, restrict, rules, None)
+    build_in(ctx, opts, restrict, rules, None, None)
 }
 
 /// [`build_with`], the candidates in `ranges` source ranges and pass 2
 /// in `ranges` destination ranges (`None`: one per thread from
 /// [`PARALLEL_PAIRS`] pairs, else one; the candidates likewise).
+/// `lookups`: how the held lists are found (see [`Sweep::sweep`]; `None`:
+/// by cost, `Some(true)`: lookups only, `Some(false)`: sweeps only).
 fn build_in(
     ctx: &Ctx,
     opts: &MatrixOptions,
     restrict: Option<&Restrict>,
     rules: bool,
     ranges: Option<usize>,
+    lookups: Option<bool>,
 ) -> Summary {
     let total = ctx.nodes.len();
     let n = ctx.n;
@@ -426,7 +429,8 @@ fn build_in(
     // side (views cached per list within the run: one signature).
     let mut views = Views::new(sig.sides.len(), !rules);
     let mut run_views = RunCache::default();
-    let mut from_sweep = Sweep::new(&dst);
+    let mut from_sweep = Sweep::new(&dst, lookups);
+    let mut wanted: Vec<u32> = Vec::new();
     let mut from: Vec<(u32, u32)> = vec![(0, 0); pairs.len()];
     let mut at = 0;
     for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
@@ -434,7 +438,10 @@ fn build_in(
             continue;
         };
         let (side, sg) = egress_of((first >> 32) as u32);
-        from_sweep.sweep(side, &egr_sets, &dst);
+        // The run's destinations (pairs are sorted: ascending, distinct).
+        wanted.clear();
+        wanted.extend(run.iter().map(|pr| (pr & 0xffff_ffff) as u32));
+        from_sweep.sweep(side, &egr_sets, &dst, &wanted);
         run_views.clear();
         for (slot, pr) in from.iter_mut().skip(at).zip(run) {
             let list = from_sweep.held((pr & 0xffff_ffff) as u32);
@@ -485,7 +492,8 @@ fn build_in(
     });
     let ranges = ranges_by_work(&start, parts);
     let dst_part = |(lo_d, hi_d): (usize, usize), mut views: Views| {
-        let mut to_sweep = Sweep::new(&src);
+        let mut to_sweep = Sweep::new(&src, lookups);
+        let mut wanted: Vec<u32> = Vec::new();
         let mut run_views = RunCache::default();
         let mut scratch = Scratch::default();
         scratch.without_rules = !rules;
@@ -501,7 +509,12 @@ fn build_in(
             }
             let d = u32::try_from(d).unwrap_or(NONE);
             let (to_side, to_sig) = ingress_of(d);
-            to_sweep.sweep(to_side, &ing_sets, &src);
+            let run = by_dst.get(lo as usize..hi as usize).unwrap_or(&[]);
+            wanted.clear();
+            wanted.extend(run.iter().map(|&(s, _, _)| s));
+            wanted.sort_unstable();
+            wanted.dedup();
+            to_sweep.sweep(to_side, &ing_sets, &src, &wanted);
             run_views.clear();
             for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
                 if !kept(s, d) {
@@ -630,15 +643,25 @@ mod tests {
             let ctx = Ctx::new(&engine, &maps);
             for rules in [true, false] {
                 let opts = MatrixOptions::default();
-                let one = build_in(&ctx, &opts, None, rules, Some(1));
+                let one = build_in(&ctx, &opts, None, rules, Some(1), None);
                 let json = |s: &Summary| serde_json::to_string(s).unwrap();
                 compared += one.rows.len();
                 for parts in [2, 3, 7] {
-                    let split = build_in(&ctx, &opts, None, rules, Some(parts));
+                    let split = build_in(&ctx, &opts, None, rules, Some(parts), None);
                     assert_eq!(
                         json(&one),
                         json(&split),
                         "{shape:?} rules={rules} parts={parts}"
+                    );
+                }
+                // The held lists found by lookups of the wanted classes
+                // only, or by sweeps of every set, give the same summary.
+                for lookups in [true, false] {
+                    let forced = build_in(&ctx, &opts, None, rules, None, Some(lookups));
+                    assert_eq!(
+                        json(&one),
+                        json(&forced),
+                        "{shape:?} rules={rules} lookups={lookups}"
                     );
                 }
             }
