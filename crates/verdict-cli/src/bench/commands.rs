@@ -297,6 +297,28 @@ pub fn exponent(x0: f64, y0: f64, x1: f64, y1: f64) -> Option<f64> {
     Some((y1 / y0).ln() / (x1 / x0).ln())
 }
 
+/// Least-squares slope of log `y` against log `x` over every point: one
+/// figure for three sizes or more, less moved by one noisy size than the
+/// slope between two. None with fewer than three usable points or when
+/// `x` barely changes.
+pub fn fitted_exponent(points: &[(f64, f64)]) -> Option<f64> {
+    let logs: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|&&(x, y)| x > 0.0 && y > 0.0)
+        .map(|&(x, y)| (x.ln(), y.ln()))
+        .collect();
+    if logs.len() < 3 {
+        return None;
+    }
+    let n = logs.len() as f64;
+    let (mx, my) = logs
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = logs.iter().map(|&(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = logs.iter().map(|&(x, y)| (x - mx) * (y - my)).sum();
+    (sxx > 0.05 * 0.05).then(|| sxy / sxx)
+}
+
 fn render(runs: &[SizeRun], plan: &Plan) -> String {
     let mut s = String::new();
     let shape = if plan.shape == Shape::Dense {
@@ -356,7 +378,12 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
         for w in runs.windows(2) {
             let _ = write!(s, " {} -> {} pods |", w[0].pods, w[1].pods);
         }
-        let _ = write!(s, "\n|---|{}\n", "---:|".repeat(runs.len() - 1));
+        let fit = runs.len() >= 3;
+        if fit {
+            let _ = write!(s, " all sizes (least-squares fit) |");
+        }
+        let cols = runs.len() - 1 + usize::from(fit);
+        let _ = write!(s, "\n|---|{}\n", "---:|".repeat(cols));
         let fmt = |e: Option<f64>| e.map_or("-".to_string(), |e| format!("{e:.2}"));
         let _ = write!(s, "| parse |");
         for w in runs.windows(2) {
@@ -371,6 +398,16 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
                 _ => None,
             };
             let _ = write!(s, " {} |", fmt(e));
+        }
+        if fit {
+            let points: Vec<(f64, f64)> = runs
+                .iter()
+                .filter_map(|r| {
+                    let p = r.parse.get(CLUSTER)?;
+                    Some((r.input_bytes.get(CLUSTER).copied()? as f64, p.secs))
+                })
+                .collect();
+            let _ = write!(s, " {} |", fmt(fitted_exponent(&points)));
         }
         s.push('\n');
         for cmd in COMMANDS {
@@ -402,6 +439,27 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
                     _ => "-".to_string(),
                 };
                 let _ = write!(s, " {text} |");
+            }
+            if fit {
+                let ok: Vec<(u64, Outcome)> = runs
+                    .iter()
+                    .filter_map(|r| {
+                        let o = r.commands.iter().find(|(c, _)| c == cmd)?.1.clone();
+                        o.ok()
+                            .then(|| (r.input_bytes.get(base).copied().unwrap_or(0), o))
+                    })
+                    .collect();
+                let vs_in: Vec<(f64, f64)> = ok.iter().map(|(i, o)| (*i as f64, o.secs)).collect();
+                let vs_out: Vec<(f64, f64)> = ok
+                    .iter()
+                    .map(|(_, o)| (o.output_bytes as f64, o.secs))
+                    .collect();
+                let _ = write!(
+                    s,
+                    " {} / {} |",
+                    fmt(fitted_exponent(&vs_in)),
+                    fmt(fitted_exponent(&vs_out))
+                );
             }
             s.push('\n');
         }
@@ -447,6 +505,24 @@ mod tests {
             output_bytes: 10,
             error: None,
         }
+    }
+
+    /// The fit recovers a power law exactly, and one noisy size moves it
+    /// less than it moves the slope between two sizes.
+    #[test]
+    fn fitted_exponent_is_the_least_squares_slope() {
+        let law = |x: f64| 3.0 * x.powf(1.25);
+        let exact: Vec<(f64, f64)> = [1e4, 3e4, 1e5].iter().map(|&x| (x, law(x))).collect();
+        let e = fitted_exponent(&exact).unwrap();
+        assert!((e - 1.25).abs() < 1e-9, "{e}");
+        // The largest size 20% slow: the last window reads 1.40, the fit less.
+        let mut noisy = exact.clone();
+        noisy[2].1 *= 1.2;
+        let window = exponent(noisy[1].0, noisy[1].1, noisy[2].0, noisy[2].1).unwrap();
+        let fit = fitted_exponent(&noisy).unwrap();
+        assert!(fit > 1.25 && fit < window, "fit {fit}, window {window}");
+        assert!(fitted_exponent(&exact[..2]).is_none());
+        assert!(fitted_exponent(&[(5.0, 1.0), (5.0, 2.0), (5.0, 3.0)]).is_none());
     }
 
     /// A slow outlier (a loaded machine) does not move the figure; the
