@@ -312,6 +312,10 @@ struct EntryRes {
     per_peer: Option<Vec<PeerGroup>>,
 }
 
+/// A rule's entry in a map's walk: its position in the rule, its
+/// resolution and its twin (both indices into the resolver's `res`).
+type RuleEntry = (u32, u32, u32);
+
 /// A peer list keyed by its length and ends only (compared in full): lists
 /// of thousands of peers are hashed in constant time.
 #[derive(PartialEq, Eq)]
@@ -339,7 +343,9 @@ pub struct Resolver<'e, 'a> {
     /// Rule (by address) -> per direction, its entries of that direction
     /// as (position in the rule, resolution in `res`): a map reads its
     /// rules' entries with one lookup per rule, not one per entry.
-    by_rule: FxHashMap<usize, [Vec<(u32, u32)>; 2]>,
+    /// The third of each triple: the entry's twin (see `twin`), set by
+    /// [`Resolver::finalize`].
+    by_rule: FxHashMap<usize, [Vec<RuleEntry>; 2]>,
     cidrs: Vec<String>,
     cidr_ids: HashMap<String, u32>,
     reserved: Vec<u32>,
@@ -481,7 +487,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
     pub fn prepare_rules(&mut self, rules: &[&'a Rule]) {
         self.cache.warm(peer_selectors(rules), crate::threads());
         for r in rules {
-            let mut lists: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+            let mut lists: [Vec<RuleEntry>; 2] = [Vec::new(), Vec::new()];
             for (pos, e) in r.entries.iter().enumerate() {
                 self.prepare(e);
                 self.entry_ptrs.push(e);
@@ -489,7 +495,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                     self.entries.get(&entry_key(e)),
                     lists.get_mut(e.direction.index()),
                 ) {
-                    list.push((index_u32(pos), i));
+                    list.push((index_u32(pos), i, i));
                 }
             }
             self.by_rule
@@ -550,6 +556,11 @@ impl<'e, 'a> Resolver<'e, 'a> {
             self.group_per_peer();
         }
         self.twin = self.twins();
+        for lists in self.by_rule.values_mut() {
+            for (_, i, twin) in lists.iter_mut().flatten() {
+                *twin = self.twin.get(*i as usize).copied().unwrap_or(*i);
+            }
+        }
         let ids = &self.engine.identities;
         self.names = Arc::new(PeerNames {
             numbers: ids.iter().map(|id| id.id).collect(),
@@ -679,7 +690,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
     /// The resolved policy of `subject`, selected by `rules` (which must
     /// have been prepared, then finalized).
     pub fn build<'r>(&self, subject: &Party, rules: &[&'r Rule]) -> ResolvedPolicy<'r> {
-        self.build_where(subject, rules, |_, _, _| true)
+        self.build_with(subject, rules, |_, _, _| true, true)
     }
 
     /// [`Resolver::build`] with only the rule entries `keep` accepts (given
@@ -693,6 +704,20 @@ impl<'e, 'a> Resolver<'e, 'a> {
         subject: &Party,
         rules: &[&'r Rule],
         keep: impl Fn(Direction, &Entry, &PeerSet) -> bool,
+    ) -> ResolvedPolicy<'r> {
+        self.build_with(subject, rules, keep, false)
+    }
+
+    /// [`Resolver::build_where`]; `keep_all`: `keep` accepts every entry,
+    /// so an entry whose twin is built is counted without reading it (or
+    /// only its origin): most of a map's rule entries where many
+    /// clusterwide rules repeat the same entries.
+    fn build_with<'r>(
+        &self,
+        subject: &Party,
+        rules: &[&'r Rule],
+        keep: impl Fn(Direction, &Entry, &PeerSet) -> bool,
+        keep_all: bool,
     ) -> ResolvedPolicy<'r> {
         let engine = self.engine;
         let never = engine.inv.cluster.policy_enforcement == PolicyEnforcement::Never;
@@ -747,9 +772,19 @@ impl<'e, 'a> Resolver<'e, 'a> {
                     .and_then(|lists| lists.get(d))
                     .into_iter()
                     .flatten()
-                    .filter_map(move |&(pos, i)| Some((r.entries.get(pos as usize)?, i)))
+                    .map(move |&(pos, i, twin)| (r, pos, i, twin))
             });
-            for (e, i) in prepared {
+            for (r, pos, i, twin) in prepared {
+                if let (true, Some(&(start, len))) = (keep_all, built.get(&twin)) {
+                    if let (true, Some(e)) = (with_origins, r.entries.get(pos as usize)) {
+                        origins.extend((0..len).map(|k| (start + k, seq + k, &*e.origin)));
+                    }
+                    seq += len;
+                    continue;
+                }
+                let Some(e) = r.entries.get(pos as usize) else {
+                    continue;
+                };
                 let Some((res, Some(set))) =
                     self.res.get(i as usize).map(|res| (res, res.set.as_ref()))
                 else {
@@ -758,7 +793,6 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 if !keep(dir, e, set) {
                     continue;
                 }
-                let twin = self.twin.get(i as usize).copied().unwrap_or(i);
                 let (start, len) = match built.get(&twin) {
                     Some(&range) => range,
                     None => {
@@ -1402,7 +1436,8 @@ impl<'e, 'a> Plan<'e, 'a> {
 
     /// Map `pi` (see [`Resolver::build`]).
     pub fn build(&self, pi: usize) -> Option<ResolvedPolicy<'a>> {
-        self.build_where(pi, |_, _, _| true)
+        let (p, rules) = self.subjects.get(pi)?;
+        Some(self.resolver.build(p, rules))
     }
 
     /// For each map, the earlier map it equals but for its subject, if
