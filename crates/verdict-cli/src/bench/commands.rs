@@ -297,6 +297,13 @@ pub fn exponent(x0: f64, y0: f64, x1: f64, y1: f64) -> Option<f64> {
     Some((y1 / y0).ln() / (x1 / x0).ln())
 }
 
+/// Whether an output grows with the input enough (1.5x) for a slope
+/// against it to mean something: `trace`'s few hundred bytes moving by a
+/// name's length gave slopes of -4.8 and 3.3.
+fn grows(from: u64, to: u64) -> bool {
+    to as f64 >= 1.5 * from as f64 && from > 0
+}
+
 /// Least-squares slope of log `y` against log `x` over every point: one
 /// figure for three sizes or more, less moved by one noisy size than the
 /// slope between two. None with fewer than three usable points or when
@@ -374,7 +381,7 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
         s.push('\n');
     }
     if runs.len() > 1 {
-        s.push_str("\nGrowth exponents (log-log slope of time between consecutive sizes; vs input bytes / vs output bytes; - when a side is over a limit or the output does not grow):\n\n| command |");
+        s.push_str("\nGrowth exponents (log-log slope of time between consecutive sizes; vs input bytes / vs output bytes; - when a side is over a limit or the output grows less than 1.5x):\n\n| command |");
         for w in runs.windows(2) {
             let _ = write!(s, " {} -> {} pods |", w[0].pods, w[1].pods);
         }
@@ -432,8 +439,16 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
                         let input = |r: &SizeRun| r.input_bytes.get(base).copied().unwrap_or(0);
                         let vs_in =
                             exponent(input(&w[0]) as f64, p.secs, input(&w[1]) as f64, q.secs);
-                        let vs_out =
-                            exponent(p.output_bytes as f64, p.secs, q.output_bytes as f64, q.secs);
+                        let vs_out = grows(p.output_bytes, q.output_bytes)
+                            .then(|| {
+                                exponent(
+                                    p.output_bytes as f64,
+                                    p.secs,
+                                    q.output_bytes as f64,
+                                    q.secs,
+                                )
+                            })
+                            .flatten();
                         format!("{} / {}", fmt(vs_in), fmt(vs_out))
                     }
                     _ => "-".to_string(),
@@ -450,8 +465,12 @@ fn render(runs: &[SizeRun], plan: &Plan) -> String {
                     })
                     .collect();
                 let vs_in: Vec<(f64, f64)> = ok.iter().map(|(i, o)| (*i as f64, o.secs)).collect();
+                let outputs = ok.first().zip(ok.last());
                 let vs_out: Vec<(f64, f64)> = ok
                     .iter()
+                    .filter(|_| {
+                        outputs.is_some_and(|(a, b)| grows(a.1.output_bytes, b.1.output_bytes))
+                    })
                     .map(|(_, o)| (o.output_bytes as f64, o.secs))
                     .collect();
                 let _ = write!(
@@ -523,6 +542,10 @@ mod tests {
         assert!(fit > 1.25 && fit < window, "fit {fit}, window {window}");
         assert!(fitted_exponent(&exact[..2]).is_none());
         assert!(fitted_exponent(&[(5.0, 1.0), (5.0, 2.0), (5.0, 3.0)]).is_none());
+        // Slopes against output only where the output grows with the input.
+        assert!(!grows(835, 1100));
+        assert!(grows(72_690, 222_802));
+        assert!(!grows(0, 10));
     }
 
     /// A slow outlier (a loaded machine) does not move the figure; the
