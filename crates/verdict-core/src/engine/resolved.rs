@@ -343,8 +343,8 @@ pub struct Resolver<'e, 'a> {
     /// Rule (by address) -> per direction, its entries of that direction
     /// as (position in the rule, resolution in `res`): a map reads its
     /// rules' entries with one lookup per rule, not one per entry.
-    /// The third of each triple: the entry's twin (see `twin`), set by
-    /// [`Resolver::finalize`].
+    /// The third of each triple: the entry's twin (see
+    /// [`Resolver::twins`]), set by [`Resolver::finalize`].
     by_rule: FxHashMap<usize, [Vec<RuleEntry>; 2]>,
     cidrs: Vec<String>,
     cidr_ids: HashMap<String, u32>,
@@ -356,19 +356,12 @@ pub struct Resolver<'e, 'a> {
     /// Every prepared entry, in preparation order.
     entry_ptrs: Vec<&'a Entry>,
     /// Maps without rules: entries carry no origins, direction states no
-    /// rule lists (see [`Plan::without_rules`]); this is their shared empty
-    /// origin list.
-    no_origins: Option<Arc<[(u32, &'static Origin)]>>,
+    /// rule lists (see [`Plan::without_rules`]).
+    no_origins: bool,
     /// The origin list every entry is built with; a map's origins are
-    /// gathered beside its entries and set when they are merged.
+    /// gathered beside its entries and set when they are merged (maps
+    /// without rules keep it).
     empty_origins: Arc<[(u32, &'static Origin)]>,
-    /// Per resolution in `res`: the first resolution of the same content
-    /// (every field of the entry but its origin, and the same resolved
-    /// peers), set by [`Resolver::finalize`]. Twins build the same map
-    /// entries for a subject, so a map builds them once and only counts
-    /// the others' origins: the clusterwide policies that repeat the same
-    /// DNS, API server or CIDR rule across a large cluster.
-    twin: Vec<u32>,
 }
 
 /// The identity of an entry: its address (entries live as long as the
@@ -408,9 +401,8 @@ impl<'e, 'a> Resolver<'e, 'a> {
             sets: PeerSets::default(),
             names: Arc::new(PeerNames::default()),
             entry_ptrs: Vec::new(),
-            no_origins: None,
+            no_origins: false,
             empty_origins: Arc::from(Vec::new()),
-            twin: Vec::new(),
         }
     }
 
@@ -555,10 +547,10 @@ impl<'e, 'a> Resolver<'e, 'a> {
         if self.engine.egress_named_per_peer() {
             self.group_per_peer();
         }
-        self.twin = self.twins();
+        let twins = self.twins();
         for lists in self.by_rule.values_mut() {
             for (_, i, twin) in lists.iter_mut().flatten() {
-                *twin = self.twin.get(*i as usize).copied().unwrap_or(*i);
+                *twin = twins.get(*i as usize).copied().unwrap_or(*i);
             }
         }
         let ids = &self.engine.identities;
@@ -573,11 +565,16 @@ impl<'e, 'a> Resolver<'e, 'a> {
         });
     }
 
-    /// [`Resolver::twin`]: resolutions keyed by everything building an
-    /// entry's map entries reads of it (direction, action, tier, level,
-    /// ports, proxy, requirements, unevaluable parts) and of its resolution
-    /// (the interned peer set; the peers only `fromEndpoints` selects; port
-    /// ranges and named-port groups follow from the ports and peers).
+    /// Per resolution in `res`, its twin: the first resolution of the same
+    /// content. Twins build the same map entries for a subject, so a map
+    /// builds them once and only counts the others' origins (the
+    /// clusterwide policies that repeat the same DNS, API server or CIDR
+    /// rule across a large cluster). Resolutions are keyed by everything
+    /// building an entry's map entries reads of it (direction, action,
+    /// tier, level, ports, proxy, requirements, unevaluable parts) and of
+    /// its resolution (the interned peer set; the peers only
+    /// `fromEndpoints` selects; port ranges and named-port groups follow
+    /// from the ports and peers).
     fn twins(&self) -> Vec<u32> {
         type Key<'k> = (
             (Direction, bool, bool, Tier, u32),
@@ -726,8 +723,8 @@ impl<'e, 'a> Resolver<'e, 'a> {
         let mut entries: Vec<SetEntry<'r>> = Vec::new();
         // Each built entry's origins as (entry, position in the unmerged
         // order, rule entry): the position counts the entries a twin would
-        // have built too (see `twin`).
-        let with_origins = self.no_origins.is_none();
+        // have built too (see `Resolver::twins`).
+        let with_origins = !self.no_origins;
         let mut origins: Vec<(u32, u32, &'r Origin)> = Vec::new();
         let mut seq = 0u32;
         // Twin -> the entries its first kept occurrence built (when their
@@ -753,7 +750,7 @@ impl<'e, 'a> Resolver<'e, 'a> {
                 default_deny: !never && (forced || active.iter().any(|r| r.default_deny[d])),
                 allow_localhost: !never
                     && engine.localhost_allowed(subject, dir, &host, !active.is_empty()),
-                rules: if self.no_origins.is_some() {
+                rules: if self.no_origins {
                     Vec::new()
                 } else {
                     active.iter().map(|r| &*r.origin).collect()
@@ -1396,7 +1393,7 @@ impl<'e, 'a> Plan<'e, 'a> {
     /// Whether the maps built from now on carry their rules (see
     /// [`Plan::without_rules`]).
     pub fn set_rules(&mut self, rules: bool) {
-        self.resolver.no_origins = (!rules).then(|| Arc::from(Vec::new()));
+        self.resolver.no_origins = !rules;
     }
 
     /// How many maps (subjects).

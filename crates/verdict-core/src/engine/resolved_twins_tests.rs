@@ -75,7 +75,6 @@ fn maps(inv: &Inventory, twins: bool, rules: bool) -> Vec<Map<'_>> {
     let mut plan = Plan::new(engine, &[]);
     plan.set_rules(rules);
     if !twins {
-        plan.resolver.twin = (0..index_u32(plan.resolver.res.len())).collect();
         for lists in plan.resolver.by_rule.values_mut() {
             for (_, i, twin) in lists.iter_mut().flatten() {
                 *twin = *i;
@@ -145,10 +144,11 @@ fn maps_built_once_per_twin_equal_maps_built_entry_by_entry() {
         let plan = Plan::new(&engine, &[]);
         let twins = plan
             .resolver
-            .twin
-            .iter()
-            .enumerate()
-            .filter(|&(i, &t)| t as usize != i)
+            .by_rule
+            .values()
+            .flatten()
+            .flatten()
+            .filter(|&&(_, i, t)| t != i)
             .count();
         assert!(twins > 0, "input {k}: no twin entries");
         let with = maps(&inv, true, true);

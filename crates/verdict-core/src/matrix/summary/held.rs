@@ -77,31 +77,35 @@ impl Sweep {
         let Some(side) = side else {
             return;
         };
-        let held_by = |set| classes_of(sets, classes, set);
-        let swept: usize = side.by_set.iter().map(|(set, _)| held_by(set).len()).sum();
-        let sets_n = side.by_set.len();
+        // The classes each set holds, in position order.
+        let held_by: Vec<&[u32]> = side
+            .by_set
+            .iter()
+            .map(|(set, _)| classes_of(sets, classes, set))
+            .collect();
+        let swept: usize = held_by.iter().map(|l| l.len()).sum();
         // A lookup costs about a logarithm of the set's list.
-        let probes = wanted.len().saturating_mul(sets_n).saturating_mul(4);
+        let probes = wanted.len().saturating_mul(held_by.len()).saturating_mul(4);
         if self.lookups.unwrap_or(probes < swept) {
             for &c in wanted {
                 let Some(v) = self.held.get_mut(c as usize) else {
                     continue;
                 };
-                for (i, (set, _)) in side.by_set.iter().enumerate() {
-                    if held_by(set).binary_search(&c).is_ok() {
+                for (i, list) in held_by.iter().enumerate() {
+                    if list.binary_search(&c).is_ok() {
                         v.push(u32::try_from(i).unwrap_or(NONE));
                     }
                 }
-                self.visits += sets_n;
+                self.visits += held_by.len();
                 if !v.is_empty() {
                     self.touched.push(c);
                 }
             }
             return;
         }
-        for (i, (set, _)) in side.by_set.iter().enumerate() {
+        for (i, list) in held_by.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(NONE);
-            for &c in classes_of(sets, classes, set) {
+            for &c in *list {
                 if let Some(v) = self.held.get_mut(c as usize) {
                     if v.is_empty() {
                         self.touched.push(c);

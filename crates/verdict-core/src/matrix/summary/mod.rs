@@ -516,7 +516,7 @@ fn build_in(
             wanted.dedup();
             to_sweep.sweep(to_side, &ing_sets, &src, &wanted);
             run_views.clear();
-            for &(s, from_list, from_view) in by_dst.get(lo as usize..hi as usize).unwrap_or(&[]) {
+            for &(s, from_list, from_view) in run {
                 if !kept(s, d) {
                     continue;
                 }
